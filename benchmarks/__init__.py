@@ -1,0 +1,1 @@
+"""partialdyn benchmarks against eager and torch.compile; see run.py and README.md."""

@@ -1,0 +1,50 @@
+"""Command line: `python -m partialdyn demo` and `python -m partialdyn log view FILE`.
+
+Subcommands import their modules lazily, so `--help` works without touching the engine.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="partialdyn",
+        description="partialdyn: partial shape specialization for PyTorch.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    sub.add_parser(
+        "demo", add_help=False,
+        help="compare partialdyn policies with torch.compile on a small transformer block "
+             "(options: --quick; see `demo --help`)")
+
+    log = sub.add_parser("log", help="work with a partialdyn event log (JSON Lines)")
+    log_sub = log.add_subparsers(dest="log_command", metavar="ACTION", required=True)
+    view = log_sub.add_parser("view", help="render a guard/recompile log as text, or as HTML")
+    view.add_argument("file", metavar="FILE", help="log written via PARTIALDYN_LOG=FILE")
+    view.add_argument("--html", metavar="OUT", help="also write a self-contained HTML report to OUT")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args, rest = _parser().parse_known_args(argv)
+
+    if args.command == "demo":
+        from partialdyn import demo
+        return demo.main(rest)
+
+    if rest:
+        _parser().error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.command == "log" and args.log_command == "view":
+        from partialdyn.logs import viewer
+        view_argv = ["view", args.file]
+        if args.html:
+            view_argv += ["--html", args.html]
+        return viewer.main(view_argv)
+    return 2  # unreachable: argparse requires a known subcommand
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,453 @@
+"""Builtins, `math`, grad-mode functions and methods the tracer models.
+
+Each entry takes trackers and returns a tracker.  Sizes stay symbolic where
+Python allows it (`len(x)`, `int(x.size(0))`, `math.sqrt(d)`, `abs`, `max` of
+tensors); where Python needs a concrete value the policy's consumer decides
+(`range(n)`, `math.factorial(n)`, `str(n)`), and `min`/`max` of sizes are bool
+uses (the comparison is guarded, not the value).
+"""
+from __future__ import annotations
+
+import builtins
+import math
+import operator
+
+import torch
+
+from . import variables as V
+from .calls import (binary, call, getattr_vt, identical, iterate, mutate, python_value, subscript,
+                    tensor_size, truth, unary, _run_python)
+from .errors import GraphBreak, Unsupported, UserError
+
+
+def _sym(vt):
+    return isinstance(vt, V.Sym)
+
+
+# ---------------------------------------------------------------- builtins
+def b_len(f, obj):
+    if isinstance(obj, (V.Tuple, V.List, V.Dict)):
+        return V.Known(len(obj.items))
+    if isinstance(obj, V.Tensor):
+        return tensor_size(f, obj, 0)
+    if isinstance(obj, V.Known):
+        return V.Known(_run_python(len, obj.value))
+    raise GraphBreak(f"len() of a {obj.python_type().__name__}")
+
+
+def b_isinstance(f, obj, classes):
+    cls = python_value(f, classes, "isinstance")
+    t = obj.python_type() if not isinstance(obj, V.Known) else type(obj.value)
+    if isinstance(obj, V.Opaque):
+        t = obj.cls
+    try:
+        return V.Known(issubclass(t, cls))
+    except TypeError as e:
+        raise UserError(e) from e
+
+
+def b_issubclass(f, a, b):
+    return V.Known(_run_python(issubclass, python_value(f, a, "issubclass"), python_value(f, b, "issubclass")))
+
+
+def b_type(f, obj):
+    return V.Known(obj.python_type() if not isinstance(obj, V.Known) else type(obj.value))
+
+
+def b_int(f, obj=None, *rest):
+    if obj is None:
+        return V.Known(0)
+    if isinstance(obj, V.Sym) and not rest:
+        return obj if obj.python_type() is int else f.trace.builder.sym_op(torch.sym_int, obj)
+    if isinstance(obj, V.Tensor):
+        raise GraphBreak("int() of a tensor needs its value")
+    return V.Known(_run_python(int, python_value(f, obj, "int()"), *[python_value(f, r, "int()") for r in rest]))
+
+
+def b_float(f, obj=None):
+    if obj is None:
+        return V.Known(0.0)
+    if isinstance(obj, V.Sym):
+        return obj if obj.python_type() is float else f.trace.builder.sym_op(torch.sym_float, obj)
+    if isinstance(obj, V.Tensor):
+        raise GraphBreak("float() of a tensor needs its value")
+    return V.Known(_run_python(float, python_value(f, obj, "float()")))
+
+
+def b_bool(f, obj=None):
+    return V.Known(False if obj is None else truth(f, obj, "bool()"))
+
+
+def b_str(f, obj=V.Known("")):
+    return V.Known(str(python_value(f, obj, "str()")))
+
+
+def b_abs(f, obj):
+    return unary(f, operator.abs, obj)
+
+
+def _choose(f, op, items, name):
+    best = items[0]
+    for item in items[1:]:
+        if isinstance(item, V.Tensor) or isinstance(best, V.Tensor):
+            raise GraphBreak(f"{name}() of tensors compares their values")
+        if truth(f, binary(f, op, item, best), f"{name}()"):
+            best = item
+    return best
+
+
+def _min_max(op, name):
+    def handler(f, *args, **kwargs):
+        if kwargs:
+            raise GraphBreak(f"{name}() with keyword arguments")
+        items = iterate(f, args[0]) if len(args) == 1 else list(args)
+        if not items:
+            raise UserError(ValueError(f"{name}() arg is an empty sequence"))
+        return _choose(f, op, items, name)
+    return handler
+
+
+def b_sum(f, iterable, start=V.Known(0)):
+    total = start
+    for item in iterate(f, iterable):
+        total = binary(f, operator.add, total, item)
+    return total
+
+
+def b_range(f, *args):
+    values = [python_value(f, a, "range()") for a in args]
+    return V.Known(_run_python(range, *values))
+
+
+def b_enumerate(f, iterable, start=V.Known(0)):
+    s = python_value(f, start, "enumerate()")
+    return V.Iterator([V.Tuple([V.Known(i + s), item]) for i, item in enumerate(iterate(f, iterable))])
+
+
+def b_zip(f, *iterables, strict=V.Known(False)):
+    lists = [iterate(f, it) for it in iterables]
+    return V.Iterator([V.Tuple(list(group)) for group in zip(*lists)])
+
+
+def b_reversed(f, seq):
+    return V.Iterator(list(reversed(iterate(f, seq))))
+
+
+def b_iter(f, obj):
+    return obj if isinstance(obj, V.Iterator) else V.Iterator(iterate(f, obj))
+
+
+def b_next(f, it, *default):
+    if isinstance(it, V.Iterator):
+        if it.pos < len(it.items):
+            it.pos += 1
+            return it.items[it.pos - 1]
+        if default:
+            return default[0]
+        raise UserError(StopIteration())
+    raise GraphBreak("next() of an iterator the tracer cannot see into")
+
+
+def b_list(f, iterable=None):
+    return V.List([] if iterable is None else iterate(f, iterable))
+
+
+def b_tuple(f, iterable=None):
+    return V.Tuple([] if iterable is None else iterate(f, iterable))
+
+
+def b_dict(f, *args, **kwargs):
+    items = {}
+    if args:
+        src = args[0]
+        if isinstance(src, V.Dict):
+            items.update(src.items)
+        else:
+            for pair in iterate(f, src):
+                k, v = iterate(f, pair)
+                items[python_value(f, k, "dict key")] = v
+    items.update(kwargs)
+    return V.Dict(items)
+
+
+def b_getattr(f, obj, name, *default):
+    attr = python_value(f, name, "getattr()")
+    try:
+        return getattr_vt(f, obj, attr)
+    except UserError as e:
+        if default and isinstance(e.error, AttributeError):
+            return default[0]
+        raise
+
+
+def b_hasattr(f, obj, name):
+    attr = python_value(f, name, "hasattr()")
+    if isinstance(obj, V.Tensor):
+        return V.Known(hasattr(obj.fake, attr))
+    try:
+        getattr_vt(f, obj, attr)
+        return V.Known(True)
+    except UserError as e:
+        if isinstance(e.error, AttributeError):
+            return V.Known(False)
+        raise
+
+
+def b_callable(f, obj):
+    if isinstance(obj, V.Known):
+        return V.Known(callable(obj.value))
+    return V.Known(isinstance(obj, (V.Function, V.Method)))
+
+
+def b_any_all(fn):
+    def handler(f, iterable):
+        for item in iterate(f, iterable):
+            if truth(f, item, fn.__name__) == (fn is any):
+                return V.Known(fn is any)
+        return V.Known(fn is not any)
+    return handler
+
+
+def b_round(f, x, ndigits=None):
+    if isinstance(x, V.Tensor):
+        return call(f, V.Known(torch.round), [x], {})
+    value = python_value(f, x, "round()")
+    return V.Known(round(value) if ndigits is None else round(value, python_value(f, ndigits, "round()")))
+
+
+def b_divmod(f, a, b):
+    return V.Tuple([binary(f, operator.floordiv, a, b), binary(f, operator.mod, a, b)])
+
+
+def b_sorted(f, iterable, **kwargs):
+    if kwargs:
+        raise GraphBreak("sorted() with a key")
+    values = [python_value(f, v, "sorted()") for v in iterate(f, iterable)]
+    return V.List([V.Known(v) for v in sorted(values)])
+
+
+def b_slice(f, *args):
+    parts = list(args) + [V.Known(None)] * (3 - len(args)) if len(args) > 1 else [V.Known(None), args[0], V.Known(None)]
+    if all(isinstance(p, V.Known) for p in parts):
+        return V.Known(slice(*[p.value for p in parts]))
+    return V.Slice(*parts)
+
+
+def b_super(f, *args):
+    raise Unsupported("super() is not supported yet")
+
+
+def b_print(f, *args, **kwargs):
+    raise GraphBreak("print() has a side effect", hint="printing runs in Python between two graphs")
+
+
+# ---------------------------------------------------------------- math
+def _math_symbolic(sym_fn, py_fn):
+    def handler(f, x):
+        if isinstance(x, V.Sym):
+            return f.trace.builder.sym_op(sym_fn, x)
+        return V.Known(_run_python(py_fn, python_value(f, x, py_fn.__name__)))
+    return handler
+
+
+def _math_value(py_fn):
+    def handler(f, *args):
+        values = [python_value(f, a, f"math.{py_fn.__name__}") for a in args]
+        return V.Known(_run_python(py_fn, *values))
+    return handler
+
+
+def _math_entries():
+    table = {math.sqrt: _math_symbolic(torch._sym_sqrt, math.sqrt),
+             math.ceil: _math_symbolic(math.ceil, math.ceil),
+             math.floor: _math_symbolic(math.floor, math.floor)}
+    for name in ("factorial", "log", "log2", "log10", "exp", "pow", "gcd", "lcm", "comb", "perm", "isqrt",
+                 "sin", "cos", "tan", "tanh", "atan", "atan2", "erf", "fabs", "isnan", "isinf", "isclose",
+                 "prod", "trunc", "copysign", "hypot", "radians", "degrees", "log1p", "expm1", "fsum"):
+        fn = getattr(math, name)
+        table.setdefault(fn, _math_value(fn))
+    return table
+
+
+# ---------------------------------------------------------------- operator module
+def _operator(op):
+    def handler(f, *args):
+        if op is operator.getitem:
+            return subscript(f, *args)
+        if op is operator.not_:
+            return V.Known(not truth(f, args[0], "not"))
+        if op in (operator.is_, operator.is_not):
+            return V.Known(identical(*args) == (op is operator.is_))
+        if op is operator.truth:
+            return V.Known(truth(f, args[0], "truth"))
+        if len(args) == 1:
+            return unary(f, op, args[0])
+        return binary(f, op, *args)
+    return handler
+
+
+_OPERATORS = ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul", "neg", "pos", "abs",
+              "invert", "lt", "le", "eq", "ne", "gt", "ge", "and_", "or_", "xor", "lshift", "rshift",
+              "getitem", "not_", "is_", "is_not", "truth", "iadd", "isub", "imul", "itruediv", "index")
+
+
+# ---------------------------------------------------------------- grad mode
+def g_no_grad(f, args, kwargs):
+    return V.GradMode(False)
+
+
+def g_enable_grad(f, args, kwargs):
+    return V.GradMode(True)
+
+
+def g_set_grad_enabled(f, args, kwargs):
+    mode = python_value(f, args[0] if args else kwargs["mode"], "set_grad_enabled")
+    previous = f.trace.grad_enabled
+    f.trace.set_grad_enabled(bool(mode))
+    return V.GradMode(bool(mode), applied=previous)
+
+
+def g_set_grad_enabled_c(f, args, kwargs):
+    f.trace.set_grad_enabled(bool(python_value(f, args[0], "_set_grad_enabled")))
+    return V.Known(None)
+
+
+def g_is_grad_enabled(f, args, kwargs):
+    return V.Known(f.trace.grad_enabled)
+
+
+GRAD_MODE = {torch.no_grad: g_no_grad, torch.enable_grad: g_enable_grad,
+             torch.set_grad_enabled: g_set_grad_enabled, torch._C._set_grad_enabled: g_set_grad_enabled_c,
+             torch.is_grad_enabled: g_is_grad_enabled}
+
+CONSTANT_FOLD = {
+    torch.jit.is_scripting: lambda: False, torch.jit.is_tracing: lambda: False,
+    torch._C._get_tracing_state: lambda: None, torch.get_default_dtype: torch.get_default_dtype,
+    torch.is_autocast_enabled: lambda *a: False,
+    torch.overrides.has_torch_function: lambda *a: False,
+    torch.overrides.has_torch_function_unary: lambda *a: False,
+    torch.overrides.has_torch_function_variadic: lambda *a: False,
+    torch._C._has_torch_function: lambda *a: False, torch._C._has_torch_function_unary: lambda *a: False,
+    torch._C._has_torch_function_variadic: lambda *a: False,
+    torch.compiler.is_compiling: lambda: False,
+    torch._C._get_cudnn_enabled: torch._C._get_cudnn_enabled,
+    torch.are_deterministic_algorithms_enabled: torch.are_deterministic_algorithms_enabled,
+    torch.is_tensor: lambda x: isinstance(x, torch.Tensor),
+}
+for _fn in (torch.is_floating_point, torch.is_complex):
+    CONSTANT_FOLD.pop(_fn, None)
+
+
+BUILTINS = {
+    len: b_len, isinstance: b_isinstance, issubclass: b_issubclass, type: b_type, int: b_int,
+    float: b_float, bool: b_bool, str: b_str, abs: b_abs, min: _min_max(operator.lt, "min"),
+    max: _min_max(operator.gt, "max"), sum: b_sum, range: b_range, enumerate: b_enumerate, zip: b_zip,
+    reversed: b_reversed, iter: b_iter, next: b_next, list: b_list, tuple: b_tuple, dict: b_dict,
+    getattr: b_getattr, hasattr: b_hasattr, callable: b_callable, any: b_any_all(any), all: b_any_all(all),
+    round: b_round, divmod: b_divmod, sorted: b_sorted, slice: b_slice, super: b_super, print: b_print,
+    torch.Size: lambda f, items=None: V.Size([] if items is None else iterate(f, items)),
+    torch.is_tensor: lambda f, x: V.Known(isinstance(x, V.Tensor)),
+}
+BUILTINS.update(_math_entries())
+BUILTINS.update({getattr(operator, n): _operator(getattr(operator, n)) for n in _OPERATORS})
+
+
+# ---------------------------------------------------------------- methods
+def tensor_method(f, t, name, args, kwargs):
+    builder = f.trace.builder
+    if name == "size":
+        if args or kwargs:
+            dim = python_value(f, args[0] if args else kwargs["dim"], "Tensor.size")
+            return tensor_size(f, t, dim)
+        return tensor_size(f, t)
+    if name in ("dim", "ndimension"):
+        return V.Known(t.fake.dim())
+    if name in ("is_floating_point", "is_complex", "is_contiguous", "get_device", "element_size",
+                "is_signed", "has_names"):
+        return V.Known(getattr(t.fake, name)(*[python_value(f, a, name) for a in args]))
+    if name in ("tolist", "numpy", "__array__", "data_ptr", "backward", "register_hook", "retain_grad"):
+        raise GraphBreak(f"Tensor.{name}() leaves the graph", hint="it runs in Python between two graphs")
+    if name == "__len__":
+        return tensor_size(f, t, 0)
+    return builder.call("call_method", name, (t,) + tuple(args), kwargs)
+
+
+def container_method(f, obj, name, args, kwargs):
+    if isinstance(obj, V.List):
+        return _list_method(f, obj, name, args)
+    if isinstance(obj, V.Dict):
+        return _dict_method(f, obj, name, args)
+    if isinstance(obj, V.Tuple):
+        if name == "index":
+            for i, item in enumerate(obj.items):
+                if truth(f, binary(f, operator.eq, item, args[0]), "tuple.index"):
+                    return V.Known(i)
+            raise UserError(ValueError("tuple.index(x): x not in tuple"))
+        if name == "count":
+            return V.Known(sum(truth(f, binary(f, operator.eq, i, args[0]), "tuple.count") for i in obj.items))
+        if name == "numel" and isinstance(obj, V.Size):
+            total = V.Known(1)
+            for item in obj.items:
+                total = binary(f, operator.mul, total, item)
+            return total
+    if isinstance(obj, V.Sym):
+        op = {"__mul__": operator.mul, "__add__": operator.add, "__floordiv__": operator.floordiv}.get(name)
+        if op:
+            return binary(f, op, obj, args[0])
+    raise GraphBreak(f"method {name!r} of a {obj.python_type().__name__}")
+
+
+def _list_method(f, lst, name, args):
+    if name in ("append", "extend", "insert", "pop", "clear", "reverse", "remove"):
+        mutate(f, lst)
+    if name == "append":
+        lst.items.append(args[0])
+    elif name == "extend":
+        lst.items.extend(iterate(f, args[0]))
+    elif name == "insert":
+        lst.items.insert(python_value(f, args[0], "list.insert"), args[1])
+    elif name == "pop":
+        return lst.items.pop(python_value(f, args[0], "list.pop") if args else -1)
+    elif name == "clear":
+        lst.items.clear()
+    elif name == "reverse":
+        lst.items.reverse()
+    elif name == "copy":
+        return V.List(list(lst.items))
+    elif name == "index":
+        for i, item in enumerate(lst.items):
+            if identical(item, args[0]) or (not isinstance(item, V.Tensor) and
+                                            truth(f, binary(f, operator.eq, item, args[0]), "list.index")):
+                return V.Known(i)
+        raise UserError(ValueError("list.index(x): x not in list"))
+    else:
+        raise GraphBreak(f"list method {name!r}")
+    return V.Known(None)
+
+
+def _dict_method(f, d, name, args):
+    if name == "keys":
+        return V.List([V.Known(k) for k in d.items])
+    if name == "values":
+        return V.List(list(d.items.values()))
+    if name == "items":
+        return V.List([V.Tuple([V.Known(k), v]) for k, v in d.items.items()])
+    if name == "get":
+        key = python_value(f, args[0], "dict.get")
+        return d.items.get(key, args[1] if len(args) > 1 else V.Known(None))
+    if name == "copy":
+        return V.Dict(dict(d.items))
+    if name in ("update", "pop", "setdefault", "clear"):
+        mutate(f, d)
+        if name == "update":
+            d.items.update(args[0].items if isinstance(args[0], V.Dict) else {})
+            return V.Known(None)
+        if name == "pop":
+            key = python_value(f, args[0], "dict.pop")
+            return d.items.pop(key, *(args[1:2]))
+        if name == "setdefault":
+            key = python_value(f, args[0], "dict.setdefault")
+            return d.items.setdefault(key, args[1] if len(args) > 1 else V.Known(None))
+        d.items.clear()
+        return V.Known(None)
+    raise GraphBreak(f"dict method {name!r}")

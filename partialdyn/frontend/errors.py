@@ -1,0 +1,25 @@
+"""Why tracing stops.
+
+GraphBreak: a planned stop (the step runs in Python, a resume function continues).
+Unsupported: the tracer cannot model this; the frame (or its rest) runs eagerly.
+UserError: the traced program itself fails here (e.g. a shape mismatch found by a
+fake kernel); the call runs eagerly so the user sees the real exception.
+"""
+
+
+class GraphBreak(Exception):
+    def __init__(self, reason: str, hint: str = ""):
+        super().__init__(reason)
+        self.reason, self.hint = reason, hint
+
+
+class Unsupported(Exception):
+    def __init__(self, reason: str, hint: str = ""):
+        super().__init__(reason)
+        self.reason, self.hint = reason, hint
+
+
+class UserError(Exception):
+    def __init__(self, error: BaseException):
+        super().__init__(f"{type(error).__name__}: {error}")
+        self.error = error

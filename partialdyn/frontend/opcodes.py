@@ -1,0 +1,448 @@
+"""One handler per CPython 3.11 opcode, over trackers.
+
+Each handler takes the frame and the instruction and changes the frame's stack,
+locals or instruction pointer.  Semantics that several opcodes share (calls,
+attributes, operators, truth) live in `calls.py`.
+"""
+from __future__ import annotations
+
+import operator
+
+from bytecode import BinaryOp, Compare
+
+from . import calls as C
+from . import sources as S
+from . import variables as V
+from .errors import GraphBreak, Unsupported
+from .instructions import CONDITIONAL_JUMPS, NONE_JUMPS, OR_POP_JUMPS
+from .tracer import RETURN
+
+BINARY = {
+    BinaryOp.ADD: operator.add, BinaryOp.SUBTRACT: operator.sub, BinaryOp.MULTIPLY: operator.mul,
+    BinaryOp.TRUE_DIVIDE: operator.truediv, BinaryOp.FLOOR_DIVIDE: operator.floordiv,
+    BinaryOp.REMAINDER: operator.mod, BinaryOp.POWER: operator.pow, BinaryOp.MATRIX_MULTIPLY: operator.matmul,
+    BinaryOp.LSHIFT: operator.lshift, BinaryOp.RSHIFT: operator.rshift, BinaryOp.AND: operator.and_,
+    BinaryOp.OR: operator.or_, BinaryOp.XOR: operator.xor,
+    BinaryOp.INPLACE_ADD: operator.iadd, BinaryOp.INPLACE_SUBTRACT: operator.isub,
+    BinaryOp.INPLACE_MULTIPLY: operator.imul, BinaryOp.INPLACE_TRUE_DIVIDE: operator.itruediv,
+    BinaryOp.INPLACE_FLOOR_DIVIDE: operator.ifloordiv, BinaryOp.INPLACE_REMAINDER: operator.imod,
+    BinaryOp.INPLACE_POWER: operator.ipow, BinaryOp.INPLACE_MATRIX_MULTIPLY: operator.imatmul,
+    BinaryOp.INPLACE_LSHIFT: operator.ilshift, BinaryOp.INPLACE_RSHIFT: operator.irshift,
+    BinaryOp.INPLACE_AND: operator.iand, BinaryOp.INPLACE_OR: operator.ior, BinaryOp.INPLACE_XOR: operator.ixor,
+}
+COMPARE = {Compare.LT: operator.lt, Compare.LE: operator.le, Compare.EQ: operator.eq,
+           Compare.NE: operator.ne, Compare.GT: operator.gt, Compare.GE: operator.ge}
+UNARY = {"UNARY_NEGATIVE": operator.neg, "UNARY_POSITIVE": operator.pos, "UNARY_INVERT": operator.invert}
+
+HANDLERS = {}
+
+
+def handles(*names):
+    def register(fn):
+        for n in names:
+            HANDLERS[n] = fn
+        return fn
+    return register
+
+
+# ---------------------------------------------------------------- no-ops and the stack
+@handles("NOP", "RESUME", "PRECALL", "COPY_FREE_VARS", "EXTENDED_ARG")
+def nop(f, i):
+    pass
+
+
+@handles("POP_TOP")
+def pop_top(f, i):
+    f.pop()
+
+
+@handles("PUSH_NULL")
+def push_null(f, i):
+    f.push(V.NULL)
+
+
+@handles("COPY")
+def copy(f, i):
+    f.push(f.stack[-i.arg])
+
+
+@handles("SWAP")
+def swap(f, i):
+    f.stack[-1], f.stack[-i.arg] = f.stack[-i.arg], f.stack[-1]
+
+
+# ---------------------------------------------------------------- names
+@handles("LOAD_FAST")
+def load_fast(f, i):
+    if i.arg not in f.locals:
+        raise Unsupported(f"local {i.arg!r} is unbound here (UnboundLocalError in Python)")
+    f.push(f.locals[i.arg])
+
+
+@handles("STORE_FAST")
+def store_fast(f, i):
+    f.locals[i.arg] = f.pop()
+
+
+@handles("DELETE_FAST")
+def delete_fast(f, i):
+    f.locals.pop(i.arg, None)
+
+
+@handles("LOAD_CONST")
+def load_const(f, i):
+    f.push(V.Known(i.arg))
+
+
+@handles("LOAD_GLOBAL")
+def load_global(f, i):
+    push_null_first, name = i.arg
+    if push_null_first:
+        f.push(V.NULL)
+    f.push(C.load_global(f, name))
+
+
+@handles("MAKE_CELL")
+def make_cell(f, i):
+    name = i.arg.name
+    f.cells[name] = V.Cell(f.locals.pop(name, None))
+
+
+@handles("LOAD_DEREF", "LOAD_CLASSDEREF")
+def load_deref(f, i):
+    cell = f.cells[i.arg.name]
+    if cell.contents is None:
+        raise Unsupported(f"free variable {i.arg.name!r} is unbound")
+    f.push(cell.contents)
+
+
+@handles("STORE_DEREF")
+def store_deref(f, i):
+    cell = f.cells[i.arg.name]
+    if cell.source is not None:
+        raise GraphBreak(f"assignment to the closure variable {i.arg.name!r} of the traced function")
+    cell.contents = f.pop()
+
+
+@handles("LOAD_CLOSURE")
+def load_closure(f, i):
+    f.push(f.cells[i.arg.name])
+
+
+# ---------------------------------------------------------------- attributes and items
+@handles("LOAD_ATTR")
+def load_attr(f, i):
+    f.push(C.getattr_vt(f, f.pop(), i.arg))
+
+
+@handles("LOAD_METHOD")
+def load_method(f, i):
+    obj = f.pop()
+    f.push(V.NULL)
+    f.push(C.getattr_vt(f, obj, i.arg))
+
+
+@handles("STORE_ATTR")
+def store_attr(f, i):
+    obj, value = f.stack[-1], f.stack[-2]
+    raise GraphBreak(f"assignment to attribute {i.arg!r} of a {obj.python_type().__name__}",
+                     hint="attribute mutation runs in Python; keep state updates outside the optimized code")
+
+
+@handles("BINARY_SUBSCR")
+def binary_subscr(f, i):
+    index = f.pop()
+    f.push(C.subscript(f, f.pop(), index))
+
+
+@handles("STORE_SUBSCR")
+def store_subscr(f, i):
+    key, container, value = f.stack[-1], f.stack[-2], f.stack[-3]
+    C.store_subscript(f, container, key, value)
+    f.popn(3)
+
+
+@handles("DELETE_SUBSCR")
+def delete_subscr(f, i):
+    key, container = f.stack[-1], f.stack[-2]
+    if isinstance(container, (V.List, V.Dict)) and container.source is None and isinstance(key, V.Known):
+        C.mutate(f, container)
+        del container.items[key.value]
+        f.popn(2)
+        return
+    raise GraphBreak("del on a container from outside the trace")
+
+
+@handles("BUILD_SLICE")
+def build_slice(f, i):
+    parts = f.popn(i.arg)
+    parts += [V.Known(None)] * (3 - len(parts))
+    if all(isinstance(p, V.Known) for p in parts):
+        f.push(V.Known(slice(*[p.value for p in parts])))
+    else:
+        f.push(V.Slice(*parts))
+
+
+# ---------------------------------------------------------------- operators
+@handles("BINARY_OP")
+def binary_op(f, i):
+    b = f.pop()
+    a = f.pop()
+    f.push(C.binary(f, BINARY[i.arg], a, b))
+
+
+@handles("COMPARE_OP")
+def compare_op(f, i):
+    b = f.pop()
+    a = f.pop()
+    f.push(C.binary(f, COMPARE[i.arg], a, b))
+
+
+@handles("IS_OP")
+def is_op(f, i):
+    b = f.pop()
+    a = f.pop()
+    same = C.identical(a, b)
+    f.push(V.Known(same != bool(i.arg)))
+
+
+@handles("CONTAINS_OP")
+def contains_op(f, i):
+    container = f.pop()
+    item = f.pop()
+    f.push(V.Known(C.contains(f, container, item) != bool(i.arg)))
+
+
+@handles("UNARY_NEGATIVE", "UNARY_POSITIVE", "UNARY_INVERT")
+def unary(f, i):
+    f.push(C.unary(f, UNARY[i.name], f.pop()))
+
+
+@handles("UNARY_NOT")
+def unary_not(f, i):
+    f.push(C.logical_not(f, f.pop()))
+
+
+# ---------------------------------------------------------------- building containers
+@handles("BUILD_TUPLE")
+def build_tuple(f, i):
+    f.push(V.Tuple(f.popn(i.arg)))
+
+
+@handles("BUILD_LIST")
+def build_list(f, i):
+    f.push(V.List(f.popn(i.arg)))
+
+
+@handles("BUILD_SET")
+def build_set(f, i):
+    items = f.popn(i.arg)
+    f.push(V.Known(set(C.constant_values(items, "a set element"))))
+
+
+@handles("BUILD_MAP")
+def build_map(f, i):
+    flat = f.popn(2 * i.arg)
+    keys = C.constant_values(flat[0::2], "a dict key")
+    f.push(V.Dict(dict(zip(keys, flat[1::2]))))
+
+
+@handles("BUILD_CONST_KEY_MAP")
+def build_const_key_map(f, i):
+    keys = f.pop().value
+    f.push(V.Dict(dict(zip(keys, f.popn(i.arg)))))
+
+
+@handles("BUILD_STRING")
+def build_string(f, i):
+    parts = C.constant_values(f.popn(i.arg), "an f-string part")
+    f.push(V.Known("".join(parts)))
+
+
+@handles("FORMAT_VALUE")
+def format_value(f, i):
+    spec = f.pop().value if i.arg & 0x04 else ""
+    value = C.python_value(f, f.pop(), "str formatting")
+    conv = {0: None, 1: str, 2: repr, 3: ascii}[i.arg & 0x03]
+    f.push(V.Known(format(conv(value) if conv else value, spec)))
+
+
+@handles("LIST_APPEND")
+def list_append(f, i):
+    item = f.pop()
+    f.stack[-i.arg].items.append(item)
+
+
+@handles("SET_ADD")
+def set_add(f, i):
+    item = f.pop()
+    target = f.stack[-i.arg]
+    target.value.add(C.constant_values([item], "a set element")[0])
+
+
+@handles("MAP_ADD")
+def map_add(f, i):
+    value = f.pop()
+    key = f.pop()
+    f.stack[-i.arg].items[C.constant_values([key], "a dict key")[0]] = value
+
+
+@handles("LIST_EXTEND")
+def list_extend(f, i):
+    items = C.iterate(f, f.pop())
+    f.stack[-i.arg].items.extend(items)
+
+
+@handles("LIST_TO_TUPLE")
+def list_to_tuple(f, i):
+    f.push(V.Tuple(list(f.pop().items)))
+
+
+@handles("DICT_UPDATE", "DICT_MERGE")
+def dict_update(f, i):
+    other = f.pop()
+    target = f.stack[-i.arg]
+    target.items.update(C.dict_items(f, other))
+
+
+@handles("UNPACK_SEQUENCE")
+def unpack_sequence(f, i):
+    items = C.iterate(f, f.pop())
+    if len(items) != i.arg:
+        raise Unsupported(f"unpacking {len(items)} values into {i.arg}")
+    f.stack.extend(reversed(items))
+
+
+@handles("UNPACK_EX")
+def unpack_ex(f, i):
+    before, after = i.arg & 0xFF, i.arg >> 8
+    items = C.iterate(f, f.pop())
+    if len(items) < before + after:
+        raise Unsupported("not enough values to unpack")
+    middle = V.List(items[before:len(items) - after])
+    f.stack.extend(reversed(items[:before] + [middle] + items[len(items) - after:]))
+
+
+# ---------------------------------------------------------------- calls and functions
+@handles("KW_NAMES")
+def kw_names(f, i):
+    f.kw_names = i.arg
+
+
+@handles("CALL")
+def call(f, i):
+    n = i.arg
+    args = f.popn(n)
+    b, a = f.pop(), f.pop()
+    fn, args = (b, args) if a is V.NULL else (a, [b] + args)
+    names = f.kw_names or ()
+    f.kw_names = None
+    positional = args[:len(args) - len(names)]
+    kwargs = dict(zip(names, args[len(args) - len(names):]))
+    f.push(C.call(f, fn, positional, kwargs))
+
+
+@handles("CALL_FUNCTION_EX")
+def call_function_ex(f, i):
+    kwargs = C.dict_items(f, f.pop()) if i.arg & 1 else {}
+    args = C.iterate(f, f.pop())
+    fn = f.pop()
+    if f.stack and f.stack[-1] is V.NULL:
+        f.pop()
+    f.push(C.call(f, fn, args, kwargs))
+
+
+@handles("MAKE_FUNCTION")
+def make_function(f, i):
+    code = f.pop().value
+    closure = tuple(f.pop().items) if i.arg & 0x08 else ()
+    if i.arg & 0x04:
+        f.pop()                                  # annotations
+    kwdefaults = C.dict_items(f, f.pop()) if i.arg & 0x02 else {}
+    defaults = tuple(f.pop().items) if i.arg & 0x01 else ()
+    f.push(V.Function(code, f.globals, code.co_name, defaults, kwdefaults, closure))
+
+
+@handles("RETURN_VALUE")
+def return_value(f, i):
+    f.return_value = f.pop()
+    return RETURN
+
+
+# ---------------------------------------------------------------- control flow
+@handles("JUMP_FORWARD", "JUMP_BACKWARD", "JUMP_BACKWARD_NO_INTERRUPT")
+def jump(f, i):
+    f.jump()
+
+
+def _conditional(f, i):
+    value = f.pop()
+    if C.truth(f, value, "if") == CONDITIONAL_JUMPS[i.name]:
+        f.jump()
+
+
+def _none_jump(f, i):
+    value = f.pop()
+    if C.is_none(value) == NONE_JUMPS[i.name]:
+        f.jump()
+
+
+def _or_pop(f, i):
+    value = f.stack[-1]
+    if C.truth(f, value, "and/or") == OR_POP_JUMPS[i.name]:
+        f.jump()
+    else:
+        f.pop()
+
+
+for _name in CONDITIONAL_JUMPS:
+    HANDLERS[_name] = _conditional
+for _name in NONE_JUMPS:
+    HANDLERS[_name] = _none_jump
+for _name in OR_POP_JUMPS:
+    HANDLERS[_name] = _or_pop
+
+
+@handles("GET_ITER")
+def get_iter(f, i):
+    f.push(V.Iterator(C.iterate(f, f.pop())))
+
+
+@handles("FOR_ITER")
+def for_iter(f, i):
+    it = f.stack[-1]
+    if not isinstance(it, V.Iterator):
+        raise GraphBreak(f"iteration over a {it.python_type().__name__} the tracer cannot see into",
+                         hint="each loop step runs in Python and the body resumes compiled")
+    if it.pos < len(it.items):
+        it.pos += 1
+        f.push(it.items[it.pos - 1])
+    else:
+        f.pop()
+        f.jump()
+
+
+# ---------------------------------------------------------------- with blocks and raise
+@handles("BEFORE_WITH")
+def before_with(f, i):
+    ctx = f.pop()
+    if not isinstance(ctx, V.GradMode):
+        raise Unsupported(f"`with` over a {ctx.python_type().__name__}",
+                          hint="only torch.no_grad / enable_grad / set_grad_enabled blocks are traced")
+    previous = f.trace.grad_enabled
+    if ctx.applied is None:
+        f.trace.set_grad_enabled(ctx.enabled)
+    else:
+        previous = ctx.applied
+    f.push(V.GradModeExit(previous))
+    f.push(V.Known(None))
+
+
+@handles("RAISE_VARARGS")
+def raise_varargs(f, i):
+    raise GraphBreak("raise statement", hint="the exception is raised by Python after the graph ran")
+
+
+@handles("LOAD_ASSERTION_ERROR")
+def load_assertion_error(f, i):
+    f.push(V.Known(AssertionError))

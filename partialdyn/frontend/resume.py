@@ -1,0 +1,68 @@
+"""Resume functions: the rest of a code object after a graph break.
+
+A resume function is the original bytecode with a new prologue: it takes the
+live stack values and locals as arguments, pushes the stack back (NULL markers
+included), and jumps to the instruction where execution continues.  Filename
+and line numbers are the original's, so tracebacks point at the user's code.
+"""
+from __future__ import annotations
+
+import types
+
+import bytecode
+from bytecode import Instr, Label
+
+from .instructions import PROLOGUE, flat_instructions
+
+STACK_PREFIX = "__stack"
+
+
+def stack_names(layout: tuple) -> list[str]:
+    """Argument names of the non-NULL stack slots (layout: True marks a NULL slot)."""
+    return [f"{STACK_PREFIX}{i}" for i, is_null in enumerate(layout) if not is_null]
+
+
+def make_resume_code(code: types.CodeType, index: int, layout: tuple, local_names: tuple) -> types.CodeType:
+    """Code that continues `code` at real instruction `index` with the given stack layout and locals."""
+    bc = bytecode.Bytecode.from_code(code)
+    target = flat_instructions(bc)[index]
+    start = Label()
+    body, prologue_done = [], False
+    prologue = []
+    for item in bc:
+        if isinstance(item, Instr) and item is target:
+            body.append(start)
+        if not prologue_done and isinstance(item, Instr) and item.name in PROLOGUE:
+            prologue.append(item)
+            continue
+        prologue_done = prologue_done or isinstance(item, Instr)
+        body.append(item)
+    lineno = target.lineno or code.co_firstlineno
+    push = []
+    names = iter(stack_names(layout))
+    for is_null in layout:
+        push.append(Instr("PUSH_NULL", lineno=lineno) if is_null else Instr("LOAD_FAST", next(names), lineno=lineno))
+    new = bytecode.Bytecode(prologue + push + [Instr("JUMP_FORWARD", start, lineno=lineno)] + body)
+    _copy_header(bc, new, code, index, layout, local_names)
+    return new.to_code()
+
+
+def _copy_header(bc, new, code, index, layout, local_names):
+    new.name = f"{code.co_name}__resume_at_{index}"
+    new.qualname = f"{code.co_qualname}.<resume at {index}>"
+    new.filename = bc.filename
+    new.first_lineno = bc.first_lineno
+    new.cellvars = list(bc.cellvars)
+    new.freevars = list(bc.freevars)
+    new.argnames = stack_names(layout) + list(local_names)
+    new.argcount = len(new.argnames)
+    new.posonlyargcount = 0
+    new.kwonlyargcount = 0
+    flags = bc.flags & ~(bytecode.CompilerFlags.VARARGS | bytecode.CompilerFlags.VARKEYWORDS)
+    new.flags = flags
+    new.docstring = None
+
+
+def make_resume_function(fn: types.FunctionType, index: int, layout: tuple, local_names: tuple):
+    code = make_resume_code(fn.__code__, index, layout, local_names)
+    return types.FunctionType(code, fn.__globals__, code.co_name, None, fn.__closure__)

@@ -1,0 +1,313 @@
+"""The symbolic interpreter: runs a code object's bytecode over trackers.
+
+`Trace` is one compile: the graph being built, the guards, the policy, and the
+wrapping of inputs into trackers.  `Frame` interprets one code object (the
+traced function, or an inlined callee) with its own stack and locals; opcode
+semantics live in `opcodes.py`, call semantics in `calls.py`.
+
+The root frame stops at RETURN_VALUE, or at a graph break: the instruction that
+could not be traced, with the stack and locals as they were before it.
+"""
+from __future__ import annotations
+
+import linecache
+import types
+from dataclasses import dataclass, field
+
+import torch
+
+from ..graph.builder import GraphBuilder
+from ..guards.kinds import GuardSet
+from ..shapes.policy import Consumer, starts_dynamic
+from . import sources as S
+from . import variables as V
+from .errors import GraphBreak, Unsupported, UserError
+from .instructions import decode
+
+MAX_INLINE_DEPTH = 32
+
+
+@dataclass
+class Stop:
+    """Where and why the root frame stopped (a graph break)."""
+    index: int
+    stack: list
+    locals: dict
+    reason: str
+    hint: str
+    file: str
+    line: int
+    kw_names: tuple | None
+    inside_callee: bool          # the break came from an inlined call at `index`
+    grad_enabled: bool           # grad mode at the break
+
+
+@dataclass
+class Result:
+    value: V.VT | None = None    # the return value, when the frame returned
+    stop: Stop | None = None
+
+
+class Trace:
+    """Everything one compile accumulates."""
+
+    def __init__(self, fn, argnames, options, shape_state, marks):
+        self.fn = fn
+        self.globals = fn.__globals__
+        self.options = options
+        self.shape_state = shape_state
+        self.marks = marks                          # id(tensor) -> {"static": set, "dynamic": set}
+        self.builder = GraphBuilder()
+        self.guards = GuardSet()
+        self.guards.global_state()
+        self.consumer = Consumer(options.policy, shape_state, self.builder.shapes, where=self.where)
+        self.frame: Frame | None = None
+        self.wrapped: dict[str, V.VT] = {}          # source code -> tracker
+        self.by_identity: dict[int, V.VT] = {}      # id(python object) -> tracker with a source
+        self.grad_enabled = torch.is_grad_enabled()
+        self.grad_mode_changed = False
+        self.mutations = 0                          # container mutations (for safe breaks in callees)
+        self.argnames = argnames
+
+    # ------------------------------------------------------------ where we are
+    def where(self):
+        frame = self.frame
+        while frame and frame.child:
+            frame = frame.child
+        if frame is None:
+            return None, None, ""
+        return frame.location()
+
+    # ------------------------------------------------------------ inputs
+    def wrap(self, value, source, frame_input=False, static=False) -> V.VT:
+        """Tracker for a value that lives in the caller's world at `source`, with its guards."""
+        if source.code in self.wrapped:
+            return self.wrapped[source.code]
+        known = self.by_identity.get(id(value))
+        if known is not None and not isinstance(value, (int, float, str, bool, type(None))):
+            if isinstance(known, V.Tensor) or not is_immutable(value):
+                self.guards.add(_alias_guard(source, known.source))
+                self.wrapped[source.code] = known
+                return known
+        vt = self._wrap_new(value, source, frame_input, static)
+        self.wrapped[source.code] = vt
+        if not isinstance(value, (int, float, str, bool, type(None))):
+            self.by_identity.setdefault(id(value), vt)
+        return vt
+
+    def _wrap_new(self, value, source, frame_input, static):
+        g = self.guards
+        if isinstance(value, torch.Tensor):
+            return self._wrap_tensor(value, source, static)
+        if type(value) is int and frame_input and starts_dynamic(self.options.policy, self.shape_state,
+                                                                 source.code):
+            g.type_match(source, value)
+            return self.builder.int_input(value, source)
+        if isinstance(value, CONSTANT_TYPES) and not isinstance(value, (tuple, list)):
+            g.constant_match(source, value)
+            return V.Known(value, source)
+        if isinstance(value, V.GradRestore):
+            g.constant_match(S.attr(source, "restore"), value.restore)
+            return V.GradModeExit(value.restore)
+        if isinstance(value, (tuple, list)) and type(value) in (tuple, list, torch.Size) or _is_namedtuple(value):
+            g.type_match(source, value, f"len({source}) == {len(value)}")
+            items = [self.wrap(v, S.item(source, i)) for i, v in enumerate(value)]
+            if _is_namedtuple(value):
+                return V.NamedTuple(items, source, cls=type(value))
+            if isinstance(value, torch.Size):
+                return V.Size(items, source)
+            return (V.Tuple if isinstance(value, tuple) else V.List)(items, source)
+        if type(value) is dict and all(isinstance(k, (str, int)) for k in value):
+            g.type_match(source, value, f"list({source}) == {list(value)!r}")
+            return V.Dict({k: self.wrap(v, S.item(source, k)) for k, v in value.items()}, source)
+        if is_opaque(value):
+            g.type_match(source, value)
+            return V.Opaque(type(value), source)
+        if isinstance(value, types.MethodType):
+            self.wrap(value.__self__, S.attr(source, "__self__"))
+            g.id_match(S.attr(source, "__func__"), value.__func__)
+            return V.Known(value, source)
+        g.id_match(source, value)
+        return V.Known(value, source)
+
+    def _wrap_tensor(self, t, source, static):
+        marks = self.marks.get(id(t), {})
+        if static or not _plain_layout(t):
+            dynamic = set()
+        else:
+            dynamic = {d for d in range(t.dim())
+                       if d in marks.get("dynamic", ()) or
+                       (starts_dynamic(self.options.policy, self.shape_state, S.size(source, d))
+                        and d not in marks.get("static", ()))}
+        self.guards.tensor_match(source, t, static_dims=not _plain_layout(t))
+        for d in range(t.dim()):
+            if d not in dynamic:
+                self.guards.static_dim(S.size(source, d), source.code, t.size(d))
+        return self.builder.tensor_input(t, source, dynamic)
+
+    # ------------------------------------------------------------ grad mode
+    def set_grad_enabled(self, enabled: bool):
+        if enabled != self.grad_enabled:
+            self.builder.graph.call_function(torch._C._set_grad_enabled, (enabled,))
+            torch._C._set_grad_enabled(enabled)   # fake execution follows the mode
+            self.grad_enabled = enabled
+            self.grad_mode_changed = True
+
+
+def _alias_guard(source, other):
+    from ..guards.kinds import Guard
+    return Guard("ID_MATCH", f"{source} is {other}", f"{source} is {other}", str(source))
+
+
+def _plain_layout(t: torch.Tensor) -> bool:
+    return t.is_contiguous() and t.storage_offset() == 0 and t.layout == torch.strided
+
+
+def _is_namedtuple(value) -> bool:
+    return isinstance(value, tuple) and (hasattr(value, "_fields") or type(value).__module__ == "torch.return_types")
+
+
+CONSTANT_TYPES = (type(None), bool, int, float, complex, str, bytes, torch.dtype, torch.device, torch.layout,
+                  torch.memory_format, type(Ellipsis), slice, type(NotImplemented))
+
+
+def is_immutable(value) -> bool:
+    return isinstance(value, CONSTANT_TYPES)
+
+
+def is_opaque(value) -> bool:
+    """Runtime values the tracer must not look into: their contents change per call."""
+    mod = type(value).__module__ or ""
+    return (mod.startswith("numpy") or isinstance(value, (range, types.GeneratorType))
+            or (hasattr(value, "__next__") and not isinstance(value, torch.Tensor)))
+
+
+class Frame:
+    """Interprets one code object over trackers."""
+
+    def __init__(self, trace: Trace, code, globals_, locals_: dict, cells: dict, parent=None):
+        self.trace = trace
+        self.code = code
+        self.decoded = decode(code)
+        self.globals = globals_
+        self.locals = locals_
+        self.cells = cells              # name -> V.Cell, for cell and free variables
+        self.stack: list = []
+        self.ip = 0
+        self.current = 0
+        self.kw_names = None
+        self.parent = parent
+        self.child: Frame | None = None
+        self.depth = 0 if parent is None else parent.depth + 1
+        self.return_value = None
+
+    # ------------------------------------------------------------ stack helpers
+    def push(self, vt):
+        self.stack.append(vt)
+
+    def pop(self):
+        return self.stack.pop()
+
+    def popn(self, n):
+        if n == 0:
+            return []
+        items = self.stack[-n:]
+        del self.stack[-n:]
+        return items
+
+    def location(self):
+        instr = self.decoded.instrs[self.current]
+        line = instr.lineno or self.code.co_firstlineno
+        return self.code.co_filename, line, linecache.getline(self.code.co_filename, line).strip()
+
+    def jump(self, instr_index=None):
+        self.ip = self.decoded.targets[self.current if instr_index is None else instr_index]
+
+    # ------------------------------------------------------------ the loop
+    def run(self) -> V.VT:
+        """Run an inlined frame to its return; any break propagates to the root."""
+        from .opcodes import HANDLERS
+        instrs = self.decoded.instrs
+        while True:
+            self.current = self.ip
+            instr = instrs[self.ip]
+            self.ip += 1
+            self._check_region()
+            handler = HANDLERS.get(instr.name)
+            if handler is None:
+                raise Unsupported(f"opcode {instr.name} is not supported")
+            if handler(self, instr) is RETURN:
+                return self.return_value
+
+    def run_root(self) -> Result:
+        """Run the traced frame; on a graph break return where it stopped instead of raising."""
+        from .opcodes import HANDLERS
+        instrs = self.decoded.instrs
+        builder = self.trace.builder
+        while True:
+            self.current = self.ip
+            instr = instrs[self.ip]
+            self.ip += 1
+            saved = (list(self.stack), dict(self.locals), self.kw_names, _last_node(builder.graph),
+                     self.trace.mutations, self.trace.grad_enabled)
+            try:
+                self._check_region()
+                handler = HANDLERS.get(instr.name)
+                if handler is None:
+                    raise Unsupported(f"opcode {instr.name} is not supported")
+                if handler(self, instr) is RETURN:
+                    return Result(value=self.return_value)
+            except (GraphBreak, Unsupported) as e:
+                return Result(stop=self._stop_here(e, saved))
+
+    def _check_region(self):
+        if self.decoded.is_user_try(self.current):
+            raise Unsupported("try/except block", hint="the rest of this frame runs eagerly; "
+                                                       "move the try out of the optimized function")
+
+    def _stop_here(self, e, saved) -> Stop:
+        stack, locals_, kw_names, last_node, mutations, grad = saved
+        inside_callee = self.child is not None or (self.trace.mutations != mutations)
+        callee_frame = self.child
+        self.child = None
+        _erase_after(self.trace.builder.graph, last_node)
+        if self.trace.mutations != mutations:
+            raise Unsupported("a call that graph-broke had already mutated containers") from e
+        if self.trace.grad_enabled != grad:
+            self.trace.set_grad_enabled(grad)
+        file, line, _ = (callee_frame.location() if callee_frame else self.location())
+        self.stack, self.locals = stack, locals_
+        return Stop(self.current, stack, locals_, e.reason, e.hint, file, line, kw_names,
+                    inside_callee=callee_frame is not None, grad_enabled=self.trace.grad_enabled)
+
+    # ------------------------------------------------------------ inlining
+    def inline(self, code, globals_, locals_: dict, cells: dict) -> V.VT:
+        if self.depth >= MAX_INLINE_DEPTH:
+            raise Unsupported("call depth too large to inline")
+        child = Frame(self.trace, code, globals_, locals_, cells, parent=self)
+        self.child = child
+        try:
+            result = child.run()
+        except (GraphBreak, Unsupported):
+            raise
+        except UserError:
+            raise
+        self.child = None
+        return result
+
+
+RETURN = object()
+
+
+def _last_node(graph):
+    return next(iter(reversed(graph.nodes)), None)
+
+
+def _erase_after(graph, last_node):
+    """Undo what a half-traced instruction added to the graph."""
+    for node in reversed(list(graph.nodes)):
+        if node is last_node:
+            break
+        if node.op == "placeholder":
+            continue
+        graph.erase_node(node)

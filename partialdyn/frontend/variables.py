@@ -1,0 +1,215 @@
+"""Variable trackers: what the symbolic interpreter keeps on its stack.
+
+A small type system.  Every value the traced code touches is one of:
+
+  Known      a Python value known at trace time (numbers, strings, functions,
+             modules, dtypes, ...); guarded by its source if it has one
+  Tensor     a tensor in the graph: fx node + fake value (symbolic sizes)
+  Sym        a symbolic int/float/bool in the graph (sizes and size math)
+  Tuple/List/Dict   containers of trackers (structure known, items may be symbolic)
+  NamedTuple a tuple with a namedtuple class
+  Function   a function made during the trace (lambda, comprehension, def)
+  Method     a callable bound to a tracker (`x.view`, `lst.append`, `d.items`)
+  Iterator   an iterator over known items (for loops)
+  GradMode / GradModeExit   torch.no_grad() & co, and the exit of their `with`
+  Slice      a slice with symbolic bounds
+  Null       CPython's NULL stack marker
+
+`inputs` on Tensor and Sym is the dataflow the policy and the logs report:
+the set of graph-input sources a value was computed from.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+
+class VT:
+    source = None
+
+    def python_type(self) -> type:
+        raise NotImplementedError
+
+
+@dataclass(eq=False)
+class Known(VT):
+    value: Any
+    source: Any = None
+
+    def python_type(self):
+        return type(self.value)
+
+
+@dataclass(eq=False)
+class Tensor(VT):
+    node: Any                  # torch.fx.Node
+    fake: torch.Tensor
+    source: Any = None
+    inputs: frozenset = frozenset()
+    cls: type = torch.Tensor   # nn.Parameter for parameters
+
+    def python_type(self):
+        return self.cls
+
+
+@dataclass(eq=False)
+class Sym(VT):
+    node: Any
+    value: Any                 # torch.SymInt / SymFloat / SymBool
+    source: Any = None
+
+    def python_type(self):
+        return {torch.SymInt: int, torch.SymFloat: float, torch.SymBool: bool}[type(self.value)]
+
+
+@dataclass(eq=False)
+class Tuple(VT):
+    items: list
+    source: Any = None
+
+    def python_type(self):
+        return tuple
+
+
+@dataclass(eq=False)
+class NamedTuple(Tuple):
+    cls: type = tuple
+
+    def python_type(self):
+        return self.cls
+
+
+@dataclass(eq=False)
+class Size(Tuple):
+    def python_type(self):
+        return torch.Size
+
+
+@dataclass(eq=False)
+class List(VT):
+    items: list
+    source: Any = None
+
+    def python_type(self):
+        return list
+
+
+@dataclass(eq=False)
+class Dict(VT):
+    items: dict                # python key -> VT
+    source: Any = None
+
+    def python_type(self):
+        return dict
+
+
+@dataclass(eq=False)
+class Function(VT):
+    code: Any
+    globals: dict
+    name: str
+    defaults: tuple = ()
+    kwdefaults: dict = field(default_factory=dict)
+    closure: tuple = ()        # of Cell
+
+    def python_type(self):
+        return type(lambda: None)
+
+
+@dataclass(eq=False)
+class Cell(VT):
+    contents: VT | None = None
+    source: Any = None             # a cell of the traced function's own closure
+
+
+@dataclass(eq=False)
+class Method(VT):
+    receiver: VT
+    name: str
+
+    def python_type(self):
+        return type(len)
+
+
+@dataclass(eq=False)
+class Iterator(VT):
+    items: list
+    pos: int = 0
+
+    def python_type(self):
+        return type(iter([]))
+
+
+@dataclass(eq=False)
+class GradMode(VT):
+    enabled: bool
+    applied: bool | None = None    # set_grad_enabled(...) applies at once: the mode it replaced
+
+    def python_type(self):
+        return torch.no_grad
+
+
+@dataclass(eq=False)
+class GradModeExit(VT):
+    restore: bool
+
+    def python_type(self):
+        return type(len)
+
+
+@dataclass(eq=False)
+class Slice(VT):
+    start: VT
+    stop: VT
+    step: VT
+
+    def python_type(self):
+        return slice
+
+
+class _Null(VT):
+    def __repr__(self):
+        return "NULL"
+
+
+NULL = _Null()
+
+
+def const(value) -> Known:
+    return Known(value)
+
+
+def is_const(vt) -> bool:
+    return isinstance(vt, Known)
+
+
+def items_of(vt) -> list | None:
+    """The element trackers of a sequence tracker, or None."""
+    if isinstance(vt, (Tuple, List)):
+        return vt.items
+    if isinstance(vt, Known) and isinstance(vt.value, (tuple, list)):
+        return [Known(v) for v in vt.value]
+    return None
+
+
+@dataclass(eq=False)
+class Opaque(VT):
+    """A runtime value the tracer must not look into (numpy arrays, iterators, ranges from inputs)."""
+    cls: type
+    source: Any = None
+
+    def python_type(self):
+        return self.cls
+
+
+class GradRestore:
+    """Runtime object: the exit of a grad-mode `with` block, rebuilt when a graph breaks inside it."""
+
+    def __init__(self, restore: bool):
+        self.restore = restore
+
+    def __call__(self, *exc_info):
+        torch._C._set_grad_enabled(self.restore)
+        return False

@@ -1,0 +1,194 @@
+"""Recording tensor operations into an fx graph.
+
+`GraphBuilder` owns the fx.Graph of one trace, its graph inputs (each with the
+source the runtime reads it from) and the fake-mode execution of every op: an op
+runs on fake values to learn its result (shape, dtype, symbolic sizes), and a
+node with `meta['val']` set to that result is added to the graph.
+"""
+from __future__ import annotations
+
+import operator
+
+import torch
+import torch.fx as fx
+from torch._subclasses.fake_tensor import (DataDependentOutputException, DynamicOutputShapeException,
+                                           UnsupportedOperatorException)
+from torch.fx.experimental.symbolic_shapes import GuardOnDataDependentSymNode
+
+from ..frontend import variables as V
+from ..frontend.errors import GraphBreak, Unsupported, UserError
+from ..shapes.fake import Shapes
+
+SYM_TYPES = (torch.SymInt, torch.SymFloat, torch.SymBool)
+
+
+class GraphBuilder:
+    def __init__(self):
+        self.graph = fx.Graph()
+        self.shapes = Shapes()
+        self.inputs: list[tuple[object, fx.Node]] = []    # (source, placeholder)
+        self._last_placeholder = None
+
+    # ------------------------------------------------------------ inputs
+    def _placeholder(self, source, value) -> fx.Node:
+        name = "".join(c if c.isalnum() else "_" for c in source.code).strip("_") or "arg"
+        where = (self.graph.inserting_after(self._last_placeholder) if self._last_placeholder
+                 else self.graph.inserting_before(next(iter(self.graph.nodes), None)))
+        with where:
+            node = self.graph.placeholder(name)
+        node.meta["val"] = value
+        node.meta["source"] = source.code
+        self._last_placeholder = node
+        self.inputs.append((source, node))
+        return node
+
+    def tensor_input(self, t: torch.Tensor, source, dynamic_dims: set[int]) -> V.Tensor:
+        fake = self.shapes.fake_tensor(t, source, dynamic_dims)
+        node = self._placeholder(source, fake)
+        cls = type(t) if isinstance(t, torch.nn.Parameter) else torch.Tensor
+        return V.Tensor(node, fake, source, frozenset([source.code]), cls)
+
+    def int_input(self, value: int, source) -> V.Sym:
+        sym = self.shapes.sym_int(value, source)
+        return V.Sym(self._placeholder(source, sym), sym, source)
+
+    # ------------------------------------------------------------ ops
+    def call(self, kind: str, target, args: tuple, kwargs: dict):
+        """Add one op (`call_function` target or `call_method` name) and return its tracker."""
+        node_args, fake_args = split(args)
+        node_kwargs, fake_kwargs = split(kwargs)
+        result = self.run_fake(kind, target, fake_args, fake_kwargs)
+        if not contains_graph_value(result):
+            return V.Known(result) if is_plain(result) else self._unsupported_result(target, result)
+        node = self.graph.create_node(kind, target, node_args, node_kwargs)
+        return self.wrap(node, result, inputs_of(args, kwargs))
+
+    def run_fake(self, kind, target, args, kwargs):
+        try:
+            with self.shapes.fake_mode:
+                if kind == "call_method":
+                    return getattr(args[0], target)(*args[1:], **kwargs)
+                return target(*args, **kwargs)
+        except (GuardOnDataDependentSymNode, DataDependentOutputException) as e:
+            raise GraphBreak(f"{describe(target)} needs a data-dependent value: {first_line(e)}",
+                             hint="the op runs in Python around a graph break") from e
+        except (UnsupportedOperatorException, DynamicOutputShapeException, NotImplementedError) as e:
+            raise GraphBreak(f"{describe(target)} has no fake/meta kernel: {first_line(e)}",
+                             hint="register a fake kernel (torch.library.register_fake) to keep it in the graph") from e
+        except RuntimeError as e:
+            if "fake impl" in str(e) or "meta" in str(e).lower() and "kernel" in str(e).lower():
+                raise GraphBreak(f"{describe(target)} has no fake kernel",
+                                 hint="register a fake kernel (torch.library.register_fake) "
+                                      "to keep it in the graph") from e
+            raise UserError(e) from e
+        except (TypeError, ValueError, IndexError, AssertionError) as e:
+            raise UserError(e) from e
+
+    def _unsupported_result(self, target, result):
+        raise GraphBreak(f"{describe(target)} returned a {type(result).__name__}, which the tracer cannot hold")
+
+    def wrap(self, node: fx.Node, value, inputs=frozenset()):
+        """Tracker for a graph value; tuples/lists are split with getitem nodes."""
+        node.meta["val"] = value
+        if isinstance(value, torch.Tensor):
+            return V.Tensor(node, value, None, inputs)
+        if isinstance(value, SYM_TYPES):
+            return V.Sym(node, value)
+        if isinstance(value, (tuple, list)):
+            items = [self._item(node, i, v, inputs) for i, v in enumerate(value)]
+            if isinstance(value, torch.Size):
+                return V.Size(items)
+            if hasattr(value, "_fields") or type(value).__module__ == "torch.return_types":
+                return V.NamedTuple(items, cls=type(value))
+            return V.Tuple(items) if isinstance(value, tuple) else V.List(items)
+        if is_plain(value):
+            return V.Known(value)
+        raise GraphBreak(f"an op returned a {type(value).__name__}, which the tracer cannot hold")
+
+    def _item(self, node, i, v, inputs):
+        if not contains_graph_value(v):
+            return V.Known(v)
+        item = self.graph.call_function(operator.getitem, (node, i))
+        return self.wrap(item, v, inputs)
+
+    def sym_op(self, fn, *args):
+        """Symbolic arithmetic (`s // 4`, `s0 * s1`): stays in the graph as a SymInt node."""
+        return self.call("call_function", fn, args, {})
+
+
+# ---------------------------------------------------------------- conversions
+def split(obj):
+    """(fx argument structure, fake value structure) for a structure of trackers."""
+    if isinstance(obj, (V.Tensor, V.Sym)):
+        return obj.node, (obj.fake if isinstance(obj, V.Tensor) else obj.value)
+    if isinstance(obj, V.Known):
+        return obj.value, obj.value
+    if isinstance(obj, V.Slice):
+        parts = [split(p) for p in (obj.start, obj.stop, obj.step)]
+        return slice(*[p[0] for p in parts]), slice(*[p[1] for p in parts])
+    if isinstance(obj, (V.Tuple, V.List)):
+        pairs = [split(i) for i in obj.items]
+        kind = list if isinstance(obj, V.List) else tuple
+        nodes, fakes = kind(p[0] for p in pairs), kind(p[1] for p in pairs)
+        if isinstance(obj, V.Size):
+            fakes = torch.Size(fakes)
+        return nodes, fakes
+    if isinstance(obj, V.Dict):
+        pairs = {k: split(v) for k, v in obj.items.items()}
+        return {k: p[0] for k, p in pairs.items()}, {k: p[1] for k, p in pairs.items()}
+    if isinstance(obj, tuple):
+        pairs = [split(i) for i in obj]
+        return tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)
+    if isinstance(obj, dict):
+        pairs = {k: split(v) for k, v in obj.items()}
+        return {k: p[0] for k, p in pairs.items()}, {k: p[1] for k, p in pairs.items()}
+    raise Unsupported(f"cannot pass a {type(obj).__name__} tracker to a torch op")
+
+
+def inputs_of(*structures) -> frozenset:
+    found = set()
+
+    def visit(o):
+        if isinstance(o, V.Tensor):
+            found.update(o.inputs)
+        elif isinstance(o, (V.Tuple, V.List)):
+            for i in o.items:
+                visit(i)
+        elif isinstance(o, (tuple, list)):
+            for i in o:
+                visit(i)
+        elif isinstance(o, dict):
+            for i in o.values():
+                visit(i)
+    visit(structures)
+    return frozenset(found)
+
+
+def contains_graph_value(v) -> bool:
+    if isinstance(v, (torch.Tensor,) + SYM_TYPES):
+        return True
+    if isinstance(v, (tuple, list)):
+        return any(contains_graph_value(i) for i in v)
+    return False
+
+
+PLAIN = (type(None), bool, int, float, complex, str, torch.dtype, torch.device, torch.layout,
+         torch.memory_format, type(Ellipsis), slice)
+
+
+def is_plain(v) -> bool:
+    if isinstance(v, (tuple, list)):
+        return all(is_plain(i) for i in v)
+    return isinstance(v, PLAIN)
+
+
+def describe(target) -> str:
+    if isinstance(target, str):
+        return f"Tensor.{target}"
+    mod = getattr(target, "__module__", None) or ""
+    name = getattr(target, "__qualname__", None) or getattr(target, "__name__", None) or repr(target)
+    return f"{mod}.{name}" if mod and not mod.startswith("builtins") else name
+
+
+def first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0][:200]

@@ -1,0 +1,68 @@
+"""One generated Python guard function per cache entry, and failure explanations.
+
+The guard function takes the frame's arguments by name and returns whether the
+entry applies: a single `and` chain, compiled once.  On a miss,
+`explain_failure` checks the guards one by one to say which failed and with what
+value: that sentence is the recompile reason.
+"""
+from __future__ import annotations
+
+import torch
+
+from .kinds import Guard, signature_difference, tensor_signature
+
+
+def _describe_sig(t):
+    return tensor_signature(t) if isinstance(t, torch.Tensor) else type(t).__name__
+
+
+def _namespace(constants: dict, globals_: dict, fn) -> dict:
+    ns = {"G": globals_, "F": fn, "__sig": _safe_signature, "__describe_sig": _describe_sig,
+          "__grad_enabled": torch.is_grad_enabled, "__default_dtype": torch.get_default_dtype}
+    ns.update(constants)
+    return ns
+
+
+def _safe_signature(t):
+    return tensor_signature(t) if isinstance(t, torch.Tensor) else None
+
+
+class GuardFunction:
+    def __init__(self, guards: list[Guard], argnames: list[str], constants: dict, globals_: dict, fn):
+        self.guards = guards
+        self.argnames = argnames
+        self.namespace = _namespace(constants, globals_, fn)
+        body = " and\n            ".join(f"({g.code})" for g in guards) or "True"
+        self.source = (f"def guard({', '.join(argnames)}):\n"
+                       f"    try:\n        return ({body})\n"
+                       f"    except Exception:\n        return False\n")
+        exec(compile(self.source, "<partialdyn guard>", "exec"), self.namespace)
+        self.check = self.namespace["guard"]
+
+    def explain_failure(self, args: tuple) -> tuple[Guard | None, str]:
+        """The first guard that rejects `args`, and a sentence saying why."""
+        env = dict(self.namespace)
+        env.update(zip(self.argnames, args))
+        for g in self.guards:
+            try:
+                ok = eval(g.code, env)
+            except Exception as e:
+                return g, f"{g.text} failed: {type(e).__name__}: {e}"
+            if not ok:
+                return g, f"{g.text} failed: {self._actual(g, env)}"
+        return None, "no guard failed"
+
+    def _actual(self, g: Guard, env) -> str:
+        if not g.actual:
+            return "false"
+        try:
+            value = eval(g.actual, env)
+        except Exception as e:
+            return f"{type(e).__name__}"
+        if g.kind == "TENSOR_MATCH_DYNAMIC":
+            expected = env[g.code.split(" == ")[-1]]
+            return signature_difference(expected, value)
+        return f"got {value!r}"
+
+    def __str__(self):
+        return "\n".join(f"{g.kind:22} {g.text}" for g in self.guards)

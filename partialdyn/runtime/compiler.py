@@ -1,0 +1,203 @@
+"""From one trace to one cache entry.
+
+`compile_entry` traces the frame, finishes the fx graph (outputs, dead size
+nodes removed), lowers it with the backend inside the trace's fake mode, reads
+the guards (after lowering, so guards the backend added are included), and
+generates the entry's runner: graph call + rebuilding of the result, or of the
+stack and locals at a graph break followed by the break step.
+"""
+from __future__ import annotations
+
+import operator
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.fx as fx
+from torch._guards import TracingContext, tracing
+
+from ..backends import lookup
+from ..frontend import sources as S
+from ..frontend import variables as V
+from ..frontend.errors import Unsupported
+from ..frontend.instructions import CONDITIONAL_JUMPS, OR_POP_JUMPS
+from ..frontend.tracer import Frame, Trace
+from ..guards.codegen import GuardFunction
+from ..guards.shape import shape_guards
+from .rebuild import Rebuilder
+from .steps import (NULL, BranchStep, CallExStep, CallStep, EagerRest, ForIterStep, RaiseStep,
+                    StackOpStep, restore_grad_mode)
+
+
+@dataclass
+class Entry:
+    guard: GuardFunction
+    run: object                      # callable(*frame args)
+    graph_code: str = ""
+    has_graph: bool = False
+    stop: object = None              # tracer.Stop at a graph break
+    specializations: list = field(default_factory=list)
+    trace_seconds: float = 0.0
+    backend_seconds: float = 0.0
+
+
+def trace_frame(opt, bound: tuple) -> tuple[Trace, object]:
+    fn = opt.fn
+    trace = Trace(fn, opt.argnames, opt.options, opt.shape_state, {})
+    code = fn.__code__
+    locals_ = {name: trace.wrap(value, S.local(name), frame_input=True)
+               for name, value in zip(opt.argnames, bound)}
+    cells = {}
+    for i, name in enumerate(code.co_freevars):
+        cell = fn.__closure__[i]
+        src = S.closure(i)
+        cells[name] = V.Cell(trace.wrap(cell.cell_contents, src), src)
+    frame = Frame(trace, code, fn.__globals__, locals_, cells)
+    trace.frame = frame
+    grad = torch.is_grad_enabled()
+    try:
+        result = frame.run_root()
+    finally:
+        torch._C._set_grad_enabled(grad)
+    return trace, result
+
+
+def compile_entry(opt, bound: tuple) -> Entry:
+    t0 = time.perf_counter()
+    trace, result = trace_frame(opt, bound)
+    rebuilder = Rebuilder()
+    if result.stop is None:
+        body = f"return {rebuilder.expr(result.value)}"
+        stop_step = None
+    else:
+        stop_step, body = _break_body(opt, trace, result.stop, rebuilder)
+    gm, has_graph = _finish_graph(trace, rebuilder.outputs)
+    t1 = time.perf_counter()
+    compiled = _lower(opt, trace, gm) if has_graph else None
+    t2 = time.perf_counter()
+    guard = GuardFunction(list(trace.guards) + shape_guards(trace.builder.shapes), opt.argnames,
+                          trace.guards.constants, opt.fn.__globals__, opt.fn)
+    if compiled is not None and (trace.grad_mode_changed or trace.grad_enabled != torch.is_grad_enabled()):
+        compiled = restore_grad_mode(compiled, torch.is_grad_enabled(), trace.grad_enabled)
+    run = _make_runner(opt, trace, rebuilder, compiled, body, stop_step)
+    return Entry(guard, run, gm.code if has_graph else "", has_graph, result.stop,
+                 trace.consumer.specializations, t1 - t0, t2 - t1)
+
+
+# ---------------------------------------------------------------- graph
+PURE_FUNCTIONS = {operator.getitem, operator.add, operator.sub, operator.mul, operator.floordiv,
+                  operator.truediv, operator.mod, operator.neg, operator.lt, operator.le, operator.gt,
+                  operator.ge, operator.eq, operator.ne, torch.sym_int, torch.sym_float, torch.sym_not,
+                  torch._sym_sqrt}
+
+
+def _finish_graph(trace, outputs):
+    graph = trace.builder.graph
+    graph.output(tuple(outputs))
+    for node in reversed(list(graph.nodes)):
+        if node.users or node.op in ("placeholder", "output"):
+            continue
+        if (node.op == "call_method" and node.target == "size") or (
+                node.op == "call_function" and node.target in PURE_FUNCTIONS):
+            graph.erase_node(node)
+    has_graph = any(n.op not in ("placeholder", "output") for n in graph.nodes) or bool(outputs)
+    gm = fx.GraphModule(torch.nn.Module(), graph)
+    return gm, has_graph
+
+
+def _lower(opt, trace, gm):
+    backend = lookup(opt.options.backend)
+    fake_inputs = [node.meta["val"] for _, node in trace.builder.inputs]
+    with tracing(TracingContext(trace.builder.shapes.fake_mode)):
+        compiled = backend(gm, fake_inputs)
+    return compiled
+
+
+# ---------------------------------------------------------------- runner
+def _make_runner(opt, trace, rebuilder, compiled, body, step):
+    args = ", ".join(opt.argnames)
+    inputs = ", ".join(src.code for src, _ in trace.builder.inputs)
+    call = f"    __o = __graph({inputs})\n" if compiled is not None else ""
+    source = f"def run({args}):\n{call}    {body}\n"
+    namespace = {"G": opt.fn.__globals__, "F": opt.fn, "__graph": compiled, "__step": step}
+    namespace.update(rebuilder.constants)
+    exec(compile(source, f"<partialdyn runner {opt.fn.__code__.co_name}>", "exec"), namespace)
+    run = namespace["run"]
+    run.source = source
+    return run
+
+
+def _break_body(opt, trace, stop, rebuilder):
+    stack_expr = "[" + ", ".join(rebuilder.expr(v) for v in stop.stack) + "]"
+    names = tuple(n for n in stop.locals if n in opt.fn.__code__.co_varnames or n in opt.fn.__code__.co_cellvars)
+    if opt.fn.__code__.co_cellvars:
+        raise Unsupported("graph break in a function that defines closures over its locals")
+    locals_expr = "[" + ", ".join(rebuilder.expr(stop.locals[n]) for n in names) + "]"
+    step = _make_step(opt, trace, stop, names)
+    return step, f"return __step({stack_expr}, {locals_expr})"
+
+
+def _make_step(opt, trace, stop, names):
+    instr = trace.frame.decoded.instrs[stop.index]
+    layout = tuple(v is V.NULL for v in stop.stack)
+    target = trace.frame.decoded.targets.get(stop.index)
+    nxt = stop.index + 1
+
+    def resume(index, stack_layout):
+        return opt.resume_function(index, stack_layout, names)
+    name = instr.name
+    if trace.frame.decoded.is_user_try(stop.index):
+        return EagerRest(opt.resume_function(stop.index, layout, names, optimized=False), opt.count_eager_run)
+    if name == "CALL":
+        n = instr.arg
+        below = layout[:len(layout) - n - 2]
+        return CallStep(n, stop.kw_names, resume(nxt, below + (False,)), opt.callee_caller(stop.inside_callee))
+    if name == "CALL_FUNCTION_EX":
+        below = layout[:len(layout) - 2 - (instr.arg & 1)]
+        if below and below[-1]:
+            below = below[:-1]
+        return CallExStep(bool(instr.arg & 1), resume(nxt, below + (False,)), opt.callee_caller(stop.inside_callee))
+    if name in CONDITIONAL_JUMPS:
+        rest = layout[:-1]
+        return BranchStep(CONDITIONAL_JUMPS[name], True, bool, resume(target, rest), resume(nxt, rest))
+    if name in OR_POP_JUMPS:
+        return BranchStep(OR_POP_JUMPS[name], False, bool, resume(target, layout), resume(nxt, layout[:-1]))
+    if name == "FOR_ITER":
+        return ForIterStep(resume(nxt, layout + (False,)), resume(target, layout[:-1]))
+    if name == "RAISE_VARARGS" and instr.arg in (1, 2):
+        return RaiseStep(instr.arg)
+    stack_op = _stack_op(instr)
+    if stack_op is not None:
+        fn, n, pushes = stack_op
+        return StackOpStep(fn, n, pushes, resume(nxt, layout[:len(layout) - n] + (False,) * pushes))
+    return EagerRest(opt.resume_function(stop.index, layout, names, optimized=False), opt.count_eager_run)
+
+
+def _stack_op(instr):
+    from ..frontend.opcodes import BINARY, COMPARE, UNARY
+    name, arg = instr.name, instr.arg
+    if name == "BINARY_OP":
+        return BINARY[arg], 2, 1
+    if name == "COMPARE_OP":
+        return COMPARE[arg], 2, 1
+    if name == "BINARY_SUBSCR":
+        return operator.getitem, 2, 1
+    if name == "STORE_SUBSCR":
+        return (lambda value, container, key: operator.setitem(container, key, value)), 3, 0
+    if name in UNARY:
+        return UNARY[name], 1, 1
+    if name == "UNARY_NOT":
+        return operator.not_, 1, 1
+    if name == "GET_ITER":
+        return iter, 1, 1
+    if name == "LOAD_ATTR":
+        return (lambda obj: getattr(obj, arg)), 1, 1
+    if name == "LOAD_METHOD":
+        return (lambda obj: (NULL, getattr(obj, arg))), 1, 2
+    if name == "STORE_ATTR":
+        return (lambda value, obj: setattr(obj, arg, value)), 2, 0
+    if name == "CONTAINS_OP":
+        return (lambda item, container: (item in container) != bool(arg)), 2, 1
+    if name == "IS_OP":
+        return (lambda a, b: (a is b) != bool(arg)), 2, 1
+    return None

@@ -1,0 +1,219 @@
+"""OptimizedFunction: the cache of compiled entries for one code object.
+
+The hot path is `__call__`: bind arguments, try each entry's guard, run the
+first that matches.  Everything else (tracing, recompile accounting, backoff,
+cache limits, eager fallback) happens on a miss, under a lock.
+
+A root OptimizedFunction is what `optimize` returns.  Resume functions (the
+rest of a frame after a graph break) and callees compiled separately are child
+OptimizedFunctions; they share the root's options and statistics.
+"""
+from __future__ import annotations
+
+import threading
+import types
+import warnings
+from dataclasses import dataclass, fields
+
+import torch
+
+from ..frontend.errors import GraphBreak, Unsupported, UserError
+from ..frontend.resume import make_resume_function
+from ..logs import emit
+from ..shapes.policy import FrameShapeState
+from .binding import frame_argnames, make_binder
+
+
+@dataclass
+class Stats:
+    calls: int = 0
+    cache_hits: int = 0
+    compiles: int = 0
+    recompiles: int = 0
+    graphs: int = 0
+    graph_breaks: int = 0
+    eager_fallbacks: int = 0
+
+    def as_dict(self):
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class Options:
+    backend: object
+    policy: str
+    recompile_limit: int
+    cache_size_limit: int
+    fullgraph: bool
+
+
+class PartialdynError(RuntimeError):
+    """fullgraph=True and the code could not be traced into one graph."""
+
+
+class OptimizedFunction:
+    def __init__(self, fn: types.FunctionType, options: Options, root: "OptimizedFunction | None" = None,
+                 name: str | None = None):
+        self.fn = fn
+        self.options = options
+        self.root = root or self
+        self.stats = self.root.stats if root else Stats()
+        self.name = name or (root.name if root else fn.__qualname__)
+        self.argnames = frame_argnames(fn.__code__)
+        self.binder = make_binder(fn)
+        self.entries = []
+        self.shape_state = FrameShapeState()
+        self.lock = threading.RLock()
+        self.always_eager = None             # reason, once tracing this code failed internally
+        self.cache_limit_hit = False
+        if root is None:
+            self.children = {}               # resume functions and callees, by key
+        self.__wrapped__ = fn
+
+    # ------------------------------------------------------------ hot path
+    def __call__(self, *args, **kwargs):
+        bound = self.binder(*args, **kwargs)
+        if self.root is self:
+            self.stats.calls += 1
+        for entry in self.entries:
+            if entry.guard.check(*bound):
+                self.stats.cache_hits += 1
+                return entry.run(*bound)
+        return self._miss(bound, args, kwargs)
+
+    # ------------------------------------------------------------ miss
+    def _miss(self, bound, args, kwargs):
+        with self.lock:
+            for entry in self.entries:
+                if entry.guard.check(*bound):
+                    self.stats.cache_hits += 1
+                    break
+            else:
+                entry = self._new_entry(bound)
+        if entry is None:
+            self.stats.eager_fallbacks += 1
+            return self.fn(*args, **kwargs)
+        return entry.run(*bound)
+
+    def _new_entry(self, bound):
+        if self.always_eager:
+            return None
+        if len(self.entries) >= self.options.cache_size_limit:
+            self._on_cache_limit()
+            return None
+        reason = self._recompile_reason(bound)
+        from .compiler import compile_entry
+        try:
+            entry = compile_entry(self, bound)
+        except UserError as e:
+            self._log("eager_fallback", reason=f"the traced code raises here: {e}", file=None, line=None)
+            return None
+        except (Unsupported, GraphBreak) as e:
+            return self._give_up(f"{e.reason}")
+        except PartialdynError:
+            raise
+        except Exception as e:  # an internal tracer error must never reach the user's program
+            return self._give_up(f"internal error while tracing: {type(e).__name__}: {e}")
+        self._record_compile(entry, reason)
+        self.entries.append(entry)
+        return entry
+
+    def _recompile_reason(self, bound) -> str:
+        if not self.entries:
+            return "first call"
+        guard, sentence = self.entries[-1].guard.explain_failure(bound)
+        if guard is not None:
+            self._account_recompile(guard)
+        return sentence
+
+    def _account_recompile(self, guard):
+        """Backoff: count recompiles per input dim; at the limit the dim becomes unstable."""
+        state, policy = self.shape_state, self.options.policy
+        for dim in guard.dims:
+            if policy == "automatic":
+                state.changed.add(dim)
+                continue
+            state.recompiles_by_dim[dim] = count = state.recompiles_by_dim.get(dim, 0) + 1
+            if policy == "partial" and count >= self.options.recompile_limit and dim not in state.unstable:
+                state.unstable.add(dim)
+                self._log("backoff", dim=dim, recompiles=count, limit=self.options.recompile_limit,
+                          unstable=True)
+        if policy == "automatic" and guard.kind == "CONSTANT_MATCH" and guard.source:
+            state.changed.add(guard.source)
+
+    def _give_up(self, reason):
+        if self.options.fullgraph:
+            raise PartialdynError(f"fullgraph=True: cannot trace {self.name}: {reason}")
+        self.always_eager = reason
+        self._log("eager_fallback", reason=reason, file=self.fn.__code__.co_filename,
+                  line=self.fn.__code__.co_firstlineno)
+        return None
+
+    def _on_cache_limit(self):
+        if not self.cache_limit_hit:
+            self.cache_limit_hit = True
+            warnings.warn(f"partialdyn: {self.name} reached cache_size_limit="
+                          f"{self.options.cache_size_limit}; new inputs run eagerly", stacklevel=4)
+            self._log("cache_limit", limit=self.options.cache_size_limit)
+
+    def _record_compile(self, entry, reason):
+        s = self.stats
+        recompile = bool(self.entries)
+        s.compiles += 1
+        s.recompiles += recompile
+        s.graphs += entry.has_graph
+        stop = entry.stop
+        if stop is not None:
+            s.graph_breaks += 1
+            if self.options.fullgraph:
+                raise PartialdynError(f"fullgraph=True: graph break in {self.name} at "
+                                      f"{stop.file}:{stop.line}: {stop.reason}")
+        self._log("compile", entry=len(self.entries), recompile=recompile, reason=reason,
+                  trace_seconds=round(entry.trace_seconds, 6), backend_seconds=round(entry.backend_seconds, 6),
+                  graphs=int(entry.has_graph), graph_breaks=int(stop is not None), policy=self.options.policy,
+                  backend=getattr(self.options.backend, "__name__", str(self.options.backend)))
+        self._log("guards", entry=len(self.entries),
+                  guards=[{"kind": g.kind, "text": g.text, "source": g.source} for g in entry.guard.guards])
+        for spec in entry.specializations:
+            self._log("specialization", **spec)
+        if stop is not None:
+            self._log("graph_break", reason=stop.reason, file=stop.file, line=stop.line, hint=stop.hint)
+
+    def _log(self, kind, **fields_):
+        code = self.fn.__code__
+        emit(kind, fn=self.root.name, code=f"{code.co_name} ({code.co_filename.rsplit('/', 1)[-1]}:"
+                                         f"{code.co_firstlineno})", **fields_)
+
+    # ------------------------------------------------------------ children
+    def resume_function(self, index, layout, local_names, optimized=True):
+        key = ("resume", self.fn.__code__, index, layout, local_names, optimized)
+        children = self.root.children
+        if key not in children:
+            fn = make_resume_function(self.fn, index, layout, local_names)
+            children[key] = OptimizedFunction(fn, self.options, root=self.root) if optimized else fn
+        return children[key]
+
+    def callee(self, fn: types.FunctionType) -> "OptimizedFunction":
+        key = ("callee", fn)
+        children = self.root.children
+        if key not in children:
+            children[key] = OptimizedFunction(fn, self.options, root=self.root)
+        return children[key]
+
+    def callee_caller(self, optimize_callee: bool):
+        """How a break step calls the callable at a CALL: the callee optimized separately if it broke inside."""
+        if not optimize_callee:
+            return lambda fn, args, kwargs: fn(*args, **kwargs)
+
+        def call_optimized(fn, args, kwargs):
+            if isinstance(fn, torch.nn.Module) and not (fn._forward_hooks or fn._forward_pre_hooks):
+                return self.callee(type(fn).forward)(fn, *args, **kwargs)
+            if isinstance(fn, types.MethodType) and isinstance(fn.__func__, types.FunctionType):
+                return self.callee(fn.__func__)(fn.__self__, *args, **kwargs)
+            if isinstance(fn, types.FunctionType):
+                return self.callee(fn)(*args, **kwargs)
+            return fn(*args, **kwargs)
+        return call_optimized
+
+    def count_eager_run(self):
+        self.stats.eager_fallbacks += 1

@@ -1,0 +1,79 @@
+"""Python expressions that rebuild traced values at run time.
+
+After a compiled graph runs, the frame's return value (or, at a graph break, its
+stack and live locals) must become real Python objects again: graph outputs are
+`__o[i]`, values from the caller's world are re-read from their sources,
+constants come from a table, containers are rebuilt around them.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..frontend import variables as V
+from ..frontend.errors import Unsupported
+from .steps import NULL
+
+
+class Rebuilder:
+    def __init__(self):
+        self.outputs = []              # fx nodes the graph must return
+        self._output_index = {}
+        self.constants = {}            # name -> object, for the generated code's namespace
+
+    def constant(self, value) -> str:
+        for name, v in self.constants.items():
+            if v is value:
+                return name
+        name = f"__c{len(self.constants)}"
+        self.constants[name] = value
+        return name
+
+    def output(self, node) -> str:
+        if node not in self._output_index:
+            self._output_index[node] = len(self.outputs)
+            self.outputs.append(node)
+        return f"__o[{self._output_index[node]}]"
+
+    def expr(self, vt) -> str:
+        if vt is V.NULL:
+            return self.constant(NULL)
+        if isinstance(vt, (V.Tensor, V.Sym)):
+            if vt.source is not None:
+                return vt.source.code
+            return self.output(vt.node)
+        if isinstance(vt, (V.Known, V.Opaque)):
+            return vt.source.code if vt.source is not None else self.constant(vt.value)
+        if isinstance(vt, V.Size):
+            return f"{self.constant(torch.Size)}(({''.join(self.expr(i) + ', ' for i in vt.items)}))"
+        if isinstance(vt, V.NamedTuple):
+            items = "".join(self.expr(i) + ", " for i in vt.items)
+            cls = self.constant(vt.cls)
+            return f"{cls}({items})" if hasattr(vt.cls, "_make") else f"{cls}(({items}))"
+        if isinstance(vt, V.Tuple):
+            return f"({''.join(self.expr(i) + ', ' for i in vt.items)})"
+        if isinstance(vt, V.List):
+            return f"[{', '.join(self.expr(i) for i in vt.items)}]"
+        if isinstance(vt, V.Dict):
+            return "{" + ", ".join(f"{k!r}: {self.expr(v)}" for k, v in vt.items.items()) + "}"
+        if isinstance(vt, V.Iterator):
+            return f"iter([{', '.join(self.expr(i) for i in vt.items[vt.pos:])}])"
+        if isinstance(vt, V.Slice):
+            return f"slice({self.expr(vt.start)}, {self.expr(vt.stop)}, {self.expr(vt.step)})"
+        if isinstance(vt, V.Method):
+            return f"getattr({self.expr(vt.receiver)}, {vt.name!r})"
+        if isinstance(vt, V.GradModeExit):
+            return f"{self.constant(V.GradRestore)}({vt.restore})"
+        if isinstance(vt, V.Function):
+            return self._function(vt)
+        raise Unsupported(f"cannot rebuild a {type(vt).__name__} at a graph break")
+
+    def _function(self, fn: V.Function) -> str:
+        from .steps import make_function
+        defaults = f"({''.join(self.expr(d) + ', ' for d in fn.defaults)})"
+        kwdefaults = "{" + ", ".join(f"{k!r}: {self.expr(v)}" for k, v in fn.kwdefaults.items()) + "}"
+        cells = [c.contents for c in fn.closure]
+        if any(c is None for c in cells):
+            raise Unsupported("cannot rebuild a closure with an empty cell")
+        values = f"({''.join(self.expr(c) + ', ' for c in cells)})"
+        return (f"{self.constant(make_function)}({self.constant(fn.code)}, {self.constant(fn.globals)}, "
+                f"{fn.name!r}, {defaults}, {kwdefaults}, {bool(cells)}, {values})")

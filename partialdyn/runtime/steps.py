@@ -1,0 +1,137 @@
+"""The step a compiled frame runs in real Python at a graph break.
+
+After the graph before the break has run and the stack and locals are rebuilt,
+the step performs the one instruction the tracer could not (a call, a branch on
+a runtime value, a loop step, a raise, a stack operation), then calls the
+resume function for wherever execution continues.  Every broken call goes
+through one of these `__call__`s, so they stay short.
+"""
+from __future__ import annotations
+
+import types
+
+import torch
+
+NULL = type("NULL", (), {"__repr__": lambda self: "NULL"})()
+
+
+def without_nulls(stack):
+    return [v for v in stack if v is not NULL]
+
+
+class CallStep:
+    """CALL n: the callee runs in Python (optimized separately if the break was inside it)."""
+
+    def __init__(self, argc, kw_names, resume, call_callee):
+        self.argc, self.kw_names, self.resume, self.call_callee = argc, kw_names or (), resume, call_callee
+
+    def __call__(self, stack, locals_):
+        n = self.argc
+        args = stack[len(stack) - n:]
+        a, b = stack[-n - 2], stack[-n - 1]
+        fn, args = (b, args) if a is NULL else (a, [b] + args)
+        k = len(self.kw_names)
+        kwargs = dict(zip(self.kw_names, args[len(args) - k:])) if k else {}
+        result = self.call_callee(fn, args[:len(args) - k], kwargs)
+        return self.resume(*without_nulls(stack[:-n - 2]), result, *locals_)
+
+
+class CallExStep:
+    """CALL_FUNCTION_EX: f(*args, **kwargs) in Python."""
+
+    def __init__(self, has_kwargs, resume, call_callee):
+        self.has_kwargs, self.resume, self.call_callee = has_kwargs, resume, call_callee
+
+    def __call__(self, stack, locals_):
+        kwargs = stack.pop() if self.has_kwargs else {}
+        args = stack.pop()
+        fn = stack.pop()
+        if stack and stack[-1] is NULL:
+            stack.pop()
+        result = self.call_callee(fn, list(args), dict(kwargs))
+        return self.resume(*without_nulls(stack), result, *locals_)
+
+
+class BranchStep:
+    """A conditional jump on a runtime value (tensor truth, data-dependent size, unstable dim)."""
+
+    def __init__(self, jump_if, pop_always, test, resume_jump, resume_next):
+        self.jump_if, self.pop_always, self.test = jump_if, pop_always, test
+        self.resume_jump, self.resume_next = resume_jump, resume_next
+
+    def __call__(self, stack, locals_):
+        value = stack[-1]
+        jump = self.test(value) == self.jump_if
+        if jump:
+            rest = stack[:-1] if self.pop_always else stack
+            return self.resume_jump(*without_nulls(rest), *locals_)
+        return self.resume_next(*without_nulls(stack[:-1]), *locals_)
+
+
+class ForIterStep:
+    """FOR_ITER over an iterator the tracer cannot see into: one `next()` in Python."""
+
+    def __init__(self, resume_body, resume_exit):
+        self.resume_body, self.resume_exit = resume_body, resume_exit
+
+    def __call__(self, stack, locals_):
+        try:
+            value = next(stack[-1])
+        except StopIteration:
+            return self.resume_exit(*without_nulls(stack[:-1]), *locals_)
+        return self.resume_body(*without_nulls(stack), value, *locals_)
+
+
+class StackOpStep:
+    """An instruction that pops `n` values and pushes `fn(*values)` (or nothing)."""
+
+    def __init__(self, fn, n, pushes, resume):
+        self.fn, self.n, self.pushes, self.resume = fn, n, pushes, resume
+
+    def __call__(self, stack, locals_):
+        values = stack[len(stack) - self.n:]
+        result = self.fn(*values)
+        rest = stack[:len(stack) - self.n]
+        pushed = list(result) if self.pushes > 1 else [result] if self.pushes else []
+        return self.resume(*without_nulls(rest + pushed), *locals_)
+
+
+class RaiseStep:
+    def __init__(self, argc):
+        self.argc = argc
+
+    def __call__(self, stack, locals_):
+        if self.argc == 2:
+            raise stack[-2] from stack[-1]
+        raise stack[-1]
+
+
+class EagerRest:
+    """The rest of the frame runs as plain Python (try blocks, unsupported opcodes)."""
+
+    def __init__(self, resume, on_run):
+        self.resume, self.on_run = resume, on_run
+
+    def __call__(self, stack, locals_):
+        self.on_run()
+        return self.resume(*without_nulls(stack), *locals_)
+
+
+def restore_grad_mode(compiled, entry_mode: bool, exit_mode: bool):
+    """Run a graph that changes grad mode; leave the mode as the traced code would."""
+    def run(*args):
+        try:
+            out = compiled(*args)
+        except BaseException:
+            torch._C._set_grad_enabled(entry_mode)
+            raise
+        torch._C._set_grad_enabled(exit_mode)
+        return out
+    return run
+
+
+def make_function(code, globals_, name, defaults, kwdefaults, cells, closure_values):
+    fn = types.FunctionType(code, globals_, name, defaults or None,
+                            tuple(types.CellType(v) for v in closure_values) if cells else None)
+    fn.__kwdefaults__ = kwdefaults or None
+    return fn

@@ -1,0 +1,59 @@
+"""One FakeTensorMode + ShapeEnv per compile, and fake values for inputs.
+
+Input tensors become fake tensors whose chosen dims are fresh symbols (no duck
+sizing: two dims are equal only if the trace proves it); int inputs become
+symbolic ints.  `symbol_names` maps every symbol we create to the user-facing
+expression of its source (`x.size(0)`, `k`), which is also valid guard code.
+"""
+from __future__ import annotations
+
+import sympy
+import torch
+from torch._subclasses.fake_tensor import FakeTensorMode
+from torch.fx.experimental.symbolic_shapes import (DimDynamic, ShapeEnv, StatelessSymbolicContext,
+                                                   free_unbacked_symbols)
+
+from ..frontend.sources import Src, size
+
+
+class Shapes:
+    def __init__(self):
+        self.shape_env = ShapeEnv(duck_shape=False)
+        self.fake_mode = FakeTensorMode(shape_env=self.shape_env, allow_non_fake_inputs=True)
+        self.symbol_names: dict[sympy.Symbol, str] = {}
+        self.symbol_dims: dict[sympy.Symbol, tuple[str, int | None]] = {}
+
+    def fake_tensor(self, t: torch.Tensor, source: Src, dynamic_dims: set[int]) -> torch.Tensor:
+        dims = [DimDynamic.DYNAMIC if d in dynamic_dims else DimDynamic.STATIC for d in range(t.dim())]
+        fake = self.fake_mode.from_tensor(t, source=source,
+                                          symbolic_context=StatelessSymbolicContext(dynamic_sizes=dims))
+        for d, s in enumerate(fake.shape):
+            if isinstance(s, torch.SymInt) and isinstance(s.node.expr, sympy.Symbol):
+                self.symbol_names.setdefault(s.node.expr, size(source, d))
+                self.symbol_dims.setdefault(s.node.expr, (source.code, d))
+        return fake
+
+    def sym_int(self, value: int, source: Src) -> torch.SymInt:
+        sym = self.shape_env.create_symbol(value, source, dynamic_dim=DimDynamic.DYNAMIC,
+                                           positive=None, do_not_specialize_zero_one=True)
+        self.symbol_names[sym] = source.code
+        self.symbol_dims[sym] = (source.code, None)
+        return self.shape_env.create_symintnode(sym, hint=value, source=source)
+
+    def input_symbols(self, value) -> set:
+        """The input symbols a symbolic value or tensor size depends on."""
+        exprs = []
+        if isinstance(value, torch.Tensor):
+            exprs = [s.node.expr for s in value.shape if isinstance(s, torch.SymInt)]
+        elif isinstance(value, (torch.SymInt, torch.SymFloat, torch.SymBool)):
+            exprs = [value.node.expr]
+        return {f for e in exprs for f in e.free_symbols if f in self.symbol_names}
+
+    def is_data_dependent(self, value) -> bool:
+        return bool(free_unbacked_symbols(value))
+
+    def describe(self, expr) -> str:
+        """A sympy expression over input symbols, printed in the user's terms (also valid Python)."""
+        from torch.utils._sympy.printers import PythonPrinter
+        names = {s: sympy.Symbol(n) for s, n in self.symbol_names.items()}
+        return PythonPrinter().doprint(expr.xreplace(names))

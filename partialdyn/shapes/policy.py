@@ -1,0 +1,86 @@
+"""The shape policy: what happens when Python consumes a symbolic value.
+
+`partial` (default): a bool use guards the predicate only; a value use
+specializes the dims involved; a dim that already caused `recompile_limit`
+recompiles of this code object is *unstable* and consuming it graph-breaks.
+`dynamic`: every consumption graph-breaks.  `static`: inputs have no symbols.
+`automatic`: inputs start static; a dim seen changing becomes dynamic and is
+then treated as under `partial` (without backoff).
+Data-dependent (unbacked) values can never be specialized: consuming them is a
+graph break under every policy.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from ..frontend.errors import GraphBreak
+
+
+@dataclass
+class FrameShapeState:
+    """What the policy remembers per code object across compiles."""
+    recompiles_by_dim: dict = field(default_factory=dict)   # dim key -> count
+    unstable: set = field(default_factory=set)               # dim keys that graph-break when consumed
+    changed: set = field(default_factory=set)                # automatic: dims seen changing
+
+
+def starts_dynamic(policy: str, state: FrameShapeState, key: str) -> bool:
+    if policy in ("partial", "dynamic"):
+        return True
+    if policy == "automatic":
+        return key in state.changed
+    return False
+
+
+@dataclass
+class Consumer:
+    """Per-trace policy decisions; records what was specialized and where."""
+    policy: str
+    state: FrameShapeState
+    shapes: object                                  # shapes.fake.Shapes
+    where: object = None                            # callable -> (file, line, text)
+    specializations: list = field(default_factory=list)
+
+    def _check(self, value, use: str, op: str):
+        shapes = self.shapes
+        if shapes.is_data_dependent(value):
+            raise GraphBreak(f"Python needs the data-dependent value {self._text(value)} ({op})",
+                             hint="data-dependent sizes and .item() results cannot be specialized; "
+                                  "keep them in tensor ops or accept the break")
+        if self.policy == "dynamic":
+            raise GraphBreak(f"policy 'dynamic': Python {use} of {self._text(value)} ({op})",
+                             hint="use policy='partial' to allow guarded specialization")
+        unstable = [shapes.symbol_names[s] for s in shapes.input_symbols(value)
+                    if shapes.symbol_names[s] in self.state.unstable]
+        if unstable:
+            raise GraphBreak(f"{', '.join(unstable)} is unstable (recompiled too often); "
+                             f"its {use} by {op} runs in Python",
+                             hint="keep the size symbolic (pass it to torch ops) to avoid the break")
+
+    def as_bool(self, value, op: str) -> bool:
+        self._check(value, "bool use", op)
+        text = self._text(value)
+        result = bool(value)
+        if self.shapes.input_symbols(value):
+            self._record("predicate", text if result else f"not ({text})", op, value)
+        return result
+
+    def as_value(self, value, op: str):
+        self._check(value, "value use", op)
+        concrete = value.node.guard_int("", 0) if isinstance(value, torch.SymInt) else \
+            value.node.guard_float("", 0) if isinstance(value, torch.SymFloat) else bool(value)
+        self._record("value", concrete, op, value)
+        return concrete
+
+    def _text(self, value) -> str:
+        return self.shapes.describe(value.node.expr)
+
+    def _record(self, kind, detail, op, value):
+        file, line, text = self.where() if self.where else (None, None, "")
+        for sym in sorted(self.shapes.input_symbols(value), key=str):
+            self.specializations.append({
+                "source": self.shapes.symbol_names[sym], "use": kind,
+                ("value" if kind == "value" else "predicate"): detail,
+                "op": op, "file": file, "line": line, "text": text})

@@ -1,0 +1,83 @@
+"""Fast checks of the benchmark runner: the `tiny` workload, quick mode, eager backend."""
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # `benchmarks` is not installed
+
+from benchmarks.engines import ENGINES, Engine  # noqa: E402
+from benchmarks.report import to_json, to_markdown  # noqa: E402
+from benchmarks.run import main, metadata, run  # noqa: E402
+
+MEASURED = ("compiles", "recompiles", "graphs", "graph_breaks", "eager_fallbacks",
+            "trace_time_s", "wall_time_s", "per_call_us", "eager_per_call_us",
+            "overhead_us", "compile_peak_mib")
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return run(workloads=["tiny"], engines=["eager", "torch-default"], quick=True)
+
+
+def check_measured(row):
+    assert row.status == "ok", row.note
+    assert row.correct is True and row.mismatched_calls == []
+    for name in MEASURED:
+        assert isinstance(getattr(row, name), (int, float)), name
+    assert row.inputs > 1 and row.wall_time_s > 0 and row.per_call_us > 0
+
+
+def test_eager_and_torch_rows(rows):
+    assert [(r.workload, r.engine, r.backend) for r in rows] == [
+        ("tiny", "eager", "eager"), ("tiny", "torch-default", "eager")]
+    for row in rows:
+        check_measured(row)
+    eager, torch_default = rows
+    assert eager.compiles == eager.recompiles == eager.graphs == 0
+    assert eager.trace_time_s == 0
+    assert torch_default.compiles >= 1 and torch_default.graphs >= 1
+    assert torch_default.trace_time_s > 0 and torch_default.compile_peak_mib > 0
+    assert torch_default.compiles_ratio == 1.0 and torch_default.trace_time_ratio == 1.0
+
+
+def test_renderings(rows):
+    meta = metadata("eager", True)
+    table = to_markdown(rows, meta).splitlines()
+    assert table[2].startswith("| workload | engine | compiles |")
+    assert sum(line.startswith("| tiny |") for line in table) == 2
+    data = json.loads(to_json(rows, meta))
+    assert data["meta"]["backend"] == "eager"
+    assert [r["engine"] for r in data["rows"]] == ["eager", "torch-default"]
+
+
+def test_engine_error_is_recorded(monkeypatch):
+    def broken(fn, backend):
+        raise RuntimeError("engine exploded")
+
+    monkeypatch.setitem(ENGINES, "broken", Engine("broken", broken, lambda opt: {}))
+    [row] = run(workloads=["tiny"], engines=["broken"], quick=True)
+    assert row.status == "error" and "engine exploded" in row.note
+    assert row.compiles is None and row.correct is None
+
+
+def test_cli_rejects_unknown_names():
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--engines", "eager,nope"])
+    assert exit_info.value.code == 2
+
+
+def test_partialdyn_rows():
+    try:
+        from partialdyn import optimize  # noqa: F401
+    except ImportError as e:
+        pytest.skip(f"partialdyn.optimize is not importable yet: {e}")
+    engines = ["partialdyn-partial", "partialdyn-dynamic", "partialdyn-static",
+               "partialdyn-automatic", "torch-default"]
+    result = run(workloads=["tiny"], engines=engines, quick=True)
+    assert [r.engine for r in result] == engines
+    for row in result:
+        check_measured(row)
+        assert row.compiles >= 1
+        assert row.compiles_ratio is not None and row.trace_time_ratio is not None

@@ -1,0 +1,186 @@
+"""The log viewer: text report, HTML page, command line."""
+import json
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from partialdyn.logs import viewer
+
+F = dict(fn="f", code="f (add.py:3)")
+G = dict(fn="Net.forward", code="forward (net.py:10)")
+
+# A small run: f compiles, recompiles on x.size(0), backs off x.size(1), breaks into a
+# resume function; Net.forward falls back to eager and hits the cache limit.
+STREAM = [
+    dict(v=1, kind="compile", time=1000.0, **F, entry=0, recompile=False, reason="first call",
+         trace_seconds=0.0125, backend_seconds=0.003, graphs=1, graph_breaks=0,
+         policy="partial", backend="eager"),
+    dict(v=1, kind="guards", time=1000.1, **F, entry=0, guards=[
+        {"kind": "SHAPE", "text": "x.size(0) > 16", "source": "x"},
+        {"kind": "TENSOR_MATCH_DYNAMIC", "text": "x", "source": "x"},
+        {"kind": "TENSOR_MATCH_STATIC", "text": "x.size(1) == 64", "source": "x"},
+        {"kind": "SHAPE", "text": "Eq(Mod(x.size(0), 4), 0)", "source": "x"}]),
+    dict(v=1, kind="specialization", time=1000.05, **F, source="x.size(1)", use="value", value=64,
+         op="math.factorial", file="add.py", line=5, text="    n = math.factorial(x.size(1))"),
+    dict(v=1, kind="specialization", time=1000.06, **F, source="x.size(0)", use="predicate",
+         predicate="x.size(0) > 16", op="if", file="add.py", line=4, text="if x.size(0) > 16:"),
+    dict(v=1, kind="compile", time=1001.25, **F, entry=1, recompile=True,
+         reason="x.size(1) == 64 failed: got 80", trace_seconds=0.01, backend_seconds=0.002,
+         graphs=2, graph_breaks=1, policy="partial", backend="eager"),
+    dict(v=1, kind="backoff", time=1001.26, **F, dim="x.size(1)", recompiles=2, limit=2, unstable=True),
+    dict(v=1, kind="graph_break", time=1001.27, fn="f", code="__resume_at_20 (add.py:3)",
+         reason="math.factorial of unstable x.size(1)", file="add.py", line=5,
+         hint="x.size(1) keeps changing; pass it as a tensor"),
+    dict(v=1, kind="eager_fallback", time=1002.0, **G, reason="tracer error: <unsupported opcode>",
+         file=None, line=None),
+    dict(v=1, kind="cache_limit", time=1003.0, **G, limit=8),
+    dict(v=1, kind="stats", time=1004.0, fn="f", calls=9, cache_hits=7, compiles=1, recompiles=0,
+         graphs=1, graph_breaks=0, eager_fallbacks=0),
+    dict(v=1, kind="stats", time=1005.0, fn="f", calls=12, cache_hits=9, compiles=3, recompiles=1,
+         graphs=4, graph_breaks=1, eager_fallbacks=0),
+]
+
+EXPECTED_TEXT = """\
+partialdyn log: 11 events, 2 functions
+
+== f ==  policy partial, backend eager
+compiles
+  time     event      entry            graphs  breaks  trace   backend  reason
+  +0.000s  compile    f (add.py:3) #0  1       0       0.013s  0.003s   first call
+  +1.250s  recompile  f (add.py:3) #1  2       1       0.010s  0.002s   x.size(1) == 64 failed: got 80
+guards
+  entry            kind                  guard
+  f (add.py:3) #0  TENSOR_MATCH_DYNAMIC  x
+                   TENSOR_MATCH_STATIC   x.size(1) == 64
+                   SHAPE                 x.size(0) > 16
+                                         Eq(Mod(x.size(0), 4), 0)
+specializations
+  at        use        guard            by              line
+  add.py:5  value      x.size(1) == 64  math.factorial  n = math.factorial(x.size(1))
+  add.py:4  predicate  x.size(0) > 16   if              if x.size(0) > 16:
+backoff
+  dim        recompiles  decision
+  x.size(1)  2/2         unstable: consuming it now graph-breaks
+graph breaks
+  at        code                       reason                                hint
+  add.py:5  __resume_at_20 (add.py:3)  math.factorial of unstable x.size(1)  x.size(1) keeps changing; pass it as a tensor
+summary: 12 calls, 9 cache hits, 3 compiles (1 recompile), 4 graphs, 1 graph break, 0 eager fallbacks
+
+== Net.forward ==
+fallbacks
+  event           code                 at  reason
+  eager fallback  forward (net.py:10)  -   tracer error: <unsupported opcode>
+  cache limit     forward (net.py:10)  -   8 entries reached; running eagerly
+summary: ? calls, ? cache hits, 0 compiles (0 recompiles), 0 graphs, 0 graph breaks, 1 eager fallback  \
+(counted from events: no stats snapshot)
+
+overall: ? calls, ? cache hits, 3 compiles (1 recompile), 4 graphs, 1 graph break, 1 eager fallback
+"""
+
+
+def test_text_report_of_a_small_run():
+    assert viewer.render_text(STREAM) == EXPECTED_TEXT
+
+
+def test_summary_is_counted_from_events_without_a_stats_snapshot():
+    without_stats = [e for e in STREAM if e["kind"] != "stats"]
+    assert ("summary: ? calls, ? cache hits, 2 compiles (1 recompile), 3 graphs, 1 graph break, "
+            "0 eager fallbacks  (counted from events: no stats snapshot)") in viewer.render_text(without_stats)
+
+
+def test_unknown_kinds_and_missing_fields_are_tolerated():
+    odd = [{"kind": "compile"}, {"kind": "guards", "fn": "f", "guards": "not a list"},
+           {"kind": "specialization", "fn": "f"}, {"kind": "mystery", "fn": "f", "a": [1]},
+           {"kind": ["unhashable"], "fn": "f"}, {"v": 1}]
+    text = viewer.render_text(odd)
+    assert "== (no function) ==" in text
+    assert "?     compile  ? #?   ?" in text
+    assert re.search(r'mystery +\{"a": \[1\]\}', text)
+    assert "6 events, 2 functions" in text
+    assert "(no function)" in viewer.render_html(odd)
+
+
+def test_empty_log():
+    assert viewer.render_text([]) == (
+        "partialdyn log: 0 events, 0 functions\n\n"
+        "overall: 0 calls, 0 cache hits, 0 compiles (0 recompiles), 0 graphs, 0 graph breaks, "
+        "0 eager fallbacks\n")
+
+
+def test_html_is_self_contained_escaped_and_covers_each_function():
+    stream = STREAM + [dict(v=1, kind="compile", time=1006.0, fn="make.<locals>.<lambda>",
+                            code="<lambda> (m.py:2)", entry=0, recompile=False,
+                            reason="first call <script>alert(1)</script>")]
+    page = viewer.render_html(stream)
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page)
+    assert "<script" not in page and "<link" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    for fn in ("f", "Net.forward", "make.&lt;locals&gt;.&lt;lambda&gt;"):
+        assert f"<summary>{fn}" in page
+    assert page.count("<details") == 3
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not installed")
+def test_html_renders_in_headless_chromium(tmp_path):
+    page, png = tmp_path / "report.html", tmp_path / "report.png"
+    page.write_text(viewer.render_html(STREAM), encoding="utf-8")
+    subprocess.run(
+        [shutil.which("chromium"), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={png}",
+         "--window-size=1000,800", page.as_uri()],
+        capture_output=True, timeout=120, check=False)
+    assert png.exists() and png.stat().st_size > 0
+
+
+def write_log(path, lines):
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+
+
+def test_view_prints_the_report_and_counts_unreadable_lines(tmp_path, capsys):
+    log = tmp_path / "run.jsonl"
+    write_log(log, [json.dumps(e) for e in STREAM[:2]] + ["{not json", "", "[1, 2]"])
+    assert viewer.main(["view", str(log)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("partialdyn log: 2 events, 1 function, 2 unreadable lines skipped\n")
+    assert "first call" in out and "TENSOR_MATCH_DYNAMIC" in out
+
+
+def test_view_html_option_writes_the_page_too(tmp_path, capsys):
+    log, page = tmp_path / "run.jsonl", tmp_path / "run.html"
+    write_log(log, [json.dumps(e) for e in STREAM])
+    assert viewer.main(["view", str(log), "--html", str(page)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(EXPECTED_TEXT) and f"HTML report written to {page}" in out
+    assert page.read_text(encoding="utf-8") == viewer.render_html(STREAM)
+
+
+def test_view_of_a_missing_file_is_a_clear_error(tmp_path, capsys):
+    missing = tmp_path / "nope.jsonl"
+    assert viewer.main(["view", str(missing)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert f"cannot read {missing}: No such file or directory" in captured.err
+
+
+def test_events_emitted_to_a_log_file_read_back_in_the_viewer(tmp_path, capsys):
+    from partialdyn.config import config
+    from partialdyn.logs import clear_events, emit
+    log = tmp_path / "run.jsonl"
+    saved = config.log_file
+    config.log_file = str(log)
+    try:
+        emit("compile", fn="f", code="f (add.py:3)", entry=0, recompile=False, reason="first call",
+             trace_seconds=0.1, backend_seconds=0.2, graphs=1, graph_breaks=0)
+        emit("stats", fn="f", calls=1, cache_hits=0, compiles=1, recompiles=0, graphs=1,
+             graph_breaks=0, eager_fallbacks=0)
+    finally:
+        config.log_file = saved
+        clear_events()
+    assert viewer.main(["view", str(log)]) == 0
+    out = capsys.readouterr().out
+    assert "+0.000s  compile  f (add.py:3) #0  1       0       0.100s  0.200s   first call" in out
+    assert "summary: 1 call, 0 cache hits, 1 compile (0 recompiles)" in out
