@@ -13,7 +13,7 @@ RATIOS = (
 )
 
 NOTES = [
-    f"Ratios are engine / {BASELINE} on the same workload; '-' where either side is "
+    f"x td: engine / {BASELINE} on the same workload; '-' where either side is "
     f"missing or the {BASELINE} value is not positive.",
     "trace: time of the calls that compiled minus eager time of the same inputs "
     "(with a non-eager backend it includes the backend's compile time).",
@@ -55,6 +55,11 @@ def _correct(row) -> str:
     return "yes" if row.correct else f"NO {row.mismatched_calls}"
 
 
+def _note(row) -> str:
+    text = row.note if row.status == "ok" else f"{row.status}: {row.note}"
+    return text.replace("|", "/").replace("\n", " ")[:120]
+
+
 COLUMNS = (
     ("workload", lambda r: r.workload),
     ("engine", lambda r: r.engine),
@@ -72,7 +77,7 @@ COLUMNS = (
     ("x td", lambda r: _ratio(r.overhead_ratio)),
     ("peak MiB", lambda r: _num(r.compile_peak_mib, digits=2)),
     ("correct", _correct),
-    ("note", lambda r: r.note.replace("|", "/").replace("\n", " ")[:120]),
+    ("note", _note),
 )
 
 

@@ -17,6 +17,7 @@ import platform
 import signal
 import sys
 import threading
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -179,8 +180,14 @@ def run_engine(workload: str, build, engine: Engine, backend: str, ref: Referenc
             measure_stream(row, build, engine, backend, ref, settings)
             measure_peak(row, build, engine, backend)
     except (Exception, RowTimeout) as e:
-        row.status, row.note = "error", f"{type(e).__name__}: {e}"
+        row.status, row.note = "error", f"{type(e).__name__}: {e} (at {_raised_at(e)})"
     return row
+
+
+def _raised_at(error: BaseException) -> str:
+    """Innermost frame of the error, to tell an engine bug from a workload's own raise."""
+    frame = traceback.extract_tb(error.__traceback__)[-1]
+    return f"{Path(frame.filename).name}:{frame.lineno} in {frame.name}"
 
 
 def run_workload(name: str, engines: list, backend: str, settings: Settings) -> list:
@@ -188,7 +195,9 @@ def run_workload(name: str, engines: list, backend: str, settings: Settings) -> 
     try:
         fn, inputs = build()
     except WorkloadUnavailable as e:
-        return [Row(name, engine.name, backend, status="skipped", note=str(e)) for engine in engines]
+        rows = [Row(name, engine.name, backend, status="skipped", note=str(e)) for engine in engines]
+        progress(rows[0])
+        return rows
     ref = eager_reference(fn, inputs, settings.warmup, settings.reps)
     rows = []
     for engine in engines:
@@ -202,7 +211,7 @@ def progress(row: Row) -> None:
         what = (f"{row.compiles} compiles, trace {row.trace_time_s * 1e3:.0f} ms, "
                 f"{row.per_call_us:.1f} us/call, correct={row.correct}")
     else:
-        what = row.note.splitlines()[0][:200] if row.note else row.status
+        what = f"{row.status}: {row.note.splitlines()[0][:200]}"
     print(f"[{row.workload} / {row.engine}] {what}", file=sys.stderr, flush=True)
 
 

@@ -58,7 +58,7 @@ def test_engine_error_is_recorded(monkeypatch):
 
     monkeypatch.setitem(ENGINES, "broken", Engine("broken", broken, lambda opt: {}))
     [row] = run(workloads=["tiny"], engines=["broken"], quick=True)
-    assert row.status == "error" and "engine exploded" in row.note
+    assert row.status == "error" and "engine exploded" in row.note and "test_benchmarks.py" in row.note
     assert row.compiles is None and row.correct is None
 
 

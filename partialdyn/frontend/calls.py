@@ -195,6 +195,9 @@ def contains(f, container, item) -> bool:
 # ---------------------------------------------------------------- items
 def subscript(f, obj, index):
     if isinstance(obj, V.Tensor):
+        if isinstance(index, V.Sym) and index.python_type() is int:
+            # x[i] with a symbolic i: select keeps i symbolic where __getitem__ would specialize it
+            return f.trace.builder.call("call_function", torch.select, (obj, V.Known(0), index), {})
         return f.trace.builder.call("call_function", operator.getitem, (obj, index), {})
     if isinstance(obj, (V.Tuple, V.List)):
         key = python_value(f, index, "indexing a sequence")
@@ -248,6 +251,8 @@ def iterate(f, vt) -> list:
         return list(vt.items)
     if isinstance(vt, V.Dict):
         return [V.Known(k) for k in vt.items]
+    if isinstance(vt, V.Known) and isinstance(vt.value, torch.nn.Module):
+        return _module_items(f, vt)
     if isinstance(vt, V.Known):
         value = vt.value
         if isinstance(value, range) and len(value) > MAX_UNROLL:
@@ -265,6 +270,18 @@ def iterate(f, vt) -> list:
         return [subscript(f, vt, V.Known(i)) for i in range(n)]
     raise GraphBreak(f"iteration over a {vt.python_type().__name__}",
                      hint="the loop runs in Python around a graph break")
+
+
+def _module_items(f, vt):
+    """Iterating Sequential / ModuleList yields submodules (with sources); ModuleDict yields keys."""
+    m = vt.value
+    if isinstance(m, torch.nn.ModuleDict):
+        return [V.Known(k) for k in m._modules]
+    if not isinstance(m, (torch.nn.Sequential, torch.nn.ModuleList)):
+        raise GraphBreak(f"iteration over a {type(m).__name__}")
+    if vt.source is None:
+        raise Unsupported("iteration over a module the trace cannot reach by a source")
+    return [f.trace.wrap(sub, S.Src(f"{vt.source}._modules[{k!r}]")) for k, sub in m._modules.items()]
 
 
 def dict_items(f, vt) -> dict:

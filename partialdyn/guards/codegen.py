@@ -52,6 +52,20 @@ class GuardFunction:
                 return g, f"{g.text} failed: {self._actual(g, env)}"
         return None, "no guard failed"
 
+    def failures(self, args: tuple) -> list[Guard]:
+        """Every guard that rejects `args` (a recompile is attributed to all the dims they name)."""
+        env = dict(self.namespace)
+        env.update(zip(self.argnames, args))
+        out = []
+        for g in self.guards:
+            try:
+                ok = eval(g.code, env)
+            except Exception:
+                ok = False
+            if not ok:
+                out.append(g)
+        return out
+
     def _actual(self, g: Guard, env) -> str:
         if not g.actual:
             return "false"

@@ -21,6 +21,7 @@ from ..frontend import sources as S
 from ..frontend import variables as V
 from ..frontend.errors import Unsupported
 from ..frontend.instructions import CONDITIONAL_JUMPS, OR_POP_JUMPS
+from ..frontend.resume import STACK_PREFIX
 from ..frontend.tracer import Frame, Trace
 from ..guards.codegen import GuardFunction
 from ..guards.shape import shape_guards
@@ -67,6 +68,7 @@ def compile_entry(opt, bound: tuple) -> Entry:
     trace, result = trace_frame(opt, bound)
     rebuilder = Rebuilder()
     if result.stop is None:
+        rebuilder.tensors_from_graph = True     # a returned input tensor still comes out of the graph
         body = f"return {rebuilder.expr(result.value)}"
         stop_step = None
     else:
@@ -129,7 +131,9 @@ def _make_runner(opt, trace, rebuilder, compiled, body, step):
 
 def _break_body(opt, trace, stop, rebuilder):
     stack_expr = "[" + ", ".join(rebuilder.expr(v) for v in stop.stack) + "]"
-    names = tuple(n for n in stop.locals if n in opt.fn.__code__.co_varnames or n in opt.fn.__code__.co_cellvars)
+    code = opt.fn.__code__
+    names = tuple(n for n in stop.locals
+                  if (n in code.co_varnames or n in code.co_cellvars) and not n.startswith(STACK_PREFIX))
     if opt.fn.__code__.co_cellvars:
         raise Unsupported("graph break in a function that defines closures over its locals")
     locals_expr = "[" + ", ".join(rebuilder.expr(stop.locals[n]) for n in names) + "]"

@@ -53,8 +53,9 @@ class PartialdynError(RuntimeError):
 
 class OptimizedFunction:
     def __init__(self, fn: types.FunctionType, options: Options, root: "OptimizedFunction | None" = None,
-                 name: str | None = None):
+                 name: str | None = None, origin=None):
         self.fn = fn
+        self.origin = origin or (fn, 0)     # (original function, instructions a resume prologue added)
         self.options = options
         self.root = root or self
         self.stats = self.root.stats if root else Stats()
@@ -121,15 +122,17 @@ class OptimizedFunction:
     def _recompile_reason(self, bound) -> str:
         if not self.entries:
             return "first call"
-        guard, sentence = self.entries[-1].guard.explain_failure(bound)
-        if guard is not None:
-            self._account_recompile(guard)
+        guards = self.entries[-1].guard
+        first, sentence = guards.explain_failure(bound)
+        if first is not None:
+            self._account_recompile(guards.failures(bound))
         return sentence
 
-    def _account_recompile(self, guard):
+    def _account_recompile(self, failed):
         """Backoff: count recompiles per input dim; at the limit the dim becomes unstable."""
         state, policy = self.shape_state, self.options.policy
-        for dim in guard.dims:
+        dims = {d for g in failed for d in g.dims}
+        for dim in sorted(dims):
             if policy == "automatic":
                 state.changed.add(dim)
                 continue
@@ -138,8 +141,8 @@ class OptimizedFunction:
                 state.unstable.add(dim)
                 self._log("backoff", dim=dim, recompiles=count, limit=self.options.recompile_limit,
                           unstable=True)
-        if policy == "automatic" and guard.kind == "CONSTANT_MATCH" and guard.source:
-            state.changed.add(guard.source)
+        if policy == "automatic":
+            state.changed.update(g.source for g in failed if g.kind == "CONSTANT_MATCH" and g.source)
 
     def _give_up(self, reason):
         if self.options.fullgraph:
@@ -186,11 +189,15 @@ class OptimizedFunction:
 
     # ------------------------------------------------------------ children
     def resume_function(self, index, layout, local_names, optimized=True):
-        key = ("resume", self.fn.__code__, index, layout, local_names, optimized)
+        """The continuation at `index` of this frame, always built from the original code (so loops reuse it)."""
+        original, shift = self.origin
+        index -= shift
+        key = ("resume", original.__code__, index, layout, local_names, optimized)
         children = self.root.children
         if key not in children:
-            fn = make_resume_function(self.fn, index, layout, local_names)
-            children[key] = OptimizedFunction(fn, self.options, root=self.root) if optimized else fn
+            fn = make_resume_function(original, index, layout, local_names)
+            children[key] = OptimizedFunction(fn, self.options, root=self.root,
+                                              origin=(original, len(layout) + 1)) if optimized else fn
         return children[key]
 
     def callee(self, fn: types.FunctionType) -> "OptimizedFunction":

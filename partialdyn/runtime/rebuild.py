@@ -19,6 +19,7 @@ class Rebuilder:
         self.outputs = []              # fx nodes the graph must return
         self._output_index = {}
         self.constants = {}            # name -> object, for the generated code's namespace
+        self.tensors_from_graph = False
 
     def constant(self, value) -> str:
         for name, v in self.constants.items():
@@ -38,7 +39,7 @@ class Rebuilder:
         if vt is V.NULL:
             return self.constant(NULL)
         if isinstance(vt, (V.Tensor, V.Sym)):
-            if vt.source is not None:
+            if vt.source is not None and not (self.tensors_from_graph and isinstance(vt, V.Tensor)):
                 return vt.source.code
             return self.output(vt.node)
         if isinstance(vt, (V.Known, V.Opaque)):
