@@ -170,6 +170,13 @@ def b_dict(f, *args, **kwargs):
     return V.Dict(items)
 
 
+def b_set(cls):
+    def handler(f, iterable=None):
+        values = [] if iterable is None else [python_value(f, v, cls.__name__) for v in iterate(f, iterable)]
+        return V.Known(cls(values))
+    return handler
+
+
 def b_getattr(f, obj, name, *default):
     attr = python_value(f, name, "getattr()")
     try:
@@ -343,7 +350,7 @@ BUILTINS = {
     float: b_float, bool: b_bool, str: b_str, abs: b_abs, min: _min_max(operator.lt, "min"),
     max: _min_max(operator.gt, "max"), sum: b_sum, range: b_range, enumerate: b_enumerate, zip: b_zip,
     reversed: b_reversed, iter: b_iter, next: b_next, list: b_list, tuple: b_tuple, dict: b_dict,
-    getattr: b_getattr, hasattr: b_hasattr, callable: b_callable, any: b_any_all(any), all: b_any_all(all),
+    set: b_set(set), frozenset: b_set(frozenset), getattr: b_getattr, hasattr: b_hasattr, callable: b_callable, any: b_any_all(any), all: b_any_all(all),
     round: b_round, divmod: b_divmod, sorted: b_sorted, slice: b_slice, super: b_super, print: b_print,
     torch.Size: lambda f, items=None: V.Size([] if items is None else iterate(f, items)),
     torch.is_tensor: lambda f, x: V.Known(isinstance(x, V.Tensor)),

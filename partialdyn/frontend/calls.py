@@ -592,6 +592,12 @@ def _signature(fn):
     return inspect.signature(fn, follow_wrapped=False)
 
 
+def _code_argnames(code) -> list[str]:
+    n = code.co_argcount + code.co_kwonlyargcount
+    n += bool(code.co_flags & inspect.CO_VARARGS) + bool(code.co_flags & inspect.CO_VARKEYWORDS)
+    return list(code.co_varnames[:n])
+
+
 def inline_made_function(f, fn: V.Function, args, kwargs):
     real = types.FunctionType(fn.code, fn.globals, fn.name, tuple(None for _ in fn.defaults) or None)
     real.__kwdefaults__ = {k: None for k in fn.kwdefaults} or None
@@ -600,18 +606,20 @@ def inline_made_function(f, fn: V.Function, args, kwargs):
         bound = sig.bind(*args, **kwargs)
     except TypeError as e:
         raise UserError(e) from e
-    locals_ = dict(bound.arguments)
     params = list(sig.parameters.values())
+    real_names = dict(zip((p.name for p in params), _code_argnames(fn.code)))   # inspect renames `.0`
+    locals_ = {real_names[k]: v for k, v in bound.arguments.items()}
     positional_with_defaults = [p for p in params if p.default is not inspect.Parameter.empty
                                 and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     for p, d in zip(positional_with_defaults, fn.defaults):
-        locals_.setdefault(p.name, d)
+        locals_.setdefault(real_names[p.name], d)
     for p in params:
+        name = real_names[p.name]
         if p.kind == p.VAR_POSITIONAL:
-            locals_[p.name] = V.Tuple(list(locals_.get(p.name, ())))
+            locals_[name] = V.Tuple(list(locals_.get(name, ())))
         elif p.kind == p.VAR_KEYWORD:
-            locals_[p.name] = V.Dict(dict(locals_.get(p.name, {})))
-        elif p.kind == p.KEYWORD_ONLY and p.name not in locals_:
+            locals_[name] = V.Dict(dict(locals_.get(name, {})))
+        elif p.kind == p.KEYWORD_ONLY and name not in locals_:
             if p.name not in fn.kwdefaults:
                 raise UserError(TypeError(f"{fn.name}() missing keyword-only argument {p.name!r}"))
             locals_[p.name] = fn.kwdefaults[p.name]

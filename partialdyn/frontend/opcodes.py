@@ -365,8 +365,24 @@ def make_function(f, i):
 
 @handles("RETURN_VALUE")
 def return_value(f, i):
-    f.return_value = f.pop()
+    value = f.pop()
+    f.return_value = V.Iterator(f.yielded) if f.yielded is not None else value
     return RETURN
+
+
+@handles("RETURN_GENERATOR")
+def return_generator(f, i):
+    """A generator body is run to completion when called; its yields become an iterator."""
+    if f.parent is None:
+        raise Unsupported("optimizing a generator function")
+    f.yielded = []
+    f.push(V.Known(None))
+
+
+@handles("YIELD_VALUE")
+def yield_value(f, i):
+    f.yielded.append(f.pop())
+    f.push(V.Known(None))
 
 
 # ---------------------------------------------------------------- control flow

@@ -200,6 +200,7 @@ class Frame:
         self.child: Frame | None = None
         self.depth = 0 if parent is None else parent.depth + 1
         self.return_value = None
+        self.yielded = None             # a generator frame's yielded values
 
     # ------------------------------------------------------------ stack helpers
     def push(self, vt):
@@ -267,15 +268,17 @@ class Frame:
 
     def _stop_here(self, e, saved) -> Stop:
         stack, locals_, kw_names, last_node, mutations, grad = saved
-        inside_callee = self.child is not None or (self.trace.mutations != mutations)
         callee_frame = self.child
+        deepest = self
+        while deepest.child is not None:
+            deepest = deepest.child
         self.child = None
         _erase_after(self.trace.builder.graph, last_node)
         if self.trace.mutations != mutations:
             raise Unsupported("a call that graph-broke had already mutated containers") from e
         if self.trace.grad_enabled != grad:
             self.trace.set_grad_enabled(grad)
-        file, line, _ = (callee_frame.location() if callee_frame else self.location())
+        file, line, _ = deepest.location()
         self.stack, self.locals = stack, locals_
         return Stop(self.current, stack, locals_, e.reason, e.hint, file, line, kw_names,
                     inside_callee=callee_frame is not None, grad_enabled=self.trace.grad_enabled)

@@ -17,14 +17,14 @@ def frame_argnames(code: types.CodeType) -> list[str]:
     return list(code.co_varnames[:n])
 
 
-def _param(name: str) -> str:
+def param_name(name: str) -> str:
     """Comprehension code objects take `.0`; give such names a spelling Python accepts."""
     return name if name.isidentifier() else "__arg_" + "".join(c if c.isalnum() else "_" for c in name)
 
 
 def make_binder(fn: types.FunctionType):
     code = fn.__code__
-    names = [_param(n) for n in code.co_varnames]
+    names = [param_name(n) for n in code.co_varnames]
     pos = list(names[:code.co_argcount])
     kwonly = list(names[code.co_argcount:code.co_argcount + code.co_kwonlyargcount])
     i = code.co_argcount + code.co_kwonlyargcount
@@ -54,7 +54,7 @@ def make_binder(fn: types.FunctionType):
             params.append(name)
     if varkw:
         params.append(f"**{varkw}")
-    order = [_param(n) for n in frame_argnames(code)]
+    order = [param_name(n) for n in frame_argnames(code)]
     src = f"def bind({', '.join(params)}):\n    return ({''.join(n + ', ' for n in order)})\n"
     exec(compile(src, "<partialdyn binder>", "exec"), env)
     binder = env["bind"]

@@ -25,6 +25,7 @@ from ..frontend.resume import STACK_PREFIX
 from ..frontend.tracer import Frame, Trace
 from ..guards.codegen import GuardFunction
 from ..guards.shape import shape_guards
+from .binding import frame_argnames
 from .rebuild import Rebuilder
 from .steps import (NULL, BranchStep, CallExStep, CallStep, EagerRest, ForIterStep, RaiseStep,
                     StackOpStep, restore_grad_mode)
@@ -46,8 +47,8 @@ def trace_frame(opt, bound: tuple) -> tuple[Trace, object]:
     fn = opt.fn
     trace = Trace(fn, opt.argnames, opt.options, opt.shape_state, {})
     code = fn.__code__
-    locals_ = {name: trace.wrap(value, S.local(name), frame_input=True)
-               for name, value in zip(opt.argnames, bound)}
+    locals_ = {name: trace.wrap(value, S.local(param), frame_input=True)
+               for name, param, value in zip(frame_argnames(code), opt.argnames, bound)}
     cells = {}
     for i, name in enumerate(code.co_freevars):
         cell = fn.__closure__[i]
@@ -135,7 +136,8 @@ def _break_body(opt, trace, stop, rebuilder):
     names = tuple(n for n in stop.locals
                   if (n in code.co_varnames or n in code.co_cellvars) and not n.startswith(STACK_PREFIX))
     if opt.fn.__code__.co_cellvars:
-        raise Unsupported("graph break in a function that defines closures over its locals")
+        raise Unsupported(f"graph break ({stop.reason}, line {stop.line}) in a function that defines "
+                          f"closures over its locals")
     locals_expr = "[" + ", ".join(rebuilder.expr(stop.locals[n]) for n in names) + "]"
     step = _make_step(opt, trace, stop, names)
     return step, f"return __step({stack_expr}, {locals_expr})"

@@ -21,7 +21,7 @@ from ..frontend.errors import GraphBreak, Unsupported, UserError
 from ..frontend.resume import make_resume_function
 from ..logs import emit
 from ..shapes.policy import FrameShapeState
-from .binding import frame_argnames, make_binder
+from .binding import frame_argnames, make_binder, param_name
 
 
 @dataclass
@@ -60,7 +60,7 @@ class OptimizedFunction:
         self.root = root or self
         self.stats = self.root.stats if root else Stats()
         self.name = name or (root.name if root else fn.__qualname__)
-        self.argnames = frame_argnames(fn.__code__)
+        self.argnames = [param_name(n) for n in frame_argnames(fn.__code__)]   # as generated code spells them
         self.binder = make_binder(fn)
         self.entries = []
         self.shape_state = FrameShapeState()
