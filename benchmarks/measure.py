@@ -49,13 +49,16 @@ def timed_call(fn: Callable, args: tuple):
     return time.perf_counter() - start, out
 
 
-def median_call_time(fn: Callable, args: tuple, warmup: int, reps: int) -> float:
-    """Median of `reps` individually timed calls, after `warmup` untimed ones.
+def steady_call_time(fn: Callable, args: tuple, warmup: int, reps: int, blocks: int = 5) -> float:
+    """Per-call time from `reps` individually timed calls, after `warmup` untimed ones.
 
-    The median ignores the odd call stalled by the other work on this machine."""
+    The machine is shared: a median ignores the odd stalled call, and taking the least
+    of several block medians ignores a stretch during which the other core was busy."""
     for _ in range(warmup):
         fn(*args)
-    return statistics.median(timed_call(fn, args)[0] for _ in range(reps))
+    per_block = max(1, reps // blocks)
+    return min(statistics.median(timed_call(fn, args)[0] for _ in range(per_block))
+               for _ in range(blocks))
 
 
 @dataclass
@@ -68,8 +71,8 @@ class Reference:
 
 def eager_reference(fn: Callable, inputs: list, warmup: int, reps: int, per_input_reps: int = 3) -> Reference:
     outputs = [fn(*args) for args in inputs]         # also warms up lazy init
-    call_times = [median_call_time(fn, args, 0, per_input_reps) for args in inputs]
-    return Reference(outputs, call_times, median_call_time(fn, inputs[-1], warmup, reps))
+    call_times = [steady_call_time(fn, args, 0, per_input_reps, blocks=1) for args in inputs]
+    return Reference(outputs, call_times, steady_call_time(fn, inputs[-1], warmup, reps))
 
 
 @dataclass

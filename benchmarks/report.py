@@ -17,9 +17,9 @@ NOTES = [
     f"missing or the {BASELINE} value is not positive.",
     "trace: time of the calls that compiled minus eager time of the same inputs "
     "(with a non-eager backend it includes the backend's compile time).",
-    "wall: every call of the input stream, compiles included. per-call: median of "
-    "repeated calls of the last input after warm-up (a cache hit); overhead = per-call "
-    "- eager per-call.",
+    "wall: every call of the input stream, compiles included. per-call: the last input "
+    "(a cache hit) called repeatedly after warm-up, least of 5 block medians; overhead = "
+    "per-call - eager per-call.",
     "peak: tracemalloc peak during the first call (Python-heap allocations only; "
     "tensor storage is not counted), measured in a separate pass after a reset.",
     "torch compiles = Dynamo cache entries over all code objects; recompiles = compiles "

@@ -28,7 +28,7 @@ import torch  # noqa: E402
 
 from benchmarks.engines import ENGINES, TORCH_RECOMPILE_LIMIT, Engine, reset_all  # noqa: E402
 from benchmarks.measure import (Reference, eager_reference, first_call_peak_bytes,  # noqa: E402
-                                median_call_time, outputs_match, run_stream)
+                                outputs_match, run_stream, steady_call_time)
 from benchmarks.report import add_ratios, to_json, to_markdown  # noqa: E402
 from benchmarks.workloads import WORKLOADS, WorkloadUnavailable  # noqa: E402
 
@@ -38,7 +38,7 @@ BACKENDS = ("eager", "aot_eager", "inductor")
 @dataclass(frozen=True)
 class Settings:
     warmup: int            # untimed calls before a steady-state measurement
-    reps: int              # timed calls whose median is the per-call time
+    reps: int              # timed calls behind the per-call time
     row_timeout_s: int     # a row (one workload x engine) running longer is an error
 
 
@@ -141,7 +141,7 @@ def measure_stream(row: Row, build, engine: Engine, backend: str, ref: Reference
     opt = engine.optimize(fn, backend)
     stream = run_stream(opt, inputs, ref, lambda: engine.counts(opt)["compiles"])
     counts = engine.counts(opt)
-    per_call_s = median_call_time(opt, inputs[-1], settings.warmup, settings.reps)
+    per_call_s = steady_call_time(opt, inputs[-1], settings.warmup, settings.reps)
     if engine.counts(opt)["compiles"] != counts["compiles"]:
         row.note = "steady-state calls compiled again"
     vars(row).update(counts)

@@ -1,6 +1,7 @@
 """The public API: optimize, stats, reset, explain, mark_static / mark_dynamic."""
 from __future__ import annotations
 
+import atexit
 import types
 import weakref
 
@@ -89,10 +90,20 @@ def stats(fn) -> dict:
     return _opt_of(fn).stats.as_dict()
 
 
+def emit_stats() -> None:
+    """One `stats` event per optimized function that ran (the log viewer's summary)."""
+    for opt in list(_ROOTS):
+        if opt.stats.calls:
+            emit("stats", fn=opt.name, **opt.stats.as_dict())
+
+
+atexit.register(emit_stats)
+
+
 def reset() -> None:
     """Drop every cache, policy memory and counter."""
+    emit_stats()
     for opt in list(_ROOTS):
-        emit("stats", fn=opt.name, **opt.stats.as_dict())
         opt.entries.clear()
         opt.children.clear()
         opt.shape_state.__init__()

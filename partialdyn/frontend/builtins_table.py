@@ -327,6 +327,7 @@ GRAD_MODE = {torch.no_grad: g_no_grad, torch.enable_grad: g_enable_grad,
              torch.set_grad_enabled: g_set_grad_enabled, torch._C._set_grad_enabled: g_set_grad_enabled_c,
              torch.is_grad_enabled: g_is_grad_enabled}
 
+# Functions answered at trace time; they receive trackers and must not look into tensors.
 CONSTANT_FOLD = {
     torch.jit.is_scripting: lambda: False, torch.jit.is_tracing: lambda: False,
     torch._C._get_tracing_state: lambda: None, torch.get_default_dtype: torch.get_default_dtype,
@@ -339,10 +340,7 @@ CONSTANT_FOLD = {
     torch.compiler.is_compiling: lambda: False,
     torch._C._get_cudnn_enabled: torch._C._get_cudnn_enabled,
     torch.are_deterministic_algorithms_enabled: torch.are_deterministic_algorithms_enabled,
-    torch.is_tensor: lambda x: isinstance(x, torch.Tensor),
 }
-for _fn in (torch.is_floating_point, torch.is_complex):
-    CONSTANT_FOLD.pop(_fn, None)
 
 
 BUILTINS = {

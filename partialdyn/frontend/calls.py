@@ -238,7 +238,7 @@ def store_subscript(f, container, key, value):
 def mutate(f, container):
     if container.source is not None:
         raise GraphBreak("mutation of a container from outside the trace", hint="the mutation runs in Python")
-    f.trace.mutations += 1
+    f.trace.mutated.append(container)
 
 
 def iterate(f, vt) -> list:
@@ -435,11 +435,13 @@ def call_known(f, fn_vt, args, kwargs):
     if _lookup(GRAD_MODE, fn) is not None:
         return GRAD_MODE[fn](f, args, kwargs)
     if _lookup(CONSTANT_FOLD, fn) is not None:
-        return V.Known(CONSTANT_FOLD[fn](*[python_value(f, a, fn.__name__) for a in args]))
+        return V.Known(CONSTANT_FOLD[fn](*args))
     if isinstance(fn, torch.nn.Module):
         return call_module(f, fn_vt, args, kwargs)
     if is_torch_op(fn):
         return torch_call(f, fn, args, kwargs)
+    if isinstance(fn, types.MethodType) and fn.__func__ in MODULE_WALKS:
+        return module_walk(f, fn, args, kwargs)
     if isinstance(fn, types.MethodType):
         self_vt = f.trace.by_identity.get(id(fn.__self__)) or V.Known(fn.__self__)
         return call(f, V.Known(fn.__func__), [self_vt] + list(args), kwargs)
@@ -515,8 +517,40 @@ def call_method(f, receiver, name, args, kwargs):
     if isinstance(receiver, V.Tensor):
         return tensor_method(f, receiver, name, args, kwargs)
     if isinstance(receiver, V.Known):
+        if isinstance(receiver.value, set) and receiver.source is None and name in SET_MUTATORS:
+            f.trace.mutated.append(receiver)
+            values = [python_value(f, a, f"set.{name}") for a in args]
+            return V.Known(getattr(receiver.value, name)(*values))
         return call(f, V.Known(getattr(receiver.value, name)), args, kwargs)
     return container_method(f, receiver, name, args, kwargs)
+
+
+SET_MUTATORS = {"add", "discard", "update", "remove", "clear"}
+
+_M = torch.nn.Module
+MODULE_WALKS = {_M.parameters: ("named_parameters", False), _M.named_parameters: ("named_parameters", True),
+                _M.buffers: ("named_buffers", False), _M.named_buffers: ("named_buffers", True),
+                _M.modules: ("named_modules", False), _M.named_modules: ("named_modules", True),
+                _M.children: ("named_children", False), _M.named_children: ("named_children", True)}
+
+
+def module_walk(f, method, args, kwargs):
+    """`m.parameters()`, `m.named_modules()`, ...: the items, each tracked with its attribute path as source."""
+    module = method.__self__
+    owner = f.trace.by_identity.get(id(module))
+    if owner is None or owner.source is None:
+        raise GraphBreak(f"{method.__name__}() of a module the trace cannot reach by a source")
+    named, with_names = MODULE_WALKS[method.__func__]
+    py_args = [python_value(f, a, method.__name__) for a in args]
+    py_kwargs = {k: python_value(f, v, method.__name__) for k, v in kwargs.items()}
+    items = []
+    for name, value in getattr(module, named)(*py_args, **py_kwargs):
+        src = owner.source
+        for part in name.split(".") if name else []:
+            src = S.attr(src, part)
+        vt = f.trace.wrap(value, src, static=isinstance(value, torch.Tensor))
+        items.append(V.Tuple([V.Known(name), vt]) if with_names else vt)
+    return V.Iterator(items)
 
 
 def call_module(f, module_vt, args, kwargs):
@@ -599,7 +633,8 @@ def _code_argnames(code) -> list[str]:
 
 
 def inline_made_function(f, fn: V.Function, args, kwargs):
-    real = types.FunctionType(fn.code, fn.globals, fn.name, tuple(None for _ in fn.defaults) or None)
+    real = types.FunctionType(fn.code, fn.globals, fn.name, tuple(None for _ in fn.defaults) or None,
+                              tuple(types.CellType() for _ in fn.code.co_freevars) or None)
     real.__kwdefaults__ = {k: None for k in fn.kwdefaults} or None
     sig = inspect.signature(real)
     try:

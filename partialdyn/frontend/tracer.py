@@ -66,7 +66,7 @@ class Trace:
         self.by_identity: dict[int, V.VT] = {}      # id(python object) -> tracker with a source
         self.grad_enabled = torch.is_grad_enabled()
         self.grad_mode_changed = False
-        self.mutations = 0                          # container mutations (for safe breaks in callees)
+        self.mutated: list = []                     # containers mutated so far (for safe breaks in callees)
         self.argnames = argnames
 
     # ------------------------------------------------------------ where we are
@@ -250,7 +250,7 @@ class Frame:
             instr = instrs[self.ip]
             self.ip += 1
             saved = (list(self.stack), dict(self.locals), self.kw_names, _last_node(builder.graph),
-                     self.trace.mutations, self.trace.grad_enabled)
+                     len(self.trace.mutated), self.trace.grad_enabled)
             try:
                 self._check_region()
                 handler = HANDLERS.get(instr.name)
@@ -274,8 +274,8 @@ class Frame:
             deepest = deepest.child
         self.child = None
         _erase_after(self.trace.builder.graph, last_node)
-        if self.trace.mutations != mutations:
-            raise Unsupported("a call that graph-broke had already mutated containers") from e
+        if _reachable(self.trace.mutated[mutations:], stack + list(locals_.values())):
+            raise Unsupported("a call that graph-broke had already mutated the caller's containers") from e
         if self.trace.grad_enabled != grad:
             self.trace.set_grad_enabled(grad)
         file, line, _ = deepest.location()
@@ -300,6 +300,30 @@ class Frame:
 
 
 RETURN = object()
+
+
+def _reachable(targets, roots) -> bool:
+    """Is any of `targets` (trackers) reachable from `roots` through containers and closures?"""
+    if not targets:
+        return False
+    wanted = {id(t) for t in targets}
+    seen, todo = set(), list(roots)
+    while todo:
+        vt = todo.pop()
+        if id(vt) in seen:
+            continue
+        seen.add(id(vt))
+        if id(vt) in wanted:
+            return True
+        if isinstance(vt, (V.Tuple, V.List, V.Iterator)):
+            todo.extend(vt.items)
+        elif isinstance(vt, V.Dict):
+            todo.extend(vt.items.values())
+        elif isinstance(vt, V.Function):
+            todo.extend(c.contents for c in vt.closure if c.contents is not None)
+        elif isinstance(vt, V.Method):
+            todo.append(vt.receiver)
+    return False
 
 
 def _last_node(graph):

@@ -133,12 +133,11 @@ def _make_runner(opt, trace, rebuilder, compiled, body, step):
 def _break_body(opt, trace, stop, rebuilder):
     stack_expr = "[" + ", ".join(rebuilder.expr(v) for v in stop.stack) + "]"
     code = opt.fn.__code__
-    names = tuple(n for n in stop.locals
-                  if (n in code.co_varnames or n in code.co_cellvars) and not n.startswith(STACK_PREFIX))
-    if opt.fn.__code__.co_cellvars:
-        raise Unsupported(f"graph break ({stop.reason}, line {stop.line}) in a function that defines "
-                          f"closures over its locals")
-    locals_expr = "[" + ", ".join(rebuilder.expr(stop.locals[n]) for n in names) + "]"
+    live = {n: v for n, v in stop.locals.items() if n in code.co_varnames and not n.startswith(STACK_PREFIX)}
+    live.update({n: c.contents for n, c in trace.frame.cells.items()
+                 if n in code.co_cellvars and c.contents is not None})
+    names = tuple(live)
+    locals_expr = "[" + ", ".join(rebuilder.expr(live[n]) for n in names) + "]"
     step = _make_step(opt, trace, stop, names)
     return step, f"return __step({stack_expr}, {locals_expr})"
 

@@ -1,0 +1,79 @@
+"""`partialdyn.explain`: what one call compiles, and why.
+
+It runs the call once through a fresh optimized copy (backend eager, so no
+backend compile cost) and reports, for the traced frame and every resume
+function or callee it spawned: the fx graphs, the guards, the specializations
+(which line consumed which dim) and the graph breaks with their lines.
+"""
+from __future__ import annotations
+
+import types
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass
+class FrameReport:
+    name: str
+    graph_code: str
+    guards: list
+    specializations: list
+    graph_break: dict | None
+
+
+@dataclass
+class Explanation:
+    frames: list = field(default_factory=list)
+    stats: dict = field(default_factory=dict)
+
+    @property
+    def graph_breaks(self):
+        return [f.graph_break for f in self.frames if f.graph_break]
+
+    @property
+    def specializations(self):
+        return [s for f in self.frames for s in f.specializations]
+
+    def __str__(self):
+        lines = [f"partialdyn.explain: {self.stats['graphs']} graph(s), {self.stats['graph_breaks']} graph "
+                 f"break(s), {self.stats['compiles']} compile(s)"]
+        for fr in self.frames:
+            lines.append(f"\n=== {fr.name}")
+            lines.append("guards:")
+            lines += [f"  {g.kind:22} {g.text}" for g in fr.guards]
+            if fr.specializations:
+                lines.append("specializations:")
+                for s in fr.specializations:
+                    what = f"= {s['value']}" if s["use"] == "value" else f"predicate {s['predicate']}"
+                    lines.append(f"  {s['source']} {what} by {s['op']} at {s['file']}:{s['line']}  {s['text']}")
+            if fr.graph_code:
+                lines.append("graph:")
+                lines += ["  " + ln for ln in fr.graph_code.strip().splitlines()]
+            if fr.graph_break:
+                b = fr.graph_break
+                lines.append(f"graph break at {b['file']}:{b['line']}: {b['reason']}")
+                if b["hint"]:
+                    lines.append(f"  hint: {b['hint']}")
+        return "\n".join(lines)
+
+
+def explain(fn, *args, **kwargs) -> Explanation:
+    from .api import _options, _opt_of, optimize
+    source = fn
+    if not isinstance(fn, (types.FunctionType, torch.nn.Module)):
+        source = _opt_of(fn).fn
+    opt_callable = optimize(source, backend="eager")
+    opt_callable(*args, **kwargs)
+    root = _opt_of(opt_callable)
+    report = Explanation(stats=root.stats.as_dict())
+    frames = [root] + [c for c in root.children.values() if hasattr(c, "entries")]
+    for frame in frames:
+        for entry in frame.entries:
+            stop = entry.stop
+            report.frames.append(FrameReport(
+                frame.fn.__code__.co_qualname, entry.graph_code, list(entry.guard.guards),
+                list(entry.specializations),
+                None if stop is None else {"reason": stop.reason, "hint": stop.hint, "file": stop.file,
+                                           "line": stop.line}))
+    return report
