@@ -140,10 +140,12 @@ class Trace:
                        (starts_dynamic(self.options.policy, self.shape_state, S.size(source, d))
                         and d not in marks.get("static", ()))}
         self.guards.tensor_match(source, t, static_dims=not _plain_layout(t))
-        for d in range(t.dim()):
-            if d not in dynamic:
+        vt = self.builder.tensor_input(t, source, dynamic)
+        for d, s in enumerate(vt.fake.shape):
+            if not (isinstance(s, torch.SymInt) and s.node.expr.free_symbols):
+                # static by policy, or a dynamic dim of size 0/1 that the ShapeEnv made a constant
                 self.guards.static_dim(S.size(source, d), source.code, t.size(d))
-        return self.builder.tensor_input(t, source, dynamic)
+        return vt
 
     # ------------------------------------------------------------ grad mode
     def set_grad_enabled(self, enabled: bool):
