@@ -241,7 +241,14 @@ def b_slice(f, *args):
 
 
 def b_super(f, *args):
-    raise Unsupported("super() is not supported yet")
+    if args:
+        return V.Super(python_value(f, args[0], "super()"), args[1])
+    cell = f.cells.get("__class__")
+    first = f.code.co_varnames[0] if f.code.co_argcount else None
+    obj = f.locals.get(first) or (f.cells[first].contents if first in f.cells else None)
+    if cell is None or cell.contents is None or obj is None:
+        raise Unsupported("super() outside a method")
+    return V.Super(cell.contents.value, obj)
 
 
 def b_print(f, *args, **kwargs):
@@ -337,7 +344,9 @@ CONSTANT_FOLD = {
     torch.overrides.has_torch_function_variadic: lambda *a: False,
     torch._C._has_torch_function: lambda *a: False, torch._C._has_torch_function_unary: lambda *a: False,
     torch._C._has_torch_function_variadic: lambda *a: False,
-    torch.compiler.is_compiling: lambda: False,
+    # traced code is being compiled: libraries take their compiler-friendly paths (as under torch.compile)
+    torch.compiler.is_compiling: lambda: True, torch.compiler.is_dynamo_compiling: lambda: True,
+    torch.compiler.is_exporting: lambda: False,
     torch._C._get_cudnn_enabled: torch._C._get_cudnn_enabled,
     torch.are_deterministic_algorithms_enabled: torch.are_deterministic_algorithms_enabled,
 }

@@ -322,6 +322,8 @@ def getattr_vt(f, obj, name):
         return V.Method(obj, name)
     if isinstance(obj, V.Function) and name in ("__name__", "__qualname__"):
         return V.Known(obj.name)
+    if isinstance(obj, V.Super):
+        return _super_attr(f, obj, name)
     raise GraphBreak(f"attribute {name!r} of a {obj.python_type().__name__}")
 
 
@@ -360,7 +362,60 @@ def tensor_size(f, t, dim=None):
     return V.Size([one(d) for d in range(fake.dim())])
 
 
+def _super_attr(f, sup, name):
+    target = sup.obj.value if isinstance(sup.obj, V.Known) else None
+    if target is None:
+        raise GraphBreak("super() of a traced value")
+    try:
+        attr = getattr(super(sup.cls, target), name)
+    except AttributeError as e:
+        raise UserError(e) from e
+    if isinstance(attr, types.MethodType):
+        return V.Known(attr)
+    if isinstance(attr, types.BuiltinMethodType) and getattr(attr, "__self__", None) is target:
+        owner = next((k for k in type(target).__mro__ if k.__module__ == "builtins" and name in vars(k)), None)
+        if owner is not None:
+            return V.Method(V.Known(target, sup.obj.source), f"{owner.__name__}.{name}")
+    return _known_result(attr)
+
+
+READ_ONLY = {"get", "keys", "values", "items", "__getitem__", "__contains__", "__len__", "count", "index"}
+BUILTIN_CONTAINERS = {"dict", "list", "tuple", "str", "set", "frozenset"}
+
+
+def read_only_call(f, receiver, qualname, args):
+    """`d.get(k)` and similar on a container from the caller's world: read now, guarded by reading again."""
+    owner, _, name = qualname.rpartition(".")
+    if receiver.source is None or owner not in BUILTIN_CONTAINERS or name not in READ_ONLY:
+        return None
+    values = [python_value(f, a, qualname) for a in args]
+    if not all(isinstance(v, (str, int, float, bool, type(None))) for v in values):
+        return None
+    result = _run_python(getattr(getattr(builtins, owner), name), receiver.value, *values)
+    call_src = S.Src(f"__import__('builtins').{qualname}({receiver.source.code}"
+                     f"{''.join(', ' + repr(v) for v in values)})")
+    return f.trace.wrap(result, call_src)
+
+
+def store_attr(f, obj, name, value):
+    """`obj.name = value` (value None: `del obj.name`) on an object from the caller's world: recorded, replayed
+    after the graph runs."""
+    if not (isinstance(obj, V.Known) and obj.source is not None) or isinstance(obj.value, type) or \
+            name.startswith("__"):
+        raise GraphBreak(f"assignment to attribute {name!r} of a {obj.python_type().__name__}",
+                         hint="the assignment runs in Python")
+    if isinstance(obj.value, torch.nn.Module) and name in obj.value.__dict__.get("_parameters", {}):
+        raise GraphBreak(f"assignment to parameter {name!r}", hint="the assignment runs in Python")
+    writes = f.trace.attr_writes
+    writes.set(obj, name, writes.DELETED if value is None else value)
+
+
 def _known_attr(f, obj, name):
+    written = f.trace.attr_writes.get(obj, name)
+    if written is not None:
+        if written[2] is f.trace.attr_writes.DELETED:
+            raise UserError(AttributeError(name))
+        return written[2]
     value = obj.value
     if isinstance(value, torch.nn.Module):
         return _module_attr(f, obj, name)
@@ -516,6 +571,11 @@ def call_method(f, receiver, name, args, kwargs):
     from .builtins_table import container_method, tensor_method
     if isinstance(receiver, V.Tensor):
         return tensor_method(f, receiver, name, args, kwargs)
+    if isinstance(receiver, V.Known) and "." in name:       # a builtin method found through super()
+        result = read_only_call(f, receiver, name, args) if not kwargs else None
+        if result is None:
+            raise GraphBreak(f"call to {name} is not traceable")
+        return result
     if isinstance(receiver, V.Known):
         if isinstance(receiver.value, set) and receiver.source is None and name in SET_MUTATORS:
             f.trace.mutated.append(receiver)

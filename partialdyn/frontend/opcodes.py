@@ -145,8 +145,14 @@ def load_method(f, i):
 @handles("STORE_ATTR")
 def store_attr(f, i):
     obj, value = f.stack[-1], f.stack[-2]
-    raise GraphBreak(f"assignment to attribute {i.arg!r} of a {obj.python_type().__name__}",
-                     hint="attribute mutation runs in Python; keep state updates outside the optimized code")
+    C.store_attr(f, obj, i.arg, value)
+    f.popn(2)
+
+
+@handles("DELETE_ATTR")
+def delete_attr(f, i):
+    C.store_attr(f, f.stack[-1], i.arg, None)
+    f.pop()
 
 
 @handles("BINARY_SUBSCR")
@@ -462,3 +468,33 @@ def raise_varargs(f, i):
 @handles("LOAD_ASSERTION_ERROR")
 def load_assertion_error(f, i):
     f.push(V.Known(AssertionError))
+
+
+# ---------------------------------------------------------------- imports
+@handles("IMPORT_NAME")
+def import_name(f, i):
+    """`import m` inside traced code: fine when `m` is already loaded (no import side effects)."""
+    import importlib
+    import sys
+    fromlist, level = f.pop(), f.pop()
+    level = level.value
+    name = i.arg
+    if level:
+        package = f.globals.get("__package__") or f.globals.get("__name__", "").rpartition(".")[0]
+        name = importlib.util.resolve_name("." * level + i.arg, package)
+    if name not in sys.modules:
+        raise GraphBreak(f"import of {name}, not loaded yet", hint="import it at module level")
+    module = sys.modules[name if fromlist.value else name.partition(".")[0]]
+    f.push(V.Known(module))
+
+
+@handles("IMPORT_FROM")
+def import_from(f, i):
+    import sys
+    module = f.stack[-1].value
+    value = getattr(module, i.arg, None)
+    if value is None:
+        value = sys.modules.get(f"{module.__name__}.{i.arg}")
+    if value is None:
+        raise GraphBreak(f"from {module.__name__} import {i.arg}: not loaded yet")
+    f.push(C._known_result(value) if not isinstance(value, type(sys)) else V.Known(value))

@@ -68,6 +68,7 @@ class Trace:
         self.grad_mode_changed = False
         self.mutated: list = []                     # containers mutated so far (for safe breaks in callees)
         self.argnames = argnames
+        self.attr_writes = AttrWrites()
 
     # ------------------------------------------------------------ where we are
     def where(self):
@@ -156,6 +157,31 @@ class Trace:
             self.grad_mode_changed = True
 
 
+class AttrWrites:
+    """Attribute assignments the trace made on objects from the caller's world, replayed after the graph."""
+
+    DELETED = object()
+
+    def __init__(self):
+        self.writes: dict = {}        # (id(obj), name) -> (owner tracker, name, value tracker or DELETED)
+
+    def set(self, owner, name, value):
+        self.writes.pop((id(owner.value), name), None)
+        self.writes[(id(owner.value), name)] = (owner, name, value)
+
+    def get(self, owner, name):
+        return self.writes.get((id(owner.value), name))
+
+    def snapshot(self):
+        return dict(self.writes)
+
+    def restore(self, snapshot):
+        self.writes = snapshot
+
+    def __iter__(self):
+        return iter(self.writes.values())
+
+
 def _alias_guard(source, other):
     from ..guards.kinds import Guard
     return Guard("ID_MATCH", f"{source} is {other}", f"{source} is {other}", str(source))
@@ -235,12 +261,17 @@ class Frame:
             self.current = self.ip
             instr = instrs[self.ip]
             self.ip += 1
-            self._check_region()
             handler = HANDLERS.get(instr.name)
             if handler is None:
                 raise Unsupported(f"opcode {instr.name} is not supported")
-            if handler(self, instr) is RETURN:
-                return self.return_value
+            try:
+                if handler(self, instr) is RETURN:
+                    return self.return_value
+            except UserError as e:
+                if self.decoded.is_user_try(self.current):
+                    raise GraphBreak(f"exception inside a try block: {e}",
+                                     hint="the try block runs in Python") from e
+                raise
 
     def run_root(self) -> Result:
         """Run the traced frame; on a graph break return where it stopped instead of raising."""
@@ -252,9 +283,8 @@ class Frame:
             instr = instrs[self.ip]
             self.ip += 1
             saved = (list(self.stack), dict(self.locals), self.kw_names, _last_node(builder.graph),
-                     len(self.trace.mutated), self.trace.grad_enabled)
+                     len(self.trace.mutated), self.trace.grad_enabled, self.trace.attr_writes.snapshot())
             try:
-                self._check_region()
                 handler = HANDLERS.get(instr.name)
                 if handler is None:
                     raise Unsupported(f"opcode {instr.name} is not supported")
@@ -262,14 +292,15 @@ class Frame:
                     return Result(value=self.return_value)
             except (GraphBreak, Unsupported) as e:
                 return Result(stop=self._stop_here(e, saved))
-
-    def _check_region(self):
-        if self.decoded.is_user_try(self.current):
-            raise Unsupported("try/except block", hint="the rest of this frame runs eagerly; "
-                                                       "move the try out of the optimized function")
+            except UserError as e:
+                if not self.decoded.is_user_try(self.current):
+                    raise
+                return Result(stop=self._stop_here(GraphBreak(f"exception inside a try block: {e}",
+                                                              hint="the try block runs in Python"), saved))
 
     def _stop_here(self, e, saved) -> Stop:
-        stack, locals_, kw_names, last_node, mutations, grad = saved
+        stack, locals_, kw_names, last_node, mutations, grad, writes = saved
+        self.trace.attr_writes.restore(writes)
         callee_frame = self.child
         deepest = self
         while deepest.child is not None:

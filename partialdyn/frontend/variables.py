@@ -169,6 +169,15 @@ class Slice(VT):
         return slice
 
 
+@dataclass(eq=False)
+class Super(VT):
+    cls: type
+    obj: VT
+
+    def python_type(self):
+        return super
+
+
 class _Null(VT):
     def __repr__(self):
         return "NULL"

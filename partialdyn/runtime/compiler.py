@@ -49,6 +49,10 @@ def trace_frame(opt, bound: tuple) -> tuple[Trace, object]:
     code = fn.__code__
     locals_ = {name: trace.wrap(value, S.local(param), frame_input=True)
                for name, param, value in zip(frame_argnames(code), opt.argnames, bound)}
+    for name in _star_names(code):
+        # *args / **kwargs are fresh per call: the frame may mutate them like any local container
+        vt = locals_[name]
+        locals_[name] = V.Tuple(list(vt.items)) if isinstance(vt, V.Tuple) else V.Dict(dict(vt.items))
     cells = {}
     for i, name in enumerate(code.co_freevars):
         cell = fn.__closure__[i]
@@ -64,6 +68,13 @@ def trace_frame(opt, bound: tuple) -> tuple[Trace, object]:
     return trace, result
 
 
+def _star_names(code):
+    import inspect
+    names = frame_argnames(code)
+    n = code.co_argcount + code.co_kwonlyargcount
+    return names[n:]
+
+
 def compile_entry(opt, bound: tuple) -> Entry:
     t0 = time.perf_counter()
     trace, result = trace_frame(opt, bound)
@@ -74,6 +85,7 @@ def compile_entry(opt, bound: tuple) -> Entry:
         stop_step = None
     else:
         stop_step, body = _break_body(opt, trace, result.stop, rebuilder)
+    body = "".join(f"{line}\n    " for line in _attribute_writes(trace, rebuilder)) + body
     gm, has_graph = _finish_graph(trace, rebuilder.outputs)
     t1 = time.perf_counter()
     compiled = _lower(opt, trace, gm) if has_graph else None
@@ -85,6 +97,18 @@ def compile_entry(opt, bound: tuple) -> Entry:
     run = _make_runner(opt, trace, rebuilder, compiled, body, stop_step)
     return Entry(guard, run, gm.code if has_graph else "", has_graph, result.stop,
                  trace.consumer.specializations, t1 - t0, t2 - t1)
+
+
+def _attribute_writes(trace, rebuilder):
+    """Statements replaying the trace's attribute assignments (a write of the value read is skipped)."""
+    lines = []
+    for owner, name, value in trace.attr_writes:
+        target = S.attr(owner.source, name).code
+        if value is trace.attr_writes.DELETED:
+            lines.append(f"delattr({owner.source.code}, {name!r})")
+        elif getattr(value, "source", None) is None or value.source.code != target:
+            lines.append(f"setattr({owner.source.code}, {name!r}, {rebuilder.expr(value)})")
+    return lines
 
 
 # ---------------------------------------------------------------- graph
