@@ -77,7 +77,7 @@ def test_global_change_is_seen():
         return hook
 
     try:
-        s = check(_global_factor, batches(3, sizes=(2, 3, 5, 4)), recompiles=None,
+        s = check(_global_factor, batches(3, sizes=(2, 3, 5, 4)), recompiles=1,
                   before={0: set_factor(2), 2: set_factor(5)})
     finally:
         globals()["FACTOR"] = 2
@@ -281,7 +281,7 @@ def test_python_number_results_returned():
     def f(x, k):
         return x + k, k * 2, k + 0.5, k // 2, k > 1, -k
 
-    check(f, [(r(3), k) for k in (2, 3, 5)], recompiles=None)
+    check(f, [(r(3), k) for k in (2, 3, 5)])
 
 
 def test_constant_folding_of_number_ops():
@@ -344,7 +344,7 @@ def test_in_and_not_in():
         return out, "b" in "abc", x in [x], 2 in (1, 2)
 
     calls = [(r(b, 3), m, {"bias": r(3)} if b != 3 else {}) for b, m in ((2, "double"), (3, "triple"), (5, "triple"))]
-    check(f, calls, recompiles=None)
+    check(f, calls, recompiles=2)
 
 
 def test_boolean_operators_short_circuit():
@@ -356,7 +356,7 @@ def test_boolean_operators_short_circuit():
         return x * (1 if c else 2) + (3 if d else 4) + (5 if e else 6), g
 
     check(f, [(r(3), a, b) for a, b in ((True, False), (False, True), (True, True), (False, False))],
-          recompiles=None)
+          recompiles=3)
 
 
 # ====================================================================== attributes
@@ -604,7 +604,7 @@ def test_defaults_and_keyword_only_at_top_level():
 
     calls = [(r(b),) for b in B] + [(r(b), 3.0, r(b, seed=1)) for b in B]
     kwargs = [{}, {"bias": r(2, seed=3)[0]}, {"extra": 1}] + [{}] * 3
-    check(f, calls, kwargs=kwargs, recompiles=None)
+    check(f, calls, kwargs=kwargs, recompiles=3)
 
 
 class Scaler:
@@ -652,6 +652,7 @@ def test_user_object_created_in_trace():
     check(f, batches(3))
 
 
+@pytest.mark.xfail(reason="str % tuple of local constants is not supported: graph break", strict=True)
 def test_percent_formatting_of_constants():
     def f(x):
         name, idx = "layer", 3
@@ -660,14 +661,31 @@ def test_percent_formatting_of_constants():
     check(f, batches(3))
 
 
-def test_lambda_and_higher_order():
+def _apply_all(fn, xs):
+    return [fn(t) for t in xs]
+
+
+def test_lambda_passed_to_user_function():
+    def f(x, xs):
+        k = 3
+        g = lambda t: t * 2  # noqa: E731
+        return g(x), _apply_all(g, xs), _apply_all(lambda t: t + k, xs), (lambda: x * k)()
+
+    calls = [(r(b), [r(b, seed=s) for s in range(3)]) for b in B]
+    s = check(f, calls)
+    assert s["graphs"] == 1
+
+
+@pytest.mark.xfail(reason="map/filter/functools.partial are not traceable: graph breaks, and the local lambda "
+                          "is ID_MATCH-guarded in the resume functions: recompiles on every call", strict=True)
+def test_map_filter_partial():
     def f(x, xs):
         g = lambda t: t * 2  # noqa: E731
         mapped = list(map(g, xs))
         pairs = list(map(lambda a, b: a + b, xs, mapped))
         kept = list(filter(lambda t: t.dim() == 1, xs))
         part = functools.partial(_helper, act=False)
-        return g(x), mapped, pairs, len(kept), part(x.view(-1, 1), torch.ones(1, 2))
+        return mapped, pairs, len(kept), part(x.view(-1, 1), torch.ones(1, 2))
 
     calls = [(r(b), [r(b, seed=s) for s in range(3)]) for b in B]
     check(f, calls)
@@ -846,7 +864,7 @@ def test_isinstance_len_getattr_hasattr():
         return out, getattr(h, "name"), len("abc"), len({"a": 1}), callable(f), type(k) is int
 
     calls = [(r(b), [r(1)] * b, b) for b in B]
-    check(f, calls, recompiles=None)
+    check(f, calls, recompiles=2)
 
 
 def test_len_of_tensor_into_op():
@@ -941,7 +959,7 @@ def test_tensor_methods_and_properties():
                 x.numel() * 0 + 1, x.is_contiguous(), x.device, x.requires_grad, x.relu().exp().log1p(),
                 x.argmax(1), x.norm(), x.softmax(-1), x.new_zeros(3), x.detach(), x.shape[-1])
 
-    check(f, batches(4), recompiles=None)
+    check(f, batches(4))
 
 
 def test_tensor_shape_values_into_ops_do_not_recompile():
@@ -1120,7 +1138,7 @@ def test_module_called_with_kwargs_and_grad():
 
     torch.manual_seed(0)
     calls = [(r(b, 3, requires_grad=True),) for b in B]
-    check(M(), calls, kwargs=[{"scale": 2.0}, {"scale": 2.0, "extra": 1.0}, {"scale": 2.0}], recompiles=None)
+    check(M(), calls, kwargs=[{"scale": 2.0}, {"scale": 2.0, "extra": 1.0}, {"scale": 2.0}], recompiles=1)
 
 
 # ====================================================================== named tuples

@@ -281,7 +281,7 @@ def _module_items(f, vt):
         raise GraphBreak(f"iteration over a {type(m).__name__}")
     if vt.source is None:
         raise Unsupported("iteration over a module the trace cannot reach by a source")
-    return [f.trace.wrap(sub, S.Src(f"{vt.source}._modules[{k!r}]")) for k, sub in m._modules.items()]
+    return [f.trace.wrap(sub, S.module_entry(vt.source, "_modules", k)) for k, sub in m._modules.items()]
 
 
 def dict_items(f, vt) -> dict:
@@ -449,10 +449,10 @@ def _module_attr(f, obj, name):
                 return V.Known(None)
             if src is None:
                 raise Unsupported("a parameter of a module the trace cannot reach by a source")
-            return f.trace.wrap(value, src, static=True)
+            return f.trace.wrap(value, S.module_entry(obj.source, table, name), static=True)
     if name in d.get("_modules", {}):
         sub = d["_modules"][name]
-        return f.trace.wrap(sub, src) if src is not None else V.Known(sub)
+        return f.trace.wrap(sub, S.module_entry(obj.source, "_modules", name)) if src is not None else V.Known(sub)
     if name in d:
         return f.trace.wrap(d[name], src) if src is not None else _known_result(d[name])
     attr = getattr(type(m), name, None)
@@ -648,7 +648,7 @@ def inline_function(f, fn, fn_vt, args, kwargs):
     code = fn.__code__
     for i, name in enumerate(code.co_freevars):
         contents = fn.__closure__[i].cell_contents if _cell_filled(fn.__closure__[i]) else None
-        src = S.Src(f"{fn_vt.source}.__closure__[{i}].cell_contents") if fn_vt.source is not None else None
+        src = S.Src(f"{fn_vt.source.code}.__closure__[{i}].cell_contents") if fn_vt.source is not None else None
         if f.parent is None and f.trace.fn is fn and src is None:
             src = S.closure(i)
         vt = None if contents is None else (f.trace.wrap(contents, src) if src is not None
@@ -674,7 +674,7 @@ def _cell_filled(cell) -> bool:
 
 def _default(f, fn, fn_vt, name, value):
     if isinstance(value, torch.Tensor):
-        src = S.Src(f"{fn_vt.source}.__defaults__") if fn_vt.source is not None else None
+        src = S.Src(f"{fn_vt.source.code}.__defaults__") if fn_vt.source is not None else None
         if src is None:
             raise Unsupported("a tensor default argument of a function without a source")
         index = list(_signature(fn).parameters).index(name) - (fn.__code__.co_argcount - len(fn.__defaults__))

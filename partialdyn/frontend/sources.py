@@ -14,17 +14,18 @@ from torch._guards import GuardSource, Source
 
 @dataclass(frozen=True)
 class Src(Source):
-    code: str
+    code: str                 # fast Python expression (guards and runners evaluate it every call)
+    text: str = ""            # how users read it, when it differs from `code`
 
     @property
     def name(self) -> str:
-        return self.code
+        return self.text or self.code
 
     def guard_source(self):
         return GuardSource.LOCAL
 
     def __str__(self):
-        return self.code
+        return self.text or self.code
 
 
 def local(name: str) -> Src:
@@ -40,15 +41,28 @@ def closure(index: int) -> Src:
 
 
 def attr(base: Src, name: str) -> Src:
-    if name.isidentifier():
-        return Src(f"{base.code}.{name}")
-    return Src(f"getattr({base.code}, {name!r})")
+    text = f"{base}.{name}" if name.isidentifier() else f"getattr({base}, {name!r})"
+    code = f"{base.code}.{name}" if name.isidentifier() else f"getattr({base.code}, {name!r})"
+    return Src(code, text if text != code else "")
+
+
+def module_entry(base: Src, table: str, name: str) -> Src:
+    """A parameter, buffer or submodule: read from the module's table (nn.Module.__getattr__ is slow)."""
+    text = f"{base}.{name}" if name.isidentifier() else f"{base}[{name}]"
+    return Src(f"{base.code}.{table}[{name!r}]", text)
 
 
 def item(base: Src, key) -> Src:
-    return Src(f"{base.code}[{key!r}]")
+    text = f"{base}[{key!r}]"
+    code = f"{base.code}[{key!r}]"
+    return Src(code, text if text != code else "")
 
 
 def size(base: Src, dim: int) -> str:
     """How a tensor dim prints in guards and logs."""
-    return f"{base.code}.size({dim})"
+    return f"{base}.size({dim})"
+
+
+def size_code(base: Src, dim: int) -> str:
+    """The same dim as fast guard code."""
+    return f"{base.code}.shape[{dim}]"

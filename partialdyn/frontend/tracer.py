@@ -111,7 +111,7 @@ class Trace:
             g.constant_match(S.attr(source, "restore"), value.restore)
             return V.GradModeExit(value.restore)
         if isinstance(value, (tuple, list)) and type(value) in (tuple, list, torch.Size) or _is_namedtuple(value):
-            g.type_match(source, value, f"len({source}) == {len(value)}")
+            g.type_match(source, value, f"len({{}}) == {len(value)}")
             items = [self.wrap(v, S.item(source, i)) for i, v in enumerate(value)]
             if _is_namedtuple(value):
                 return V.NamedTuple(items, source, cls=type(value))
@@ -119,7 +119,7 @@ class Trace:
                 return V.Size(items, source)
             return (V.Tuple if isinstance(value, tuple) else V.List)(items, source)
         if type(value) is dict and all(isinstance(k, (str, int)) for k in value):
-            g.type_match(source, value, f"list({source}) == {list(value)!r}")
+            g.type_match(source, value, f"list({{}}) == {list(value)!r}")
             return V.Dict({k: self.wrap(v, S.item(source, k)) for k, v in value.items()}, source)
         if is_opaque(value):
             g.type_match(source, value)
@@ -140,12 +140,13 @@ class Trace:
                        if d in marks.get("dynamic", ()) or
                        (starts_dynamic(self.options.policy, self.shape_state, S.size(source, d))
                         and d not in marks.get("static", ()))}
-        self.guards.tensor_match(source, t, static_dims=not _plain_layout(t))
+        fully_static = static or not _plain_layout(t)
+        self.guards.tensor_match(source, t, static=fully_static)
         vt = self.builder.tensor_input(t, source, dynamic)
         for d, s in enumerate(vt.fake.shape):
-            if not (isinstance(s, torch.SymInt) and s.node.expr.free_symbols):
+            if not fully_static and not (isinstance(s, torch.SymInt) and s.node.expr.free_symbols):
                 # static by policy, or a dynamic dim of size 0/1 that the ShapeEnv made a constant
-                self.guards.static_dim(S.size(source, d), source.code, t.size(d))
+                self.guards.static_dim(S.size(source, d), S.size_code(source, d), str(source), t.size(d))
         return vt
 
     # ------------------------------------------------------------ grad mode
@@ -184,7 +185,7 @@ class AttrWrites:
 
 def _alias_guard(source, other):
     from ..guards.kinds import Guard
-    return Guard("ID_MATCH", f"{source} is {other}", f"{source} is {other}", str(source))
+    return Guard("ID_MATCH", f"{source.code} is {other.code}", f"{source} is {other}", str(source))
 
 
 def _plain_layout(t: torch.Tensor) -> bool:

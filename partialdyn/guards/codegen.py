@@ -17,14 +17,10 @@ def _describe_sig(t):
 
 
 def _namespace(constants: dict, globals_: dict, fn) -> dict:
-    ns = {"G": globals_, "F": fn, "__sig": _safe_signature, "__describe_sig": _describe_sig,
+    ns = {"G": globals_, "F": fn, "__dispatch_keys": torch._C._dispatch_keys, "__describe_sig": _describe_sig,
           "__grad_enabled": torch.is_grad_enabled, "__default_dtype": torch.get_default_dtype}
     ns.update(constants)
     return ns
-
-
-def _safe_signature(t):
-    return tensor_signature(t) if isinstance(t, torch.Tensor) else None
 
 
 class GuardFunction:
@@ -73,9 +69,8 @@ class GuardFunction:
             value = eval(g.actual, env)
         except Exception as e:
             return f"{type(e).__name__}"
-        if g.kind == "TENSOR_MATCH_DYNAMIC":
-            expected = env[g.code.split(" == ")[-1]]
-            return signature_difference(expected, value)
+        if g.expected:
+            return signature_difference(env[g.expected], value)
         return f"got {value!r}"
 
     def __str__(self):

@@ -23,6 +23,7 @@ class Guard:
     source: str = ""
     dims: tuple = ()          # dim keys ("x.size(1)") this guard constrains
     actual: str = ""          # expression whose value explains a failure
+    expected: str = ""        # constant name of the expected tensor signature (TENSOR_MATCH_DYNAMIC)
 
 
 class GuardSet:
@@ -49,32 +50,40 @@ class GuardSet:
 
     # ------------------------------------------------ guard builders per kind
     def type_match(self, src, value, extra: str = "", text: str = ""):
+        """`extra` is a condition written with `{}` where the source goes (`len({}) == 3`)."""
         k = self.constant(type(value))
-        code = f"type({src}) is {k}" + (f" and {extra}" if extra else "")
-        self.add(Guard("TYPE_MATCH", code, text or f"type({src}) is {type(value).__qualname__}"
-                       + (f" and {extra}" if extra else ""), str(src), actual=f"type({src}).__qualname__"))
+        code = f"type({src.code}) is {k}" + (f" and {extra.format(src.code)}" if extra else "")
+        shown = text or f"type({src}) is {type(value).__qualname__}" + (f" and {extra.format(src)}" if extra else "")
+        self.add(Guard("TYPE_MATCH", code, shown, str(src), actual=f"type({src.code}).__qualname__"))
 
     def id_match(self, src, value):
-        self.add(Guard("ID_MATCH", f"id({src}) == {id(value)}",
+        self.add(Guard("ID_MATCH", f"{src.code} is {self.constant(value)}",
                        f"{src} is the same {type(value).__name__} object", str(src)))
 
     def constant_match(self, src, value):
         k = self.constant(type(value))
-        code = f"type({src}) is {k} and {src} == {value!r}"
-        self.add(Guard("CONSTANT_MATCH", code, f"{src} == {value!r}", str(src), actual=f"{src}"))
+        code = f"type({src.code}) is {k} and {src.code} == {value!r}"
+        self.add(Guard("CONSTANT_MATCH", code, f"{src} == {value!r}", str(src), actual=src.code))
 
-    def tensor_match(self, src, t: torch.Tensor, static_dims: bool):
-        k = self.constant(tensor_signature(t))
-        self.add(Guard("TENSOR_MATCH_DYNAMIC", f"__sig({src}) == {k}",
-                       f"{src}: {describe_signature(tensor_signature(t))}", str(src),
-                       actual=f"__describe_sig({src})"))
-        if static_dims:
-            self.add(Guard("TENSOR_MATCH_STATIC", f"{src}.stride() == {tuple(t.stride())!r}",
-                           f"{src}.stride() == {tuple(t.stride())}", str(src), actual=f"{src}.stride()"))
+    def tensor_match(self, src, t: torch.Tensor, static: bool):
+        """One tensor's metadata.  A static tensor (parameter, buffer, odd layout) is pinned to its exact
+        shape and strides; a dynamic one to its rank and contiguity, sizes being guarded per dim."""
+        c = src.code
+        k = self.constant
+        checks = [f"type({c}) is {k(type(t))}", f"{c}.dtype is {k(t.dtype)}", f"{c}.device == {k(t.device)}",
+                  f"{c}.requires_grad is {t.requires_grad}"]
+        if static:
+            checks += [f"{c}.shape == {k(t.shape)}", f"{c}.stride() == {tuple(t.stride())!r}"]
+        else:
+            checks += [f"{c}.dim() == {t.dim()}", f"{c}.is_contiguous()",
+                       f"__dispatch_keys({c}) == {k(torch._C._dispatch_keys(t))}"]
+        text = f"{src}: {describe_signature(tensor_signature(t))}" + (f" shape={tuple(t.shape)}" if static else "")
+        self.add(Guard("TENSOR_MATCH_STATIC" if static else "TENSOR_MATCH_DYNAMIC", " and ".join(checks), text,
+                       str(src), actual=f"__describe_sig({c})", expected=k(tensor_signature(t))))
 
-    def static_dim(self, name: str, src: str, value: int):
-        self.add(Guard("TENSOR_MATCH_STATIC", f"{name} == {value}", f"{name} == {value}", src,
-                       dims=(name,), actual=name))
+    def static_dim(self, name: str, code: str, src: str, value: int):
+        self.add(Guard("TENSOR_MATCH_STATIC", f"{code} == {value}", f"{name} == {value}", src,
+                       dims=(name,), actual=code))
 
     def global_state(self):
         self.add(Guard("GLOBAL_STATE", f"__grad_enabled() is {torch.is_grad_enabled()}",
@@ -86,16 +95,17 @@ class GuardSet:
 
 
 def tensor_signature(t: torch.Tensor) -> tuple:
-    """Everything a trace may assume about a tensor besides its sizes."""
+    """Everything a trace may assume about a tensor, for explaining a failed tensor guard."""
     return (type(t), t.dtype, t.device, t.layout, t.requires_grad, t.dim(), t.is_contiguous(),
-            torch._C._dispatch_keys(t).raw_repr())
+            torch._C._dispatch_keys(t).raw_repr(), tuple(t.shape), tuple(t.stride()))
 
 
-_SIG_FIELDS = ("type", "dtype", "device", "layout", "requires_grad", "ndim", "contiguous", "dispatch keys")
+_SIG_FIELDS = ("type", "dtype", "device", "layout", "requires_grad", "ndim", "contiguous", "dispatch keys",
+               "shape", "stride")
 
 
 def describe_signature(sig: tuple) -> str:
-    typ, dtype, device, layout, rg, ndim, contiguous, _ = sig
+    typ, dtype, device, layout, rg, ndim, contiguous = sig[:7]
     return (f"{typ.__name__} {str(dtype).replace('torch.', '')} {device} ndim={ndim}"
             f"{' requires_grad' if rg else ''}{'' if contiguous else ' non-contiguous'}")
 

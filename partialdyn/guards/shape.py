@@ -19,45 +19,40 @@ def shape_guards(shapes) -> list[Guard]:
     se = shapes.shape_env
     out = []
     for sym, name in shapes.symbol_names.items():
+        code = shapes.symbol_code[sym]
         source, dim = shapes.symbol_dims[sym]
         resolved = se.simplify(sym)
         if resolved != sym:
             if resolved.is_number:
                 kind = "TENSOR_MATCH_STATIC" if dim is not None else "CONSTANT_MATCH"
-                out.append(Guard(kind, f"{name} == {int(resolved)}", f"{name} == {int(resolved)}", source,
-                                 dims=(name,), actual=name))
+                out.append(Guard(kind, f"{code} == {int(resolved)}", f"{name} == {int(resolved)}", source,
+                                 dims=(name,), actual=code))
             else:
-                rhs = shapes.describe(resolved)
-                out.append(Guard("SHAPE", f"{name} == {rhs}", f"{name} == {rhs}", source,
-                                 dims=_dims(shapes, sym, resolved), actual=name))
+                out.append(Guard("SHAPE", f"{code} == {shapes.describe(resolved, as_code=True)}",
+                                 f"{name} == {shapes.describe(resolved)}", source,
+                                 dims=_dims(shapes, sym, resolved), actual=code))
             continue
-        out.extend(_range_guard(shapes, sym, name, source))
+        out.extend(_range_guard(shapes, sym, name, code, source))
     for g in se.guards:
         expr = se.simplify(g.expr)
         if is_true(expr) or _is_single_symbol_bound(expr):
             continue
-        text = shapes.describe(expr)
-        out.append(Guard("SHAPE", text, text, dims=_dims(shapes, *expr.free_symbols),
-                         actual=_actuals(shapes, expr)))
+        out.append(Guard("SHAPE", shapes.describe(expr, as_code=True), shapes.describe(expr),
+                         dims=_dims(shapes, *expr.free_symbols), actual=_actuals(shapes, expr)))
     return _dedupe(out)
 
 
-def _range_guard(shapes, sym, name, source):
+def _range_guard(shapes, sym, name, code, source):
     vr = shapes.shape_env.var_to_range.get(sym)
     if vr is None:
         return []
     lower, upper = vr.lower, vr.upper
-    parts = []
-    if lower not in (-int_oo, -sympy.oo) and lower.is_finite:
-        parts.append(f"{int(lower)} <= {name}")
-    if upper not in (int_oo, sympy.oo) and upper.is_finite:
-        parts.append(f"{name} <= {int(upper)}")
-    if not parts:
+    low = lower not in (-int_oo, -sympy.oo) and lower.is_finite
+    high = upper not in (int_oo, sympy.oo) and upper.is_finite
+    if not (low or high):
         return []
-    code = " and ".join(parts)
-    text = f"{int(lower)} <= {name}" + (f" <= {int(upper)}" if len(parts) == 2 else "") \
-        if len(parts) == 2 or parts[0].startswith(str(int(lower)) if lower.is_finite else "~") else parts[0]
-    return [Guard("SHAPE", code, text, source, dims=(name,), actual=name)]
+    bounds = lambda v: (f"{int(lower)} <= " if low else "") + v + (f" <= {int(upper)}" if high else "")  # noqa
+    return [Guard("SHAPE", bounds(code), bounds(name), source, dims=(name,), actual=code)]
 
 
 def _is_single_symbol_bound(expr) -> bool:
@@ -78,8 +73,8 @@ def _dims(shapes, *exprs):
 
 
 def _actuals(shapes, expr) -> str:
-    names = _dims(shapes, expr)
-    return "(" + ", ".join(names) + ",)" if names else ""
+    codes = sorted(shapes.symbol_code[s] for s in expr.free_symbols if s in shapes.symbol_code)
+    return "(" + ", ".join(codes) + ",)" if codes else ""
 
 
 def _dedupe(guards):

@@ -13,14 +13,15 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.fx.experimental.symbolic_shapes import (DimDynamic, ShapeEnv, StatelessSymbolicContext,
                                                    free_unbacked_symbols)
 
-from ..frontend.sources import Src, size
+from ..frontend.sources import Src, size, size_code
 
 
 class Shapes:
     def __init__(self):
         self.shape_env = ShapeEnv(duck_shape=False)
         self.fake_mode = FakeTensorMode(shape_env=self.shape_env, allow_non_fake_inputs=True)
-        self.symbol_names: dict[sympy.Symbol, str] = {}
+        self.symbol_names: dict[sympy.Symbol, str] = {}     # symbol -> `x.size(0)` (what users read)
+        self.symbol_code: dict[sympy.Symbol, str] = {}      # symbol -> `x.shape[0]` (fast guard code)
         self.symbol_dims: dict[sympy.Symbol, tuple[str, int | None]] = {}
 
     def fake_tensor(self, t: torch.Tensor, source: Src, dynamic_dims: set[int]) -> torch.Tensor:
@@ -30,13 +31,15 @@ class Shapes:
         for d, s in enumerate(fake.shape):
             if isinstance(s, torch.SymInt) and isinstance(s.node.expr, sympy.Symbol):
                 self.symbol_names.setdefault(s.node.expr, size(source, d))
+                self.symbol_code.setdefault(s.node.expr, size_code(source, d))
                 self.symbol_dims.setdefault(s.node.expr, (source.code, d))
         return fake
 
     def sym_int(self, value: int, source: Src) -> torch.SymInt:
         sym = self.shape_env.create_symbol(value, source, dynamic_dim=DimDynamic.DYNAMIC,
                                            positive=None, do_not_specialize_zero_one=True)
-        self.symbol_names[sym] = source.code
+        self.symbol_names[sym] = str(source)
+        self.symbol_code[sym] = source.code
         self.symbol_dims[sym] = (source.code, None)
         return self.shape_env.create_symintnode(sym, hint=value, source=source)
 
@@ -52,8 +55,9 @@ class Shapes:
     def is_data_dependent(self, value) -> bool:
         return bool(free_unbacked_symbols(value))
 
-    def describe(self, expr) -> str:
-        """A sympy expression over input symbols, printed in the user's terms (also valid Python)."""
+    def describe(self, expr, as_code: bool = False) -> str:
+        """A sympy expression over input symbols in the user's terms, or as fast guard code."""
         from torch.utils._sympy.printers import PythonPrinter
-        names = {s: sympy.Symbol(n) for s, n in self.symbol_names.items()}
+        table = self.symbol_code if as_code else self.symbol_names
+        names = {s: sympy.Symbol(n) for s, n in table.items()}
         return PythonPrinter().doprint(expr.xreplace(names))
