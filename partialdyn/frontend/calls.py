@@ -34,12 +34,12 @@ def load_global(f, name):
 
 
 def _wrap_foreign_global(f, name):
-    """A global of an inlined function from another module: reached through that function's globals."""
-    mod = f.globals.get("__name__")
-    import sys
-    if mod in sys.modules and getattr(sys.modules[mod], "__dict__", None) is f.globals:
-        return f.trace.wrap(f.globals[name], S.Src(f"__import__('sys').modules[{mod!r}].__dict__[{name!r}]"))
-    return V.Known(f.globals[name])
+    """A global of an inlined function from another module: reached through that module's globals dict."""
+    value = f.globals[name]
+    if isinstance(value, types.ModuleType) and _is_library(value):
+        return V.Known(value)          # `F`, `math`, `torch` inside library code: not rebound in practice
+    holder = f.trace.source_constant(f.globals, f.globals.get("__name__", "module"))
+    return f.trace.wrap(value, S.Src(f"{holder}[{name!r}]", f"{f.globals.get('__name__')}.{name}"))
 
 
 # ---------------------------------------------------------------- python values

@@ -69,6 +69,15 @@ class Trace:
         self.mutated: list = []                     # containers mutated so far (for safe breaks in callees)
         self.argnames = argnames
         self.attr_writes = AttrWrites()
+        self.source_constants: dict[str, object] = {}   # names sources may use (other modules' globals)
+
+    def source_constant(self, value, hint: str) -> str:
+        for name, v in self.source_constants.items():
+            if v is value:
+                return name
+        name = f"__M{len(self.source_constants)}"
+        self.source_constants[name] = value
+        return name
 
     # ------------------------------------------------------------ where we are
     def where(self):

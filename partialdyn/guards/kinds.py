@@ -68,9 +68,10 @@ class GuardSet:
     def tensor_match(self, src, t: torch.Tensor, static: bool):
         """One tensor's metadata.  A static tensor (parameter, buffer, odd layout) is pinned to its exact
         shape and strides; a dynamic one to its rank and contiguity, sizes being guarded per dim."""
-        c = src.code
         k = self.constant
-        checks = [f"type({c}) is {k(type(t))}", f"{c}.dtype is {k(t.dtype)}", f"{c}.device == {k(t.device)}",
+        c = f"__t{len(self._guards)}"            # the source is evaluated once: `type(__tN := src) is ...`
+        checks = [f"type({c} := {src.code}) is {k(type(t))}", f"{c}.dtype is {k(t.dtype)}",
+                  f"{c}.device == {k(t.device)}",
                   f"{c}.requires_grad is {t.requires_grad}"]
         if static:
             checks += [f"{c}.shape == {k(t.shape)}", f"{c}.stride() == {tuple(t.stride())!r}"]
@@ -79,7 +80,7 @@ class GuardSet:
                        f"__dispatch_keys({c}) == {k(torch._C._dispatch_keys(t))}"]
         text = f"{src}: {describe_signature(tensor_signature(t))}" + (f" shape={tuple(t.shape)}" if static else "")
         self.add(Guard("TENSOR_MATCH_STATIC" if static else "TENSOR_MATCH_DYNAMIC", " and ".join(checks), text,
-                       str(src), actual=f"__describe_sig({c})", expected=k(tensor_signature(t))))
+                       str(src), actual=f"__describe_sig({src.code})", expected=k(tensor_signature(t))))
 
     def static_dim(self, name: str, code: str, src: str, value: int):
         self.add(Guard("TENSOR_MATCH_STATIC", f"{code} == {value}", f"{name} == {value}", src,

@@ -91,7 +91,7 @@ def compile_entry(opt, bound: tuple) -> Entry:
     compiled = _lower(opt, trace, gm) if has_graph else None
     t2 = time.perf_counter()
     guard = GuardFunction(list(trace.guards) + shape_guards(trace.builder.shapes), opt.argnames,
-                          trace.guards.constants, opt.fn.__globals__, opt.fn)
+                          {**trace.guards.constants, **trace.source_constants}, opt.fn.__globals__, opt.fn)
     if compiled is not None and (trace.grad_mode_changed or trace.grad_enabled != torch.is_grad_enabled()):
         compiled = restore_grad_mode(compiled, torch.is_grad_enabled(), trace.grad_enabled)
     run = _make_runner(opt, trace, rebuilder, compiled, body, stop_step)
@@ -146,7 +146,8 @@ def _make_runner(opt, trace, rebuilder, compiled, body, step):
     inputs = ", ".join(src.code for src, _ in trace.builder.inputs)
     call = f"    __o = __graph({inputs})\n" if compiled is not None else ""
     source = f"def run({args}):\n{call}    {body}\n"
-    namespace = {"G": opt.fn.__globals__, "F": opt.fn, "__graph": compiled, "__step": step}
+    namespace = {"G": opt.fn.__globals__, "F": opt.fn, "__graph": compiled, "__step": step,
+                 **trace.source_constants}
     namespace.update(rebuilder.constants)
     exec(compile(source, f"<partialdyn runner {opt.fn.__code__.co_name}>", "exec"), namespace)
     run = namespace["run"]
