@@ -332,6 +332,26 @@ def test_reassigned_defaults_are_honoured():
         default_scale.__defaults__ = saved
 
 
+def mutate_then_read(x, y):
+    x.add_(1)
+    return y * 2
+
+
+def test_aliased_inputs_with_mutation_match_eager():
+    opt = partialdyn.optimize(mutate_then_read, backend="eager")
+    for aliased in (False, True, False, True):
+        a, b = torch.zeros(3), torch.zeros(3)
+        c, d = torch.zeros(3), torch.zeros(3)
+        got = opt(a, a) if aliased else opt(a, b)
+        want = mutate_then_read(c, c) if aliased else mutate_then_read(c, d)
+        torch.testing.assert_close(got, want)
+        torch.testing.assert_close(a, c)
+    # a view of the same storage counts too
+    base, ref = torch.ones(4), torch.ones(4)
+    torch.testing.assert_close(opt(base[:2], base[:2]), mutate_then_read(ref[:2], ref[:2]))
+    torch.testing.assert_close(base, ref)
+
+
 def test_grad_mode_is_guarded():
     def f(x, w):
         return x @ w

@@ -15,6 +15,7 @@ import types
 
 import torch
 
+from . import dataobjects
 from . import sources as S
 from . import variables as V
 from .errors import GraphBreak, Unsupported, UserError
@@ -131,28 +132,35 @@ def binary(f, op, a, b):
     return V.Known(_run_python(op, python_value(f, a, op.__name__), python_value(f, b, op.__name__)))
 
 
+def _as_sequence(vt):
+    if isinstance(vt, V.Known) and isinstance(vt.value, (tuple, list)):
+        items = [V.Known(v) for v in vt.value]
+        return V.Size(items) if isinstance(vt.value, torch.Size) else (
+            V.List(items) if isinstance(vt.value, list) else V.Tuple(items))
+    return vt
+
+
 def _sequence_op(f, op, a, b):
-    if op in (operator.add, operator.iadd) and type(a) is type(b) or (
-            op in (operator.add, operator.iadd) and isinstance(a, V.Tuple) and isinstance(b, V.Tuple)):
-        items = a.items + b.items
+    """Concatenation, repetition and equality of sequence trackers (`(-1,) + x.shape[1:]`)."""
+    a, b = _as_sequence(a), _as_sequence(b)
+    seqs = (V.Tuple, V.List)
+    if op in (operator.add, operator.iadd) and isinstance(a, seqs) and isinstance(b, seqs):
+        if isinstance(a, V.List) != isinstance(b, V.List):
+            raise UserError(TypeError("can only concatenate list to list / tuple to tuple"))
         if op is operator.iadd and isinstance(a, V.List):
             mutate(f, a)
             a.items.extend(b.items)
             return a
-        return V.Size(items) if isinstance(a, V.Size) else type(a)(items) if not isinstance(a, V.NamedTuple) \
-            else V.Tuple(items)
-    if op in (operator.add, operator.iadd) and isinstance(a, (V.Tuple, V.List)) and isinstance(b, V.Known):
-        return _sequence_op(f, op, a, type(a)([V.Known(v) for v in b.value]))
-    if op in (operator.mul, operator.imul) and isinstance(b, (V.Known, V.Sym)):
+        items = a.items + b.items
+        return V.Size(items) if isinstance(a, V.Size) else V.List(items) if isinstance(a, V.List) else V.Tuple(items)
+    if op in (operator.mul, operator.imul) and isinstance(a, seqs) and isinstance(b, (V.Known, V.Sym)):
         n = python_value(f, b, "sequence repetition")
         return (V.List if isinstance(a, V.List) else V.Tuple)(a.items * n)
-    if op in (operator.eq, operator.ne) and isinstance(a, (V.Tuple, V.List)) and isinstance(b, (V.Tuple, V.List)):
+    if op in (operator.eq, operator.ne) and isinstance(a, seqs) and isinstance(b, seqs):
         if len(a.items) != len(b.items):
             return V.Known(op is operator.ne)
-        result = V.Known(True)
         for x, y in zip(a.items, b.items):
-            eq = binary(f, operator.eq, x, y)
-            if not truth(f, eq, "=="):
+            if not truth(f, binary(f, operator.eq, x, y), "=="):
                 return V.Known(op is operator.ne)
         return V.Known(op is operator.eq)
     if op in (operator.eq, operator.ne):
@@ -214,6 +222,8 @@ def subscript(f, obj, index):
         if key not in obj.items:
             raise UserError(KeyError(key))
         return obj.items[key]
+    if isinstance(obj, V.DataObject):
+        return dataobjects.get_item(f, obj, python_value(f, index, "indexing"))
     if isinstance(obj, V.Known):
         key = python_value(f, index, "indexing")
         value = _run_python(operator.getitem, obj.value, key)
@@ -324,6 +334,8 @@ def getattr_vt(f, obj, name):
         return V.Known(obj.name)
     if isinstance(obj, V.Super):
         return _super_attr(f, obj, name)
+    if isinstance(obj, V.DataObject):
+        return dataobjects.get_attr(f, obj, name)
     raise GraphBreak(f"attribute {name!r} of a {obj.python_type().__name__}")
 
 
@@ -400,6 +412,9 @@ def read_only_call(f, receiver, qualname, args):
 def store_attr(f, obj, name, value):
     """`obj.name = value` (value None: `del obj.name`) on an object from the caller's world: recorded, replayed
     after the graph runs."""
+    if isinstance(obj, V.DataObject) and value is not None:
+        dataobjects.set_attr(obj, name, value)
+        return
     if not (isinstance(obj, V.Known) and obj.source is not None) or isinstance(obj.value, type) or \
             name.startswith("__"):
         raise GraphBreak(f"assignment to attribute {name!r} of a {obj.python_type().__name__}",
@@ -504,6 +519,8 @@ def call_known(f, fn_vt, args, kwargs):
         return inline_function(f, fn, fn_vt, args, kwargs)
     if isinstance(fn, type) and issubclass(fn, tuple) and hasattr(fn, "_fields"):
         return V.NamedTuple(_bind_namedtuple(fn, args, kwargs), cls=fn)
+    if dataobjects.is_traceable_dataclass(fn):
+        return dataobjects.construct(f, fn, args, kwargs)
     if isinstance(fn, (types.BuiltinMethodType, types.MethodWrapperType)) and _pure_receiver(fn):
         return V.Known(_run_python(fn, *[python_value(f, a, fn.__name__) for a in args],
                                    **{k: python_value(f, v, fn.__name__) for k, v in kwargs.items()}))
@@ -571,6 +588,8 @@ def call_method(f, receiver, name, args, kwargs):
     from .builtins_table import container_method, tensor_method
     if isinstance(receiver, V.Tensor):
         return tensor_method(f, receiver, name, args, kwargs)
+    if isinstance(receiver, V.DataObject):
+        return dataobjects.call_method(f, receiver, name, args, kwargs)
     if isinstance(receiver, V.Known) and "." in name:       # a builtin method found through super()
         result = read_only_call(f, receiver, name, args) if not kwargs else None
         if result is None:

@@ -170,6 +170,18 @@ class Slice(VT):
 
 
 @dataclass(eq=False)
+class DataObject(VT):
+    """An instance of a dataclass created in the trace: its fields are trackers.  For dataclasses that are
+    also dicts (transformers' ModelOutput), `mapping` holds the dict view (fields that are not None)."""
+    cls: type
+    fields: dict
+    mapping: dict | None = None
+
+    def python_type(self):
+        return self.cls
+
+
+@dataclass(eq=False)
 class Super(VT):
     cls: type
     obj: VT

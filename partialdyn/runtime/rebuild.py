@@ -66,6 +66,9 @@ class Rebuilder:
             return f"{self.constant(V.GradRestore)}({vt.restore})"
         if isinstance(vt, V.Function):
             return self._function(vt)
+        if isinstance(vt, V.DataObject):
+            fields = ", ".join(f"{k}={self.expr(v)}" for k, v in vt.fields.items())
+            return f"{self.constant(vt.cls)}({fields})"
         raise Unsupported(f"cannot rebuild a {type(vt).__name__} at a graph break")
 
     def _function(self, fn: V.Function) -> str:

@@ -1,0 +1,97 @@
+"""Dataclass instances created by traced code (model outputs, small records).
+
+They are built from their constructor arguments without running `__init__`
+at trace time; fields are trackers, methods are inlined with the tracker as
+`self`, and at a graph break or return they are rebuilt by calling the class.
+Dataclasses that are also dicts (transformers' ModelOutput) get the dict view
+their `__post_init__` would build: the fields that are not None, in order.
+"""
+from __future__ import annotations
+
+import dataclasses
+import operator
+
+from . import variables as V
+from .errors import GraphBreak, UserError
+
+
+def is_traceable_dataclass(cls) -> bool:
+    if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
+        return False
+    post_init = getattr(cls, "__post_init__", None)
+    return post_init is None or _is_mapping_output(cls)
+
+
+def _is_mapping_output(cls) -> bool:
+    return issubclass(cls, dict) and any(k.__name__ == "ModelOutput" for k in cls.__mro__)
+
+
+def construct(f, cls, args, kwargs):
+    fields = [fl for fl in dataclasses.fields(cls) if fl.init]
+    if len(args) > len(fields):
+        raise UserError(TypeError(f"{cls.__name__}() takes {len(fields)} positional arguments"))
+    values = dict(zip((fl.name for fl in fields), args))
+    for name, vt in kwargs.items():
+        if name in values or name not in {fl.name for fl in fields}:
+            raise UserError(TypeError(f"{cls.__name__}() got an unexpected or repeated argument {name!r}"))
+        values[name] = vt
+    for fl in fields:
+        if fl.name in values:
+            continue
+        if fl.default is not dataclasses.MISSING:
+            values[fl.name] = V.Known(fl.default)
+        elif fl.default_factory in (list, dict, tuple):
+            values[fl.name] = {list: V.List([]), dict: V.Dict({}), tuple: V.Tuple([])}[fl.default_factory]
+        else:
+            raise GraphBreak(f"dataclass {cls.__name__} field {fl.name!r} has a default factory")
+    obj = V.DataObject(cls, values)
+    if _is_mapping_output(cls):
+        obj.mapping = {k: v for k, v in values.items() if not (isinstance(v, V.Known) and v.value is None)}
+    return obj
+
+
+def get_attr(f, obj: V.DataObject, name: str):
+    if name in obj.fields:
+        return obj.fields[name]
+    attr = getattr(obj.cls, name, None)
+    if callable(attr):
+        return V.Method(obj, name)
+    if attr is None:
+        raise UserError(AttributeError(f"{obj.cls.__name__} has no attribute {name!r}"))
+    return V.Known(attr)
+
+
+def set_attr(obj: V.DataObject, name: str, value):
+    obj.fields[name] = value
+    if obj.mapping is not None and not (isinstance(value, V.Known) and value.value is None):
+        obj.mapping[name] = value
+
+
+def get_item(f, obj: V.DataObject, key):
+    if obj.mapping is None:
+        raise GraphBreak(f"indexing a {obj.cls.__name__}")
+    if isinstance(key, str):
+        if key not in obj.mapping:
+            raise UserError(KeyError(key))
+        return obj.mapping[key]
+    return operator.getitem(list(obj.mapping.values()), key)
+
+
+def call_method(f, obj: V.DataObject, name, args, kwargs):
+    from .calls import call
+    if obj.mapping is not None:
+        if name == "to_tuple":
+            return V.Tuple(list(obj.mapping.values()))
+        if name == "keys":
+            return V.List([V.Known(k) for k in obj.mapping])
+        if name == "values":
+            return V.List(list(obj.mapping.values()))
+        if name == "items":
+            return V.List([V.Tuple([V.Known(k), v]) for k, v in obj.mapping.items()])
+        if name == "get":
+            key = args[0].value
+            return obj.mapping.get(key, args[1] if len(args) > 1 else V.Known(None))
+    method = getattr(obj.cls, name, None)
+    if method is None or not callable(method) or getattr(method, "__module__", "") == "builtins":
+        raise GraphBreak(f"method {name!r} of {obj.cls.__name__}")
+    return call(f, V.Known(method), [obj] + list(args), kwargs)
