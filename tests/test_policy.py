@@ -424,9 +424,22 @@ def test_backoff_is_counted_per_dim():
     assert [e["dim"] for e in partialdyn.events("backoff")] == ["x.size(1)"]
     assert partialdyn.stats(opt)["recompiles"] == 2
     # dim 0 has its own budget: two more recompiles, then it backs off too
-    check_stream(opt, two_factorials, [(rand(*s),) for s in [(3, 6), (4, 6), (5, 6), (6, 7)]])
+    check_stream(opt, two_factorials, [(rand(*s),) for s in [(3, 6), (4, 6), (5, 6), (6, 6)]])
     assert [e["dim"] for e in partialdyn.events("backoff")] == ["x.size(1)", "x.size(0)"]
     assert partialdyn.stats(opt)["recompiles"] == 4
+
+
+@pytest.mark.xfail(reason="an unstable dim gets a fresh budget in each resume function: after x.size(0) breaks, "
+                          "g__resume_at_N re-specializes x.size(1) (already unstable) as '__stack0.size(1)' "
+                          "and recompiles twice more", strict=True)
+def test_unstable_dims_stay_unstable_in_resume_functions():
+    opt = partialdyn.optimize(two_factorials, backend="eager", recompile_limit=2)
+    stream = [(2, 3), (2, 4), (2, 5), (3, 5), (4, 5)]     # both dims are unstable after this
+    check_stream(opt, two_factorials, [(rand(*s),) for s in stream])
+    before = partialdyn.stats(opt)["compiles"]
+    check_stream(opt, two_factorials, [(rand(*s),) for s in [(5, 6), (6, 7), (7, 8), (8, 9)]])
+    assert partialdyn.stats(opt)["compiles"] == before
+    assert all(e["dim"].startswith("x.") for e in partialdyn.events("backoff"))
 
 
 def branch_then_factorial(x):

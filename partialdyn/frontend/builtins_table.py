@@ -9,8 +9,11 @@ uses (the comparison is guarded, not the value).
 from __future__ import annotations
 
 import builtins
+import dataclasses
+import inspect
 import math
 import operator
+import typing
 
 import torch
 
@@ -352,6 +355,19 @@ CONSTANT_FOLD = {
 }
 
 
+def _pure_on_constants(fn):
+    """Library functions with no side effects: evaluated at trace time when every argument is a constant."""
+    def handler(f, *args, **kwargs):
+        values = [python_value(f, a, fn.__name__) for a in args]
+        kw = {k: python_value(f, v, fn.__name__) for k, v in kwargs.items()}
+        return V.Known(_run_python(fn, *values, **kw))
+    return handler
+
+
+PURE_ON_CONSTANTS = (inspect.signature, inspect.isclass, inspect.isfunction, inspect.ismethod,
+                     inspect.isroutine, dataclasses.fields, dataclasses.is_dataclass, typing.get_origin,
+                     typing.get_args)
+
 BUILTINS = {
     len: b_len, isinstance: b_isinstance, issubclass: b_issubclass, type: b_type, int: b_int,
     float: b_float, bool: b_bool, str: b_str, abs: b_abs, min: _min_max(operator.lt, "min"),
@@ -363,6 +379,7 @@ BUILTINS = {
     torch.is_tensor: lambda f, x: V.Known(isinstance(x, V.Tensor)),
 }
 BUILTINS.update(_math_entries())
+BUILTINS.update({fn: _pure_on_constants(fn) for fn in PURE_ON_CONSTANTS})
 BUILTINS.update({getattr(operator, n): _operator(getattr(operator, n)) for n in _OPERATORS})
 
 

@@ -40,6 +40,7 @@ class Stop:
     kw_names: tuple | None
     inside_callee: bool          # the break came from an inlined call at `index`
     grad_enabled: bool           # grad mode at the break
+    chain: list = field(default_factory=list)   # "file:line in name" from the traced frame to the break
 
 
 @dataclass
@@ -312,8 +313,12 @@ class Frame:
         stack, locals_, kw_names, last_node, mutations, grad, writes = saved
         self.trace.attr_writes.restore(writes)
         callee_frame = self.child
-        deepest = self
-        while deepest.child is not None:
+        deepest, chain = self, []
+        while deepest is not None:
+            file_, line_, _ = deepest.location()
+            chain.append(f"{file_}:{line_} in {deepest.code.co_name}")
+            if deepest.child is None:
+                break
             deepest = deepest.child
         self.child = None
         _erase_after(self.trace.builder.graph, last_node)
@@ -324,7 +329,7 @@ class Frame:
         file, line, _ = deepest.location()
         self.stack, self.locals = stack, locals_
         return Stop(self.current, stack, locals_, e.reason, e.hint, file, line, kw_names,
-                    inside_callee=callee_frame is not None, grad_enabled=self.trace.grad_enabled)
+                    inside_callee=callee_frame is not None, grad_enabled=self.trace.grad_enabled, chain=chain)
 
     # ------------------------------------------------------------ inlining
     def inline(self, code, globals_, locals_: dict, cells: dict) -> V.VT:

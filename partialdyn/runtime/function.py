@@ -180,7 +180,8 @@ class OptimizedFunction:
         for spec in entry.specializations:
             self._log("specialization", **spec)
         if stop is not None:
-            self._log("graph_break", reason=stop.reason, file=stop.file, line=stop.line, hint=stop.hint)
+            self._log("graph_break", reason=stop.reason, file=stop.file, line=stop.line, hint=stop.hint,
+                      stack=stop.chain)
 
     def _log(self, kind, **fields_):
         code = self.fn.__code__
