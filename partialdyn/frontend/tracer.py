@@ -110,10 +110,10 @@ class Trace:
         g = self.guards
         if isinstance(value, torch.Tensor):
             return self._wrap_tensor(value, source, static)
-        if type(value) is int and frame_input and starts_dynamic(self.options.policy, self.shape_state,
-                                                                 source.code):
+        if type(value) in (int, float) and frame_input and starts_dynamic(self.options.policy, self.shape_state,
+                                                                          str(source)):
             g.type_match(source, value)
-            return self.builder.int_input(value, source)
+            return self.builder.scalar_input(value, source)
         if isinstance(value, CONSTANT_TYPES) and not isinstance(value, (tuple, list)):
             g.constant_match(source, value)
             return V.Known(value, source)

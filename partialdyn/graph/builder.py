@@ -48,8 +48,9 @@ class GraphBuilder:
         cls = type(t) if isinstance(t, torch.nn.Parameter) else torch.Tensor
         return V.Tensor(node, fake, source, frozenset([source.code]), cls)
 
-    def int_input(self, value: int, source) -> V.Sym:
-        sym = self.shapes.sym_int(value, source)
+    def scalar_input(self, value, source) -> V.Sym:
+        """An int or float argument as a symbolic graph input."""
+        sym = self.shapes.sym_int(value, source) if type(value) is int else self.shapes.sym_float(value, source)
         return V.Sym(self._placeholder(source, sym), sym, source)
 
     # ------------------------------------------------------------ ops

@@ -25,7 +25,7 @@ def shape_guards(shapes) -> list[Guard]:
         if resolved != sym:
             if resolved.is_number:
                 kind = "TENSOR_MATCH_STATIC" if dim is not None else "CONSTANT_MATCH"
-                out.append(Guard(kind, f"{code} == {int(resolved)}", f"{name} == {int(resolved)}", source,
+                out.append(Guard(kind, f"{code} == {_num(resolved)!r}", f"{name} == {_num(resolved)!r}", source,
                                  dims=(name,), actual=code))
             else:
                 out.append(Guard("SHAPE", f"{code} == {shapes.describe(resolved, as_code=True)}",
@@ -35,7 +35,7 @@ def shape_guards(shapes) -> list[Guard]:
         out.extend(_range_guard(shapes, sym, name, code, source))
     for g in se.guards:
         expr = se.simplify(g.expr)
-        if is_true(expr) or _is_single_symbol_bound(expr):
+        if is_true(expr) or _implied_by_range(se, expr):
             continue
         out.append(Guard("SHAPE", shapes.describe(expr, as_code=True), shapes.describe(expr),
                          dims=_dims(shapes, *expr.free_symbols), actual=_actuals(shapes, expr)))
@@ -51,16 +51,38 @@ def _range_guard(shapes, sym, name, code, source):
     high = upper not in (int_oo, sympy.oo) and upper.is_finite
     if not (low or high):
         return []
-    bounds = lambda v: (f"{int(lower)} <= " if low else "") + v + (f" <= {int(upper)}" if high else "")  # noqa
+    bounds = lambda v: (f"{_num(lower)!r} <= " if low else "") + v + (f" <= {_num(upper)!r}" if high else "")  # noqa
     return [Guard("SHAPE", bounds(code), bounds(name), source, dims=(name,), actual=code)]
 
 
-def _is_single_symbol_bound(expr) -> bool:
-    """`s > 16`-style guards are already expressed by the symbol's range guard."""
-    if not isinstance(expr, (sympy.StrictGreaterThan, sympy.GreaterThan, sympy.StrictLessThan, sympy.LessThan)):
+def _num(value):
+    """A sympy number as the Python int or float guard code compares against."""
+    return int(value) if value.is_Integer else float(value)
+
+
+def _implied_by_range(se, expr) -> bool:
+    """`s > 16` needs no guard of its own when the range guard of `s` already says `17 <= s`.
+    (Float ranges are not narrowed by predicates, so their predicates are always kept.)"""
+    relations = (sympy.StrictGreaterThan, sympy.GreaterThan, sympy.StrictLessThan, sympy.LessThan)
+    if not isinstance(expr, relations):
         return False
     lhs, rhs = expr.args
-    return (isinstance(lhs, sympy.Symbol) and rhs.is_number) or (isinstance(rhs, sympy.Symbol) and lhs.is_number)
+    if isinstance(rhs, sympy.Symbol) and lhs.is_number:
+        expr = expr.reversed
+        lhs, rhs = expr.args
+    if not (isinstance(lhs, sympy.Symbol) and rhs.is_number) or lhs not in se.var_to_range:
+        return False
+    vr = se.var_to_range[lhs]
+    try:
+        if isinstance(expr, sympy.StrictGreaterThan):
+            return bool(vr.lower > rhs)
+        if isinstance(expr, sympy.GreaterThan):
+            return bool(vr.lower >= rhs)
+        if isinstance(expr, sympy.StrictLessThan):
+            return bool(vr.upper < rhs)
+        return bool(vr.upper <= rhs)
+    except TypeError:
+        return False
 
 
 def _dims(shapes, *exprs):

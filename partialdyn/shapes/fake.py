@@ -43,6 +43,13 @@ class Shapes:
         self.symbol_dims[sym] = (source.code, None)
         return self.shape_env.create_symintnode(sym, hint=value, source=source)
 
+    def sym_float(self, value: float, source: Src) -> torch.SymFloat:
+        sym = self.shape_env.create_unspecified_symbol(value, source, dynamic_dim=DimDynamic.DYNAMIC)
+        self.symbol_names[sym] = str(source)
+        self.symbol_code[sym] = source.code
+        self.symbol_dims[sym] = (source.code, None)
+        return self.shape_env.create_symfloatnode(sym, hint=value, source=source)
+
     def input_symbols(self, value) -> set:
         """The input symbols a symbolic value or tensor size depends on."""
         exprs = []
