@@ -266,6 +266,59 @@ def test_object_made_by_break_step_does_not_recompile():
     check(f, [(r(b), [r(b, seed=s) for s in range(3)]) for b in B], breaks=None)
 
 
+# ====================================================================== container mutation across breaks
+@pytest.mark.xfail(reason="WRONG RESULT: a list created before a break and appended to after it loses the "
+                          "append (the rebuilder makes a fresh list for every reference)", strict=True)
+def test_list_appended_after_break():
+    def f(x):
+        lst = [x]
+        print("break")
+        lst.append(x * 2)
+        return lst
+
+    check(f, [(r(b),) for b in B], breaks=None)
+
+
+def _append_with_break(lst, t):
+    print("helper breaks")
+    lst.append(t)
+
+
+@pytest.mark.xfail(reason="WRONG RESULT: a helper that graph-breaks and then appends to the caller's list: "
+                          "the caller never sees the item", strict=True)
+def test_helper_with_break_mutates_callers_list():
+    def f(x):
+        lst = []
+        _append_with_break(lst, x * 2)
+        return x + len(lst), lst
+
+    check(f, [(r(b),) for b in B], breaks=None)
+
+
+@pytest.mark.xfail(reason="WRONG RESULT: mutating an input list after a break (ys.append) changes a rebuilt "
+                          "copy; the caller's list is unchanged", strict=True)
+def test_input_list_mutated_after_break():
+    def f(x, ys):
+        y = x * 2
+        print("break")
+        ys.append(y)
+        return y + ys[0]
+
+    check(f, [(r(b), [r(b, seed=1)]) for b in B], breaks=None)
+
+
+@pytest.mark.xfail(reason="aliasing is lost across a break: two names for one list become two lists",
+                   strict=True)
+def test_aliasing_preserved_across_break():
+    def f(x):
+        a = [x]
+        b = a
+        print("break")
+        return a is b, len(a), b
+
+    check(f, [(r(b),) for b in B], breaks=None)
+
+
 # ====================================================================== exceptions
 def raise_after_break(x):
     y = x * 2
@@ -355,13 +408,10 @@ def test_item_in_branch():
         return x - s
 
     calls = [(r(b, seed=s),) for b in B for s in range(2)] + [(torch.ones(3),), (-torch.ones(3),)]
-    s = check(f, calls, breaks=None, recompiles=None)
-    assert s["graph_breaks"] >= 1 and s["eager_fallbacks"] == 0
+    s = check(f, calls, breaks=None, recompiles=0)
+    assert s["graph_breaks"] >= 1
 
 
-@pytest.mark.xfail(reason="the float from .item() handed to the resume is CONSTANT_MATCH-guarded (s == 0.97): "
-                          "a recompile for every new value (torch.compile: 4 compiles for any number of values)",
-                   strict=True)
 def test_item_value_not_specialized_in_resume():
     def f(x):
         s = x.sum().item()
@@ -369,7 +419,8 @@ def test_item_value_not_specialized_in_resume():
             return x * s
         return x - s
 
-    check(f, [(r(4, seed=s),) for s in range(8)], breaks=None, recompiles=1)
+    s = check(f, [(r(4, seed=s),) for s in range(8)] + [(-torch.ones(4),)], breaks=None, recompiles=0)
+    assert s["compiles"] <= 3, "the root and (at most) one resume per branch"
 
 
 def test_nonzero_size_consumed_by_python():

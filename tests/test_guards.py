@@ -317,9 +317,6 @@ def default_scale(x, s=2.0):
     return x * s
 
 
-@pytest.mark.xfail(reason="the binder copies fn.__defaults__ when optimize() runs; reassigning __defaults__ "
-                          "later is ignored (eager uses the new default, the optimized fn the old one)",
-                   strict=True)
 def test_reassigned_defaults_are_honoured():
     opt = partialdyn.optimize(default_scale, backend="eager")
     x = rand(3)
@@ -395,8 +392,6 @@ def test_tensor_property_recompile_reason_names_the_property():
     assert "dtype" in reason and "float64" in reason, reason
 
 
-@pytest.mark.xfail(reason="a dict-keys guard failure is reported as \"... failed: got 'dict'\" (the type), "
-                          "not the keys that changed", strict=True)
 def test_dict_keys_recompile_reason_names_the_keys():
     opt = partialdyn.optimize(dict_input, backend="eager")
     opt({"a": rand(2), "b": rand(2)})

@@ -136,9 +136,6 @@ def test_assert_on_a_size_guards_it_without_recompiling_other_dims():
         opt(rand(3, 9))
 
 
-@pytest.mark.xfail(reason="no specialization event is logged for an equality predicate: Consumer._record reads "
-                          "input_symbols(value) after bool(), when ShapeEnv has already replaced s1 by 8",
-                   strict=True)
 def test_assert_on_a_size_logs_a_predicate_event():
     opt = partialdyn.optimize(assert_eq, backend="eager")
     check_stream(opt, assert_eq, [(rand(3, 8),)])
@@ -198,10 +195,6 @@ def test_value_use_specializes_exactly_that_dim(fn):
     assert static_dims(opt, 1) == {"x.size(1)"}
 
 
-@pytest.mark.xfail(reason="value-use specializations are never logged: Consumer._record calls "
-                          "input_symbols(value) after guard_int(), and SymNode.expr then returns the "
-                          "replaced constant, so no symbol (and no event) is left",
-                   strict=True)
 @pytest.mark.parametrize("fn", VALUE_USES, ids=[f.__name__ for f in VALUE_USES])
 def test_value_use_logs_the_specialization_with_file_and_line(fn):
     opt = partialdyn.optimize(fn, backend="eager")
@@ -295,8 +288,6 @@ def test_automatic_policy_makes_a_changing_dim_dynamic_after_one_recompile():
     assert counters(opt)[1] == 2
 
 
-@pytest.mark.xfail(reason="mark_static is ignored: trace_frame passes marks={} to Trace and nothing reads "
-                          "t._partialdyn_marks, so the dim stays dynamic", strict=True)
 def test_mark_static_pins_one_dim_under_partial():
     opt = partialdyn.optimize(view_batch, backend="eager")
     calls = []
@@ -309,8 +300,6 @@ def test_mark_static_pins_one_dim_under_partial():
     assert counters(opt)[:2] == (3, 2)
 
 
-@pytest.mark.xfail(reason="mark_dynamic is ignored: trace_frame passes marks={} to Trace and nothing reads "
-                          "t._partialdyn_marks, so policy='static' still recompiles per size", strict=True)
 def test_mark_dynamic_frees_one_dim_under_static():
     opt = partialdyn.optimize(view_batch, backend="eager", policy="static")
     calls = []
@@ -429,9 +418,6 @@ def test_backoff_is_counted_per_dim():
     assert partialdyn.stats(opt)["recompiles"] == 4
 
 
-@pytest.mark.xfail(reason="an unstable dim gets a fresh budget in each resume function: after x.size(0) breaks, "
-                          "g__resume_at_N re-specializes x.size(1) (already unstable) as '__stack0.size(1)' "
-                          "and recompiles twice more", strict=True)
 def test_unstable_dims_stay_unstable_in_resume_functions():
     opt = partialdyn.optimize(two_factorials, backend="eager", recompile_limit=2)
     stream = [(2, 3), (2, 4), (2, 5), (3, 5), (4, 5)]     # both dims are unstable after this
@@ -450,9 +436,6 @@ def branch_then_factorial(x):
     return y / math.factorial(x.size(1))
 
 
-@pytest.mark.xfail(reason="a miss is compared with the last entry, not the closest one: (2,3),(8,3),(2,4) "
-                          "blames x.size(0) for the third compile (entry 0 differs only in x.size(1)), so "
-                          "x.size(0) turns unstable after one real recompile", strict=True)
 def test_recompile_is_attributed_to_the_dims_of_the_closest_entry():
     opt = partialdyn.optimize(branch_then_factorial, backend="eager", recompile_limit=2)
     check_stream(opt, branch_then_factorial, [(rand(*s),) for s in [(2, 3), (8, 3), (2, 4)]])
@@ -500,8 +483,6 @@ def test_explain_names_a_predicate_dim_with_its_line_and_op():
     assert f"{THIS_FILE}:{line_of(branch_gt, '# consume')}" in str(report)
 
 
-@pytest.mark.xfail(reason="explain lists no specialization for a value use (same root cause as the missing "
-                          "value-use specialization events)", strict=True)
 def test_explain_names_a_value_specialized_dim_with_its_line_and_op():
     report = partialdyn.explain(factorial, rand(2, 4))
     specs = [s for s in report.specializations if s["source"] == "x.size(1)"]

@@ -52,12 +52,11 @@ class Result:
 class Trace:
     """Everything one compile accumulates."""
 
-    def __init__(self, fn, argnames, options, shape_state, marks):
+    def __init__(self, fn, argnames, options, shape_state):
         self.fn = fn
         self.globals = fn.__globals__
         self.options = options
         self.shape_state = shape_state
-        self.marks = marks                          # id(tensor) -> {"static": set, "dynamic": set}
         self.builder = GraphBuilder()
         self.guards = GuardSet()
         self.guards.global_state()
@@ -121,7 +120,7 @@ class Trace:
             g.constant_match(S.attr(source, "restore"), value.restore)
             return V.GradModeExit(value.restore)
         if isinstance(value, (tuple, list)) and type(value) in (tuple, list, torch.Size) or _is_namedtuple(value):
-            g.type_match(source, value, f"len({{}}) == {len(value)}")
+            g.type_match(source, value, f"len({{}}) == {len(value)}", actual="(type({0}).__qualname__, len({0}))")
             items = [self.wrap(v, S.item(source, i)) for i, v in enumerate(value)]
             if _is_namedtuple(value):
                 return V.NamedTuple(items, source, cls=type(value))
@@ -129,7 +128,7 @@ class Trace:
                 return V.Size(items, source)
             return (V.Tuple if isinstance(value, tuple) else V.List)(items, source)
         if type(value) is dict and all(isinstance(k, (str, int)) for k in value):
-            g.type_match(source, value, f"list({{}}) == {list(value)!r}")
+            g.type_match(source, value, f"list({{}}) == {list(value)!r}", actual="list({0})")
             return V.Dict({k: self.wrap(v, S.item(source, k)) for k, v in value.items()}, source)
         if is_opaque(value):
             g.type_match(source, value)
@@ -142,7 +141,7 @@ class Trace:
         return V.Known(value, source)
 
     def _wrap_tensor(self, t, source, static):
-        marks = self.marks.get(id(t), {})
+        marks = getattr(t, "_partialdyn_marks", None) or {}     # set by partialdyn.mark_static / mark_dynamic
         if static or not _plain_layout(t):
             dynamic = set()
         else:

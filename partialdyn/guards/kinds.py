@@ -49,12 +49,14 @@ class GuardSet:
         return iter(self._guards.values())
 
     # ------------------------------------------------ guard builders per kind
-    def type_match(self, src, value, extra: str = "", text: str = ""):
-        """`extra` is a condition written with `{}` where the source goes (`len({}) == 3`)."""
+    def type_match(self, src, value, extra: str = "", actual: str = ""):
+        """`extra` is a condition written with `{}` where the source goes (`len({}) == 3`); `actual` likewise
+        the value a failure reports (`list({})`)."""
         k = self.constant(type(value))
         code = f"type({src.code}) is {k}" + (f" and {extra.format(src.code)}" if extra else "")
-        shown = text or f"type({src}) is {type(value).__qualname__}" + (f" and {extra.format(src)}" if extra else "")
-        self.add(Guard("TYPE_MATCH", code, shown, str(src), actual=f"type({src.code}).__qualname__"))
+        shown = f"type({src}) is {type(value).__qualname__}" + (f" and {extra.format(src)}" if extra else "")
+        self.add(Guard("TYPE_MATCH", code, shown, str(src),
+                       actual=actual.format(src.code) if actual else f"type({src.code}).__qualname__"))
 
     def id_match(self, src, value):
         self.add(Guard("ID_MATCH", f"{src.code} is {self.constant(value)}",

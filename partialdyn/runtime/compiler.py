@@ -45,9 +45,9 @@ class Entry:
 
 def trace_frame(opt, bound: tuple) -> tuple[Trace, object]:
     fn = opt.fn
-    trace = Trace(fn, opt.argnames, opt.options, opt.shape_state, {})
+    trace = Trace(fn, opt.argnames, opt.options, opt.shape_state)
     code = fn.__code__
-    locals_ = {name: trace.wrap(value, S.local(param), frame_input=True)
+    locals_ = {name: trace.wrap(value, S.Src(param, opt.arg_texts.get(param, "")), frame_input=True)
                for name, param, value in zip(frame_argnames(code), opt.argnames, bound)}
     for name in _star_names(code):
         # *args / **kwargs are fresh per call: the frame may mutate them like any local container
@@ -163,18 +163,21 @@ def _break_body(opt, trace, stop, rebuilder):
                  if n in code.co_cellvars and c.contents is not None})
     names = tuple(live)
     locals_expr = "[" + ", ".join(rebuilder.expr(live[n]) for n in names) + "]"
-    step = _make_step(opt, trace, stop, names)
+    stack_values = [v for v in stop.stack if v is not V.NULL]
+    texts = {f"{STACK_PREFIX}{i}": str(v.source) for i, v in enumerate(stack_values)
+             if getattr(v, "source", None) is not None and isinstance(v, (V.Tensor, V.Sym))}
+    step = _make_step(opt, trace, stop, names, texts)
     return step, f"return __step({stack_expr}, {locals_expr})"
 
 
-def _make_step(opt, trace, stop, names):
+def _make_step(opt, trace, stop, names, texts):
     instr = trace.frame.decoded.instrs[stop.index]
     layout = tuple(v is V.NULL for v in stop.stack)
     target = trace.frame.decoded.targets.get(stop.index)
     nxt = stop.index + 1
 
     def resume(index, stack_layout):
-        return opt.resume_function(index, stack_layout, names)
+        return opt.resume_function(index, stack_layout, names, arg_texts=texts)
     name = instr.name
     if trace.frame.decoded.is_user_try(stop.index):
         return EagerRest(opt.resume_function(stop.index, layout, names, optimized=False), opt.count_eager_run)

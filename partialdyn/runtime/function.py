@@ -61,7 +61,9 @@ class OptimizedFunction:
         self.stats = self.root.stats if root else Stats()
         self.name = name or (root.name if root else fn.__qualname__)
         self.argnames = [param_name(n) for n in frame_argnames(fn.__code__)]   # as generated code spells them
+        self.arg_texts = {}                  # argument -> how users know it (a resume function's stack values)
         self.binder = make_binder(fn)
+        self._defaults = (fn.__defaults__, fn.__kwdefaults__)
         self.entries = []
         self.shape_state = FrameShapeState()
         self.lock = threading.RLock()
@@ -73,6 +75,8 @@ class OptimizedFunction:
 
     # ------------------------------------------------------------ hot path
     def __call__(self, *args, **kwargs):
+        if self.fn.__defaults__ is not self._defaults[0] or self.fn.__kwdefaults__ is not self._defaults[1]:
+            self._rebind()
         bound = self.binder(*args, **kwargs)
         if self.root is self:
             self.stats.calls += 1
@@ -81,6 +85,11 @@ class OptimizedFunction:
                 self.stats.cache_hits += 1
                 return entry.run(*bound)
         return self._miss(bound, args, kwargs)
+
+    def _rebind(self):
+        """The function's defaults were reassigned: bind with the new ones."""
+        self.binder = make_binder(self.fn)
+        self._defaults = (self.fn.__defaults__, self.fn.__kwdefaults__)
 
     # ------------------------------------------------------------ miss
     def _miss(self, bound, args, kwargs):
@@ -122,10 +131,12 @@ class OptimizedFunction:
     def _recompile_reason(self, bound) -> str:
         if not self.entries:
             return "first call"
-        guards = self.entries[-1].guard
-        first, sentence = guards.explain_failure(bound)
+        # the closest entry: fewest failing guards, the newest on a tie
+        failures, _, closest = min((len(fs), -i, e) for i, e in enumerate(self.entries)
+                                   for fs in [e.guard.failures(bound)])
+        first, sentence = closest.guard.explain_failure(bound)
         if first is not None:
-            self._account_recompile(guards.failures(bound))
+            self._account_recompile(closest.guard.failures(bound))
         return sentence
 
     def _account_recompile(self, failed):
@@ -189,8 +200,10 @@ class OptimizedFunction:
                                          f"{code.co_firstlineno})", **fields_)
 
     # ------------------------------------------------------------ children
-    def resume_function(self, index, layout, local_names, optimized=True):
-        """The continuation at `index` of this frame, always built from the original code (so loops reuse it)."""
+    def resume_function(self, index, layout, local_names, optimized=True, arg_texts=None):
+        """The continuation at `index` of this frame, always built from the original code (so loops reuse it).
+        It inherits the dims this frame found unstable; `arg_texts` names its stack arguments as users know
+        them, so those dims keep their names."""
         original, shift = self.origin
         index -= shift
         key = ("resume", original.__code__, index, layout, local_names, optimized)
@@ -199,7 +212,11 @@ class OptimizedFunction:
             fn = make_resume_function(original, index, layout, local_names)
             children[key] = OptimizedFunction(fn, self.options, root=self.root,
                                               origin=(original, len(layout) + 1)) if optimized else fn
-        return children[key]
+        child = children[key]
+        if optimized:
+            child.arg_texts.update(arg_texts or {})
+            child.shape_state.unstable |= self.shape_state.unstable
+        return child
 
     def callee(self, fn: types.FunctionType) -> "OptimizedFunction":
         key = ("callee", fn)

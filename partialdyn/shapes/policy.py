@@ -61,25 +61,25 @@ class Consumer:
 
     def as_bool(self, value, op: str) -> bool:
         self._check(value, "bool use", op)
-        text = self._text(value)
+        text, symbols = self._text(value), self.shapes.input_symbols(value)   # before guarding replaces them
         result = bool(value)
-        if self.shapes.input_symbols(value):
-            self._record("predicate", text if result else f"not ({text})", op, value)
+        self._record("predicate", text if result else f"not ({text})", op, symbols)
         return result
 
     def as_value(self, value, op: str):
         self._check(value, "value use", op)
+        symbols = self.shapes.input_symbols(value)
         concrete = value.node.guard_int("", 0) if isinstance(value, torch.SymInt) else \
             value.node.guard_float("", 0) if isinstance(value, torch.SymFloat) else bool(value)
-        self._record("value", concrete, op, value)
+        self._record("value", concrete, op, symbols)
         return concrete
 
     def _text(self, value) -> str:
         return self.shapes.describe(value.node.expr)
 
-    def _record(self, kind, detail, op, value):
+    def _record(self, kind, detail, op, symbols):
         file, line, text = self.where() if self.where else (None, None, "")
-        for sym in sorted(self.shapes.input_symbols(value), key=str):
+        for sym in sorted(symbols, key=str):
             self.specializations.append({
                 "source": self.shapes.symbol_names[sym], "use": kind,
                 ("value" if kind == "value" else "predicate"): detail,
