@@ -61,7 +61,6 @@ def test_global_number_and_tensor():
     check(f, batches(4))
 
 
-_G = {"factor": 2}
 FACTOR = 2
 
 

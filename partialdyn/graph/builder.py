@@ -60,6 +60,9 @@ class GraphBuilder:
         node_kwargs, fake_kwargs = split(kwargs)
         result = self.run_fake(kind, target, fake_args, fake_kwargs)
         if not contains_graph_value(result):
+            if result is None and contains_graph_value((fake_args, fake_kwargs)):
+                # ran for its effect on a tensor (`x[0] = v`, `lst.sort()`-style ops): keep the node
+                self.graph.create_node(kind, target, node_args, node_kwargs).meta["val"] = None
             return V.Known(result) if is_plain(result) else self._unsupported_result(target, result)
         node = self.graph.create_node(kind, target, node_args, node_kwargs)
         return self.wrap(node, result, inputs_of(args, kwargs))
@@ -170,6 +173,10 @@ def contains_graph_value(v) -> bool:
         return True
     if isinstance(v, (tuple, list)):
         return any(contains_graph_value(i) for i in v)
+    if isinstance(v, dict):
+        return any(contains_graph_value(i) for i in v.values())
+    if isinstance(v, slice):
+        return any(contains_graph_value(i) for i in (v.start, v.stop, v.step))
     return False
 
 

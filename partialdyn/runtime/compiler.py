@@ -85,7 +85,8 @@ def compile_entry(opt, bound: tuple) -> Entry:
         stop_step = None
     else:
         stop_step, body = _break_body(opt, trace, result.stop, rebuilder)
-    body = "".join(f"{line}\n    " for line in _attribute_writes(trace, rebuilder)) + body
+    writes = _attribute_writes(trace, rebuilder)
+    body = "".join(f"{line}\n    " for line in rebuilder.statements + writes) + body
     gm, has_graph = _finish_graph(trace, rebuilder.outputs)
     t1 = time.perf_counter()
     compiled = _lower(opt, trace, gm) if has_graph else None

@@ -14,12 +14,27 @@ from ..frontend.errors import Unsupported
 from .steps import NULL
 
 
+def _holds_tensors(vt) -> bool:
+    items = vt.items.values() if isinstance(vt, V.Dict) else getattr(vt, "items", [])
+    return any(isinstance(i, V.Tensor) or (isinstance(i, (V.Tuple, V.List, V.Dict)) and _holds_tensors(i))
+               for i in items)
+
+
 class Rebuilder:
     def __init__(self):
         self.outputs = []              # fx nodes the graph must return
         self._output_index = {}
         self.constants = {}            # name -> object, for the generated code's namespace
         self.tensors_from_graph = False
+        self.statements = []           # `__vN = ...` bindings, so each container is built once
+        self._bound = {}               # id(tracker) -> its variable
+
+    def bind(self, vt, expr: str) -> str:
+        """Build a container once: every reference to the same tracker gets the same object."""
+        name = f"__v{len(self.statements)}"
+        self.statements.append(f"{name} = {expr}")
+        self._bound[id(vt)] = (name, vt)
+        return name
 
     def constant(self, value) -> str:
         for name, v in self.constants.items():
@@ -36,6 +51,15 @@ class Rebuilder:
         return f"__o[{self._output_index[node]}]"
 
     def expr(self, vt) -> str:
+        if id(vt) in self._bound:
+            return self._bound[id(vt)][0]
+        if isinstance(vt, (V.List, V.Dict, V.Tuple, V.Iterator, V.DataObject, V.Function)):
+            if getattr(vt, "source", None) is not None and not (self.tensors_from_graph and _holds_tensors(vt)):
+                return vt.source.code          # the caller's own container (never mutated by a trace)
+            return self.bind(vt, self._build(vt))
+        return self._build(vt)
+
+    def _build(self, vt) -> str:
         if vt is V.NULL:
             return self.constant(NULL)
         if isinstance(vt, (V.Tensor, V.Sym)):
