@@ -126,8 +126,6 @@ def test_live_locals_of_every_kind_cross_a_break():
     assert s["graphs"] == 2
 
 
-@pytest.mark.xfail(reason="an int/size stored in a container (dict/list/tuple) crossing a break is "
-                          "CONSTANT_MATCH-guarded in the resume (d['n'] == 2): recompiles per value", strict=True)
 def test_size_in_container_crossing_break_is_not_specialized():
     def f(x, k):
         d = {"n": x.size(0)}
@@ -245,8 +243,6 @@ def test_resume_values_are_not_specialized():
     check(f, [(r(b, 2),) for b in (2, 3, 5, 7)], breaks=1)
 
 
-@pytest.mark.xfail(reason="a function/object created before a break is ID_MATCH-guarded in the resume "
-                          "function, a new object each call: recompiles on every call", strict=True)
 def test_local_lambda_across_break_does_not_recompile():
     def f(x):
         g = lambda t: t * 2  # noqa: E731
@@ -267,8 +263,6 @@ def test_object_made_by_break_step_does_not_recompile():
 
 
 # ====================================================================== container mutation across breaks
-@pytest.mark.xfail(reason="WRONG RESULT: a list created before a break and appended to after it loses the "
-                          "append (the rebuilder makes a fresh list for every reference)", strict=True)
 def test_list_appended_after_break():
     def f(x):
         lst = [x]
@@ -284,8 +278,6 @@ def _append_with_break(lst, t):
     lst.append(t)
 
 
-@pytest.mark.xfail(reason="WRONG RESULT: a helper that graph-breaks and then appends to the caller's list: "
-                          "the caller never sees the item", strict=True)
 def test_helper_with_break_mutates_callers_list():
     def f(x):
         lst = []
@@ -295,8 +287,6 @@ def test_helper_with_break_mutates_callers_list():
     check(f, [(r(b),) for b in B], breaks=None)
 
 
-@pytest.mark.xfail(reason="WRONG RESULT: mutating an input list after a break (ys.append) changes a rebuilt "
-                          "copy; the caller's list is unchanged", strict=True)
 def test_input_list_mutated_after_break():
     def f(x, ys):
         y = x * 2
@@ -307,8 +297,6 @@ def test_input_list_mutated_after_break():
     check(f, [(r(b), [r(b, seed=1)]) for b in B], breaks=None)
 
 
-@pytest.mark.xfail(reason="aliasing is lost across a break: two names for one list become two lists",
-                   strict=True)
 def test_aliasing_preserved_across_break():
     def f(x):
         a = [x]
@@ -333,9 +321,6 @@ def test_user_exception_after_break_keeps_type():
     check(raise_after_break, calls, breaks=None, fallbacks=None)
 
 
-@pytest.mark.xfail(reason="a `raise` statement after a break re-raises from partialdyn/runtime/steps.py "
-                          "(RaiseStep): the traceback's last frame is the engine's, not the user's line",
-                   strict=True)
 def test_user_exception_after_break_keeps_location():
     opt = partialdyn.optimize(raise_after_break, backend=CountingBackend())
     opt(r(2))

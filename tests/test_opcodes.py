@@ -157,8 +157,6 @@ def test_lambda_capturing_local():
     check(f, batches(4, n=2))
 
 
-@pytest.mark.xfail(reason="nested def/lambda with positional defaults: internal error "
-                          "'Known' object has no attribute 'items' -> eager fallback", strict=True)
 def test_nested_function_with_defaults():
     def f(x):
         g = lambda t, k=2: t * k  # noqa: E731
@@ -416,8 +414,6 @@ def test_symbolic_slice_by_size():
     check(f, [(r(b + 3, 4), r(b, 4, seed=1)) for b in B])
 
 
-@pytest.mark.xfail(reason="tensor item assignment is silently dropped from the graph (wrong result): "
-                          "GraphBuilder.call creates no node when the op returns None", strict=True)
 def test_tensor_setitem():
     def f(x):
         y = x.clone()
@@ -430,7 +426,6 @@ def test_tensor_setitem():
     check(f, batches(4))
 
 
-@pytest.mark.xfail(reason="tensor item assignment is silently dropped from the graph (wrong result)", strict=True)
 def test_setitem_on_input_mutates_it():
     def f(x, v):
         x[:, 0] = v
@@ -517,8 +512,6 @@ def test_list_and_dict_methods():
     check(f, batches(3, n=2))
 
 
-@pytest.mark.xfail(reason="set literal of constants ({1, 2, 3}: BUILD_SET + SET_UPDATE) is not supported; "
-                          "graph break", strict=True)
 def test_set_literal_of_constants():
     def f(x):
         s = {1, 2, 3}
@@ -527,8 +520,6 @@ def test_set_literal_of_constants():
     check(f, batches(3))
 
 
-@pytest.mark.xfail(reason="dict.update with keyword arguments: internal error IndexError -> eager fallback",
-                   strict=True)
 def test_dict_update_with_keywords():
     def f(x, y):
         d = {"a": x}
@@ -538,8 +529,6 @@ def test_dict_update_with_keywords():
     check(f, batches(3, n=2))
 
 
-@pytest.mark.xfail(reason="list.remove on a local list: the whole frame falls back to eager ('a call that "
-                          "graph-broke had already mutated the caller's containers')", strict=True)
 def test_list_remove():
     def f(x):
         lst = [3, 1, 2, 1]
@@ -549,7 +538,6 @@ def test_list_remove():
     check(f, batches(3))
 
 
-@pytest.mark.xfail(reason="list.count is not supported: graph break", strict=True)
 def test_list_count():
     def f(x):
         return x * [3, 1, 2, 1].count(1)
@@ -557,8 +545,6 @@ def test_list_count():
     check(f, batches(3))
 
 
-@pytest.mark.xfail(reason="WRONG RESULT: list.sort / dict.popitem graph-break and the break step mutates a "
-                          "rebuilt copy, so the resume sees the unsorted list / the full dict", strict=True)
 def test_list_sort_and_dict_popitem():
     def f(x):
         lst = [3, 1, 2]
@@ -670,7 +656,6 @@ def test_user_object_created_in_trace():
     check(f, batches(3))
 
 
-@pytest.mark.xfail(reason="str % tuple of local constants is not supported: graph break", strict=True)
 def test_percent_formatting_of_constants():
     def f(x):
         name, idx = "layer", 3
@@ -923,7 +908,6 @@ def test_math_module():
     check(f, batches(16))
 
 
-@pytest.mark.xfail(reason="math.isfinite is not in the builtins table: graph break", strict=True)
 def test_math_isfinite():
     def f(x):
         return x * math.isfinite(2.0)
@@ -1021,9 +1005,6 @@ def test_functional():
     check(f, calls)
 
 
-@pytest.mark.xfail(reason="F.pad specializes every dim (fake kernels run without "
-                          "torch._dispatch.python.enable_python_dispatcher()); torch.compile keeps them dynamic",
-                   strict=True)
 def test_pad_keeps_sizes_symbolic():
     def f(x):
         return F.pad(x, (1, 2)), F.pad(x, (0, 0, 1, 1), value=3.0)
@@ -1188,7 +1169,6 @@ def test_user_namedtuple_in_and_out():
     check(f, calls)
 
 
-@pytest.mark.xfail(reason="namedtuple._replace is not supported: graph break", strict=True)
 def test_namedtuple_replace():
     def f(p):
         return p._replace(low=p.low * 2)

@@ -278,7 +278,7 @@ def _math_entries():
     table = {math.sqrt: _math_symbolic(torch._sym_sqrt, math.sqrt),
              math.ceil: _math_symbolic(math.ceil, math.ceil),
              math.floor: _math_symbolic(math.floor, math.floor)}
-    for name in ("factorial", "log", "log2", "log10", "exp", "pow", "gcd", "lcm", "comb", "perm", "isqrt",
+    for name in ("factorial", "isfinite", "log", "log2", "log10", "exp", "pow", "gcd", "lcm", "comb", "perm", "isqrt",
                  "sin", "cos", "tan", "tanh", "atan", "atan2", "erf", "fabs", "isnan", "isinf", "isclose",
                  "prod", "trunc", "copysign", "hypot", "radians", "degrees", "log1p", "expm1", "fsum"):
         fn = getattr(math, name)
@@ -407,7 +407,11 @@ def container_method(f, obj, name, args, kwargs):
     if isinstance(obj, V.List):
         return _list_method(f, obj, name, args)
     if isinstance(obj, V.Dict):
-        return _dict_method(f, obj, name, args)
+        return _dict_method(f, obj, name, args, kwargs)
+    if isinstance(obj, V.NamedTuple) and name == "_replace" and hasattr(obj.cls, "_fields"):
+        values = dict(zip(obj.cls._fields, obj.items))
+        values.update(kwargs)
+        return V.NamedTuple([values[n] for n in obj.cls._fields], cls=obj.cls)
     if isinstance(obj, V.Tuple):
         if name == "index":
             for i, item in enumerate(obj.items):
@@ -429,7 +433,7 @@ def container_method(f, obj, name, args, kwargs):
 
 
 def _list_method(f, lst, name, args):
-    if name in ("append", "extend", "insert", "pop", "clear", "reverse", "remove"):
+    if name in ("append", "extend", "insert", "pop", "clear", "reverse"):
         mutate(f, lst)
     if name == "append":
         lst.items.append(args[0])
@@ -445,6 +449,16 @@ def _list_method(f, lst, name, args):
         lst.items.reverse()
     elif name == "copy":
         return V.List(list(lst.items))
+    elif name == "remove":
+        for i, item in enumerate(lst.items):
+            if identical(item, args[0]) or (not isinstance(item, V.Tensor) and
+                                            truth(f, binary(f, operator.eq, item, args[0]), "list.remove")):
+                del lst.items[i]
+                return V.Known(None)
+        raise UserError(ValueError("list.remove(x): x not in list"))
+    elif name == "count":
+        return V.Known(sum(1 for item in lst.items if not isinstance(item, V.Tensor) and
+                           truth(f, binary(f, operator.eq, item, args[0]), "list.count")))
     elif name == "index":
         for i, item in enumerate(lst.items):
             if identical(item, args[0]) or (not isinstance(item, V.Tensor) and
@@ -456,7 +470,7 @@ def _list_method(f, lst, name, args):
     return V.Known(None)
 
 
-def _dict_method(f, d, name, args):
+def _dict_method(f, d, name, args, kwargs=None):
     if name == "keys":
         return V.List([V.Known(k) for k in d.items])
     if name == "values":
@@ -471,7 +485,11 @@ def _dict_method(f, d, name, args):
     if name in ("update", "pop", "setdefault", "clear"):
         mutate(f, d)
         if name == "update":
-            d.items.update(args[0].items if isinstance(args[0], V.Dict) else {})
+            if args:
+                d.items.update({python_value(f, k, "dict.update"): v for k, v in
+                                (((V.Known(k), v) for k, v in args[0].items.items()) if isinstance(args[0], V.Dict)
+                                 else (iterate(f, pair) for pair in iterate(f, args[0])))})
+            d.items.update(kwargs or {})
             return V.Known(None)
         if name == "pop":
             key = python_value(f, args[0], "dict.pop")

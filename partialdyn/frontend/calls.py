@@ -125,6 +125,8 @@ def binary(f, op, a, b):
         if not all(isinstance(v, (V.Tensor, V.Sym, V.Known)) for v in (a, b)):
             raise GraphBreak(f"operator {op.__name__} on {a.python_type().__name__} and {b.python_type().__name__}")
         return f.trace.builder.call("call_function", op, (a, b), {})
+    if op is operator.mod and isinstance(a, V.Known) and isinstance(a.value, str):
+        return V.Known(_run_python(op, a.value, python_value(f, b, "% formatting")))
     if isinstance(a, (V.Tuple, V.List)) or isinstance(b, (V.Tuple, V.List)):
         return _sequence_op(f, op, a, b)
     if isinstance(a, V.Opaque) or isinstance(b, V.Opaque):

@@ -299,6 +299,17 @@ def list_extend(f, i):
     f.stack[-i.arg].items.extend(items)
 
 
+@handles("SET_UPDATE")
+def set_update(f, i):
+    items = C.constant_values(C.iterate(f, f.pop()), "a set element")
+    f.stack[-i.arg].value.update(items)
+
+
+@handles("STORE_GLOBAL")
+def store_global(f, i):
+    raise GraphBreak(f"assignment to the global {i.arg!r}", hint="the assignment runs in Python")
+
+
 @handles("LIST_TO_TUPLE")
 def list_to_tuple(f, i):
     f.push(V.Tuple(list(f.pop().items)))
@@ -365,7 +376,7 @@ def make_function(f, i):
     if i.arg & 0x04:
         f.pop()                                  # annotations
     kwdefaults = C.dict_items(f, f.pop()) if i.arg & 0x02 else {}
-    defaults = tuple(f.pop().items) if i.arg & 0x01 else ()
+    defaults = tuple(C.iterate(f, f.pop())) if i.arg & 0x01 else ()
     f.push(V.Function(code, f.globals, code.co_name, defaults, kwdefaults, closure))
 
 

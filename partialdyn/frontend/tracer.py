@@ -121,7 +121,7 @@ class Trace:
             return V.GradModeExit(value.restore)
         if isinstance(value, (tuple, list)) and type(value) in (tuple, list, torch.Size) or _is_namedtuple(value):
             g.type_match(source, value, f"len({{}}) == {len(value)}", actual="(type({0}).__qualname__, len({0}))")
-            items = [self.wrap(v, S.item(source, i)) for i, v in enumerate(value)]
+            items = [self.wrap(v, S.item(source, i), frame_input) for i, v in enumerate(value)]
             if _is_namedtuple(value):
                 return V.NamedTuple(items, source, cls=type(value))
             if isinstance(value, torch.Size):
@@ -129,16 +129,29 @@ class Trace:
             return (V.Tuple if isinstance(value, tuple) else V.List)(items, source)
         if type(value) is dict and all(isinstance(k, (str, int)) for k in value):
             g.type_match(source, value, f"list({{}}) == {list(value)!r}", actual="list({0})")
-            return V.Dict({k: self.wrap(v, S.item(source, k)) for k, v in value.items()}, source)
+            return V.Dict({k: self.wrap(v, S.item(source, k), frame_input) for k, v in value.items()}, source)
         if is_opaque(value):
             g.type_match(source, value)
             return V.Opaque(type(value), source)
+        if isinstance(value, types.FunctionType) and frame_input and value.__code__.co_name == "<lambda>" or (
+                isinstance(value, types.FunctionType) and frame_input and "<locals>" in value.__qualname__):
+            return self._wrap_local_function(value, source)
         if isinstance(value, types.MethodType):
             self.wrap(value.__self__, S.attr(source, "__self__"))
             g.id_match(S.attr(source, "__func__"), value.__func__)
             return V.Known(value, source)
         g.id_match(source, value)
         return V.Known(value, source)
+
+    def _wrap_local_function(self, fn, source):
+        """A function made by the traced code's previous part (a lambda or local def passed across a graph break):
+        guarded by its code, not its identity, so a new closure per call does not recompile."""
+        self.guards.add(_code_guard(source, fn, self.guards.constant(fn.__code__)))
+        defaults = tuple(self.wrap(d, S.item(S.attr(source, "__defaults__"), i)) for i, d in enumerate(fn.__defaults__ or ()))
+        cells = tuple(V.Cell(self.wrap(c.cell_contents, S.Src(f"{source.code}.__closure__[{i}].cell_contents")))
+                      for i, c in enumerate(fn.__closure__ or ()))
+        self.guards.add(_closure_guard(source, fn))
+        return V.Function(fn.__code__, fn.__globals__, fn.__name__, defaults, dict(fn.__kwdefaults__ or {}), cells)
 
     def _wrap_tensor(self, t, source, static):
         marks = getattr(t, "_partialdyn_marks", None) or {}     # set by partialdyn.mark_static / mark_dynamic
@@ -190,6 +203,19 @@ class AttrWrites:
 
     def __iter__(self):
         return iter(self.writes.values())
+
+
+def _code_guard(source, fn, code_constant):
+    from ..guards.kinds import Guard
+    return Guard("ID_MATCH", f"{source.code}.__code__ is {code_constant}",
+                 f"{source} runs the code of {fn.__qualname__}", str(source))
+
+
+def _closure_guard(source, fn):
+    from ..guards.kinds import Guard
+    n, d = len(fn.__closure__ or ()), len(fn.__defaults__ or ())
+    return Guard("TYPE_MATCH", f"len({source.code}.__closure__ or ()) == {n} and len({source.code}.__defaults__ or ()) == {d}",
+                 f"{source} has {n} closure cells and {d} defaults", str(source))
 
 
 def _alias_guard(source, other):

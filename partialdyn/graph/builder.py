@@ -13,6 +13,7 @@ import torch
 import torch.fx as fx
 from torch._subclasses.fake_tensor import (DataDependentOutputException, DynamicOutputShapeException,
                                            UnsupportedOperatorException)
+from torch._dispatch.python import enable_python_dispatcher
 from torch.fx.experimental.symbolic_shapes import GuardOnDataDependentSymNode
 
 from ..frontend import variables as V
@@ -69,7 +70,8 @@ class GraphBuilder:
 
     def run_fake(self, kind, target, args, kwargs):
         try:
-            with self.shapes.fake_mode:
+            # the Python dispatcher runs symbolic-aware decompositions (F.pad keeps its sizes symbolic)
+            with self.shapes.fake_mode, enable_python_dispatcher():
                 if kind == "call_method":
                     return getattr(args[0], target)(*args[1:], **kwargs)
                 return target(*args, **kwargs)

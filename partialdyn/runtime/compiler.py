@@ -198,8 +198,9 @@ def _make_step(opt, trace, stop, names, texts):
         return BranchStep(OR_POP_JUMPS[name], False, bool, resume(target, layout), resume(nxt, layout[:-1]))
     if name == "FOR_ITER":
         return ForIterStep(resume(nxt, layout + (False,)), resume(target, layout[:-1]))
-    if name == "RAISE_VARARGS" and instr.arg in (1, 2):
-        return RaiseStep(instr.arg)
+    if name == "RAISE_VARARGS":
+        # the user's own code raises it (plain Python from the raise on), so the traceback ends at their line
+        return RaiseStep(opt.resume_function(stop.index, layout, names, optimized=False))
     stack_op = _stack_op(instr)
     if stack_op is not None:
         fn, n, pushes = stack_op

@@ -97,13 +97,13 @@ class StackOpStep:
 
 
 class RaiseStep:
-    def __init__(self, argc):
-        self.argc = argc
+    """A `raise`: the plain resume function re-executes it, so the traceback points at the user's line."""
+
+    def __init__(self, resume):
+        self.resume = resume
 
     def __call__(self, stack, locals_):
-        if self.argc == 2:
-            raise stack[-2] from stack[-1]
-        raise stack[-1]
+        return self.resume(*without_nulls(stack), *locals_)
 
 
 class EagerRest:
