@@ -297,20 +297,25 @@ def test_closure_variable_change_is_detected():
     torch.testing.assert_close(opt(x), f(x))
 
 
-def mutable_default(x, opts={"scale": 2.0}):  # noqa: B006 - the point of the test
-    return x * opts["scale"]
+def mutable_default(x, opts={"scale": 2.0, "mode": "mul"}):  # noqa: B006 - the point of the test
+    return x * opts["scale"] if opts["mode"] == "mul" else x + opts["scale"]
 
 
 def test_mutated_default_argument_is_detected():
+    """A number inside the default follows the policy (symbolic: same entry, right result); a string the
+    trace branched on is guarded, so changing it in place is caught."""
     opt = partialdyn.optimize(mutable_default, backend="eager")
     x = rand(3)
     try:
         torch.testing.assert_close(opt(x), mutable_default(x))
         mutable_default.__defaults__[0]["scale"] = 5.0
+        assert accepting(opt, (x,)) == [0]
+        torch.testing.assert_close(opt(x), mutable_default(x))
+        mutable_default.__defaults__[0]["mode"] = "add"
         assert accepting(opt, (x,)) == []
         torch.testing.assert_close(opt(x), mutable_default(x))
     finally:
-        mutable_default.__defaults__[0]["scale"] = 2.0
+        mutable_default.__defaults__[0].update(scale=2.0, mode="mul")
 
 
 def default_scale(x, s=2.0):
