@@ -167,7 +167,7 @@ class OptimizedFunction:
         if not self.cache_limit_hit:
             self.cache_limit_hit = True
             warnings.warn(f"partialdyn: {self.name} reached cache_size_limit="
-                          f"{self.options.cache_size_limit}; new inputs run eagerly", stacklevel=4)
+                          f"{self.options.cache_size_limit}; new inputs run eagerly", stacklevel=5)
             self._log("cache_limit", limit=self.options.cache_size_limit)
 
     def _record_compile(self, entry, reason):
