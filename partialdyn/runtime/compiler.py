@@ -181,7 +181,16 @@ def _make_step(opt, trace, stop, names, texts):
         return opt.resume_function(index, stack_layout, names, arg_texts=texts)
     name = instr.name
     if trace.frame.decoded.is_user_try(stop.index):
-        return EagerRest(opt.resume_function(stop.index, layout, names, optimized=False), opt.count_eager_run)
+        # the rest runs as plain Python (the try keeps its handlers); a callee that broke inside is still
+        # optimized: the callable on the stack is swapped for its optimized version
+        callee_slot = None
+        if name == "CALL" and stop.inside_callee:
+            n = instr.arg
+            callee_slot = len(layout) - n - 1 if layout[len(layout) - n - 2] else len(layout) - n - 2
+        elif name == "CALL_FUNCTION_EX" and stop.inside_callee:
+            callee_slot = len(layout) - 2 - (instr.arg & 1)
+        return EagerRest(opt.resume_function(stop.index, layout, names, optimized=False), opt.count_eager_run,
+                         callee_slot, opt.callee_caller(True))
     if name == "CALL":
         n = instr.arg
         below = layout[:len(layout) - n - 2]

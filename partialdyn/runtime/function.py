@@ -47,6 +47,10 @@ class Options:
     fullgraph: bool
 
 
+def _whole(count: float):
+    return int(count) if count == int(count) else count
+
+
 class PartialdynError(RuntimeError):
     """fullgraph=True and the code could not be traced into one graph."""
 
@@ -140,17 +144,24 @@ class OptimizedFunction:
         return sentence
 
     def _account_recompile(self, failed):
-        """Backoff: count recompiles per input dim; at the limit the dim becomes unstable."""
+        """Backoff: count recompiles per input dim; at the limit the dim becomes unstable.
+
+        A recompile caused by a specialized value counts 1; one caused only by predicates (SHAPE guards)
+        counts 1/2: predicate outcomes split sizes into few regions, so such recompiles are usually bounded,
+        and a dim backs off after 2N of them (a long chain of predicates, as in a loop, still backs off)."""
         state, policy = self.shape_state, self.options.policy
-        dims = {d for g in failed for d in g.dims}
-        for dim in sorted(dims):
+        weight = {}
+        for g in failed:
+            for d in g.dims:
+                weight[d] = max(weight.get(d, 0.0), 0.5 if g.kind == "SHAPE" else 1.0)
+        for dim in sorted(weight):
             if policy == "automatic":
                 state.changed.add(dim)
                 continue
-            state.recompiles_by_dim[dim] = count = state.recompiles_by_dim.get(dim, 0) + 1
+            state.recompiles_by_dim[dim] = count = state.recompiles_by_dim.get(dim, 0) + weight[dim]
             if policy == "partial" and count >= self.options.recompile_limit and dim not in state.unstable:
                 state.unstable.add(dim)
-                self._log("backoff", dim=dim, recompiles=count, limit=self.options.recompile_limit,
+                self._log("backoff", dim=dim, recompiles=_whole(count), limit=self.options.recompile_limit,
                           unstable=True)
         if policy == "automatic":
             state.changed.update(g.source for g in failed if g.kind == "CONSTANT_MATCH" and g.source)

@@ -107,14 +107,28 @@ class RaiseStep:
 
 
 class EagerRest:
-    """The rest of the frame runs as plain Python (try blocks, unsupported opcodes)."""
+    """The rest of the frame runs as plain Python (try blocks, unsupported opcodes).  `callee_slot`: the
+    stack position of a callable to run optimized anyway (the break was inside it)."""
 
-    def __init__(self, resume, on_run):
+    def __init__(self, resume, on_run, callee_slot=None, call_callee=None):
         self.resume, self.on_run = resume, on_run
+        self.callee_slot, self.call_callee = callee_slot, call_callee
 
     def __call__(self, stack, locals_):
         self.on_run()
+        if self.callee_slot is not None:
+            stack[self.callee_slot] = OptimizedCall(stack[self.callee_slot], self.call_callee)
         return self.resume(*without_nulls(stack), *locals_)
+
+
+class OptimizedCall:
+    """A callable that runs `fn` through its separately optimized version."""
+
+    def __init__(self, fn, call_callee):
+        self.fn, self.call_callee = fn, call_callee
+
+    def __call__(self, *args, **kwargs):
+        return self.call_callee(self.fn, list(args), kwargs)
 
 
 def restore_grad_mode(compiled, entry_mode: bool, exit_mode: bool):
