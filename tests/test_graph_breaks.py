@@ -252,8 +252,6 @@ def test_local_lambda_across_break_does_not_recompile():
     check(f, [(r(b),) for b in B], breaks=1)
 
 
-@pytest.mark.xfail(reason="the result of an untraceable call (operator.itemgetter(...)) is ID_MATCH-guarded "
-                          "in the resume function: recompiles on every call", strict=True)
 def test_object_made_by_break_step_does_not_recompile():
     def f(x, xs):
         get = operator.itemgetter(1)

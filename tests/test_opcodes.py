@@ -83,7 +83,6 @@ def test_global_change_is_seen():
     assert s["compiles"] == 2
 
 
-@pytest.mark.xfail(reason="STORE_GLOBAL is not supported: graph break, and the resume runs eagerly", strict=True)
 def test_global_store():
     def f(x):
         global _LAST_SUM
@@ -647,8 +646,6 @@ def test_methods_of_user_objects():
     assert s["graphs"] == 1
 
 
-@pytest.mark.xfail(reason="constructing a user class is not traceable (graph break), and the new instance "
-                          "is ID_MATCH-guarded in the resume function: a recompile on every call", strict=True)
 def test_user_object_created_in_trace():
     def f(x):
         return Scaler(1.5).apply(x)
@@ -679,8 +676,6 @@ def test_lambda_passed_to_user_function():
     assert s["graphs"] == 1
 
 
-@pytest.mark.xfail(reason="map/filter/functools.partial are not traceable: graph breaks, and the local lambda "
-                          "is ID_MATCH-guarded in the resume functions: recompiles on every call", strict=True)
 def test_map_filter_partial():
     def f(x, xs):
         g = lambda t: t * 2  # noqa: E731
@@ -925,9 +920,6 @@ def test_operator_module():
     check(f, calls)
 
 
-@pytest.mark.xfail(reason="operator.itemgetter/attrgetter and functools.reduce are not traceable: graph breaks, "
-                          "and the getter objects are ID_MATCH-guarded in the resume (recompile per call)",
-                   strict=True)
 def test_operator_getters_and_reduce():
     def f(x, xs):
         return operator.itemgetter(0)(xs), operator.attrgetter("shape")(x)[0] * 0 + x, \

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
+import functools
 import inspect
 import math
 import operator
@@ -254,6 +255,57 @@ def b_super(f, *args):
     return V.Super(cell.contents.value, obj)
 
 
+def b_map(f, fn, *iterables):
+    return V.Iterator([call(f, fn, list(group), {}) for group in zip(*[iterate(f, it) for it in iterables])])
+
+
+def b_filter(f, fn, iterable):
+    items = iterate(f, iterable)
+    keep = [i for i in items if truth(f, i if is_none_vt(fn) else call(f, fn, [i], {}), "filter()")]
+    return V.Iterator(keep)
+
+
+def is_none_vt(vt):
+    return isinstance(vt, V.Known) and vt.value is None
+
+
+def b_reduce(f, fn, iterable, *initial):
+    items = iterate(f, iterable)
+    if not initial and not items:
+        raise UserError(TypeError("reduce() of empty iterable with no initial value"))
+    acc, rest = (initial[0], items) if initial else (items[0], items[1:])
+    for item in rest:
+        acc = call(f, fn, [acc, item], {})
+    return acc
+
+
+def b_partial(f, fn, *args, **kwargs):
+    if isinstance(fn, V.Partial):
+        return V.Partial(fn.fn, list(fn.args) + list(args), {**fn.kwargs, **kwargs})
+    return V.Partial(fn, list(args), dict(kwargs))
+
+
+def b_getter(kind):
+    """operator.itemgetter / attrgetter: a Known getter object applied to trackers."""
+    def make(f, *keys):
+        return V.Known(kind(*[python_value(f, k, kind.__name__) for k in keys]))
+    return make
+
+
+def call_getter(f, getter, obj):
+    keys = getter.__reduce__()[1]
+    if isinstance(getter, operator.itemgetter):
+        picked = [subscript(f, obj, V.Known(k)) for k in keys]
+    else:
+        picked = []
+        for dotted in keys:
+            value = obj
+            for part in dotted.split("."):
+                value = getattr_vt(f, value, part)
+            picked.append(value)
+    return picked[0] if len(picked) == 1 else V.Tuple(picked)
+
+
 def b_print(f, *args, **kwargs):
     raise GraphBreak("print() has a side effect", hint="printing runs in Python between two graphs")
 
@@ -375,6 +427,8 @@ BUILTINS = {
     reversed: b_reversed, iter: b_iter, next: b_next, list: b_list, tuple: b_tuple, dict: b_dict,
     set: b_set(set), frozenset: b_set(frozenset), getattr: b_getattr, hasattr: b_hasattr, callable: b_callable, any: b_any_all(any), all: b_any_all(all),
     round: b_round, divmod: b_divmod, sorted: b_sorted, slice: b_slice, super: b_super, print: b_print,
+    map: b_map, filter: b_filter, functools.reduce: b_reduce, functools.partial: b_partial,
+    operator.itemgetter: b_getter(operator.itemgetter), operator.attrgetter: b_getter(operator.attrgetter),
     torch.Size: lambda f, items=None: V.Size([] if items is None else iterate(f, items)),
     torch.is_tensor: lambda f, x: V.Known(isinstance(x, V.Tensor)),
 }

@@ -25,6 +25,10 @@ MAX_UNROLL = 10_000
 
 # ---------------------------------------------------------------- globals
 def load_global(f, name):
+    if f.globals is f.trace.globals:
+        written = f.trace.attr_writes.get(f.trace.globals_owner, name)
+        if written is not None:
+            return written[2]
     if name in f.globals:
         if f.globals is f.trace.globals:
             return f.trace.wrap(f.globals[name], S.global_(name))
@@ -493,6 +497,8 @@ def call(f, fn, args, kwargs):
     if isinstance(fn, V.GradModeExit):
         f.trace.set_grad_enabled(fn.restore)
         return V.Known(None)
+    if isinstance(fn, V.Partial):
+        return call(f, fn.fn, list(fn.args) + list(args), {**fn.kwargs, **kwargs})
     if isinstance(fn, V.Known):
         return call_known(f, fn, args, kwargs)
     raise GraphBreak(f"call of a {fn.python_type().__name__}")
@@ -504,6 +510,9 @@ def call_known(f, fn_vt, args, kwargs):
     handler = _lookup(BUILTINS, fn)
     if handler is not None:
         return handler(f, *args, **kwargs)
+    if isinstance(fn, (operator.itemgetter, operator.attrgetter)) and len(args) == 1 and not kwargs:
+        from .builtins_table import call_getter
+        return call_getter(f, fn, args[0])
     if _lookup(GRAD_MODE, fn) is not None:
         return GRAD_MODE[fn](f, args, kwargs)
     if _lookup(CONSTANT_FOLD, fn) is not None:
@@ -523,6 +532,8 @@ def call_known(f, fn_vt, args, kwargs):
         return V.NamedTuple(_bind_namedtuple(fn, args, kwargs), cls=fn)
     if dataobjects.is_traceable_dataclass(fn):
         return dataobjects.construct(f, fn, args, kwargs)
+    if dataobjects.is_plain_class(fn):
+        return dataobjects.construct_plain(f, fn, args, kwargs)
     if isinstance(fn, (types.BuiltinMethodType, types.MethodWrapperType)) and _pure_receiver(fn):
         return V.Known(_run_python(fn, *[python_value(f, a, fn.__name__) for a in args],
                                    **{k: python_value(f, v, fn.__name__) for k, v in kwargs.items()}))

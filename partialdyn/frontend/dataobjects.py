@@ -50,15 +50,60 @@ def construct(f, cls, args, kwargs):
     return obj
 
 
+def is_plain_class(cls) -> bool:
+    """A user class whose instances are just a __dict__: no metaclass, custom __new__/__setattr__/__getattr__,
+    slots, or library base."""
+    if not isinstance(cls, type) or type(cls) is not type or cls.__module__ in ("builtins",):
+        return False
+    if (cls.__module__ or "").startswith("torch") or "__slots__" in vars(cls):
+        return False
+    return (cls.__new__ is object.__new__ and cls.__setattr__ is object.__setattr__
+            and cls.__getattribute__ is object.__getattribute__ and not hasattr(cls, "__getattr__")
+            and all(b is object or b.__module__ not in ("builtins",) and not (b.__module__ or "").startswith("torch")
+                    for b in cls.__mro__[1:]))
+
+
+def construct_plain(f, cls, args, kwargs):
+    from .calls import call
+    obj = V.DataObject(cls, {}, plain=True)
+    if cls.__init__ is not object.__init__:
+        result = call(f, V.Known(cls.__init__), [obj] + list(args), kwargs)
+        if not (isinstance(result, V.Known) and result.value is None):
+            raise UserError(TypeError("__init__() should return None"))
+    elif args or kwargs:
+        raise UserError(TypeError(f"{cls.__name__}() takes no arguments"))
+    return obj
+
+
+def rebuild_plain(cls, fields: dict):
+    """Runtime: an instance with these attributes, without running __init__ again."""
+    obj = cls.__new__(cls)
+    obj.__dict__.update(fields)
+    return obj
+
+
 def get_attr(f, obj: V.DataObject, name: str):
     if name in obj.fields:
         return obj.fields[name]
     attr = getattr(obj.cls, name, None)
+    if isinstance(attr, property):
+        from .calls import call
+        return call(f, V.Known(attr.fget), [obj], {})
+    if isinstance(attr, (staticmethod, classmethod)) or isinstance(vars_lookup(obj.cls, name), (staticmethod,
+                                                                                                  classmethod)):
+        return V.Known(attr)
     if callable(attr):
         return V.Method(obj, name)
     if attr is None:
         raise UserError(AttributeError(f"{obj.cls.__name__} has no attribute {name!r}"))
     return V.Known(attr)
+
+
+def vars_lookup(cls, name):
+    for k in cls.__mro__:
+        if name in vars(k):
+            return vars(k)[name]
+    return None
 
 
 def set_attr(obj: V.DataObject, name: str, value):

@@ -68,7 +68,8 @@ class Trace:
         self.grad_mode_changed = False
         self.mutated: list = []                     # containers mutated so far (for safe breaks in callees)
         self.argnames = argnames
-        self.attr_writes = AttrWrites()
+        self.attr_writes = AttrWrites()             # also `global` assignments (owner: the globals dict)
+        self.globals_owner = V.Known(self.globals, S.Src("G"))
         self.source_constants: dict[str, object] = {}   # names sources may use (other modules' globals)
 
     def source_constant(self, value, hint: str) -> str:

@@ -171,14 +171,28 @@ class Slice(VT):
 
 @dataclass(eq=False)
 class DataObject(VT):
-    """An instance of a dataclass created in the trace: its fields are trackers.  For dataclasses that are
-    also dicts (transformers' ModelOutput), `mapping` holds the dict view (fields that are not None)."""
+    """An instance created in the trace (a dataclass, or a plain class whose __init__ was inlined): its
+    fields are trackers.  For dataclasses that are also dicts (transformers' ModelOutput), `mapping` holds
+    the dict view (fields that are not None)."""
     cls: type
     fields: dict
     mapping: dict | None = None
+    plain: bool = False            # built by __init__ (rebuilt without calling it), not by dataclass fields
 
     def python_type(self):
         return self.cls
+
+
+@dataclass(eq=False)
+class Partial(VT):
+    """functools.partial over a tracked callable."""
+    fn: VT
+    args: list
+    kwargs: dict
+
+    def python_type(self):
+        import functools
+        return functools.partial
 
 
 @dataclass(eq=False)

@@ -104,6 +104,9 @@ def _attribute_writes(trace, rebuilder):
     """Statements replaying the trace's attribute assignments (a write of the value read is skipped)."""
     lines = []
     for owner, name, value in trace.attr_writes:
+        if owner is trace.globals_owner:
+            lines.append(f"G[{name!r}] = {rebuilder.expr(value)}")
+            continue
         target = S.attr(owner.source, name).code
         if value is trace.attr_writes.DELETED:
             lines.append(f"delattr({owner.source.code}, {name!r})")

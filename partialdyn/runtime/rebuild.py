@@ -7,6 +7,8 @@ constants come from a table, containers are rebuilt around them.
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from ..frontend import variables as V
@@ -53,7 +55,7 @@ class Rebuilder:
     def expr(self, vt) -> str:
         if id(vt) in self._bound:
             return self._bound[id(vt)][0]
-        if isinstance(vt, (V.List, V.Dict, V.Tuple, V.Iterator, V.DataObject, V.Function)):
+        if isinstance(vt, (V.List, V.Dict, V.Tuple, V.Iterator, V.DataObject, V.Function, V.Partial)):
             if getattr(vt, "source", None) is not None and not (self.tensors_from_graph and _holds_tensors(vt)):
                 return vt.source.code          # the caller's own container (never mutated by a trace)
             return self.bind(vt, self._build(vt))
@@ -90,9 +92,17 @@ class Rebuilder:
             return f"{self.constant(V.GradRestore)}({vt.restore})"
         if isinstance(vt, V.Function):
             return self._function(vt)
+        if isinstance(vt, V.DataObject) and vt.plain:
+            from ..frontend.dataobjects import rebuild_plain
+            fields = ", ".join(f"{k!r}: {self.expr(v)}" for k, v in vt.fields.items())
+            return f"{self.constant(rebuild_plain)}({self.constant(vt.cls)}, {{{fields}}})"
         if isinstance(vt, V.DataObject):
             fields = ", ".join(f"{k}={self.expr(v)}" for k, v in vt.fields.items())
             return f"{self.constant(vt.cls)}({fields})"
+        if isinstance(vt, V.Partial):
+            args = "".join(self.expr(a) + ", " for a in vt.args)
+            kwargs = "".join(f"{k}={self.expr(v)}, " for k, v in vt.kwargs.items())
+            return f"{self.constant(functools.partial)}({self.expr(vt.fn)}, {args}{kwargs})"
         raise Unsupported(f"cannot rebuild a {type(vt).__name__} at a graph break")
 
     def _function(self, fn: V.Function) -> str:
