@@ -419,3 +419,21 @@ def test_guard_source_is_printable_python(fn, a):
         assert g.kind in ("TYPE_MATCH", "ID_MATCH", "CONSTANT_MATCH", "TENSOR_MATCH_DYNAMIC",
                           "TENSOR_MATCH_STATIC", "SHAPE", "GLOBAL_STATE"), g.kind
         assert g.text and isinstance(g.text, str)
+
+
+def test_inference_and_conj_tensors_do_not_reuse_a_plain_entry():
+    """The cheap tensor check must still separate what the full dispatch-key set would."""
+    def double(x):
+        return x * 2
+    opt = partialdyn.optimize(double, backend="eager")
+    torch.testing.assert_close(opt(torch.ones(3)), torch.ones(3) * 2)
+    with torch.inference_mode():
+        xi = torch.ones(3)
+    assert accepting(opt, (xi,)) == []
+    torch.testing.assert_close(opt(xi), double(xi))
+    z = torch.randn(3, dtype=torch.complex64)
+    torch.testing.assert_close(opt(z), double(z))
+    zc = z.conj()
+    assert zc.is_conj()
+    assert accepting(opt, (zc,)) == []
+    torch.testing.assert_close(opt(zc), double(zc))

@@ -17,7 +17,7 @@ def _describe_sig(t):
 
 
 def _namespace(constants: dict, globals_: dict, fn) -> dict:
-    ns = {"G": globals_, "F": fn, "__dispatch_keys": torch._C._dispatch_keys, "__describe_sig": _describe_sig,
+    ns = {"G": globals_, "F": fn, "__describe_sig": _describe_sig,
           "__grad_enabled": torch.is_grad_enabled, "__default_dtype": torch.get_default_dtype}
     ns.update(constants)
     return ns
