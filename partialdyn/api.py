@@ -8,7 +8,7 @@ import weakref
 import torch
 
 from .backends import check_backend
-from .config import POLICIES, config, validate
+from .config import config, validate
 from .logs import clear_events, emit
 from .runtime.function import OptimizedFunction, Options
 

@@ -59,7 +59,7 @@ class Explanation:
 
 
 def explain(fn, *args, **kwargs) -> Explanation:
-    from .api import _options, _opt_of, optimize
+    from .api import _opt_of, optimize
     source = fn
     if not isinstance(fn, (types.FunctionType, torch.nn.Module)):
         source = _opt_of(fn).fn

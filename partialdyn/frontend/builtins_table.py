@@ -8,7 +8,6 @@ uses (the comparison is guarded, not the value).
 """
 from __future__ import annotations
 
-import builtins
 import dataclasses
 import functools
 import inspect
@@ -22,10 +21,6 @@ from . import variables as V
 from .calls import (binary, call, getattr_vt, identical, iterate, mutate, python_value, subscript,
                     tensor_size, truth, unary, _run_python)
 from .errors import GraphBreak, Unsupported, UserError
-
-
-def _sym(vt):
-    return isinstance(vt, V.Sym)
 
 
 # ---------------------------------------------------------------- builtins

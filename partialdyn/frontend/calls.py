@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import builtins
 import inspect
-import math
 import operator
 import types
 
@@ -324,14 +323,8 @@ def getattr_vt(f, obj, name):
         return _tensor_attr(f, obj, name)
     if isinstance(obj, V.NamedTuple) and hasattr(obj.cls, "_fields") and name in obj.cls._fields:
         return obj.items[obj.cls._fields.index(name)]
-    if isinstance(obj, V.NamedTuple) and obj.cls.__module__ == "torch.return_types":
-        fields = getattr(obj.cls, "n_fields", None)
-        names = [n for n in dir(obj.cls) if not n.startswith("_") and n not in ("count", "index", "n_fields",
-                                                                                  "n_sequence_fields",
-                                                                                  "n_unnamed_fields")]
-        order = {"values": 0, "indices": 1}
-        if name in order:
-            return obj.items[order[name]]
+    if isinstance(obj, V.NamedTuple) and name in getattr(obj.cls, "__match_args__", ()):
+        return obj.items[obj.cls.__match_args__.index(name)]        # torch.return_types (structseq) fields
     if isinstance(obj, V.Known):
         return _known_attr(f, obj, name)
     if isinstance(obj, (V.Tuple, V.List, V.Dict, V.Sym)):

@@ -11,7 +11,6 @@ import operator
 from bytecode import BinaryOp, Compare
 
 from . import calls as C
-from . import sources as S
 from . import variables as V
 from .errors import GraphBreak, Unsupported
 from .instructions import CONDITIONAL_JUMPS, NONE_JUMPS, OR_POP_JUMPS

@@ -28,10 +28,6 @@ class Src(Source):
         return self.text or self.code
 
 
-def local(name: str) -> Src:
-    return Src(name)
-
-
 def global_(name: str) -> Src:
     return Src(f"G[{name!r}]")
 

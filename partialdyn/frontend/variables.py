@@ -212,23 +212,6 @@ class _Null(VT):
 NULL = _Null()
 
 
-def const(value) -> Known:
-    return Known(value)
-
-
-def is_const(vt) -> bool:
-    return isinstance(vt, Known)
-
-
-def items_of(vt) -> list | None:
-    """The element trackers of a sequence tracker, or None."""
-    if isinstance(vt, (Tuple, List)):
-        return vt.items
-    if isinstance(vt, Known) and isinstance(vt.value, (tuple, list)):
-        return [Known(v) for v in vt.value]
-    return None
-
-
 @dataclass(eq=False)
 class Opaque(VT):
     """A runtime value the tracer must not look into (numpy arrays, iterators, ranges from inputs)."""

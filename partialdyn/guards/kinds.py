@@ -11,8 +11,6 @@ from dataclasses import dataclass
 import sympy
 import torch
 
-KINDS = ("TYPE_MATCH", "ID_MATCH", "CONSTANT_MATCH", "TENSOR_MATCH_DYNAMIC", "TENSOR_MATCH_STATIC",
-         "SHAPE", "GLOBAL_STATE")
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,6 @@ from torch._guards import TracingContext, tracing
 from ..backends import lookup
 from ..frontend import sources as S
 from ..frontend import variables as V
-from ..frontend.errors import Unsupported
 from ..frontend.instructions import CONDITIONAL_JUMPS, OR_POP_JUMPS
 from ..frontend.resume import STACK_PREFIX
 from ..frontend.tracer import Frame, Trace
@@ -69,7 +68,6 @@ def trace_frame(opt, bound: tuple) -> tuple[Trace, object]:
 
 
 def _star_names(code):
-    import inspect
     names = frame_argnames(code)
     n = code.co_argcount + code.co_kwonlyargcount
     return names[n:]
