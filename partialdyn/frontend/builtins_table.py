@@ -31,6 +31,9 @@ def b_len(f, obj):
         return tensor_size(f, obj, 0)
     if isinstance(obj, V.Known):
         return V.Known(_run_python(len, obj.value))
+    if isinstance(obj, V.DataObject):
+        from .dataobjects import call_method as object_method
+        return V.Known(len(obj.mapping)) if obj.mapping is not None else object_method(f, obj, "__len__", [], {})
     raise GraphBreak(f"len() of a {obj.python_type().__name__}")
 
 

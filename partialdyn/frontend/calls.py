@@ -8,6 +8,7 @@ rest (print, os.getpid, numpy, user classes ...) is a graph break.
 from __future__ import annotations
 
 import builtins
+import collections.abc
 import inspect
 import operator
 import types
@@ -227,6 +228,8 @@ def subscript(f, obj, index):
         if key not in obj.items:
             raise UserError(KeyError(key))
         return obj.items[key]
+    if isinstance(obj, V.DataObject) and obj.mapping is None:
+        return dataobjects.call_method(f, obj, "__getitem__", [index], {})
     if isinstance(obj, V.DataObject):
         return dataobjects.get_item(f, obj, python_value(f, index, "indexing"))
     if isinstance(obj, V.Known):
@@ -268,6 +271,12 @@ def iterate(f, vt) -> list:
         return [V.Known(k) for k in vt.items]
     if isinstance(vt, V.Known) and isinstance(vt.value, torch.nn.Module):
         return _module_items(f, vt)
+    if isinstance(vt, V.DataObject) and vt.mapping is None:
+        if _static_lookup(vt.cls, "__iter__") is collections.abc.Sequence.__iter__:
+            # the mixin's __iter__ ends on an IndexError; a Sequence is its len() items
+            n = python_value(f, dataobjects.call_method(f, vt, "__len__", [], {}), "len()")
+            return [dataobjects.call_method(f, vt, "__getitem__", [V.Known(i)], {}) for i in range(n)]
+        return iterate(f, dataobjects.call_method(f, vt, "__iter__", [], {}))
     if isinstance(vt, V.Known):
         value = vt.value
         if isinstance(value, range) and len(value) > MAX_UNROLL:
@@ -373,7 +382,30 @@ def tensor_size(f, t, dim=None):
     return V.Size([one(d) for d in range(fake.dim())])
 
 
+def _object_init(self, *args, **kwargs):
+    return None
+
+
+def _super_attr_of_traced(f, sup, name):
+    """super() inside a method of an instance created in the trace: look up past `sup.cls` in its MRO."""
+    mro = sup.obj.cls.__mro__
+    for klass in mro[mro.index(sup.cls) + 1:]:
+        if name not in vars(klass):
+            continue
+        attr = vars(klass)[name]
+        if klass is object and name == "__init__":
+            return V.Partial(V.Known(_object_init), [sup.obj], {})
+        if isinstance(attr, types.FunctionType):
+            return V.Partial(V.Known(attr), [sup.obj], {})
+        if isinstance(attr, property):
+            return call(f, V.Known(attr.fget), [sup.obj], {})
+        return _known_result(attr)
+    raise UserError(AttributeError(f"'super' object has no attribute {name!r}"))
+
+
 def _super_attr(f, sup, name):
+    if isinstance(sup.obj, V.DataObject):
+        return _super_attr_of_traced(f, sup, name)
     target = sup.obj.value if isinstance(sup.obj, V.Known) else None
     if target is None:
         raise GraphBreak("super() of a traced value")
@@ -433,6 +465,9 @@ def _known_attr(f, obj, name):
     value = obj.value
     if isinstance(value, torch.nn.Module):
         return _module_attr(f, obj, name)
+    static = _static_lookup(type(value), name)
+    if isinstance(static, property) and static.fget is not None and name not in getattr(value, "__dict__", {}):
+        return call(f, V.Known(static.fget), [obj], {})     # traced, not run: it may build a fresh object
     try:
         attr = getattr(value, name)
     except AttributeError as e:
@@ -444,6 +479,13 @@ def _known_attr(f, obj, name):
         return f.trace.wrap(attr, S.attr(obj.source, name))
     return _known_result(attr) if not isinstance(attr, torch.Tensor) else \
         f.trace.wrap(attr, S.attr(obj.source, name)) if obj.source else _known_result(attr)
+
+
+def _static_lookup(cls, name):
+    for klass in cls.__mro__:
+        if name in vars(klass):
+            return vars(klass)[name]
+    return None
 
 
 def _is_library(module) -> bool:

@@ -8,6 +8,7 @@ their `__post_init__` would build: the fields that are not None, in order.
 """
 from __future__ import annotations
 
+import abc
 import dataclasses
 import operator
 
@@ -53,7 +54,7 @@ def construct(f, cls, args, kwargs):
 def is_plain_class(cls) -> bool:
     """A user class whose instances are just a __dict__: no metaclass, custom __new__/__setattr__/__getattr__,
     slots, or library base."""
-    if not isinstance(cls, type) or type(cls) is not type or cls.__module__ in ("builtins",):
+    if not isinstance(cls, type) or type(cls) not in (type, abc.ABCMeta) or cls.__module__ in ("builtins",):
         return False
     if (cls.__module__ or "").startswith("torch") or "__slots__" in vars(cls):
         return False
@@ -65,6 +66,8 @@ def is_plain_class(cls) -> bool:
 
 def construct_plain(f, cls, args, kwargs):
     from .calls import call
+    if getattr(cls, "__abstractmethods__", None):
+        raise UserError(TypeError(f"Can't instantiate abstract class {cls.__name__}"))
     obj = V.DataObject(cls, {}, plain=True)
     if cls.__init__ is not object.__init__:
         result = call(f, V.Known(cls.__init__), [obj] + list(args), kwargs)
