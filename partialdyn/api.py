@@ -70,6 +70,7 @@ def _optimize_module(module: torch.nn.Module, options):
     def forward(self, *args, **kwargs):
         return opt(original, *args, **kwargs)
     wrapper_cls = type(f"Optimized{cls.__name__}", (cls,), {"forward": forward, "_partialdyn": opt,
+                                                            "_partialdyn_original": original,
                                                             "__module__": cls.__module__})
     wrapper = object.__new__(wrapper_cls)
     wrapper.__dict__ = module.__dict__

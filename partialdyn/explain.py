@@ -8,7 +8,7 @@ function or callee it spawned: the fx graphs, the guards, the specializations
 from __future__ import annotations
 
 import types
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -45,7 +45,8 @@ class Explanation:
             if fr.specializations:
                 lines.append("specializations:")
                 for s in fr.specializations:
-                    what = f"= {s['value']}" if s["use"] == "value" else f"predicate {s['predicate']}"
+                    what = (f"({s['expr']} = {s['value']})" if "expr" in s else f"= {s['value']}") \
+                        if s["use"] == "value" else f"predicate {s['predicate']}"
                     lines.append(f"  {s['source']} {what} by {s['op']} at {s['file']}:{s['line']}  {s['text']}")
             if fr.graph_code:
                 lines.append("graph:")
@@ -59,13 +60,18 @@ class Explanation:
 
 
 def explain(fn, *args, **kwargs) -> Explanation:
-    from .api import _opt_of, optimize
-    source = fn
-    if not isinstance(fn, (types.FunctionType, torch.nn.Module)):
-        source = _opt_of(fn).fn
-    opt_callable = optimize(source, backend="eager")
-    opt_callable(*args, **kwargs)
-    root = _opt_of(opt_callable)
+    """`fn`: a function, an nn.Module, or what `optimize` returned (then its policy and limits are used)."""
+    from .api import _options, _opt_of
+    from .runtime.function import OptimizedFunction
+    options = _options(None, None, None, None, None)
+    if isinstance(fn, torch.nn.Module) and hasattr(fn, "_partialdyn"):
+        options, fn = _opt_of(fn).options, fn._partialdyn_original
+    elif not isinstance(fn, (types.FunctionType, torch.nn.Module)):
+        options, fn = _opt_of(fn).options, _opt_of(fn).fn
+    target, call_args = (type(fn).forward, (fn,) + args) if isinstance(fn, torch.nn.Module) else (fn, args)
+    # not registered with the API: no stats event, no mixing with the real function's counters
+    root = OptimizedFunction(target, replace(options, backend="eager"), name=f"explain {target.__qualname__}")
+    root(*call_args, **kwargs)
     report = Explanation(stats=root.stats.as_dict())
     frames = [root] + [c for c in root.children.values() if hasattr(c, "entries")]
     for frame in frames:

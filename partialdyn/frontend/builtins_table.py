@@ -142,7 +142,7 @@ def b_iter(f, obj):
 def b_next(f, it, *default):
     if isinstance(it, V.Iterator):
         if it.pos < len(it.items):
-            it.pos += 1
+            f.trace.advance(it, it.pos + 1)
             return it.items[it.pos - 1]
         if default:
             return default[0]

@@ -245,17 +245,20 @@ def store_subscript(f, container, key, value):
     if isinstance(container, V.Tensor):
         f.trace.builder.call("call_function", operator.setitem, (container, key, value), {})
         return
-    if isinstance(container, (V.List, V.Dict)) and container.source is None:
+    if isinstance(container, (V.List, V.Dict)):
+        index = python_value(f, key, "item assignment")
+        if isinstance(container, V.List) and isinstance(index, slice):
+            raise GraphBreak("slice assignment into a list", hint="it runs in Python")
         mutate(f, container)
-        container.items[python_value(f, key, "item assignment")] = value
+        container.items[index] = value
         return
     raise GraphBreak(f"item assignment into a {container.python_type().__name__} from outside the trace",
                      hint="the assignment runs in Python")
 
 
 def mutate(f, container):
-    if container.source is not None:
-        raise GraphBreak("mutation of a container from outside the trace", hint="the mutation runs in Python")
+    """Record a container mutation.  A container from the caller's world (it has a source) is synced in place
+    after the graph runs, so the caller sees the change on the same object."""
     f.trace.mutated.append(container)
 
 
@@ -263,7 +266,7 @@ def iterate(f, vt) -> list:
     """The items a `for` loop / unpacking / * would produce, as trackers."""
     if isinstance(vt, V.Iterator):
         items = vt.items[vt.pos:]
-        vt.pos = len(vt.items)
+        f.trace.advance(vt, len(vt.items))
         return items
     if isinstance(vt, (V.Tuple, V.List)):
         return list(vt.items)

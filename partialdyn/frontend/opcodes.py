@@ -170,7 +170,7 @@ def store_subscr(f, i):
 @handles("DELETE_SUBSCR")
 def delete_subscr(f, i):
     key, container = f.stack[-1], f.stack[-2]
-    if isinstance(container, (V.List, V.Dict)) and container.source is None and isinstance(key, V.Known):
+    if isinstance(container, (V.List, V.Dict)) and isinstance(key, V.Known) and not isinstance(key.value, slice):
         C.mutate(f, container)
         del container.items[key.value]
         f.popn(2)
@@ -275,6 +275,7 @@ def format_value(f, i):
 @handles("LIST_APPEND")
 def list_append(f, i):
     item = f.pop()
+    C.mutate(f, f.stack[-i.arg])
     f.stack[-i.arg].items.append(item)
 
 
@@ -289,12 +290,14 @@ def set_add(f, i):
 def map_add(f, i):
     value = f.pop()
     key = f.pop()
+    C.mutate(f, f.stack[-i.arg])
     f.stack[-i.arg].items[C.constant_values([key], "a dict key")[0]] = value
 
 
 @handles("LIST_EXTEND")
 def list_extend(f, i):
     items = C.iterate(f, f.pop())
+    C.mutate(f, f.stack[-i.arg])
     f.stack[-i.arg].items.extend(items)
 
 
@@ -321,6 +324,7 @@ def list_to_tuple(f, i):
 def dict_update(f, i):
     other = f.pop()
     target = f.stack[-i.arg]
+    C.mutate(f, target)
     target.items.update(C.dict_items(f, other))
 
 
@@ -450,7 +454,7 @@ def for_iter(f, i):
         raise GraphBreak(f"iteration over a {it.python_type().__name__} the tracer cannot see into",
                          hint="each loop step runs in Python and the body resumes compiled")
     if it.pos < len(it.items):
-        it.pos += 1
+        f.trace.advance(it, it.pos + 1)
         f.push(it.items[it.pos - 1])
     else:
         f.pop()

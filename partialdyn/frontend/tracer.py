@@ -25,6 +25,7 @@ from .errors import GraphBreak, Unsupported, UserError
 from .instructions import decode
 
 MAX_INLINE_DEPTH = 32
+MAX_INSTRUCTIONS = 500_000     # per trace: an endless Python loop or generator stops tracing, never hangs
 
 
 @dataclass
@@ -67,6 +68,8 @@ class Trace:
         self.grad_enabled = torch.is_grad_enabled()
         self.grad_mode_changed = False
         self.mutated: list = []                     # containers mutated so far (for safe breaks in callees)
+        self.advanced: list = []                    # (iterator, position before) undo log of iterator steps
+        self.instructions = 0
         self.argnames = argnames
         self.attr_writes = AttrWrites()             # also `global` assignments (owner: the globals dict)
         self.globals_owner = V.Known(self.globals, S.Src("G"))
@@ -171,6 +174,11 @@ class Trace:
                 # static by policy, or a dynamic dim of size 0/1 that the ShapeEnv made a constant
                 self.guards.static_dim(S.size(source, d), S.size_code(source, d), str(source), t.size(d))
         return vt
+
+    def advance(self, it, to: int):
+        """Move an iterator tracker; a graph break rolls the move back (the step re-runs in Python)."""
+        self.advanced.append((it, it.pos))
+        it.pos = to
 
     # ------------------------------------------------------------ grad mode
     def set_grad_enabled(self, enabled: bool):
@@ -298,6 +306,7 @@ class Frame:
             self.current = self.ip
             instr = instrs[self.ip]
             self.ip += 1
+            self._count()
             handler = HANDLERS.get(instr.name)
             if handler is None:
                 raise Unsupported(f"opcode {instr.name} is not supported")
@@ -320,8 +329,10 @@ class Frame:
             instr = instrs[self.ip]
             self.ip += 1
             saved = (list(self.stack), dict(self.locals), self.kw_names, _last_node(builder.graph),
-                     len(self.trace.mutated), self.trace.grad_enabled, self.trace.attr_writes.snapshot())
+                     len(self.trace.mutated), self.trace.grad_enabled, self.trace.attr_writes.snapshot(),
+                     len(self.trace.advanced))
             try:
+                self._count()
                 handler = HANDLERS.get(instr.name)
                 if handler is None:
                     raise Unsupported(f"opcode {instr.name} is not supported")
@@ -335,9 +346,17 @@ class Frame:
                 return Result(stop=self._stop_here(GraphBreak(f"exception inside a try block: {e}",
                                                               hint="the try block runs in Python"), saved))
 
+    def _count(self):
+        self.trace.instructions += 1
+        if self.trace.instructions > MAX_INSTRUCTIONS:
+            raise Unsupported(f"trace longer than {MAX_INSTRUCTIONS} instructions (an endless loop or generator?)")
+
     def _stop_here(self, e, saved) -> Stop:
-        stack, locals_, kw_names, last_node, mutations, grad, writes = saved
+        stack, locals_, kw_names, last_node, mutations, grad, writes, advanced = saved
         self.trace.attr_writes.restore(writes)
+        for it, pos in reversed(self.trace.advanced[advanced:]):
+            it.pos = pos
+        del self.trace.advanced[advanced:]
         callee_frame = self.child
         deepest, chain = self, []
         while deepest is not None:

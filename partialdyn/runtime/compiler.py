@@ -83,7 +83,7 @@ def compile_entry(opt, bound: tuple) -> Entry:
         stop_step = None
     else:
         stop_step, body = _break_body(opt, trace, result.stop, rebuilder)
-    writes = _attribute_writes(trace, rebuilder)
+    writes = _container_syncs(trace, rebuilder) + _attribute_writes(trace, rebuilder)
     body = "".join(f"{line}\n    " for line in rebuilder.statements + writes) + body
     gm, has_graph = _finish_graph(trace, rebuilder.outputs)
     t1 = time.perf_counter()
@@ -96,6 +96,21 @@ def compile_entry(opt, bound: tuple) -> Entry:
     run = _make_runner(opt, trace, rebuilder, compiled, body, stop_step)
     return Entry(guard, run, gm.code if has_graph else "", has_graph, result.stop,
                  trace.consumer.specializations, t1 - t0, t2 - t1)
+
+
+def _container_syncs(trace, rebuilder):
+    """Statements giving the caller's mutated lists and dicts their traced contents, in place."""
+    lines, seen = [], set()
+    for c in trace.mutated:
+        if c.source is None or id(c) in seen or not isinstance(c, (V.List, V.Dict)):
+            continue
+        seen.add(id(c))
+        if isinstance(c, V.List):
+            lines.append(f"{c.source.code}[:] = [{', '.join(rebuilder.expr(i) for i in c.items)}]")
+        else:
+            items = ", ".join(f"{k!r}: {rebuilder.expr(v)}" for k, v in c.items.items())
+            lines.append(f"__sync_dict({c.source.code}, {{{items}}})")
+    return lines
 
 
 def _attribute_writes(trace, rebuilder):
@@ -143,12 +158,18 @@ def _lower(opt, trace, gm):
 
 
 # ---------------------------------------------------------------- runner
+def _sync_dict(target: dict, contents: dict) -> None:
+    target.clear()
+    target.update(contents)
+
+
 def _make_runner(opt, trace, rebuilder, compiled, body, step):
     args = ", ".join(opt.argnames)
     inputs = ", ".join(src.code for src, _ in trace.builder.inputs)
     call = f"    __o = __graph({inputs})\n" if compiled is not None else ""
     source = f"def run({args}):\n{call}    {body}\n"
     namespace = {"G": opt.fn.__globals__, "F": opt.fn, "__graph": compiled, "__step": step,
+                 "__sync_dict": _sync_dict,
                  **trace.source_constants}
     namespace.update(rebuilder.constants)
     exec(compile(source, f"<partialdyn runner {opt.fn.__code__.co_name}>", "exec"), namespace)

@@ -47,8 +47,7 @@ class Options:
     fullgraph: bool
 
 
-def _whole(count: float):
-    return int(count) if count == int(count) else count
+MAX_CHILDREN = 1024        # resume functions and callees kept per optimized function
 
 
 class PartialdynError(RuntimeError):
@@ -158,11 +157,12 @@ class OptimizedFunction:
             if policy == "automatic":
                 state.changed.add(dim)
                 continue
-            state.recompiles_by_dim[dim] = count = state.recompiles_by_dim.get(dim, 0) + weight[dim]
-            if policy == "partial" and count >= self.options.recompile_limit and dim not in state.unstable:
+            state.recompiles_by_dim[dim] = state.recompiles_by_dim.get(dim, 0) + 1
+            state.charge_by_dim[dim] = charge = state.charge_by_dim.get(dim, 0.0) + weight[dim]
+            if policy == "partial" and charge >= self.options.recompile_limit and dim not in state.unstable:
                 state.unstable.add(dim)
-                self._log("backoff", dim=dim, recompiles=_whole(count), limit=self.options.recompile_limit,
-                          unstable=True)
+                self._log("backoff", dim=dim, recompiles=state.recompiles_by_dim[dim],
+                          limit=self.options.recompile_limit, unstable=True)
         if policy == "automatic":
             state.changed.update(g.source for g in failed if g.kind == "CONSTANT_MATCH" and g.source)
 
@@ -217,9 +217,12 @@ class OptimizedFunction:
         them, so those dims keep their names."""
         original, shift = self.origin
         index -= shift
-        key = ("resume", original.__code__, index, layout, local_names, optimized)
+        # a closure's resume function binds that closure's cells: key it by the function object itself
+        owner = original if original.__closure__ else original.__code__
+        key = ("resume", owner, index, layout, local_names, optimized)
         children = self.root.children
         if key not in children:
+            self._bound_children()
             fn = make_resume_function(original, index, layout, local_names)
             children[key] = OptimizedFunction(fn, self.options, root=self.root,
                                               origin=(original, len(layout) + 1)) if optimized else fn
@@ -233,6 +236,7 @@ class OptimizedFunction:
         key = ("callee", fn)
         children = self.root.children
         if key not in children:
+            self._bound_children()
             children[key] = OptimizedFunction(fn, self.options, root=self.root)
         return children[key]
 
@@ -250,6 +254,11 @@ class OptimizedFunction:
                 return self.callee(fn)(*args, **kwargs)
             return fn(*args, **kwargs)
         return call_optimized
+
+    def _bound_children(self):
+        """Closures made anew on every call each get their own children; forget them all past a bound."""
+        if len(self.root.children) >= MAX_CHILDREN:
+            self.root.children.clear()
 
     def count_eager_run(self):
         self.stats.eager_fallbacks += 1

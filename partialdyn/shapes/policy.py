@@ -21,7 +21,8 @@ from ..frontend.errors import GraphBreak
 @dataclass
 class FrameShapeState:
     """What the policy remembers per code object across compiles."""
-    recompiles_by_dim: dict = field(default_factory=dict)   # dim key -> count
+    recompiles_by_dim: dict = field(default_factory=dict)   # dim key -> recompiles it caused
+    charge_by_dim: dict = field(default_factory=dict)       # dim key -> backoff charge (predicate-only: 1/2)
     unstable: set = field(default_factory=set)               # dim keys that graph-break when consumed
     changed: set = field(default_factory=set)                # automatic: dims seen changing
 
@@ -68,19 +69,23 @@ class Consumer:
 
     def as_value(self, value, op: str):
         self._check(value, "value use", op)
-        symbols = self.shapes.input_symbols(value)
+        symbols, text = self.shapes.input_symbols(value), self._text(value)
         concrete = value.node.guard_int("", 0) if isinstance(value, torch.SymInt) else \
             value.node.guard_float("", 0) if isinstance(value, torch.SymFloat) else bool(value)
-        self._record("value", concrete, op, symbols)
+        self._record("value", concrete, op, symbols, expr=text)
         return concrete
 
     def _text(self, value) -> str:
         return self.shapes.describe(value.node.expr)
 
-    def _record(self, kind, detail, op, symbols):
+    def _record(self, kind, detail, op, symbols, expr=None):
+        """One record per input dim involved; `expr` is the consumed expression when it is more than the dim
+        (`x.size(1) // 4`), so a value record never claims the dim itself had that value."""
         file, line, text = self.where() if self.where else (None, None, "")
         for sym in sorted(symbols, key=str):
-            self.specializations.append({
-                "source": self.shapes.symbol_names[sym], "use": kind,
-                ("value" if kind == "value" else "predicate"): detail,
-                "op": op, "file": file, "line": line, "text": text})
+            name = self.shapes.symbol_names[sym]
+            record = {"source": name, "use": kind, ("value" if kind == "value" else "predicate"): detail,
+                      "op": op, "file": file, "line": line, "text": text}
+            if expr is not None and expr != name:
+                record["expr"] = expr
+            self.specializations.append(record)
