@@ -18,8 +18,9 @@ import typing
 import torch
 
 from . import variables as V
-from .calls import (binary, call, getattr_vt, identical, iterate, mutate, python_value, subscript,
-                    tensor_size, truth, unary, _run_python)
+from .attributes import getattr_vt, tensor_size
+from .calls import call
+from .values import binary, identical, iterate, mutate, python_value, subscript, truth, unary, _run_python
 from .errors import GraphBreak, Unsupported, UserError
 
 

@@ -1,8 +1,9 @@
 """One handler per CPython 3.11 opcode, over trackers.
 
 Each handler takes the frame and the instruction and changes the frame's stack,
-locals or instruction pointer.  Semantics that several opcodes share (calls,
-attributes, operators, truth) live in `calls.py`.
+locals or instruction pointer.  Semantics that several opcodes share live in
+`values.py` (operators, truth, items, iteration: `Vals`), `attributes.py` (`A`)
+and `calls.py` (calls and globals: `C`).
 """
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import operator
 
 from bytecode import BinaryOp, Compare
 
+from . import attributes as A
 from . import calls as C
+from . import values as Vals
 from . import variables as V
 from .errors import GraphBreak, Unsupported
 from .instructions import CONDITIONAL_JUMPS, NONE_JUMPS, OR_POP_JUMPS
@@ -131,39 +134,39 @@ def load_closure(f, i):
 # ---------------------------------------------------------------- attributes and items
 @handles("LOAD_ATTR")
 def load_attr(f, i):
-    f.push(C.getattr_vt(f, f.pop(), i.arg))
+    f.push(A.getattr_vt(f, f.pop(), i.arg))
 
 
 @handles("LOAD_METHOD")
 def load_method(f, i):
     obj = f.pop()
     f.push(V.NULL)
-    f.push(C.getattr_vt(f, obj, i.arg))
+    f.push(A.getattr_vt(f, obj, i.arg))
 
 
 @handles("STORE_ATTR")
 def store_attr(f, i):
     obj, value = f.stack[-1], f.stack[-2]
-    C.store_attr(f, obj, i.arg, value)
+    A.store_attr(f, obj, i.arg, value)
     f.popn(2)
 
 
 @handles("DELETE_ATTR")
 def delete_attr(f, i):
-    C.store_attr(f, f.stack[-1], i.arg, None)
+    A.store_attr(f, f.stack[-1], i.arg, None)
     f.pop()
 
 
 @handles("BINARY_SUBSCR")
 def binary_subscr(f, i):
     index = f.pop()
-    f.push(C.subscript(f, f.pop(), index))
+    f.push(Vals.subscript(f, f.pop(), index))
 
 
 @handles("STORE_SUBSCR")
 def store_subscr(f, i):
     key, container, value = f.stack[-1], f.stack[-2], f.stack[-3]
-    C.store_subscript(f, container, key, value)
+    Vals.store_subscript(f, container, key, value)
     f.popn(3)
 
 
@@ -171,7 +174,7 @@ def store_subscr(f, i):
 def delete_subscr(f, i):
     key, container = f.stack[-1], f.stack[-2]
     if isinstance(container, (V.List, V.Dict)) and isinstance(key, V.Known) and not isinstance(key.value, slice):
-        C.mutate(f, container)
+        Vals.mutate(f, container)
         del container.items[key.value]
         f.popn(2)
         return
@@ -193,21 +196,21 @@ def build_slice(f, i):
 def binary_op(f, i):
     b = f.pop()
     a = f.pop()
-    f.push(C.binary(f, BINARY[i.arg], a, b))
+    f.push(Vals.binary(f, BINARY[i.arg], a, b))
 
 
 @handles("COMPARE_OP")
 def compare_op(f, i):
     b = f.pop()
     a = f.pop()
-    f.push(C.binary(f, COMPARE[i.arg], a, b))
+    f.push(Vals.binary(f, COMPARE[i.arg], a, b))
 
 
 @handles("IS_OP")
 def is_op(f, i):
     b = f.pop()
     a = f.pop()
-    same = C.identical(a, b)
+    same = Vals.identical(a, b)
     f.push(V.Known(same != bool(i.arg)))
 
 
@@ -215,17 +218,17 @@ def is_op(f, i):
 def contains_op(f, i):
     container = f.pop()
     item = f.pop()
-    f.push(V.Known(C.contains(f, container, item) != bool(i.arg)))
+    f.push(V.Known(Vals.contains(f, container, item) != bool(i.arg)))
 
 
 @handles("UNARY_NEGATIVE", "UNARY_POSITIVE", "UNARY_INVERT")
 def unary(f, i):
-    f.push(C.unary(f, UNARY[i.name], f.pop()))
+    f.push(Vals.unary(f, UNARY[i.name], f.pop()))
 
 
 @handles("UNARY_NOT")
 def unary_not(f, i):
-    f.push(C.logical_not(f, f.pop()))
+    f.push(Vals.logical_not(f, f.pop()))
 
 
 # ---------------------------------------------------------------- building containers
@@ -242,13 +245,13 @@ def build_list(f, i):
 @handles("BUILD_SET")
 def build_set(f, i):
     items = f.popn(i.arg)
-    f.push(V.Known(set(C.constant_values(items, "a set element"))))
+    f.push(V.Known(set(Vals.constant_values(items, "a set element"))))
 
 
 @handles("BUILD_MAP")
 def build_map(f, i):
     flat = f.popn(2 * i.arg)
-    keys = C.constant_values(flat[0::2], "a dict key")
+    keys = Vals.constant_values(flat[0::2], "a dict key")
     f.push(V.Dict(dict(zip(keys, flat[1::2]))))
 
 
@@ -260,14 +263,14 @@ def build_const_key_map(f, i):
 
 @handles("BUILD_STRING")
 def build_string(f, i):
-    parts = C.constant_values(f.popn(i.arg), "an f-string part")
+    parts = Vals.constant_values(f.popn(i.arg), "an f-string part")
     f.push(V.Known("".join(parts)))
 
 
 @handles("FORMAT_VALUE")
 def format_value(f, i):
     spec = f.pop().value if i.arg & 0x04 else ""
-    value = C.python_value(f, f.pop(), "str formatting")
+    value = Vals.python_value(f, f.pop(), "str formatting")
     conv = {0: None, 1: str, 2: repr, 3: ascii}[i.arg & 0x03]
     f.push(V.Known(format(conv(value) if conv else value, spec)))
 
@@ -275,7 +278,7 @@ def format_value(f, i):
 @handles("LIST_APPEND")
 def list_append(f, i):
     item = f.pop()
-    C.mutate(f, f.stack[-i.arg])
+    Vals.mutate(f, f.stack[-i.arg])
     f.stack[-i.arg].items.append(item)
 
 
@@ -283,27 +286,27 @@ def list_append(f, i):
 def set_add(f, i):
     item = f.pop()
     target = f.stack[-i.arg]
-    target.value.add(C.constant_values([item], "a set element")[0])
+    target.value.add(Vals.constant_values([item], "a set element")[0])
 
 
 @handles("MAP_ADD")
 def map_add(f, i):
     value = f.pop()
     key = f.pop()
-    C.mutate(f, f.stack[-i.arg])
-    f.stack[-i.arg].items[C.constant_values([key], "a dict key")[0]] = value
+    Vals.mutate(f, f.stack[-i.arg])
+    f.stack[-i.arg].items[Vals.constant_values([key], "a dict key")[0]] = value
 
 
 @handles("LIST_EXTEND")
 def list_extend(f, i):
-    items = C.iterate(f, f.pop())
-    C.mutate(f, f.stack[-i.arg])
+    items = Vals.iterate(f, f.pop())
+    Vals.mutate(f, f.stack[-i.arg])
     f.stack[-i.arg].items.extend(items)
 
 
 @handles("SET_UPDATE")
 def set_update(f, i):
-    items = C.constant_values(C.iterate(f, f.pop()), "a set element")
+    items = Vals.constant_values(Vals.iterate(f, f.pop()), "a set element")
     f.stack[-i.arg].value.update(items)
 
 
@@ -324,13 +327,13 @@ def list_to_tuple(f, i):
 def dict_update(f, i):
     other = f.pop()
     target = f.stack[-i.arg]
-    C.mutate(f, target)
-    target.items.update(C.dict_items(f, other))
+    Vals.mutate(f, target)
+    target.items.update(Vals.dict_items(f, other))
 
 
 @handles("UNPACK_SEQUENCE")
 def unpack_sequence(f, i):
-    items = C.iterate(f, f.pop())
+    items = Vals.iterate(f, f.pop())
     if len(items) != i.arg:
         raise Unsupported(f"unpacking {len(items)} values into {i.arg}")
     f.stack.extend(reversed(items))
@@ -339,7 +342,7 @@ def unpack_sequence(f, i):
 @handles("UNPACK_EX")
 def unpack_ex(f, i):
     before, after = i.arg & 0xFF, i.arg >> 8
-    items = C.iterate(f, f.pop())
+    items = Vals.iterate(f, f.pop())
     if len(items) < before + after:
         raise Unsupported("not enough values to unpack")
     middle = V.List(items[before:len(items) - after])
@@ -367,8 +370,8 @@ def call(f, i):
 
 @handles("CALL_FUNCTION_EX")
 def call_function_ex(f, i):
-    kwargs = C.dict_items(f, f.pop()) if i.arg & 1 else {}
-    args = C.iterate(f, f.pop())
+    kwargs = Vals.dict_items(f, f.pop()) if i.arg & 1 else {}
+    args = Vals.iterate(f, f.pop())
     fn = f.pop()
     if f.stack and f.stack[-1] is V.NULL:
         f.pop()
@@ -381,8 +384,8 @@ def make_function(f, i):
     closure = tuple(f.pop().items) if i.arg & 0x08 else ()
     if i.arg & 0x04:
         f.pop()                                  # annotations
-    kwdefaults = C.dict_items(f, f.pop()) if i.arg & 0x02 else {}
-    defaults = tuple(C.iterate(f, f.pop())) if i.arg & 0x01 else ()
+    kwdefaults = Vals.dict_items(f, f.pop()) if i.arg & 0x02 else {}
+    defaults = tuple(Vals.iterate(f, f.pop())) if i.arg & 0x01 else ()
     f.push(V.Function(code, f.globals, code.co_name, defaults, kwdefaults, closure))
 
 
@@ -416,19 +419,19 @@ def jump(f, i):
 
 def _conditional(f, i):
     value = f.pop()
-    if C.truth(f, value, "if") == CONDITIONAL_JUMPS[i.name]:
+    if Vals.truth(f, value, "if") == CONDITIONAL_JUMPS[i.name]:
         f.jump()
 
 
 def _none_jump(f, i):
     value = f.pop()
-    if C.is_none(value) == NONE_JUMPS[i.name]:
+    if Vals.is_none(value) == NONE_JUMPS[i.name]:
         f.jump()
 
 
 def _or_pop(f, i):
     value = f.stack[-1]
-    if C.truth(f, value, "and/or") == OR_POP_JUMPS[i.name]:
+    if Vals.truth(f, value, "and/or") == OR_POP_JUMPS[i.name]:
         f.jump()
     else:
         f.pop()
@@ -444,7 +447,7 @@ for _name in OR_POP_JUMPS:
 
 @handles("GET_ITER")
 def get_iter(f, i):
-    f.push(V.Iterator(C.iterate(f, f.pop())))
+    f.push(V.Iterator(Vals.iterate(f, f.pop())))
 
 
 @handles("FOR_ITER")
@@ -514,4 +517,4 @@ def import_from(f, i):
         value = sys.modules.get(f"{module.__name__}.{i.arg}")
     if value is None:
         raise GraphBreak(f"from {module.__name__} import {i.arg}: not loaded yet")
-    f.push(C._known_result(value) if not isinstance(value, type(sys)) else V.Known(value))
+    f.push(Vals._known_result(value) if not isinstance(value, type(sys)) else V.Known(value))

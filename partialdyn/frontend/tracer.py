@@ -3,7 +3,8 @@
 `Trace` is one compile: the graph being built, the guards, the policy, and the
 wrapping of inputs into trackers.  `Frame` interprets one code object (the
 traced function, or an inlined callee) with its own stack and locals; opcode
-semantics live in `opcodes.py`, call semantics in `calls.py`.
+semantics live in `opcodes.py`, call semantics in `calls.py`, attribute semantics
+in `attributes.py`, operators, truth, items and iteration in `values.py`.
 
 The root frame stops at RETURN_VALUE, or at a graph break: the instruction that
 could not be traced, with the stack and locals as they were before it.

@@ -1,0 +1,200 @@
+"""Attribute semantics: `obj.name` and `obj.name = value` on trackers.
+
+Tensor metadata is a constant or a graph node (`x.shape` stays symbolic); module
+parameters, buffers and submodules are tracked with their attribute path as source;
+properties are traced, not run; `super()` follows the MRO.  Writes to objects from the
+caller's world are recorded and replayed after the graph runs.
+"""
+from __future__ import annotations
+
+import types
+
+import torch
+
+from . import calls as C
+from . import dataobjects
+from . import sources as S
+from . import values as Vals
+from . import variables as V
+from .errors import GraphBreak, Unsupported, UserError
+
+TENSOR_CONST_ATTRS = {"dtype", "device", "layout", "is_cuda", "is_sparse", "is_quantized", "is_meta",
+                      "is_nested", "is_leaf", "requires_grad", "is_mkldnn", "is_complex_attr"}
+
+
+def getattr_vt(f, obj, name):
+    if isinstance(obj, V.Tensor):
+        return _tensor_attr(f, obj, name)
+    if isinstance(obj, V.NamedTuple) and hasattr(obj.cls, "_fields") and name in obj.cls._fields:
+        return obj.items[obj.cls._fields.index(name)]
+    if isinstance(obj, V.NamedTuple) and name in getattr(obj.cls, "__match_args__", ()):
+        return obj.items[obj.cls.__match_args__.index(name)]        # torch.return_types (structseq) fields
+    if isinstance(obj, V.Known):
+        return _known_attr(f, obj, name)
+    if isinstance(obj, (V.Tuple, V.List, V.Dict, V.Sym)):
+        return V.Method(obj, name)
+    if isinstance(obj, V.Function) and name in ("__name__", "__qualname__"):
+        return V.Known(obj.name)
+    if isinstance(obj, V.Super):
+        return _super_attr(f, obj, name)
+    if isinstance(obj, V.DataObject):
+        return dataobjects.get_attr(f, obj, name)
+    raise GraphBreak(f"attribute {name!r} of a {obj.python_type().__name__}")
+
+
+def _tensor_attr(f, t, name):
+    fake = t.fake
+    if name in ("shape",):
+        return tensor_size(f, t)
+    if name in TENSOR_CONST_ATTRS:
+        return V.Known(getattr(fake, name))
+    if name == "ndim":
+        return V.Known(fake.dim())
+    if name in ("T", "mT", "H", "mH", "real", "imag"):
+        return f.trace.builder.call("call_function", getattr, (t, V.Known(name)), {})
+    if name in ("grad", "data", "_version", "grad_fn"):
+        raise GraphBreak(f"Tensor.{name} is not traced")
+    if callable(getattr(torch.Tensor, name, None)):
+        return V.Method(t, name)
+    raise GraphBreak(f"Tensor attribute {name!r}")
+
+
+def tensor_size(f, t, dim=None):
+    fake = t.fake
+    builder = f.trace.builder
+
+    def one(d):
+        s = fake.size(d)
+        if isinstance(s, torch.SymInt):
+            if s.node.maybe_as_int() is not None:
+                return V.Known(s.node.maybe_as_int())
+            node = builder.graph.call_method("size", (t.node, d))
+            node.meta["val"] = s
+            return V.Sym(node, s)
+        return V.Known(s)
+    if dim is not None:
+        return one(dim if dim >= 0 else dim + fake.dim())
+    return V.Size([one(d) for d in range(fake.dim())])
+
+
+def _known_attr(f, obj, name):
+    written = f.trace.attr_writes.get(obj, name)
+    if written is not None:
+        if written[2] is f.trace.attr_writes.DELETED:
+            raise UserError(AttributeError(name))
+        return written[2]
+    value = obj.value
+    if isinstance(value, torch.nn.Module):
+        return _module_attr(f, obj, name)
+    static = _static_lookup(type(value), name)
+    if isinstance(static, property) and static.fget is not None and name not in getattr(value, "__dict__", {}):
+        return C.call(f, V.Known(static.fget), [obj], {})     # traced, not run: it may build a fresh object
+    try:
+        attr = getattr(value, name)
+    except AttributeError as e:
+        raise UserError(e) from e
+    if isinstance(attr, (types.MethodType, types.BuiltinMethodType)) and getattr(attr, "__self__", None) is value:
+        return V.Method(obj, name) if not isinstance(attr, types.MethodType) else V.Known(attr)
+    if obj.source is not None and not isinstance(value, types.ModuleType) or (
+            isinstance(value, types.ModuleType) and obj.source is not None and not _is_library(value)):
+        return f.trace.wrap(attr, S.attr(obj.source, name))
+    return Vals._known_result(attr) if not isinstance(attr, torch.Tensor) else \
+        f.trace.wrap(attr, S.attr(obj.source, name)) if obj.source else Vals._known_result(attr)
+
+
+def _static_lookup(cls, name):
+    for klass in cls.__mro__:
+        if name in vars(klass):
+            return vars(klass)[name]
+    return None
+
+
+def _is_library(module) -> bool:
+    name = module.__name__.split(".")[0]
+    return name in ("torch", "math", "operator", "builtins", "functools", "itertools", "collections",
+                    "typing", "numbers", "warnings", "os", "sys")
+
+
+def _module_attr(f, obj, name):
+    m = obj.value
+    d = m.__dict__
+    src = S.attr(obj.source, name) if obj.source is not None else None
+    for table in ("_parameters", "_buffers"):
+        if name in d.get(table, {}):
+            value = d[table][name]
+            if value is None:
+                return V.Known(None)
+            if src is None:
+                raise Unsupported("a parameter of a module the trace cannot reach by a source")
+            return f.trace.wrap(value, S.module_entry(obj.source, table, name), static=True)
+    if name in d.get("_modules", {}):
+        sub = d["_modules"][name]
+        return f.trace.wrap(sub, S.module_entry(obj.source, "_modules", name)) if src is not None else V.Known(sub)
+    if name in d:
+        return f.trace.wrap(d[name], src) if src is not None else Vals._known_result(d[name])
+    attr = getattr(type(m), name, None)
+    if isinstance(attr, property):
+        return C.call(f, V.Known(attr.fget), [obj], {})
+    if isinstance(attr, types.FunctionType):
+        return V.Known(types.MethodType(attr, m)) if src is None else V.Known(getattr(m, name), None)
+    try:
+        value = getattr(m, name)
+    except AttributeError as e:
+        raise UserError(e) from e
+    return f.trace.wrap(value, src) if src is not None else Vals._known_result(value)
+
+
+def _object_init(self, *args, **kwargs):
+    return None
+
+
+def _super_attr_of_traced(f, sup, name):
+    """super() inside a method of an instance created in the trace: look up past `sup.cls` in its MRO."""
+    mro = sup.obj.cls.__mro__
+    for klass in mro[mro.index(sup.cls) + 1:]:
+        if name not in vars(klass):
+            continue
+        attr = vars(klass)[name]
+        if klass is object and name == "__init__":
+            return V.Partial(V.Known(_object_init), [sup.obj], {})
+        if isinstance(attr, types.FunctionType):
+            return V.Partial(V.Known(attr), [sup.obj], {})
+        if isinstance(attr, property):
+            return C.call(f, V.Known(attr.fget), [sup.obj], {})
+        return Vals._known_result(attr)
+    raise UserError(AttributeError(f"'super' object has no attribute {name!r}"))
+
+
+def _super_attr(f, sup, name):
+    if isinstance(sup.obj, V.DataObject):
+        return _super_attr_of_traced(f, sup, name)
+    target = sup.obj.value if isinstance(sup.obj, V.Known) else None
+    if target is None:
+        raise GraphBreak("super() of a traced value")
+    try:
+        attr = getattr(super(sup.cls, target), name)
+    except AttributeError as e:
+        raise UserError(e) from e
+    if isinstance(attr, types.MethodType):
+        return V.Known(attr)
+    if isinstance(attr, types.BuiltinMethodType) and getattr(attr, "__self__", None) is target:
+        owner = next((k for k in type(target).__mro__ if k.__module__ == "builtins" and name in vars(k)), None)
+        if owner is not None:
+            return V.Method(V.Known(target, sup.obj.source), f"{owner.__name__}.{name}")
+    return Vals._known_result(attr)
+
+
+def store_attr(f, obj, name, value):
+    """`obj.name = value` (value None: `del obj.name`) on an object from the caller's world: recorded, replayed
+    after the graph runs."""
+    if isinstance(obj, V.DataObject) and value is not None:
+        dataobjects.set_attr(obj, name, value)
+        return
+    if not (isinstance(obj, V.Known) and obj.source is not None) or isinstance(obj.value, type) or \
+            name.startswith("__"):
+        raise GraphBreak(f"assignment to attribute {name!r} of a {obj.python_type().__name__}",
+                         hint="the assignment runs in Python")
+    if isinstance(obj.value, torch.nn.Module) and name in obj.value.__dict__.get("_parameters", {}):
+        raise GraphBreak(f"assignment to parameter {name!r}", hint="the assignment runs in Python")
+    writes = f.trace.attr_writes
+    writes.set(obj, name, writes.DELETED if value is None else value)

@@ -1,0 +1,299 @@
+"""Python-level value semantics over trackers: a value, its truth, operators, items, iteration.
+
+`python_value()` is where a symbolic value is consumed (the policy decides whether it is
+specialized).  Truth, operators (`binary`, `unary`, `contains`), items (`subscript`,
+`store_subscript`, `mutate`) and iteration (`iterate`, `dict_items`) stay symbolic where
+they can and break the graph where Python needs a value only known at run time.
+"""
+from __future__ import annotations
+
+import collections.abc
+import operator
+
+import torch
+
+from . import attributes as A
+from . import dataobjects
+from . import sources as S
+from . import variables as V
+from .errors import GraphBreak, Unsupported, UserError
+
+MAX_UNROLL = 10_000
+
+
+# ---------------------------------------------------------------- python values
+def python_value(f, vt, op: str):
+    """The concrete Python value of a tracker; symbolic values are consumed (specialized) here."""
+    if isinstance(vt, V.Known):
+        return vt.value
+    if isinstance(vt, V.Sym):
+        return f.trace.consumer.as_value(vt.value, op)
+    if isinstance(vt, (V.Tuple, V.List)):
+        vals = [python_value(f, i, op) for i in vt.items]
+        if isinstance(vt, V.NamedTuple):
+            return vt.cls(*vals) if hasattr(vt.cls, "_make") else vt.cls(vals)
+        return vals if isinstance(vt, V.List) else (torch.Size(vals) if isinstance(vt, V.Size) else tuple(vals))
+    if isinstance(vt, V.Dict):
+        return {k: python_value(f, v, op) for k, v in vt.items.items()}
+    if isinstance(vt, V.Slice):
+        return slice(*(python_value(f, p, op) for p in (vt.start, vt.stop, vt.step)))
+    if isinstance(vt, V.Tensor):
+        raise GraphBreak(f"{op} needs the value of a tensor", hint="tensor values are only known at run time")
+    raise GraphBreak(f"{op} needs a {vt.python_type().__name__} the tracer cannot hold as a value")
+
+
+def constant_values(items, what):
+    out = []
+    for vt in items:
+        if not isinstance(vt, V.Known):
+            raise Unsupported(f"{what} must be a constant")
+        out.append(vt.value)
+    return out
+
+
+def is_none(vt) -> bool:
+    return isinstance(vt, V.Known) and vt.value is None
+
+
+def identical(a, b) -> bool:
+    if a is b:
+        return True
+    if isinstance(a, V.Known) and isinstance(b, V.Known):
+        return a.value is b.value
+    if isinstance(a, V.Known) or isinstance(b, V.Known):
+        known, other = (a, b) if isinstance(a, V.Known) else (b, a)
+        if isinstance(other, (V.Opaque,)):
+            raise GraphBreak("identity test on an opaque value")
+        return False
+    if isinstance(a, V.Tensor) and isinstance(b, V.Tensor):
+        return a.node is b.node
+    return False
+
+
+# ---------------------------------------------------------------- truth
+def truth(f, vt, op: str) -> bool:
+    if isinstance(vt, V.Known):
+        return bool(vt.value)
+    if isinstance(vt, V.Sym):
+        return f.trace.consumer.as_bool(vt.value, op)
+    if isinstance(vt, V.Tensor):
+        raise GraphBreak("branch on a tensor's value", hint="use torch.where, or accept the break: "
+                                                             "the condition is evaluated in Python")
+    if isinstance(vt, (V.Tuple, V.List, V.Dict)):
+        return bool(vt.items)
+    if isinstance(vt, V.Opaque):
+        raise GraphBreak(f"truth of an opaque {vt.cls.__name__}")
+    return True
+
+
+def logical_not(f, vt):
+    if isinstance(vt, V.Sym):
+        if f.trace.builder.shapes.is_data_dependent(vt.value) or f.trace.options.policy == "dynamic":
+            return f.trace.builder.sym_op(torch.sym_not, vt)
+    return V.Known(not truth(f, vt, "not"))
+
+
+# ---------------------------------------------------------------- operators
+def binary(f, op, a, b):
+    if isinstance(a, V.Known) and isinstance(b, V.Known):
+        return V.Known(_run_python(op, a.value, b.value))
+    if isinstance(a, (V.Tensor, V.Sym)) or isinstance(b, (V.Tensor, V.Sym)):
+        if isinstance(a, (V.Tuple, V.List)) or isinstance(b, (V.Tuple, V.List)):
+            return _sequence_op(f, op, a, b)
+        if not all(isinstance(v, (V.Tensor, V.Sym, V.Known)) for v in (a, b)):
+            raise GraphBreak(f"operator {op.__name__} on {a.python_type().__name__} and {b.python_type().__name__}")
+        return f.trace.builder.call("call_function", op, (a, b), {})
+    if op is operator.mod and isinstance(a, V.Known) and isinstance(a.value, str):
+        return V.Known(_run_python(op, a.value, python_value(f, b, "% formatting")))
+    if isinstance(a, (V.Tuple, V.List)) or isinstance(b, (V.Tuple, V.List)):
+        return _sequence_op(f, op, a, b)
+    if isinstance(a, V.Opaque) or isinstance(b, V.Opaque):
+        raise GraphBreak(f"operator {op.__name__} on an opaque value")
+    return V.Known(_run_python(op, python_value(f, a, op.__name__), python_value(f, b, op.__name__)))
+
+
+def _as_sequence(vt):
+    if isinstance(vt, V.Known) and isinstance(vt.value, (tuple, list)):
+        items = [V.Known(v) for v in vt.value]
+        return V.Size(items) if isinstance(vt.value, torch.Size) else (
+            V.List(items) if isinstance(vt.value, list) else V.Tuple(items))
+    return vt
+
+
+def _sequence_op(f, op, a, b):
+    """Concatenation, repetition and equality of sequence trackers (`(-1,) + x.shape[1:]`)."""
+    a, b = _as_sequence(a), _as_sequence(b)
+    seqs = (V.Tuple, V.List)
+    if op in (operator.add, operator.iadd) and isinstance(a, seqs) and isinstance(b, seqs):
+        if isinstance(a, V.List) != isinstance(b, V.List):
+            raise UserError(TypeError("can only concatenate list to list / tuple to tuple"))
+        if op is operator.iadd and isinstance(a, V.List):
+            mutate(f, a)
+            a.items.extend(b.items)
+            return a
+        items = a.items + b.items
+        return V.Size(items) if isinstance(a, V.Size) else V.List(items) if isinstance(a, V.List) else V.Tuple(items)
+    if op in (operator.mul, operator.imul) and isinstance(a, seqs) and isinstance(b, (V.Known, V.Sym)):
+        n = python_value(f, b, "sequence repetition")
+        return (V.List if isinstance(a, V.List) else V.Tuple)(a.items * n)
+    if op in (operator.eq, operator.ne) and isinstance(a, seqs) and isinstance(b, seqs):
+        if len(a.items) != len(b.items):
+            return V.Known(op is operator.ne)
+        for x, y in zip(a.items, b.items):
+            if not truth(f, binary(f, operator.eq, x, y), "=="):
+                return V.Known(op is operator.ne)
+        return V.Known(op is operator.eq)
+    if op in (operator.eq, operator.ne):
+        return V.Known(op is operator.ne)
+    raise GraphBreak(f"operator {op.__name__} on {a.python_type().__name__} and {b.python_type().__name__}")
+
+
+def _run_python(op, *values):
+    try:
+        return op(*values)
+    except Exception as e:
+        raise UserError(e) from e
+
+
+def unary(f, op, vt):
+    if isinstance(vt, V.Known):
+        return V.Known(_run_python(op, vt.value))
+    if isinstance(vt, (V.Tensor, V.Sym)):
+        return f.trace.builder.call("call_function", op, (vt,), {})
+    raise GraphBreak(f"operator {op.__name__} on a {vt.python_type().__name__}")
+
+
+def contains(f, container, item) -> bool:
+    if isinstance(container, V.Dict):
+        return python_value(f, item, "`in` on a dict") in container.items
+    if isinstance(container, (V.Tuple, V.List)):
+        for x in container.items:
+            if isinstance(x, V.Tensor) or isinstance(item, V.Tensor):
+                if identical(x, item):
+                    return True
+                continue
+            if truth(f, binary(f, operator.eq, x, item), "`in`"):
+                return True
+        return False
+    if isinstance(container, V.Known):
+        return _run_python(operator.contains, container.value, python_value(f, item, "`in`"))
+    raise GraphBreak(f"`in` on a {container.python_type().__name__}")
+
+
+# ---------------------------------------------------------------- items
+def subscript(f, obj, index):
+    if isinstance(obj, V.Tensor):
+        if isinstance(index, V.Sym) and index.python_type() is int:
+            # x[i] with a symbolic i: select keeps i symbolic where __getitem__ would specialize it
+            return f.trace.builder.call("call_function", torch.select, (obj, V.Known(0), index), {})
+        return f.trace.builder.call("call_function", operator.getitem, (obj, index), {})
+    if isinstance(obj, (V.Tuple, V.List)):
+        key = python_value(f, index, "indexing a sequence")
+        try:
+            picked = obj.items[key]
+        except Exception as e:
+            raise UserError(e) from e
+        if isinstance(key, slice):
+            return V.Size(picked) if isinstance(obj, V.Size) else (
+                V.List(picked) if isinstance(obj, V.List) else V.Tuple(picked))
+        return picked
+    if isinstance(obj, V.Dict):
+        key = python_value(f, index, "dict lookup")
+        if key not in obj.items:
+            raise UserError(KeyError(key))
+        return obj.items[key]
+    if isinstance(obj, V.DataObject) and obj.mapping is None:
+        return dataobjects.call_method(f, obj, "__getitem__", [index], {})
+    if isinstance(obj, V.DataObject):
+        return dataobjects.get_item(f, obj, python_value(f, index, "indexing"))
+    if isinstance(obj, V.Known):
+        key = python_value(f, index, "indexing")
+        value = _run_python(operator.getitem, obj.value, key)
+        if obj.source is not None:
+            return f.trace.wrap(value, S.item(obj.source, key))
+        return _known_result(value)
+    raise GraphBreak(f"indexing a {obj.python_type().__name__}")
+
+
+def store_subscript(f, container, key, value):
+    if isinstance(container, V.Tensor):
+        f.trace.builder.call("call_function", operator.setitem, (container, key, value), {})
+        return
+    if isinstance(container, (V.List, V.Dict)):
+        index = python_value(f, key, "item assignment")
+        if isinstance(container, V.List) and isinstance(index, slice):
+            raise GraphBreak("slice assignment into a list", hint="it runs in Python")
+        mutate(f, container)
+        container.items[index] = value
+        return
+    raise GraphBreak(f"item assignment into a {container.python_type().__name__} from outside the trace",
+                     hint="the assignment runs in Python")
+
+
+def mutate(f, container):
+    """Record a container mutation.  A container from the caller's world (it has a source) is synced in place
+    after the graph runs, so the caller sees the change on the same object."""
+    f.trace.mutated.append(container)
+
+
+def iterate(f, vt) -> list:
+    """The items a `for` loop / unpacking / * would produce, as trackers."""
+    if isinstance(vt, V.Iterator):
+        items = vt.items[vt.pos:]
+        f.trace.advance(vt, len(vt.items))
+        return items
+    if isinstance(vt, (V.Tuple, V.List)):
+        return list(vt.items)
+    if isinstance(vt, V.Dict):
+        return [V.Known(k) for k in vt.items]
+    if isinstance(vt, V.Known) and isinstance(vt.value, torch.nn.Module):
+        return _module_items(f, vt)
+    if isinstance(vt, V.DataObject) and vt.mapping is None:
+        if A._static_lookup(vt.cls, "__iter__") is collections.abc.Sequence.__iter__:
+            # the mixin's __iter__ ends on an IndexError; a Sequence is its len() items
+            n = python_value(f, dataobjects.call_method(f, vt, "__len__", [], {}), "len()")
+            return [dataobjects.call_method(f, vt, "__getitem__", [V.Known(i)], {}) for i in range(n)]
+        return iterate(f, dataobjects.call_method(f, vt, "__iter__", [], {}))
+    if isinstance(vt, V.Known):
+        value = vt.value
+        if isinstance(value, range) and len(value) > MAX_UNROLL:
+            raise Unsupported("loop too long to unroll")
+        try:
+            values = list(value)
+        except TypeError as e:
+            raise UserError(e) from e
+        if vt.source is not None and isinstance(value, (dict, list, tuple)):
+            return [f.trace.wrap(v, S.item(vt.source, i)) for i, v in enumerate(values)]
+        return [_known_result(v) for v in values]
+    if isinstance(vt, V.Tensor):
+        n = f.trace.consumer.as_value(vt.fake.size(0), "iteration over a tensor") if isinstance(
+            vt.fake.size(0), torch.SymInt) else vt.fake.size(0)
+        return [subscript(f, vt, V.Known(i)) for i in range(n)]
+    raise GraphBreak(f"iteration over a {vt.python_type().__name__}",
+                     hint="the loop runs in Python around a graph break")
+
+
+def _module_items(f, vt):
+    """Iterating Sequential / ModuleList yields submodules (with sources); ModuleDict yields keys."""
+    m = vt.value
+    if isinstance(m, torch.nn.ModuleDict):
+        return [V.Known(k) for k in m._modules]
+    if not isinstance(m, (torch.nn.Sequential, torch.nn.ModuleList)):
+        raise GraphBreak(f"iteration over a {type(m).__name__}")
+    if vt.source is None:
+        raise Unsupported("iteration over a module the trace cannot reach by a source")
+    return [f.trace.wrap(sub, S.module_entry(vt.source, "_modules", k)) for k, sub in m._modules.items()]
+
+
+def dict_items(f, vt) -> dict:
+    if isinstance(vt, V.Dict):
+        return dict(vt.items)
+    if isinstance(vt, V.Known) and isinstance(vt.value, dict):
+        return {k: _known_result(v) for k, v in vt.value.items()}
+    raise Unsupported(f"** of a {vt.python_type().__name__}")
+
+
+def _known_result(value):
+    if isinstance(value, torch.Tensor):
+        raise GraphBreak("a tensor reached through an object the trace cannot guard")
+    return V.Known(value)
