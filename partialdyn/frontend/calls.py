@@ -42,7 +42,7 @@ def _wrap_foreign_global(f, name):
     value = f.globals[name]
     if isinstance(value, types.ModuleType) and A._is_library(value):
         return V.Known(value)          # `F`, `math`, `torch` inside library code: not rebound in practice
-    holder = f.trace.source_constant(f.globals, f.globals.get("__name__", "module"))
+    holder = f.trace.source_constant(f.globals)
     return f.trace.wrap(value, S.Src(f"{holder}[{name!r}]", f"{f.globals.get('__name__')}.{name}"))
 
 

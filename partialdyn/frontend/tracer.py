@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..graph.builder import GraphBuilder
+from ..names import Constants
 from ..guards.kinds import GuardSet
 from ..shapes.policy import Consumer, starts_dynamic
 from . import sources as S
@@ -74,15 +75,10 @@ class Trace:
         self.argnames = argnames
         self.attr_writes = AttrWrites()             # also `global` assignments (owner: the globals dict)
         self.globals_owner = V.Known(self.globals, S.Src("G"))
-        self.source_constants: dict[str, object] = {}   # names sources may use (other modules' globals)
+        self.source_constants = Constants("__M")        # names sources may use (other modules' globals)
 
-    def source_constant(self, value, hint: str) -> str:
-        for name, v in self.source_constants.items():
-            if v is value:
-                return name
-        name = f"__M{len(self.source_constants)}"
-        self.source_constants[name] = value
-        return name
+    def source_constant(self, value) -> str:
+        return self.source_constants.name_for(value)
 
     # ------------------------------------------------------------ where we are
     def where(self):

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import sympy
 import torch
 
+from ..names import Constants
+
 
 
 @dataclass(frozen=True)
@@ -29,19 +31,14 @@ class GuardSet:
 
     def __init__(self):
         self._guards: dict[str, Guard] = {}
-        self.constants: dict[str, object] = {}    # K names used by guard code -> objects
+        self.constants = Constants("K")            # names guard code uses for objects
 
     def add(self, guard: Guard) -> None:
         self._guards.setdefault(guard.code, guard)
 
     def constant(self, value) -> str:
         """A name under which guard code can refer to `value` (a dtype, a type, a device...)."""
-        name = f"K{len(self.constants)}"
-        for k, v in self.constants.items():
-            if v is value:
-                return k
-        self.constants[name] = value
-        return name
+        return self.constants.name_for(value)
 
     def __iter__(self):
         return iter(self._guards.values())

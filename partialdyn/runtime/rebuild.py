@@ -12,6 +12,7 @@ import functools
 import torch
 
 from ..frontend import variables as V
+from ..names import Constants
 from ..frontend.errors import Unsupported
 from .steps import NULL
 
@@ -26,7 +27,7 @@ class Rebuilder:
     def __init__(self):
         self.outputs = []              # fx nodes the graph must return
         self._output_index = {}
-        self.constants = {}            # name -> object, for the generated code's namespace
+        self.constants = Constants("__c")   # the generated code's namespace
         self.tensors_from_graph = False
         self.statements = []           # `__vN = ...` bindings, so each container is built once
         self._bound = {}               # id(tracker) -> its variable
@@ -39,12 +40,7 @@ class Rebuilder:
         return name
 
     def constant(self, value) -> str:
-        for name, v in self.constants.items():
-            if v is value:
-                return name
-        name = f"__c{len(self.constants)}"
-        self.constants[name] = value
-        return name
+        return self.constants.name_for(value)
 
     def output(self, node) -> str:
         if node not in self._output_index:
