@@ -302,7 +302,8 @@ def test_aliasing_preserved_across_break():
         print("break")
         return a is b, len(a), b
 
-    check(f, [(r(b),) for b in B], breaks=None)
+    # no tensor op at all: the resume function returns the list it was given, with no graph to run
+    check(f, [(r(b),) for b in B], breaks=None, graph_every_call=False)
 
 
 # ====================================================================== exceptions

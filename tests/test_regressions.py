@@ -59,3 +59,112 @@ def test_iterator_advanced_by_a_callee_that_breaks_is_rolled_back(capsys):
     opt = partialdyn.optimize(caller_sharing_iterator)
     x = torch.randn(3)
     torch.testing.assert_close(opt(x), caller_sharing_iterator(x))
+
+
+def read_then_overwrite(xs, x):
+    y = xs[0]
+    xs[0] = x
+    return y
+
+
+def pop_then_break(xs):
+    t = xs.pop()
+    print()
+    return t
+
+
+class Holder:
+    def __init__(self):
+        self.lst = [1, 2]
+        self.name = "a"
+
+
+def take_and_reset(m, x):
+    y = m.lst
+    m.lst = []
+    old = m.name
+    m.name = "b"
+    return y, old, x + 1
+
+
+def test_values_are_read_before_the_trace_s_writes_are_replayed(capsys):
+    opt = partialdyn.optimize(read_then_overwrite)
+    xs = [1, 2]
+    assert opt(xs, 5) == 1 and xs == [5, 2]
+    opt2 = partialdyn.optimize(pop_then_break)
+    xs = [0, 1, 2]
+    assert opt2(xs) == 2 and xs == [0, 1]
+    opt3 = partialdyn.optimize(take_and_reset)
+    m = Holder()
+    original = m.lst
+    y, old, _ = opt3(m, torch.ones(2))
+    assert y is original and y == [1, 2] and old == "a" and m.lst == [] and m.name == "b"
+
+
+def remove_one(xs):
+    xs.remove(1)
+    return len(xs)
+
+
+def identity_list(xs):
+    return xs
+
+
+def test_list_remove_and_returned_containers_keep_python_semantics():
+    xs = [1, 2, 1]
+    assert partialdyn.optimize(remove_one)(xs) == 2 and xs == [2, 1]
+    ys = [torch.ones(2)]
+    assert partialdyn.optimize(identity_list)(ys) is ys
+
+
+def nonlocal_counter(x):
+    n = 0
+
+    def inc():
+        nonlocal n
+        n += 1
+    inc()
+    print("b")
+    inc()
+    return x * n
+
+
+def late_binding(x):
+    n = 1
+    g = lambda: n  # noqa: E731
+    print("b")
+    n = 2
+    return x * g()
+
+
+def test_closures_made_before_a_break_share_their_cells(capsys):
+    for fn in (nonlocal_counter, late_binding):
+        x = torch.ones(2)
+        torch.testing.assert_close(partialdyn.optimize(fn)(x), fn(x))
+
+
+def offset_branch(x):
+    return x * 2 if x.storage_offset() == 0 else x * 3
+
+
+def leaf_branch(x):
+    return x * 2 if x.is_leaf else x * 3
+
+
+def channels_last_query(x):
+    return x.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_tensor_properties_the_trace_reads_are_guarded():
+    opt = partialdyn.optimize(offset_branch)
+    base = torch.ones(10)
+    for s in (1, 0, 2):
+        torch.testing.assert_close(opt(base[s:s + 3]), offset_branch(base[s:s + 3]))
+    opt = partialdyn.optimize(leaf_branch)
+    a = torch.ones(3, requires_grad=True)
+    for t in (a, a * 2):
+        torch.testing.assert_close(opt(t), leaf_branch(t))
+    opt = partialdyn.optimize(channels_last_query)
+    x = torch.randn(2, 3, 4, 5)
+    for t in (x, x.to(memory_format=torch.channels_last)):
+        assert opt(t) == channels_last_query(t)

@@ -15,6 +15,7 @@ from . import calls as C
 from . import dataobjects
 from . import sources as S
 from . import values as Vals
+from ..guards.kinds import Guard
 from . import variables as V
 from .errors import GraphBreak, Unsupported, UserError
 
@@ -46,6 +47,11 @@ def _tensor_attr(f, t, name):
     fake = t.fake
     if name in ("shape",):
         return tensor_size(f, t)
+    if name == "is_leaf" and t.source is not None:
+        value = getattr(fake, name)      # an input's leafness is not in its tensor guard: guard it on read
+        f.trace.guards.add(Guard("TENSOR_MATCH_DYNAMIC", f"{t.source.code}.is_leaf is {value}",
+                                 f"{t.source}.is_leaf is {value}", str(t.source)))
+        return V.Known(value)
     if name in TENSOR_CONST_ATTRS:
         return V.Known(getattr(fake, name))
     if name == "ndim":

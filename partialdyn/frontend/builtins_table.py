@@ -448,7 +448,8 @@ def tensor_method(f, t, name, args, kwargs):
         return V.Known(t.fake.dim())
     if name in ("is_floating_point", "is_complex", "is_contiguous", "get_device", "element_size",
                 "is_signed", "has_names"):
-        return V.Known(getattr(t.fake, name)(*[python_value(f, a, name) for a in args]))
+        return V.Known(getattr(t.fake, name)(*[python_value(f, a, name) for a in args],
+                                              **{k: python_value(f, v, name) for k, v in kwargs.items()}))
     if name in ("tolist", "numpy", "__array__", "data_ptr", "backward", "register_hook", "retain_grad"):
         raise GraphBreak(f"Tensor.{name}() leaves the graph", hint="it runs in Python between two graphs")
     if name == "__len__":
@@ -503,6 +504,7 @@ def _list_method(f, lst, name, args):
     elif name == "copy":
         return V.List(list(lst.items))
     elif name == "remove":
+        mutate(f, lst)
         for i, item in enumerate(lst.items):
             if identical(item, args[0]) or (not isinstance(item, V.Tensor) and
                                             truth(f, binary(f, operator.eq, item, args[0]), "list.remove")):

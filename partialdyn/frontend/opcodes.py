@@ -128,6 +128,7 @@ def store_deref(f, i):
 
 @handles("LOAD_CLOSURE")
 def load_closure(f, i):
+    f.closure_made = True
     f.push(f.cells[i.arg.name])
 
 

@@ -271,6 +271,7 @@ class Frame:
         self.depth = 0 if parent is None else parent.depth + 1
         self.return_value = None
         self.yielded = None             # a generator frame's yielded values
+        self.closure_made = False       # a closure over this frame's own cells exists
 
     # ------------------------------------------------------------ stack helpers
     def push(self, vt):

@@ -79,9 +79,10 @@ class GuardSet:
         if t.is_complex():
             checks += [f"{c}.is_conj() is {t.is_conj()}", f"{c}.is_neg() is {t.is_neg()}"]
         if static:
-            checks += [f"{c}.shape == {k(t.shape)}", f"{c}.stride() == {tuple(t.stride())!r}"]
+            checks += [f"{c}.shape == {k(t.shape)}", f"{c}.stride() == {tuple(t.stride())!r}",
+                       f"{c}.storage_offset() == {t.storage_offset()}"]
         else:
-            checks += [f"{c}.dim() == {t.dim()}", f"{c}.is_contiguous()"]
+            checks += [f"{c}.dim() == {t.dim()}", f"{c}.is_contiguous()", f"{c}.storage_offset() == 0"]
         text = f"{src}: {describe_signature(tensor_signature(t))}" + (f" shape={tuple(t.shape)}" if static else "")
         self.add(Guard("TENSOR_MATCH_STATIC" if static else "TENSOR_MATCH_DYNAMIC", " and ".join(checks), text,
                        str(src), actual=f"__describe_sig({src.code})", expected=k(tensor_signature(t))))

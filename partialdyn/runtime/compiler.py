@@ -19,6 +19,7 @@ from torch._guards import TracingContext, tracing
 from ..backends import lookup
 from ..frontend import sources as S
 from ..frontend import variables as V
+from ..frontend.errors import Unsupported
 from ..frontend.instructions import CONDITIONAL_JUMPS, OR_POP_JUMPS
 from ..frontend.resume import STACK_PREFIX
 from ..frontend.tracer import Frame, Trace
@@ -79,12 +80,10 @@ def compile_entry(opt, bound: tuple) -> Entry:
     rebuilder = Rebuilder()
     if result.stop is None:
         rebuilder.tensors_from_graph = True     # a returned input tensor still comes out of the graph
-        body = f"return {rebuilder.expr(result.value)}"
-        stop_step = None
+        result_expr, stop_step = rebuilder.expr(result.value), None
     else:
-        stop_step, body = _break_body(opt, trace, result.stop, rebuilder)
-    writes = _container_syncs(trace, rebuilder) + _attribute_writes(trace, rebuilder)
-    body = "".join(f"{line}\n    " for line in rebuilder.statements + writes) + body
+        stop_step, result_expr = _break_body(opt, trace, result.stop, rebuilder)
+    body = _runner_body(rebuilder, result_expr, _side_effects(trace, rebuilder), stop_step is not None)
     gm, has_graph = _finish_graph(trace, rebuilder.outputs)
     t1 = time.perf_counter()
     compiled = _lower(opt, trace, gm) if has_graph else None
@@ -98,34 +97,38 @@ def compile_entry(opt, bound: tuple) -> Entry:
                  trace.consumer.specializations, t1 - t0, t2 - t1)
 
 
-def _container_syncs(trace, rebuilder):
-    """Statements giving the caller's mutated lists and dicts their traced contents, in place."""
-    lines, seen = [], set()
+def _side_effects(trace, rebuilder) -> list[tuple[str, str]]:
+    """(statement template, value expression) pairs replaying the trace's effects on the caller's world:
+    mutated lists and dicts synced in place, attribute and global assignments.  A write of the value that
+    was read from the same place is skipped."""
+    effects, seen = [], set()
     for c in trace.mutated:
         if c.source is None or id(c) in seen or not isinstance(c, (V.List, V.Dict)):
             continue
         seen.add(id(c))
         if isinstance(c, V.List):
-            lines.append(f"{c.source.code}[:] = [{', '.join(rebuilder.expr(i) for i in c.items)}]")
+            effects.append((f"{c.source.code}[:] = {{}}", f"[{', '.join(rebuilder.expr(i) for i in c.items)}]"))
         else:
             items = ", ".join(f"{k!r}: {rebuilder.expr(v)}" for k, v in c.items.items())
-            lines.append(f"__sync_dict({c.source.code}, {{{items}}})")
-    return lines
-
-
-def _attribute_writes(trace, rebuilder):
-    """Statements replaying the trace's attribute assignments (a write of the value read is skipped)."""
-    lines = []
+            effects.append((f"__sync_dict({c.source.code}, {{}})", f"{{{items}}}"))
     for owner, name, value in trace.attr_writes:
         if owner is trace.globals_owner:
-            lines.append(f"G[{name!r}] = {rebuilder.expr(value)}")
-            continue
-        target = S.attr(owner.source, name).code
-        if value is trace.attr_writes.DELETED:
-            lines.append(f"delattr({owner.source.code}, {name!r})")
-        elif getattr(value, "source", None) is None or value.source.code != target:
-            lines.append(f"setattr({owner.source.code}, {name!r}, {rebuilder.expr(value)})")
-    return lines
+            effects.append((f"G[{name!r}] = {{}}", rebuilder.expr(value)))
+        elif value is trace.attr_writes.DELETED:
+            effects.append((f"delattr({owner.source.code}, {name!r})", ""))
+        elif getattr(value, "source", None) is None or value.source.code != S.attr(owner.source, name).code:
+            effects.append((f"setattr({owner.source.code}, {name!r}, {{}})", rebuilder.expr(value)))
+    return effects
+
+
+def _runner_body(rebuilder, result_expr: str, effects, step: bool) -> str:
+    """Every value is read before any effect is applied (`y = xs[0]; xs[0] = x; return y` must return the old
+    value), then the effects run, then the result is returned or handed to the break step."""
+    lines = list(rebuilder.statements) + [f"__result = {result_expr}"]
+    lines += [f"__e{i} = {value}" for i, (_, value) in enumerate(effects) if value]
+    lines += [template.format(f"__e{i}") if value else template for i, (template, value) in enumerate(effects)]
+    lines.append("return __step(*__result)" if step else "return __result")
+    return "\n    ".join(lines)
 
 
 # ---------------------------------------------------------------- graph
@@ -178,7 +181,21 @@ def _make_runner(opt, trace, rebuilder, compiled, body, step):
     return run
 
 
+def _cells_written(code) -> bool:
+    """Does `code` or any function nested in it assign a cell variable (`nonlocal`, or a local that closures
+    capture assigned again)?  Only then must closures and the frame share the very same cells."""
+    import dis
+    for instr in dis.get_instructions(code):
+        if instr.opname in ("STORE_DEREF", "DELETE_DEREF"):
+            return True
+    return any(_cells_written(c) for c in code.co_consts if isinstance(c, type(code)))
+
+
 def _break_body(opt, trace, stop, rebuilder):
+    if trace.frame.closure_made and _cells_written(opt.fn.__code__):
+        # the closure and the resume function would hold different cells: writes on one side would be lost
+        raise Unsupported(f"graph break ({stop.reason}, line {stop.line}) after creating a closure over "
+                          f"this function's variables")
     stack_expr = "[" + ", ".join(rebuilder.expr(v) for v in stop.stack) + "]"
     code = opt.fn.__code__
     live = {n: v for n, v in stop.locals.items() if n in code.co_varnames and not n.startswith(STACK_PREFIX)}
@@ -190,7 +207,7 @@ def _break_body(opt, trace, stop, rebuilder):
     texts = {f"{STACK_PREFIX}{i}": str(v.source) for i, v in enumerate(stack_values)
              if getattr(v, "source", None) is not None and isinstance(v, (V.Tensor, V.Sym))}
     step = _make_step(opt, trace, stop, names, texts)
-    return step, f"return __step({stack_expr}, {locals_expr})"
+    return step, f"({stack_expr}, {locals_expr})"
 
 
 def _make_step(opt, trace, stop, names, texts):

@@ -17,12 +17,6 @@ from ..frontend.errors import Unsupported
 from .steps import NULL
 
 
-def _holds_tensors(vt) -> bool:
-    items = vt.items.values() if isinstance(vt, V.Dict) else getattr(vt, "items", [])
-    return any(isinstance(i, V.Tensor) or (isinstance(i, (V.Tuple, V.List, V.Dict)) and _holds_tensors(i))
-               for i in items)
-
-
 class Rebuilder:
     def __init__(self):
         self.outputs = []              # fx nodes the graph must return
@@ -52,8 +46,8 @@ class Rebuilder:
         if id(vt) in self._bound:
             return self._bound[id(vt)][0]
         if isinstance(vt, (V.List, V.Dict, V.Tuple, V.Iterator, V.DataObject, V.Function, V.Partial)):
-            if getattr(vt, "source", None) is not None and not (self.tensors_from_graph and _holds_tensors(vt)):
-                return vt.source.code          # the caller's own container (never mutated by a trace)
+            if getattr(vt, "source", None) is not None:
+                return vt.source.code          # the caller's own container (synced in place if mutated)
             return self.bind(vt, self._build(vt))
         return self._build(vt)
 
