@@ -168,3 +168,32 @@ def test_tensor_properties_the_trace_reads_are_guarded():
     x = torch.randn(2, 3, 4, 5)
     for t in (x, x.to(memory_format=torch.channels_last)):
         assert opt(t) == channels_last_query(t)
+
+
+def strides_of(x):
+    return x.stride(), x.contiguous().stride()
+
+
+def test_strides_of_size_one_dims_are_guarded_when_read():
+    for policy in ("partial", "dynamic", "static", "automatic"):
+        partialdyn.reset()
+        opt = partialdyn.optimize(strides_of, policy=policy)
+        for t in (torch.randn(3, 1), torch.randn(1, 3).t(), torch.randn(1, 4), torch.randn(4, 1).t()):
+            assert opt(t) == strides_of(t), policy
+
+
+def resize_input(x):
+    x.resize_(6)
+    x[2:].fill_(0)
+    return x[:2] * 1
+
+
+def test_resize_of_an_input_runs_in_python_on_every_backend():
+    for policy in ("static", "automatic", "partial"):
+        partialdyn.reset()
+        opt = partialdyn.optimize(resize_input, backend="aot_eager", policy=policy)
+        for n in (2, 3, 6):
+            a = torch.arange(float(n))
+            b = a.clone()
+            torch.testing.assert_close(opt(a), resize_input(b))
+            assert a.shape == b.shape

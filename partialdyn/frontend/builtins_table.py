@@ -437,6 +437,9 @@ BUILTINS.update({getattr(operator, n): _operator(getattr(operator, n)) for n in 
 
 
 # ---------------------------------------------------------------- methods
+STRIDE_READERS = {"stride", "is_contiguous", "is_non_overlapping_and_dense", "as_strided", "data_ptr"}
+
+
 def tensor_method(f, t, name, args, kwargs):
     builder = f.trace.builder
     if name == "size":
@@ -446,11 +449,14 @@ def tensor_method(f, t, name, args, kwargs):
         return tensor_size(f, t)
     if name in ("dim", "ndimension"):
         return V.Known(t.fake.dim())
+    if name in STRIDE_READERS:
+        f.trace.strides_observed()
     if name in ("is_floating_point", "is_complex", "is_contiguous", "get_device", "element_size",
                 "is_signed", "has_names"):
         return V.Known(getattr(t.fake, name)(*[python_value(f, a, name) for a in args],
                                               **{k: python_value(f, v, name) for k, v in kwargs.items()}))
-    if name in ("tolist", "numpy", "__array__", "data_ptr", "backward", "register_hook", "retain_grad"):
+    if name in ("tolist", "numpy", "__array__", "data_ptr", "backward", "register_hook", "retain_grad",
+                "resize_", "resize_as_", "set_", "share_memory_"):   # leave the graph; metadata changes too
         raise GraphBreak(f"Tensor.{name}() leaves the graph", hint="it runs in Python between two graphs")
     if name == "__len__":
         return tensor_size(f, t, 0)

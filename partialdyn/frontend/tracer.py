@@ -72,10 +72,19 @@ class Trace:
         self.mutated: list = []                     # containers mutated so far (for safe breaks in callees)
         self.advanced: list = []                    # (iterator, position before) undo log of iterator steps
         self.instructions = 0
+        self.free_strides: list = []    # (source, dim, stride) of input dims of size 0/1: any stride is legal there
+        self.strides_read = False
         self.argnames = argnames
         self.attr_writes = AttrWrites()             # also `global` assignments (owner: the globals dict)
         self.globals_owner = V.Known(self.globals, S.Src("G"))
         self.source_constants = Constants("__M")        # names sources may use (other modules' globals)
+
+    def strides_observed(self):
+        """Traced code read strides: the strides size-0/1 dims happened to have now matter, so guard them
+        (and those of inputs wrapped later)."""
+        self.strides_read = True
+        for source, dim, stride in self.free_strides:
+            self.guards.static_stride(source, dim, stride)
 
     def source_constant(self, value) -> str:
         return self.source_constants.name_for(value)
@@ -170,6 +179,9 @@ class Trace:
             if not fully_static and not (isinstance(s, torch.SymInt) and s.node.expr.free_symbols):
                 # static by policy, or a dynamic dim of size 0/1 that the ShapeEnv made a constant
                 self.guards.static_dim(S.size(source, d), S.size_code(source, d), str(source), t.size(d))
+        self.free_strides += [(source, d, t.stride(d)) for d in range(t.dim()) if t.size(d) in (0, 1)]
+        if self.strides_read:
+            self.strides_observed()
         return vt
 
     def advance(self, it, to: int):

@@ -87,6 +87,10 @@ class GuardSet:
         self.add(Guard("TENSOR_MATCH_STATIC" if static else "TENSOR_MATCH_DYNAMIC", " and ".join(checks), text,
                        str(src), actual=f"__describe_sig({src.code})", expected=k(tensor_signature(t))))
 
+    def static_stride(self, src, dim: int, value: int):
+        self.add(Guard("TENSOR_MATCH_STATIC", f"{src.code}.stride({dim}) == {value}",
+                       f"{src}.stride({dim}) == {value}", str(src), actual=f"{src.code}.stride({dim})"))
+
     def static_dim(self, name: str, code: str, src: str, value: int):
         self.add(Guard("TENSOR_MATCH_STATIC", f"{code} == {value}", f"{name} == {value}", src,
                        dims=(name,), actual=code))
