@@ -1,4 +1,6 @@
 """Regression tests for wrong results found in review: each failed (silently) before its fix."""
+import math
+
 import torch
 
 import partialdyn
@@ -197,3 +199,34 @@ def test_resize_of_an_input_runs_in_python_on_every_backend():
             b = a.clone()
             torch.testing.assert_close(opt(a), resize_input(b))
             assert a.shape == b.shape
+
+
+def sign_text(f):
+    return str(f), math.copysign(1.0, f)
+
+
+def self_equal(t, f):
+    return t + 1 if f == f else t - 1
+
+
+def scalars_out(x, k, s):
+    return x.sin().sum(0) * x.shape[0], k * 2, s / 2
+
+
+def test_special_floats_are_constants_matched_bit_exactly():
+    opt = partialdyn.optimize(sign_text)
+    for v in (1.5, -0.0, 0.0, -0.0, 2.5, float("inf")):
+        assert opt(v) == sign_text(v)
+    opt = partialdyn.optimize(self_equal)
+    for v in (1.5, float("nan"), 2.0, float("nan"), -0.0):
+        torch.testing.assert_close(opt(torch.zeros(2), v), self_equal(torch.zeros(2), v))
+
+
+def test_backend_restart_request_for_float_inputs_is_honoured():
+    opt = partialdyn.optimize(scalars_out, backend="aot_eager")
+    for i in range(1, 5):
+        x, k, s = torch.randn(2 + i, 3), i - 2, i * 0.25
+        got, want = opt(x, k, s), scalars_out(x, k, s)
+        torch.testing.assert_close(got[0], want[0])
+        assert got[1:] == want[1:] and type(got[1]) is int and type(got[2]) is float
+    assert partialdyn.stats(opt)["graphs"] >= 1

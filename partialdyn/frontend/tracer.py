@@ -12,6 +12,7 @@ could not be traced, with the stack and locals as they were before it.
 from __future__ import annotations
 
 import linecache
+import math
 import types
 from dataclasses import dataclass, field
 
@@ -119,9 +120,12 @@ class Trace:
         g = self.guards
         if isinstance(value, torch.Tensor):
             return self._wrap_tensor(value, source, static)
-        if type(value) in (int, float) and frame_input and starts_dynamic(self.options.policy, self.shape_state,
-                                                                          str(source)):
-            g.type_match(source, value)
+        if type(value) in (int, float) and frame_input and _symbolic_scalar(value) and not (
+                type(value) is float and self.shape_state.constant_floats) and starts_dynamic(
+                self.options.policy, self.shape_state, str(source)):
+            # floats: only finite nonzero ones are symbolic (symbols know no -0.0, inf or NaN)
+            g.type_match(source, value, "math.isfinite({}) and {} != 0.0".replace("{}", "{0}")
+                         if type(value) is float else "")
             return self.builder.scalar_input(value, source)
         if isinstance(value, CONSTANT_TYPES) and not isinstance(value, (tuple, list)):
             g.constant_match(source, value)
@@ -239,6 +243,10 @@ def _closure_guard(source, fn):
 def _alias_guard(source, other):
     from ..guards.kinds import Guard
     return Guard("ID_MATCH", f"{source.code} is {other.code}", f"{source} is {other}", str(source))
+
+
+def _symbolic_scalar(value) -> bool:
+    return type(value) is int or (math.isfinite(value) and value != 0.0)
 
 
 def _plain_layout(t: torch.Tensor) -> bool:

@@ -7,6 +7,8 @@ value: that sentence is the recompile reason.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .kinds import Guard, signature_difference, tensor_signature
@@ -18,7 +20,7 @@ def _describe_sig(t):
 
 def _namespace(constants: dict, globals_: dict, fn) -> dict:
     ns = {"G": globals_, "F": fn, "__describe_sig": _describe_sig,
-          "__grad_enabled": torch.is_grad_enabled, "__default_dtype": torch.get_default_dtype}
+          "__grad_enabled": torch.is_grad_enabled, "__default_dtype": torch.get_default_dtype, "math": math}
     ns.update(constants)
     return ns
 

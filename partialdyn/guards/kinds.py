@@ -59,7 +59,11 @@ class GuardSet:
 
     def constant_match(self, src, value):
         k = self.constant(type(value))
-        code = f"type({src.code}) is {k} and {src.code} == {value!r}"
+        if type(value) is float:
+            # bit-exact: `==` would take -0.0 for 0.0 and never match a NaN
+            code = f"type({src.code}) is {k} and {src.code}.hex() == {value.hex()!r}"
+        else:
+            code = f"type({src.code}) is {k} and {src.code} == {value!r}"
         self.add(Guard("CONSTANT_MATCH", code, f"{src} == {value!r}", str(src), actual=src.code))
 
     def tensor_match(self, src, t: torch.Tensor, static: bool):

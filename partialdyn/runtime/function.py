@@ -117,7 +117,14 @@ class OptimizedFunction:
         reason = self._recompile_reason(bound)
         from .compiler import compile_entry
         try:
-            entry = compile_entry(self, bound)
+            try:
+                entry = compile_entry(self, bound)
+            except Exception as e:
+                if type(e).__name__ != "TensorifyScalarRestartAnalysis" or self.shape_state.constant_floats:
+                    raise
+                # aot_autograd asks for a retrace with float inputs made constants
+                self.shape_state.constant_floats = True
+                entry = compile_entry(self, bound)
         except UserError as e:
             self._log("eager_fallback", reason=f"the traced code raises here: {e}", file=None, line=None)
             return None

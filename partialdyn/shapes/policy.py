@@ -25,6 +25,7 @@ class FrameShapeState:
     charge_by_dim: dict = field(default_factory=dict)       # dim key -> backoff charge (predicate-only: 1/2)
     unstable: set = field(default_factory=set)               # dim keys that graph-break when consumed
     changed: set = field(default_factory=set)                # automatic: dims seen changing
+    constant_floats: bool = False   # the backend cannot take symbolic float inputs here: floats are constants
 
 
 def starts_dynamic(policy: str, state: FrameShapeState, key: str) -> bool:
