@@ -129,6 +129,8 @@ def b_enumerate(f, iterable, start=V.Known(0)):
 
 def b_zip(f, *iterables, strict=V.Known(False)):
     lists = [iterate(f, it) for it in iterables]
+    if python_value(f, strict, "zip()") and len({len(items) for items in lists}) > 1:
+        raise UserError(ValueError("zip() arguments have different lengths"))
     return V.Iterator([V.Tuple(list(group)) for group in zip(*lists)])
 
 
