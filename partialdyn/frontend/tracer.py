@@ -56,7 +56,7 @@ class Result:
 class Trace:
     """Everything one compile accumulates."""
 
-    def __init__(self, fn, argnames, options, shape_state):
+    def __init__(self, fn, options, shape_state):
         self.fn = fn
         self.globals = fn.__globals__
         self.options = options
@@ -75,7 +75,6 @@ class Trace:
         self.instructions = 0
         self.free_strides: list = []    # (source, dim, stride) of input dims of size 0/1: any stride is legal there
         self.strides_read = False
-        self.argnames = argnames
         self.attr_writes = AttrWrites()             # also `global` assignments (owner: the globals dict)
         self.globals_owner = V.Known(self.globals, S.Src("G"))
         self.source_constants = Constants("__M")        # names sources may use (other modules' globals)

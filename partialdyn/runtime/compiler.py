@@ -45,7 +45,7 @@ class Entry:
 
 def trace_frame(opt, bound: tuple) -> tuple[Trace, object]:
     fn = opt.fn
-    trace = Trace(fn, opt.argnames, opt.options, opt.shape_state)
+    trace = Trace(fn, opt.options, opt.shape_state)
     code = fn.__code__
     locals_ = {name: trace.wrap(value, S.Src(param, opt.arg_texts.get(param, "")), frame_input=True)
                for name, param, value in zip(frame_argnames(code), opt.argnames, bound)}

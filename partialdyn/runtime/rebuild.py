@@ -104,4 +104,4 @@ class Rebuilder:
             raise Unsupported("cannot rebuild a closure with an empty cell")
         values = f"({''.join(self.expr(c) + ', ' for c in cells)})"
         return (f"{self.constant(make_function)}({self.constant(fn.code)}, {self.constant(fn.globals)}, "
-                f"{fn.name!r}, {defaults}, {kwdefaults}, {bool(cells)}, {values})")
+                f"{fn.name!r}, {defaults}, {kwdefaults}, {values})")

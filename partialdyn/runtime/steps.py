@@ -144,8 +144,8 @@ def restore_grad_mode(compiled, entry_mode: bool, exit_mode: bool):
     return run
 
 
-def make_function(code, globals_, name, defaults, kwdefaults, cells, closure_values):
+def make_function(code, globals_, name, defaults, kwdefaults, closure_values):
     fn = types.FunctionType(code, globals_, name, defaults or None,
-                            tuple(types.CellType(v) for v in closure_values) if cells else None)
+                            tuple(types.CellType(v) for v in closure_values) or None)
     fn.__kwdefaults__ = kwdefaults or None
     return fn
