@@ -437,3 +437,19 @@ def test_inference_and_conj_tensors_do_not_reuse_a_plain_entry():
     assert zc.is_conj()
     assert accepting(opt, (zc,)) == []
     torch.testing.assert_close(opt(zc), double(zc))
+
+
+def test_enum_constants_are_guarded_by_value_through_the_constant_table():
+    import enum
+
+    from helpers import check
+
+    class Mode(str, enum.Enum):
+        SCALE = "scale"
+        SHIFT = "shift"
+
+    def f(x, mode):
+        return x * 2 if mode == Mode.SCALE else x + 1
+
+    stats = check(f, [(rand(3), Mode.SCALE), (rand(3), Mode.SCALE), (rand(3), Mode.SHIFT)], recompiles=1)
+    assert stats["compiles"] == 2 and stats["cache_hits"] == 1

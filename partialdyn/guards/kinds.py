@@ -58,12 +58,14 @@ class GuardSet:
                        f"{src} is the same {type(value).__name__} object", str(src)))
 
     def constant_match(self, src, value):
+        """Guard code names the expected value through the constant table, never through its repr (an Enum
+        member's repr is not Python)."""
         k = self.constant(type(value))
         if type(value) is float:
             # bit-exact: `==` would take -0.0 for 0.0 and never match a NaN
-            code = f"type({src.code}) is {k} and {src.code}.hex() == {value.hex()!r}"
+            code = f"type({src.code}) is {k} and {src.code}.hex() == {self.constant(value.hex())}"
         else:
-            code = f"type({src.code}) is {k} and {src.code} == {value!r}"
+            code = f"type({src.code}) is {k} and {src.code} == {self.constant(value)}"
         self.add(Guard("CONSTANT_MATCH", code, f"{src} == {value!r}", str(src), actual=src.code))
 
     def tensor_match(self, src, t: torch.Tensor, static: bool):
