@@ -1,0 +1,126 @@
+"""The model zoo: Hugging Face architectures (benchmarks/zoo_models.py) compiled against eager.
+
+Every model runs its stream of six calls (batch and length vary, one call has batch 1) and must
+be correct on every call, run exactly one compiled graph per call, with no graph break, no eager
+fallback, and no more compiles than torch.compile's default needs on the same stream
+(`benchmarks/zoo.py` measures that: 3 for every model, a static compile, a dynamic one and one
+for batch 1). Two of them also train: forward, backward and an optimizer step through aot_eager.
+Models are built from tiny configs with random weights; nothing is downloaded.
+"""
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import partialdyn
+from helpers import CountingBackend
+
+pytest.importorskip("transformers")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # `benchmarks` is not installed
+
+from benchmarks.zoo_models import ZOO, tensors_of, transformers  # noqa: E402
+
+TORCH_DEFAULT_COMPILES = 3
+
+# Models that do not meet the bar yet: name -> (why, what the test fails with). Each runs as a strict
+# xfail, so a fix shows up as an XPASS failure and the entry must then be removed.
+KNOWN_FAILING = {
+    "llama": ("a break inside a callee that had grown the KV cache rebuilt erased graph values", NameError),
+    "mistral": ("a break inside a callee that had grown the KV cache rebuilt erased graph values", NameError),
+    "qwen2": ("a break inside a callee that had grown the KV cache rebuilt erased graph values", NameError),
+    "gemma": ("a break inside a callee that had grown the KV cache rebuilt erased graph values", NameError),
+    "phi": ("6 compiles", AssertionError),
+    "bloom": ("GeLUFunction.apply (autograd.Function) and torch.finfo are not traceable", AssertionError),
+    "deberta_v2": ("torch.finfo is not traceable; `s = 0; s += tensor` fails fx code generation", AssertionError),
+    "t5": ("crashes with an AttributeError", AttributeError),
+    "bart": ("id() is not traceable", AssertionError),
+    "wav2vec2": ("is_torch_distributed_available() is not traceable", AssertionError),
+    "whisper": ("id() and dict.get are not traceable", AssertionError),
+}
+
+
+@pytest.fixture(autouse=True)
+def fresh():
+    partialdyn.reset()
+    yield
+    partialdyn.reset()
+
+
+def assert_same_output(got, want, where):
+    assert type(got) is type(want), f"{where}: {type(got).__name__} vs {type(want).__name__}"
+    got_tensors, want_tensors = tensors_of(got), tensors_of(want)
+    assert len(got_tensors) == len(want_tensors), f"{where}: {len(got_tensors)} tensors vs {len(want_tensors)}"
+    for i, (a, b) in enumerate(zip(got_tensors, want_tensors)):
+        torch.testing.assert_close(a, b, msg=lambda m: f"{where}, tensor {i}: {m}")
+
+
+def zoo_params() -> list:
+    params = []
+    for model in ZOO:
+        marks = []
+        if model.name in KNOWN_FAILING:
+            reason, raises = KNOWN_FAILING[model.name]
+            marks.append(pytest.mark.xfail(strict=True, raises=raises, reason=reason))
+        params.append(pytest.param(model, id=model.name, marks=marks))
+    return params
+
+
+@pytest.mark.parametrize("model", zoo_params())
+def test_zoo_model_is_correct_with_one_graph_per_call_and_no_break(model):
+    module, calls = model.build(), model.calls()
+    backend = CountingBackend()
+    optimized = partialdyn.optimize(module, backend=backend)
+    with torch.no_grad():
+        for i, kwargs in enumerate(calls):
+            want = module(**kwargs)
+            runs = backend.runs
+            got = optimized(**kwargs)
+            assert backend.runs - runs == 1, f"call {i} ran {backend.runs - runs} graphs"
+            assert_same_output(got, want, f"{model.name} call {i}")
+    stats = partialdyn.stats(optimized)
+    assert stats["calls"] == len(calls)
+    assert stats["graph_breaks"] == 0 and stats["eager_fallbacks"] == 0, stats
+    assert 1 <= stats["compiles"] <= TORCH_DEFAULT_COMPILES and stats["graphs"] == stats["compiles"], stats
+    assert len(partialdyn.events("compile")) == stats["compiles"]
+    for kind in ("graph_break", "eager_fallback", "cache_limit"):
+        assert partialdyn.events(kind) == [], f"{kind}: {partialdyn.events(kind)}"
+
+
+def train_opt():
+    config = transformers().OPTConfig(vocab_size=96, hidden_size=32, ffn_dim=64, num_hidden_layers=2,
+                                      num_attention_heads=4, word_embed_proj_dim=32, max_position_embeddings=64,
+                                      dropout=0.0, attention_dropout=0.0)
+    return transformers().OPTForCausalLM(config)
+
+
+def train_distilbert():
+    config = transformers().DistilBertConfig(vocab_size=96, dim=32, hidden_dim=64, n_layers=2, n_heads=4,
+                                             max_position_embeddings=64, dropout=0.0, attention_dropout=0.0)
+    return transformers().DistilBertForMaskedLM(config)
+
+
+@pytest.mark.parametrize("build", [train_opt, train_distilbert], ids=["opt", "distilbert"])
+def test_zoo_training_step_matches_eager_through_aot_eager(build):
+    """Forward with a loss, backward and an SGD step, three times with varying shapes: the
+    parameters after each step equal eager's, and the forwards compiled whole (no break, no fallback)."""
+    torch.manual_seed(0)
+    eager_model = build().train()
+    compiled_model = build().train()
+    compiled_model.load_state_dict(eager_model.state_dict())
+    optimized = partialdyn.optimize(compiled_model, backend="aot_eager")
+    eager_opt = torch.optim.SGD(eager_model.parameters(), lr=0.1)
+    compiled_opt = torch.optim.SGD(compiled_model.parameters(), lr=0.1)
+    g = torch.Generator().manual_seed(1)
+    for step, (batch, length) in enumerate(((2, 8), (3, 12), (1, 10))):
+        ids = torch.randint(3, 96, (batch, length), generator=g)
+        for fn, opt in ((eager_model, eager_opt), (optimized, compiled_opt)):
+            opt.zero_grad()
+            loss = fn(input_ids=ids, labels=ids).loss
+            loss.backward()
+            opt.step()
+        for (name, want), got in zip(eager_model.named_parameters(), compiled_model.parameters()):
+            torch.testing.assert_close(got, want, msg=lambda m: f"step {step}, {name}: {m}")
+    stats = partialdyn.stats(optimized)
+    assert stats["graph_breaks"] == 0 and stats["eager_fallbacks"] == 0, stats
+    assert 1 <= stats["compiles"] <= TORCH_DEFAULT_COMPILES and stats["graphs"] == stats["compiles"], stats
