@@ -99,6 +99,9 @@ def _known_attr(f, obj, name):
         attr = getattr(value, name)
     except AttributeError as e:
         raise UserError(e) from e
+    if _is_backend_flags(value) and isinstance(attr, (bool, int, float, str, type(None))):
+        f.trace.guards.backend_flag(value, name, attr)      # torch.backends.cudnn.enabled & co: global state
+        return V.Known(attr)
     if isinstance(attr, (types.MethodType, types.BuiltinMethodType)) and getattr(attr, "__self__", None) is value:
         return V.Method(obj, name) if not isinstance(attr, types.MethodType) else V.Known(attr)
     if obj.source is not None and not isinstance(value, types.ModuleType) or (
@@ -113,6 +116,12 @@ def _static_lookup(cls, name):
         if name in vars(klass):
             return vars(klass)[name]
     return None
+
+
+def _is_backend_flags(value) -> bool:
+    """A torch.backends module or flag holder (`torch.backends.cuda.matmul`): its attributes are global state."""
+    name = value.__name__ if isinstance(value, types.ModuleType) else type(value).__module__
+    return isinstance(name, str) and name.startswith("torch.backends")
 
 
 def _is_library(module) -> bool:

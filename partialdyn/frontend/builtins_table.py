@@ -390,11 +390,11 @@ GRAD_MODE = {torch.no_grad: g_no_grad, torch.enable_grad: g_enable_grad,
              torch.set_grad_enabled: g_set_grad_enabled, torch._C._set_grad_enabled: g_set_grad_enabled_c,
              torch.is_grad_enabled: g_is_grad_enabled}
 
-# Functions answered at trace time; they receive trackers and must not look into tensors.
+# Functions answered at trace time; they receive trackers and must not look into tensors.  (Queries of global
+# state are answered and guarded by torch_state.py; get_default_dtype is pinned by every entry's guard.)
 CONSTANT_FOLD = {
     torch.jit.is_scripting: lambda: False, torch.jit.is_tracing: lambda: False,
     torch._C._get_tracing_state: lambda: None, torch.get_default_dtype: torch.get_default_dtype,
-    torch.is_autocast_enabled: lambda *a: False,
     torch.overrides.has_torch_function: lambda *a: False,
     torch.overrides.has_torch_function_unary: lambda *a: False,
     torch.overrides.has_torch_function_variadic: lambda *a: False,
@@ -403,8 +403,6 @@ CONSTANT_FOLD = {
     # traced code is being compiled: libraries take their compiler-friendly paths (as under torch.compile)
     torch.compiler.is_compiling: lambda: True, torch.compiler.is_dynamo_compiling: lambda: True,
     torch.compiler.is_exporting: lambda: False,
-    torch._C._get_cudnn_enabled: torch._C._get_cudnn_enabled,
-    torch.are_deterministic_algorithms_enabled: torch.are_deterministic_algorithms_enabled,
 }
 
 

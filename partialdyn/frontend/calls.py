@@ -17,6 +17,7 @@ import torch
 from . import attributes as A
 from . import dataobjects
 from . import sources as S
+from . import torch_state
 from . import values as Vals
 from . import variables as V
 from .errors import GraphBreak, Unsupported, UserError
@@ -75,6 +76,11 @@ def call_known(f, fn_vt, args, kwargs):
         return GRAD_MODE[fn](f, args, kwargs)
     if _lookup(CONSTANT_FOLD, fn) is not None:
         return V.Known(CONSTANT_FOLD[fn](*args))
+    state_kind = torch_state.classify(fn)
+    if state_kind is not None:
+        result = torch_state.call(f, fn, state_kind, args, kwargs)
+        if result is not None:
+            return result
     if isinstance(fn, torch.nn.Module):
         return call_module(f, fn_vt, args, kwargs)
     if is_torch_op(fn):

@@ -20,7 +20,11 @@ def _describe_sig(t):
 
 def _namespace(constants: dict, globals_: dict, fn) -> dict:
     ns = {"G": globals_, "F": fn, "__describe_sig": _describe_sig,
-          "__grad_enabled": torch.is_grad_enabled, "__default_dtype": torch.get_default_dtype, "math": math}
+          "__grad_enabled": torch.is_grad_enabled, "__default_dtype": torch.get_default_dtype,
+          "__any_autocast": torch._C._is_any_autocast_enabled, "__autocast_enabled": torch.is_autocast_enabled,
+          "__autocast_dtype": torch.get_autocast_dtype, "__autocast_cache": torch.is_autocast_cache_enabled,
+          "__deterministic": torch._C._get_deterministic_algorithms,
+          "__deterministic_warn_only": torch._C._get_deterministic_algorithms_warn_only, "math": math}
     ns.update(constants)
     return ns
 

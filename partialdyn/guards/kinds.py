@@ -102,13 +102,60 @@ class GuardSet:
                        dims=(name,), actual=code))
 
     def global_state(self):
-        self.add(Guard("GLOBAL_STATE", f"__grad_enabled() is {torch.is_grad_enabled()}",
-                       f"grad mode is {'on' if torch.is_grad_enabled() else 'off'}",
+        """The process-wide state every entry assumes: grad mode, default dtype, autocast, deterministic
+        algorithms.  The common case (autocast and deterministic algorithms off) costs one C call each."""
+        grad = torch.is_grad_enabled()
+        self.add(Guard("GLOBAL_STATE", f"__grad_enabled() is {grad}", f"grad mode is {'on' if grad else 'off'}",
                        actual="__grad_enabled()"))
         k = self.constant(torch.get_default_dtype())
         self.add(Guard("GLOBAL_STATE", f"__default_dtype() is {k}",
                        f"default dtype is {torch.get_default_dtype()}", actual="__default_dtype()"))
+        self._autocast_state()
+        deterministic = torch._C._get_deterministic_algorithms()
+        self.add(Guard("GLOBAL_STATE", f"__deterministic() is {deterministic}",
+                       f"deterministic algorithms are {'on' if deterministic else 'off'}", actual="__deterministic()"))
+        if deterministic:
+            warn_only = torch._C._get_deterministic_algorithms_warn_only()
+            self.add(Guard("GLOBAL_STATE", f"__deterministic_warn_only() is {warn_only}",
+                           f"deterministic algorithms warn only: {warn_only}", actual="__deterministic_warn_only()"))
 
+    def _autocast_state(self):
+        if not torch._C._is_any_autocast_enabled():
+            self.add(Guard("GLOBAL_STATE", "__any_autocast() is False", "autocast is off", actual="__any_autocast()"))
+            return
+        enabled = [d for d in AUTOCAST_DEVICES if torch.is_autocast_enabled(d)]
+        for device in enabled:
+            dtype = torch.get_autocast_dtype(device)
+            d = self.constant(device)
+            self.add(Guard("GLOBAL_STATE", f"__autocast_enabled({d}) and __autocast_dtype({d}) is {self.constant(dtype)}",
+                           f"autocast is on for {device} with {dtype}", actual=f"__autocast_dtype({d})"))
+        others = " and ".join(f"not __autocast_enabled({self.constant(d)})" for d in AUTOCAST_DEVICES
+                              if d not in enabled)
+        self.add(Guard("GLOBAL_STATE", others or "True", "autocast is off for other device types"))
+        cache = torch.is_autocast_cache_enabled()
+        self.add(Guard("GLOBAL_STATE", f"__autocast_cache() is {cache}",
+                       f"autocast cache is {'on' if cache else 'off'}", actual="__autocast_cache()"))
+
+    def backend_flag(self, owner, name: str, value):
+        """`torch.backends.<x>.<flag>` read at trace time: the guard reads it again."""
+        compare = "is" if value is None or type(value) is bool else "=="
+        where = getattr(owner, "__name__", None) or type(owner).__module__
+        self.add(Guard("GLOBAL_STATE", f"{self.constant(owner)}.{name} {compare} {self.constant(value)}",
+                       f"{where}.{name} {compare} {value!r}", actual=f"{self.constant(owner)}.{name}"))
+
+    def state_query(self, fn, name: str, args: list, kwargs: dict, value):
+        """A query of global state answered at trace time: the guard asks again."""
+        k = self.constant
+        params = [k(a) for a in args] + [f"{key}={k(v)}" for key, v in kwargs.items()]
+        call = f"{k(fn)}({', '.join(params)})"
+        shown = ", ".join([repr(a) for a in args] + [f"{key}={v!r}" for key, v in kwargs.items()])
+        compare = "is" if value is None or type(value) is bool else "=="
+        self.add(Guard("GLOBAL_STATE", f"{call} {compare} {k(value)}", f"{name}({shown}) {compare} {value!r}",
+                       actual=call))
+
+
+AUTOCAST_DEVICES = tuple(d for d in ("cpu", "cuda", "xpu", "mps", "hpu", "xla", "ipu", "mtia", "maia", "privateuseone")
+                         if torch.amp.autocast_mode.is_autocast_available(d))
 
 def tensor_signature(t: torch.Tensor) -> tuple:
     """Everything a trace may assume about a tensor, for explaining a failed tensor guard."""
