@@ -203,6 +203,7 @@ def store_attr(f, obj, name, value):
     """`obj.name = value` (value None: `del obj.name`) on an object from the caller's world: recorded, replayed
     after the graph runs."""
     if isinstance(obj, V.DataObject) and value is not None:
+        Vals.mutate(f, obj)       # a break in the call that wrote it must not rebuild the half-changed object
         dataobjects.set_attr(obj, name, value)
         return
     if not (isinstance(obj, V.Known) and obj.source is not None) or isinstance(obj.value, type) or \

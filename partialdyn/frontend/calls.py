@@ -8,6 +8,7 @@ rest (print, os.getpid, numpy, user classes ...) is a graph break.
 from __future__ import annotations
 
 import builtins
+import functools
 import inspect
 import operator
 import types
@@ -16,6 +17,7 @@ import torch
 
 from . import attributes as A
 from . import dataobjects
+from . import environment
 from . import sources as S
 from . import torch_state
 from . import values as Vals
@@ -85,6 +87,10 @@ def call_known(f, fn_vt, args, kwargs):
         return call_module(f, fn_vt, args, kwargs)
     if is_torch_op(fn):
         return torch_call(f, fn, args, kwargs)
+    if isinstance(fn, functools.partial):
+        return _call_partial_object(f, fn_vt, args, kwargs)
+    if isinstance(fn, types.MethodType) and environment.is_environ(fn.__self__):
+        return environment.call_method(f, fn.__name__, args, kwargs)
     if isinstance(fn, types.MethodType) and fn.__func__ in MODULE_WALKS:
         return module_walk(f, fn, args, kwargs)
     if isinstance(fn, types.MethodType):
@@ -103,6 +109,20 @@ def call_known(f, fn_vt, args, kwargs):
                                         **{k: Vals.python_value(f, v, fn.__name__) for k, v in kwargs.items()}))
     raise GraphBreak(f"call to {_name_of(fn)} is not traceable",
                      hint="it runs in Python between two graphs")
+
+
+def _call_partial_object(f, fn_vt, args, kwargs):
+    """Calling a functools.partial made outside the trace: its function with its stored arguments first,
+    each read through the partial's source (so guarded like any other value)."""
+    partial = fn_vt.value
+
+    def stored(value, code):
+        return f.trace.wrap(value, S.Src(code)) if fn_vt.source is not None else Vals._known_result(value)
+    base = fn_vt.source.code if fn_vt.source is not None else ""
+    fn = stored(partial.func, f"{base}.func")
+    stored_args = [stored(a, f"{base}.args[{i}]") for i, a in enumerate(partial.args)]
+    stored_kwargs = {k: stored(v, f"{base}.keywords[{k!r}]") for k, v in partial.keywords.items()}
+    return call(f, fn, stored_args + list(args), {**stored_kwargs, **kwargs})
 
 
 def _lookup(table, fn):

@@ -413,7 +413,7 @@ RETURN = object()
 
 
 def _reachable(targets, roots) -> bool:
-    """Is any of `targets` (trackers) reachable from `roots` through containers and closures?"""
+    """Is any of `targets` (trackers) reachable from `roots` through containers, objects and closures?"""
     if not targets:
         return False
     wanted = {id(t) for t in targets}
@@ -429,6 +429,8 @@ def _reachable(targets, roots) -> bool:
             todo.extend(vt.items)
         elif isinstance(vt, V.Dict):
             todo.extend(vt.items.values())
+        elif isinstance(vt, V.DataObject):
+            todo.extend(vt.fields.values())
         elif isinstance(vt, V.Function):
             todo.extend(c.contents for c in vt.closure if c.contents is not None)
         elif isinstance(vt, V.Method):

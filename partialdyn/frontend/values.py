@@ -14,6 +14,7 @@ import torch
 
 from . import attributes as A
 from . import dataobjects
+from . import environment
 from . import sources as S
 from . import variables as V
 from .errors import GraphBreak, Unsupported, UserError
@@ -175,6 +176,8 @@ def contains(f, container, item) -> bool:
             if truth(f, binary(f, operator.eq, x, item), "`in`"):
                 return True
         return False
+    if isinstance(container, V.Known) and environment.is_environ(container.value):
+        return environment.call_method(f, "__contains__", [item], {}).value
     if isinstance(container, V.Known):
         return _run_python(operator.contains, container.value, python_value(f, item, "`in`"))
     raise GraphBreak(f"`in` on a {container.python_type().__name__}")
@@ -206,13 +209,29 @@ def subscript(f, obj, index):
         return dataobjects.call_method(f, obj, "__getitem__", [index], {})
     if isinstance(obj, V.DataObject):
         return dataobjects.get_item(f, obj, python_value(f, index, "indexing"))
+    if isinstance(obj, V.Known) and environment.is_environ(obj.value):
+        return environment.call_method(f, "__getitem__", [index], {})
     if isinstance(obj, V.Known):
         key = python_value(f, index, "indexing")
         value = _run_python(operator.getitem, obj.value, key)
+        if obj.source is not None and isinstance(key, slice) and isinstance(obj.value, MODULE_SEQUENCES):
+            return _module_slice(f, value, S.item(obj.source, key))
         if obj.source is not None:
             return f.trace.wrap(value, S.item(obj.source, key))
         return _known_result(value)
     raise GraphBreak(f"indexing a {obj.python_type().__name__}")
+
+
+MODULE_SEQUENCES = (torch.nn.ModuleList, torch.nn.Sequential)
+
+
+def _module_slice(f, value, source):
+    """`self.layers[:n]` builds a new ModuleList on every call: guarded by its type and length, not its
+    identity; the layers in it are guarded by identity where they are read."""
+    f.trace.guards.type_match(source, value, f"len({{}}) == {len(value)}")
+    vt = V.Known(value, source)
+    f.trace.wrapped[source.code] = vt
+    return vt
 
 
 def store_subscript(f, container, key, value):
