@@ -47,11 +47,8 @@ def _tensor_attr(f, t, name):
     fake = t.fake
     if name in ("shape",):
         return tensor_size(f, t)
-    if name == "is_leaf" and t.source is not None:
-        value = getattr(fake, name)      # an input's leafness is not in its tensor guard: guard it on read
-        f.trace.guards.add(Guard("TENSOR_MATCH_DYNAMIC", f"{t.source.code}.is_leaf is {value}",
-                                 f"{t.source}.is_leaf is {value}", str(t.source)))
-        return V.Known(value)
+    if name == "is_leaf":
+        return guarded_flag(f, t, "is_leaf", fake.is_leaf)
     if name in TENSOR_CONST_ATTRS:
         return V.Known(getattr(fake, name))
     if name == "ndim":
@@ -63,6 +60,15 @@ def _tensor_attr(f, t, name):
     if callable(getattr(torch.Tensor, name, None)):
         return V.Method(t, name)
     raise GraphBreak(f"Tensor attribute {name!r}")
+
+
+def guarded_flag(f, t, expr: str, value: bool):
+    """A flag the fake value answers but the tensor guard does not pin (`is_leaf`, `_is_view()`): for a tensor
+    from the caller's world (or an op result that is that tensor itself) the guard reads it again."""
+    if t.source is not None:
+        f.trace.guards.add(Guard("TENSOR_MATCH_DYNAMIC", f"{t.source.code}.{expr} is {value}",
+                                 f"{t.source}.{expr} is {value}", str(t.source)))
+    return V.Known(value)
 
 
 def tensor_size(f, t, dim=None):

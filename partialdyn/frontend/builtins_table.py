@@ -18,7 +18,7 @@ import typing
 import torch
 
 from . import variables as V
-from .attributes import getattr_vt, tensor_size
+from .attributes import getattr_vt, guarded_flag, tensor_size
 from .calls import call
 from .values import binary, identical, iterate, mutate, python_value, subscript, truth, unary, _run_python
 from .errors import GraphBreak, Unsupported, UserError
@@ -440,6 +440,10 @@ BUILTINS.update({getattr(operator, n): _operator(getattr(operator, n)) for n in 
 STRIDE_READERS = {"stride", "is_contiguous", "is_non_overlapping_and_dense", "as_strided", "data_ptr"}
 
 
+GUARDED_FLAGS = {"_is_view", "_is_zerotensor"}          # the fake knows them; tensor guards do not pin them
+STORAGE_QUERIES = {"is_pinned", "is_shared", "is_set_to"}  # the fake cannot know them
+
+
 def tensor_method(f, t, name, args, kwargs):
     builder = f.trace.builder
     if name == "size":
@@ -455,6 +459,11 @@ def tensor_method(f, t, name, args, kwargs):
                 "is_signed", "has_names"):
         return V.Known(getattr(t.fake, name)(*[python_value(f, a, name) for a in args],
                                               **{k: python_value(f, v, name) for k, v in kwargs.items()}))
+    if name in GUARDED_FLAGS and not args and not kwargs:
+        return guarded_flag(f, t, f"{name}()", getattr(t.fake, name)())
+    if name in STORAGE_QUERIES:
+        raise GraphBreak(f"Tensor.{name}() asks about the storage, which the trace does not see",
+                         hint="it runs in Python between two graphs")
     if name in ("tolist", "numpy", "__array__", "data_ptr", "backward", "register_hook", "retain_grad",
                 "resize_", "resize_as_", "set_", "share_memory_"):   # leave the graph; metadata changes too
         raise GraphBreak(f"Tensor.{name}() leaves the graph", hint="it runs in Python between two graphs")

@@ -29,6 +29,7 @@ class GraphBuilder:
         self.shapes = Shapes()
         self.inputs: list[tuple[object, fx.Node]] = []    # (source, placeholder)
         self._last_placeholder = None
+        self._by_fake: dict[int, V.Tensor] = {}           # id(fake value) -> its tracker (identity of results)
 
     # ------------------------------------------------------------ inputs
     def _placeholder(self, source, value) -> fx.Node:
@@ -47,7 +48,11 @@ class GraphBuilder:
         fake = self.shapes.fake_tensor(t, source, dynamic_dims)
         node = self._placeholder(source, fake)
         cls = type(t) if isinstance(t, torch.nn.Parameter) else torch.Tensor
-        return V.Tensor(node, fake, source, frozenset([source.code]), cls)
+        return self._remember(V.Tensor(node, fake, source, frozenset([source.code]), cls))
+
+    def _remember(self, vt: V.Tensor) -> V.Tensor:
+        self._by_fake[id(vt.fake)] = vt
+        return vt
 
     def scalar_input(self, value, source) -> V.Sym:
         """An int or float argument as a symbolic graph input."""
@@ -94,10 +99,16 @@ class GraphBuilder:
         raise GraphBreak(f"{describe(target)} returned a {type(result).__name__}, which the tracer cannot hold")
 
     def wrap(self, node: fx.Node, value, inputs=frozenset()):
-        """Tracker for a graph value; tuples/lists are split with getitem nodes."""
+        """Tracker for a graph value; tuples/lists are split with getitem nodes.  An op that returns one of its
+        inputs itself (`x.add_(1)`, `x.contiguous()`, `x.to(x.dtype)`: the fake result is the input's fake) gives
+        back that input's tracker, so `is` and the rebuilt result keep eager's identity; the node stays in
+        the graph for its effect."""
         node.meta["val"] = value
         if isinstance(value, torch.Tensor):
-            return V.Tensor(node, value, None, inputs)
+            same = self._by_fake.get(id(value))
+            if same is not None and same.fake is value:
+                return same
+            return self._remember(V.Tensor(node, value, None, inputs))
         if isinstance(value, SYM_TYPES):
             return V.Sym(node, value)
         if isinstance(value, (tuple, list)):
