@@ -4,6 +4,22 @@ Every dim starts dynamic; a dim is specialized only where Python consumes its
 value; after `recompile_limit` recompiles caused by a dim, consuming it becomes
 a graph break instead.  See docs/ and DESIGN.md.
 """
+import sys
+
+SUPPORTED_PYTHON = (3, 11)      # the opcode tables are CPython 3.11's; pyproject's requires-python says the same
+
+
+def check_python_version(version_info=None) -> None:
+    """Raise ImportError on a CPython other than 3.11 (a real check: `python -O` strips asserts)."""
+    found = tuple((version_info or sys.version_info)[:2])
+    if found != SUPPORTED_PYTHON:
+        raise ImportError(f"partialdyn supports CPython {'.'.join(map(str, SUPPORTED_PYTHON))} only "
+                          f"(its opcode tables are that version's); this is Python "
+                          f"{'.'.join(map(str, found))}")
+
+
+check_python_version()
+
 from .api import mark_dynamic, mark_static, optimize, reset, stats
 from .backends import register_backend
 from .config import config

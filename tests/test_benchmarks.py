@@ -69,10 +69,6 @@ def test_cli_rejects_unknown_names():
 
 
 def test_partialdyn_rows():
-    try:
-        from partialdyn import optimize  # noqa: F401
-    except ImportError as e:
-        pytest.skip(f"partialdyn.optimize is not importable yet: {e}")
     engines = ["partialdyn-partial", "partialdyn-dynamic", "partialdyn-static",
                "partialdyn-automatic", "torch-default"]
     result = run(workloads=["tiny"], engines=engines, quick=True)

@@ -1,10 +1,10 @@
-"""Real Hugging Face models built from a config (random weights, no download), when transformers is installed."""
+"""Real Hugging Face models built from a config (random weights, no download); transformers is a test extra."""
 import pytest
 import torch
+import transformers
 
 import partialdyn
 
-transformers = pytest.importorskip("transformers")
 transformers.logging.set_verbosity_error()
 
 

@@ -1,8 +1,9 @@
 """Packaging, command line, configuration and demo: what a newcomer runs first."""
 from __future__ import annotations
 
-import importlib
+import ast
 import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -38,19 +39,43 @@ def test_readme_starts_with_install_demo_and_test_commands():
     assert first.index(INSTALL_AND_DEMO) < first.index(TEST_COMMAND)
 
 
-def test_ci_runs_the_readme_test_command():
+SLOW_TEST_COMMAND = "python -m pytest -m slow"
+
+
+def ci_commands() -> list[str]:
     ci = ROOT / ".ci" / "run"
     assert os.access(ci, os.X_OK), ".ci/run must be executable"
     text = ci.read_text()
     assert text.startswith("#!/usr/bin/env bash")
-    commands = [line.strip() for line in text.splitlines()
-                if line.strip() and not line.strip().startswith("#")]
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
+
+
+def test_ci_builds_a_fresh_virtual_environment_and_removes_it():
+    commands = ci_commands()
     assert "set -euo pipefail" in commands
-    assert "python3 -m pip install torch==2.13.0" in commands
-    assert "python3 -m pip install -e '.[test]'" in commands
-    # The README's command, with the interpreter CI has on PATH; it is the last step so
-    # its exit status is the script's.
-    assert commands[-1] == TEST_COMMAND.replace("python ", "python3 ", 1)
+    make_dir = next(i for i, c in enumerate(commands) if c.startswith("WORK=") and "mktemp -d" in c)
+    assert commands[make_dir + 1] == """trap 'rm -rf "$WORK"' EXIT"""
+    assert 'python3.11 -m venv "$WORK/venv"' in commands
+    assert 'export PATH="$WORK/venv/bin:$PATH"' in commands
+    # nothing is installed or run before the venv is first on PATH (but the browser, a Debian package)
+    first_venv = commands.index('export PATH="$WORK/venv/bin:$PATH"')
+    assert not [c for c in commands[:first_venv] if re.search(r"\bpip\b|pytest", c)]
+
+
+def test_ci_runs_the_readme_install_and_test_commands_in_that_environment():
+    commands = ci_commands()
+    installs = [c.strip() for c in INSTALL_AND_DEMO.split("&&") if c.strip().startswith("pip ")]
+    assert installs == ["pip install torch==2.13.0", "pip install -e '.[test]'"]
+    assert [c for c in commands if "pip install" in c] == ["python -m " + c for c in installs]
+    readme = (ROOT / "README.md").read_text()
+    assert f"`{SLOW_TEST_COMMAND}`" in readme
+    tests = [c for c in commands if c.startswith("python -m pytest")]
+    assert tests == [TEST_COMMAND, SLOW_TEST_COMMAND]
+    assert commands.index(TEST_COMMAND) > commands.index("python -m pip install -e '.[test]'")
+
+
+def test_ci_installs_the_browser_only_when_missing():
+    assert any(c.startswith("command -v chromium") and "apt-get install -y chromium" in c for c in ci_commands())
 
 
 def test_ci_script_parses():
@@ -61,14 +86,63 @@ def test_pyproject_contract():
     meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
     project = meta["project"]
     assert project["name"] == "partialdyn"
-    assert project["requires-python"] == ">=3.11"
     assert "torch>=2.13,<2.14" in project["dependencies"]
-    assert set(project["optional-dependencies"]["test"]) >= {"pytest", "hypothesis"}
     assert project["scripts"]["partialdyn"] == "partialdyn.__main__:main"
     pytest_opts = meta["tool"]["pytest"]["ini_options"]
     assert pytest_opts["testpaths"] == ["tests"]
     assert "not slow" in pytest_opts["addopts"]
     assert any(m.startswith("slow:") for m in pytest_opts["markers"])
+
+
+def requirement_name(requirement: str) -> str:
+    return re.split(r"[<>=!~;\[ ]", requirement, maxsplit=1)[0].lower()
+
+
+def test_test_extra_names_what_the_tests_need_by_ranges_not_pins():
+    extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["test"]
+    assert {requirement_name(r) for r in extra} >= {"pytest", "hypothesis", "numpy", "transformers"}
+    assert not [r for r in extra if "==" in r], f"pins in the test extra: {extra}"
+
+
+LOCAL_MODULES = {"partialdyn", "benchmarks", "helpers", "broken_engines", "conftest", "run", "cases"}
+
+
+def test_every_package_the_tests_import_is_installed_by_the_project():
+    """A fresh `pip install -e '.[test]'` must bring every third-party module tests/ imports."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    installed = {requirement_name(r) for r in project["dependencies"] + project["optional-dependencies"]["test"]}
+    imported = {}
+    for path in (ROOT / "tests").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else []
+            for name in names:
+                imported.setdefault(name.split(".")[0], path.name)
+    third_party = {name: where for name, where in imported.items()
+                   if name not in sys.stdlib_module_names and name not in LOCAL_MODULES
+                   and not name.startswith("test_")}
+    missing = {name: where for name, where in third_party.items() if name.lower() not in installed}
+    assert not missing, f"imported by tests but not installed by pyproject (dependencies or the test extra): {missing}"
+
+
+# ---------------------------------------------------------------- Python version
+
+def test_requires_python_is_the_version_the_package_supports():
+    import partialdyn
+    major, minor = partialdyn.SUPPORTED_PYTHON
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert meta["project"]["requires-python"] == f">={major}.{minor},<{major}.{minor + 1}"
+    assert sys.version_info[:2] == partialdyn.SUPPORTED_PYTHON
+
+
+@pytest.mark.parametrize("version", [(3, 12, 0, "final", 0), (3, 10, 13, "final", 0)])
+def test_import_on_an_unsupported_python_raises_a_clear_import_error_even_under_dash_o(version):
+    script = f"import sys; sys.version_info = {version!r}; import partialdyn"
+    out = subprocess.run([sys.executable, "-O", "-c", script], cwd=ROOT, env=clean_env(),
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1
+    assert (f"ImportError: partialdyn supports CPython 3.11 only (its opcode tables are that version's); "
+            f"this is Python {version[0]}.{version[1]}") in out.stderr
 
 
 # ---------------------------------------------------------------- command line
@@ -120,11 +194,7 @@ def test_cli_dispatches_demo(monkeypatch):
 
 @pytest.fixture
 def from_environment():
-    # config validates `backend` through partialdyn.backends, which the engine provides.
-    try:
-        from partialdyn.config import from_environment
-    except ImportError as e:
-        pytest.skip(f"partialdyn.config cannot be imported yet: {e}")
+    from partialdyn.config import from_environment
     return from_environment
 
 
@@ -182,14 +252,6 @@ def test_env_backend(from_environment):
 
 # ---------------------------------------------------------------- the demo
 
-def engine_ready() -> bool:
-    try:
-        return callable(getattr(importlib.import_module("partialdyn"), "optimize", None))
-    except Exception:
-        return False
-
-
-@pytest.mark.skipif(not engine_ready(), reason="partialdyn.optimize is not importable yet")
 def test_demo_quick_prints_the_table():
     out = run_cli("demo", "--quick", timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
@@ -201,3 +263,33 @@ def test_demo_quick_prints_the_table():
         row = next((line for line in lines if line.startswith(engine + " ")), None)
         assert row is not None, f"no row for {engine}:\n{out.stdout}"
         assert row.rstrip().endswith("yes"), row
+
+
+# ---------------------------------------------------------------- the suite's own rules
+
+def run_pytest_with_our_conftest(folder, files: dict) -> subprocess.CompletedProcess:
+    folder.mkdir()
+    (folder / "conftest.py").write_text((ROOT / "tests" / "conftest.py").read_text())
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(folder)],
+                          cwd=folder, env=clean_env(), capture_output=True, text=True, timeout=120)
+
+
+def test_a_skipped_test_fails_the_run_unless_it_needs_missing_hardware(tmp_path):
+    out = run_pytest_with_our_conftest(tmp_path / "tests", {"test_skips.py": (
+        "import pytest\n"
+        "def test_package_missing():\n    pytest.skip('no numpy')\n"
+        "def test_gpu_missing():\n    pytest.skip('needs hardware: a CUDA device')\n"
+        "@pytest.mark.xfail(strict=True, raises=ZeroDivisionError)\n"
+        "def test_known_failure():\n    1 / 0\n")})
+    assert out.returncode == 1, out.stdout
+    assert out.stdout.strip().splitlines()[-1].startswith("1 failed, 1 skipped, 1 xfailed"), out.stdout
+    assert "test_package_missing was skipped (no numpy); skips fail in this suite" in out.stdout
+
+
+def test_a_module_skipped_at_import_fails_the_run(tmp_path):
+    out = run_pytest_with_our_conftest(tmp_path / "tests", {
+        "test_module_skip.py": "import pytest\npytest.importorskip('no_such_package_here')\n"})
+    assert out.returncode != 0, out.stdout
+    assert "module test_module_skip.py was skipped (could not import 'no_such_package_here'" in out.stdout

@@ -2,7 +2,9 @@
 import json
 import re
 import shutil
+import struct
 import subprocess
+import zlib
 
 import pytest
 
@@ -123,17 +125,62 @@ def test_html_is_self_contained_escaped_and_covers_each_function():
     assert page.count("<details") == 3
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not installed")
-def test_html_renders_in_headless_chromium(tmp_path):
+def chromium(tmp_path, *args):
+    """Headless Debian chromium (.ci/run installs it) on a fresh profile, with the network kept quiet."""
+    binary = shutil.which("chromium")
+    assert binary, "chromium is not installed: apt-get install -y chromium (.ci/run does it)"
+    return subprocess.run(
+        [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile'}", *args],
+        capture_output=True, text=True, timeout=120, check=False)
+
+
+def png_pixels(path):
+    """(width, height, rows of grey levels) of an 8-bit non-interlaced RGB/RGBA PNG, as chromium writes."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    chunks, pos = {}, 8
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        chunks[kind] = chunks.get(kind, b"") + data[pos + 8:pos + 8 + length]
+        pos += 12 + length
+    width, height, depth, color, _, _, interlace = struct.unpack(">IIBBBBB", chunks[b"IHDR"])
+    assert depth == 8 and color in (2, 6) and interlace == 0, (depth, color, interlace)
+    channels = 3 if color == 2 else 4
+    raw, stride = zlib.decompress(chunks[b"IDAT"]), width * channels
+    rows, previous = [], bytes(stride)
+    for y in range(height):
+        kind, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            left = line[i - channels] if i >= channels else 0
+            up, upper_left = previous[i], previous[i - channels] if i >= channels else 0
+            estimate = left + up - upper_left
+            paeth = min((abs(estimate - left), 0, left), (abs(estimate - up), 1, up),
+                        (abs(estimate - upper_left), 2, upper_left))[2]
+            line[i] = (line[i] + (0, left, up, (left + up) // 2, paeth)[kind]) & 0xFF
+        rows.append([sum(line[i:i + 3]) // 3 for i in range(0, stride, channels)])
+        previous = bytes(line)
+    return width, height, rows
+
+
+def test_html_renders_in_headless_chromium_with_the_report_on_the_page(tmp_path):
     page, png = tmp_path / "report.html", tmp_path / "report.png"
     page.write_text(viewer.render_html(STREAM), encoding="utf-8")
-    subprocess.run(
-        [shutil.which("chromium"), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-         "--no-first-run", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={png}",
-         "--window-size=1000,800", page.as_uri()],
-        capture_output=True, timeout=120, check=False)
-    assert png.exists() and png.stat().st_size > 0
+    dom = chromium(tmp_path, "--dump-dom", page.as_uri())
+    assert dom.returncode == 0, dom.stderr
+    assert dom.stdout.count("<details open") == 2 and dom.stdout.count("<table>") >= 5, dom.stdout
+    for text in ("<h1>partialdyn log</h1>", "<summary>f <span", "<summary>Net.forward", "<td>x.size(1) == 64</td>",
+                 "math.factorial of unstable x.size(1)", "tracer error: &lt;unsupported opcode&gt;"):
+        assert text in dom.stdout, text
+    shot = chromium(tmp_path, f"--screenshot={png}", "--window-size=1000,800", page.as_uri())
+    assert shot.returncode == 0 and png.exists(), shot.stderr
+    width, height, rows = png_pixels(png)
+    assert (width, height) == (1000, 800)
+    dark = [sum(level < 128 for level in row) for row in rows]
+    assert sum(1 for count in dark if count) > height // 4, "most of the page is blank: no text drawn"
+    assert sum(dark) < width * height // 4, "the page is mostly dark: not the report's light page"
+    assert any(dark[:80]), "no heading drawn at the top of the page"
 
 
 def write_log(path, lines):

@@ -7,14 +7,11 @@ instruction (3.11 `with` blocks and `try` blocks both use the table).
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from types import CodeType
 
 import bytecode
 from bytecode import Instr, Label, TryBegin, TryEnd
-
-assert sys.version_info[:2] == (3, 11), "partialdyn's opcode tables target CPython 3.11"
 
 CONDITIONAL_JUMPS = {
     "POP_JUMP_FORWARD_IF_TRUE": True, "POP_JUMP_BACKWARD_IF_TRUE": True,

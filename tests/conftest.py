@@ -1,0 +1,53 @@
+"""Suite-wide rules.
+
+- A skipped test is a failed test: a missing package, a missing ../shared or a missing browser must
+  not make tests vanish with the run green.  The one exception is a test that needs hardware this
+  kind of machine does not have: it skips with a reason starting "needs hardware:".
+- PARTIALDYN_BROKEN_ENGINE=identity|fallback|nohit runs the suite against a deliberately broken
+  engine (tests/broken_engines.py); tests/meta/run_broken_engines.py uses it to prove that every
+  engine test fails when the engine does not compile.
+"""
+import os
+
+import pytest
+
+HARDWARE_REASON = "needs hardware:"
+
+
+
+def pytest_configure(config):
+    if os.environ.get("PARTIALDYN_BROKEN_ENGINE"):
+        import broken_engines
+        config.pluginmanager.register(broken_engines, "partialdyn_broken_engine")
+
+
+def _skip_reason(report) -> str:
+    longrepr = report.longrepr
+    text = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+    return text.removeprefix("Skipped: ")
+
+
+def _fail_skip(report, what):
+    reason = _skip_reason(report)
+    if reason.startswith(HARDWARE_REASON):
+        return
+    report.outcome = "failed"
+    report.longrepr = (f"{what} was skipped ({reason}); skips fail in this suite: install what it needs "
+                       f"(.ci/run shows how) or, for missing hardware only, skip with a reason starting "
+                       f"{HARDWARE_REASON!r}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and not hasattr(report, "wasxfail"):
+        _fail_skip(report, item.nodeid)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped:
+        _fail_skip(report, f"module {collector.nodeid}")
