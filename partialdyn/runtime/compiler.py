@@ -43,9 +43,10 @@ class Entry:
     backend_seconds: float = 0.0
 
 
-def trace_frame(opt, bound: tuple) -> tuple[Trace, object]:
+def trace_frame(opt, bound: tuple, break_allowed: bool = True) -> tuple[Trace, object]:
     fn = opt.fn
     trace = Trace(fn, opt.options, opt.shape_state)
+    trace.consumer.break_allowed = break_allowed
     code = fn.__code__
     locals_ = {name: trace.wrap(value, S.Src(param, opt.arg_texts.get(param, "")), frame_input=True)
                for name, param, value in zip(frame_argnames(code), opt.argnames, bound)}
@@ -74,9 +75,10 @@ def _star_names(code):
     return names[n:]
 
 
-def compile_entry(opt, bound: tuple) -> Entry:
+def compile_entry(opt, bound: tuple, break_allowed: bool = True) -> Entry:
+    """`break_allowed`: an unstable dim may graph-break (else it is specialized)."""
     t0 = time.perf_counter()
-    trace, result = trace_frame(opt, bound)
+    trace, result = trace_frame(opt, bound, break_allowed)
     rebuilder = Rebuilder()
     if result.stop is None:
         rebuilder.tensors_from_graph = True     # a returned input tensor still comes out of the graph
@@ -215,9 +217,14 @@ def _make_step(opt, trace, stop, names, texts):
     layout = tuple(v is V.NULL for v in stop.stack)
     target = trace.frame.decoded.targets.get(stop.index)
     nxt = stop.index + 1
+    paid = trace.consumer.backoff_break       # the resume functions of a backoff break are budgeted
 
     def resume(index, stack_layout):
-        return opt.resume_function(index, stack_layout, names, arg_texts=texts)
+        return opt.resume_function(index, stack_layout, names, arg_texts=texts, paid=paid)
+
+    def callee_caller(optimize_callee):
+        return opt.callee_caller(optimize_callee, paid)
+    eager_rest = opt.eager_run_recorder(stop.reason, stop.file, stop.line)
     name = instr.name
     if trace.frame.decoded.is_user_try(stop.index):
         # the rest runs as plain Python (the try keeps its handlers); a callee that broke inside is still
@@ -228,17 +235,17 @@ def _make_step(opt, trace, stop, names, texts):
             callee_slot = len(layout) - n - 1 if layout[len(layout) - n - 2] else len(layout) - n - 2
         elif name == "CALL_FUNCTION_EX" and stop.inside_callee:
             callee_slot = len(layout) - 2 - (instr.arg & 1)
-        return EagerRest(opt.resume_function(stop.index, layout, names, optimized=False), opt.count_eager_run,
-                         callee_slot, opt.callee_caller(True))
+        return EagerRest(opt.resume_function(stop.index, layout, names, optimized=False), eager_rest,
+                         callee_slot, callee_caller(True))
     if name == "CALL":
         n = instr.arg
         below = layout[:len(layout) - n - 2]
-        return CallStep(n, stop.kw_names, resume(nxt, below + (False,)), opt.callee_caller(stop.inside_callee))
+        return CallStep(n, stop.kw_names, resume(nxt, below + (False,)), callee_caller(stop.inside_callee))
     if name == "CALL_FUNCTION_EX":
         below = layout[:len(layout) - 2 - (instr.arg & 1)]
         if below and below[-1]:
             below = below[:-1]
-        return CallExStep(bool(instr.arg & 1), resume(nxt, below + (False,)), opt.callee_caller(stop.inside_callee))
+        return CallExStep(bool(instr.arg & 1), resume(nxt, below + (False,)), callee_caller(stop.inside_callee))
     if name in CONDITIONAL_JUMPS:
         rest = layout[:-1]
         return BranchStep(CONDITIONAL_JUMPS[name], True, bool, resume(target, rest), resume(nxt, rest))
@@ -253,7 +260,7 @@ def _make_step(opt, trace, stop, names, texts):
     if stack_op is not None:
         fn, n, pushes = stack_op
         return StackOpStep(fn, n, pushes, resume(nxt, layout[:len(layout) - n] + (False,) * pushes))
-    return EagerRest(opt.resume_function(stop.index, layout, names, optimized=False), opt.count_eager_run)
+    return EagerRest(opt.resume_function(stop.index, layout, names, optimized=False), eager_rest)
 
 
 def _stack_op(instr):

@@ -6,7 +6,8 @@ cache limits, eager fallback) happens on a miss, under a lock.
 
 A root OptimizedFunction is what `optimize` returns.  Resume functions (the
 rest of a frame after a graph break) and callees compiled separately are child
-OptimizedFunctions; they share the root's options and statistics.
+OptimizedFunctions; they share the root's options, statistics, backoff state
+(recompiles per dim, unstable dims) and compile budget (runtime/budget.py).
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from ..frontend.resume import make_resume_function
 from ..logs import emit
 from ..shapes.policy import FrameShapeState
 from .binding import frame_argnames, make_binder, param_name
+from .budget import CompileBudget
 
 
 @dataclass
@@ -68,12 +70,15 @@ class OptimizedFunction:
         self.binder = make_binder(fn)
         self._defaults = (fn.__defaults__, fn.__kwdefaults__)
         self.entries = []
-        self.shape_state = FrameShapeState()
+        self.shape_state = root.shape_state.shared_with() if root else FrameShapeState()
         self.lock = threading.RLock()
         self.always_eager = None             # reason, once tracing this code failed internally
         self.cache_limit_hit = False
+        self.paid = False                    # created by a backoff break (or inside such a frame): budgeted
+        self.fallbacks_logged = set()        # eager-fallback reasons already logged for this code object
         if root is None:
             self.children = {}               # resume functions and callees, by key
+            self.budget = CompileBudget(options.cache_size_limit)
         self.__wrapped__ = fn
 
     # ------------------------------------------------------------ hot path
@@ -112,19 +117,29 @@ class OptimizedFunction:
         if self.always_eager:
             return None
         if len(self.entries) >= self.options.cache_size_limit:
-            self._on_cache_limit()
+            self._on_cache_limit(bound)
+            return None
+        budget = self.root.budget
+        budgeted = self.paid or self.root is self
+        if self.paid and not budget.affords(1):
+            self._log_fallback_once(
+                "budget", f"compile budget spent: {self.root.name} and the resume functions of its backoff "
+                          f"breaks made {budget.spent} compiles (cache_size_limit={budget.limit}); this part "
+                          f"runs eagerly")
             return None
         reason = self._recompile_reason(bound)
+        # a backoff break costs the resume function's compile on top of this one
+        break_allowed = budget.affords(2 if budgeted else 1)
         from .compiler import compile_entry
         try:
             try:
-                entry = compile_entry(self, bound)
+                entry = compile_entry(self, bound, break_allowed)
             except Exception as e:
                 if type(e).__name__ != "TensorifyScalarRestartAnalysis" or self.shape_state.constant_floats:
                     raise
                 # aot_autograd asks for a retrace with float inputs made constants
                 self.shape_state.constant_floats = True
-                entry = compile_entry(self, bound)
+                entry = compile_entry(self, bound, break_allowed)
         except UserError as e:
             self._log("eager_fallback", reason=f"the traced code raises here: {e}", file=None, line=None)
             return None
@@ -136,17 +151,24 @@ class OptimizedFunction:
             return self._give_up(f"internal error while tracing: {type(e).__name__}: {e}")
         self._record_compile(entry, reason)
         self.entries.append(entry)
+        if budgeted:
+            budget.spend()
         return entry
+
+    def _closest_failure(self, bound):
+        """(first failed guard, sentence, every failed guard) of the closest entry: fewest failing guards,
+        the newest on a tie."""
+        _, _, closest = min((len(fs), -i, e) for i, e in enumerate(self.entries)
+                            for fs in [e.guard.failures(bound)])
+        first, sentence = closest.guard.explain_failure(bound)
+        return first, sentence, closest.guard.failures(bound)
 
     def _recompile_reason(self, bound) -> str:
         if not self.entries:
             return "first call"
-        # the closest entry: fewest failing guards, the newest on a tie
-        failures, _, closest = min((len(fs), -i, e) for i, e in enumerate(self.entries)
-                                   for fs in [e.guard.failures(bound)])
-        first, sentence = closest.guard.explain_failure(bound)
+        first, sentence, failed = self._closest_failure(bound)
         if first is not None:
-            self._account_recompile(closest.guard.failures(bound))
+            self._account_recompile(failed)
         return sentence
 
     def _account_recompile(self, failed):
@@ -181,12 +203,23 @@ class OptimizedFunction:
                   line=self.fn.__code__.co_firstlineno)
         return None
 
-    def _on_cache_limit(self):
+    def _on_cache_limit(self, bound):
         if not self.cache_limit_hit:
             self.cache_limit_hit = True
-            warnings.warn(f"partialdyn: {self.name} reached cache_size_limit="
-                          f"{self.options.cache_size_limit}; new inputs run eagerly", stacklevel=5)
-            self._log("cache_limit", limit=self.options.cache_size_limit)
+            _, last_reason, _ = self._closest_failure(bound)
+            warnings.warn(f"partialdyn: {self.name} reached cache_size_limit={self.options.cache_size_limit}; "
+                          f"new inputs run eagerly. Last reason: {last_reason}. "
+                          f"PARTIALDYN_LOGS=recompiles shows every recompile and why", stacklevel=5)
+            self._log("cache_limit", limit=self.options.cache_size_limit, reason=last_reason)
+            self._log_fallback_once("cache_limit", f"cache_size_limit={self.options.cache_size_limit} reached "
+                                                   f"(last recompile reason: {last_reason})")
+
+    def _log_fallback_once(self, key, reason, file=None, line=None):
+        """An eager_fallback event, the first time this code object falls back for `key` (stats count every
+        run)."""
+        if key not in self.fallbacks_logged:
+            self.fallbacks_logged.add(key)
+            self._log("eager_fallback", reason=reason, file=file, line=line)
 
     def _record_compile(self, entry, reason):
         s = self.stats
@@ -218,10 +251,11 @@ class OptimizedFunction:
                                          f"{code.co_firstlineno})", **fields_)
 
     # ------------------------------------------------------------ children
-    def resume_function(self, index, layout, local_names, optimized=True, arg_texts=None):
+    def resume_function(self, index, layout, local_names, optimized=True, arg_texts=None, paid=False):
         """The continuation at `index` of this frame, always built from the original code (so loops reuse it).
-        It inherits the dims this frame found unstable; `arg_texts` names its stack arguments as users know
-        them, so those dims keep their names."""
+        It shares the root's backoff state; `arg_texts` names its stack arguments as users know them, so
+        those dims keep their names.  `paid`: it exists because of a backoff break (its compiles come out of
+        the compile budget); so does everything a paid frame spawns."""
         original, shift = self.origin
         index -= shift
         # a closure's resume function binds that closure's cells: key it by the function object itself
@@ -236,29 +270,31 @@ class OptimizedFunction:
         child = children[key]
         if optimized:
             child.arg_texts.update(arg_texts or {})
-            child.shape_state.unstable |= self.shape_state.unstable
+            child.paid |= paid or self.paid
         return child
 
-    def callee(self, fn: types.FunctionType) -> "OptimizedFunction":
+    def callee(self, fn: types.FunctionType, paid=False) -> "OptimizedFunction":
         key = ("callee", fn)
         children = self.root.children
         if key not in children:
             self._bound_children()
             children[key] = OptimizedFunction(fn, self.options, root=self.root)
-        return children[key]
+        child = children[key]
+        child.paid |= paid or self.paid
+        return child
 
-    def callee_caller(self, optimize_callee: bool):
+    def callee_caller(self, optimize_callee: bool, paid=False):
         """How a break step calls the callable at a CALL: the callee optimized separately if it broke inside."""
         if not optimize_callee:
             return lambda fn, args, kwargs: fn(*args, **kwargs)
 
         def call_optimized(fn, args, kwargs):
             if isinstance(fn, torch.nn.Module) and not (fn._forward_hooks or fn._forward_pre_hooks):
-                return self.callee(type(fn).forward)(fn, *args, **kwargs)
+                return self.callee(type(fn).forward, paid)(fn, *args, **kwargs)
             if isinstance(fn, types.MethodType) and isinstance(fn.__func__, types.FunctionType):
-                return self.callee(fn.__func__)(fn.__self__, *args, **kwargs)
+                return self.callee(fn.__func__, paid)(fn.__self__, *args, **kwargs)
             if isinstance(fn, types.FunctionType):
-                return self.callee(fn)(*args, **kwargs)
+                return self.callee(fn, paid)(*args, **kwargs)
             return fn(*args, **kwargs)
         return call_optimized
 
@@ -267,5 +303,11 @@ class OptimizedFunction:
         if len(self.root.children) >= MAX_CHILDREN:
             self.root.children.clear()
 
-    def count_eager_run(self):
-        self.stats.eager_fallbacks += 1
+    def eager_run_recorder(self, reason: str, file: str, line: int):
+        """What a step that runs the rest of the frame as plain Python calls on each run: counted every
+        time, an eager_fallback event (with `reason`) the first time."""
+        def record():
+            self.stats.eager_fallbacks += 1
+            self._log_fallback_once(("rest", file, line), f"the rest of the frame runs in Python: {reason}",
+                                    file, line)
+        return record

@@ -2,7 +2,9 @@
 
 `partial` (default): a bool use guards the predicate only; a value use
 specializes the dims involved; a dim that already caused `recompile_limit`
-recompiles of this code object is *unstable* and consuming it graph-breaks.
+recompiles of the function (its resume functions share the count) is *unstable*
+and consuming it graph-breaks, when the compile budget affords the break
+(runtime/budget.py); otherwise it is specialized as `static` would.
 `dynamic`: every consumption graph-breaks.  `static`: inputs have no symbols.
 `automatic`: inputs start static; a dim seen changing becomes dynamic and is
 then treated as under `partial` (without backoff).
@@ -20,12 +22,17 @@ from ..frontend.errors import GraphBreak
 
 @dataclass
 class FrameShapeState:
-    """What the policy remembers per code object across compiles."""
+    """What the policy remembers across compiles.  The dim tables are shared by a function and all its resume
+    functions and callees (`shared_with`); `constant_floats` is per code object."""
     recompiles_by_dim: dict = field(default_factory=dict)   # dim key -> recompiles it caused
     charge_by_dim: dict = field(default_factory=dict)       # dim key -> backoff charge (predicate-only: 1/2)
     unstable: set = field(default_factory=set)               # dim keys that graph-break when consumed
     changed: set = field(default_factory=set)                # automatic: dims seen changing
     constant_floats: bool = False   # the backend cannot take symbolic float inputs here: floats are constants
+
+    def shared_with(self) -> "FrameShapeState":
+        """A state for a child code object: the same dim tables, its own float flag."""
+        return FrameShapeState(self.recompiles_by_dim, self.charge_by_dim, self.unstable, self.changed)
 
 
 def starts_dynamic(policy: str, state: FrameShapeState, key: str) -> bool:
@@ -44,6 +51,8 @@ class Consumer:
     shapes: object                                  # shapes.fake.Shapes
     where: object = None                            # callable -> (file, line, text)
     specializations: list = field(default_factory=list)
+    break_allowed: bool = True      # the compile budget affords a backoff break (else unstable dims specialize)
+    backoff_break: bool = False     # this trace stopped at an unstable dim
 
     def _check(self, value, use: str, op: str):
         shapes = self.shapes
@@ -56,7 +65,8 @@ class Consumer:
                              hint="use policy='partial' to allow guarded specialization")
         unstable = [shapes.symbol_names[s] for s in shapes.input_symbols(value)
                     if shapes.symbol_names[s] in self.state.unstable]
-        if unstable:
+        if unstable and self.break_allowed:
+            self.backoff_break = True
             raise GraphBreak(f"{', '.join(unstable)} is unstable (recompiled too often); "
                              f"its {use} by {op} runs in Python",
                              hint="keep the size symbolic (pass it to torch ops) to avoid the break")
