@@ -1,9 +1,22 @@
-"""Constant tables for generated code (guard functions and runners).
+"""Names in generated code (guard functions and runners) and their constant tables.
 
-Generated Python refers to objects it cannot spell as literals (dtypes, types, module dicts, constants) by
-name; a table hands out one name per object identity and is the namespace the code is compiled with.
+Every name generated code binds or refers to starts with `PREFIX`; the frame's arguments are renamed into
+their own part of that space (`argument_name`), so no user name (a parameter called `G`, `math`, `len` or
+`__pd_k0`) can shadow a generated one.  Objects generated code cannot spell as literals (dtypes, types,
+module dicts, dict keys, constants) are named through a table that hands out one name per object identity
+and is the namespace the code is compiled with.
 """
 from __future__ import annotations
+
+PREFIX = "__pd_"
+ARGUMENT_PREFIX = PREFIX + "a_"      # no other generated name starts with this
+GLOBALS = PREFIX + "globals"         # the traced function's globals dict
+FUNCTION = PREFIX + "fn"             # the traced function itself
+
+
+def argument_name(name: str) -> str:
+    """How generated code spells the frame argument `name` (guards and runners take arguments by position)."""
+    return ARGUMENT_PREFIX + "".join(c if c.isalnum() or c == "_" else "_" for c in name)
 
 
 class Constants(dict):

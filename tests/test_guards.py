@@ -417,7 +417,8 @@ def test_guard_source_is_printable_python(fn, a):
     assert namespace["guard"](*bound_args(opt, a)) is True
     for g in opt.entries[0].guard.guards:
         assert g.kind in ("TYPE_MATCH", "ID_MATCH", "CONSTANT_MATCH", "TENSOR_MATCH_DYNAMIC",
-                          "TENSOR_MATCH_STATIC", "SHAPE", "GLOBAL_STATE"), g.kind
+                          "TENSOR_MATCH_STATIC", "SHAPE", "GLOBAL_STATE", "ABSENT", "CONTENTS_MATCH",
+                          "MODULE_STRUCTURE", "FUNCTION_MATCH", "ALIASING"), g.kind
         assert g.text and isinstance(g.text, str)
 
 

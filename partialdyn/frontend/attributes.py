@@ -13,9 +13,10 @@ import torch
 
 from . import calls as C
 from . import dataobjects
+from . import reads
 from . import sources as S
 from . import values as Vals
-from ..guards.kinds import Guard
+from ..guards.kinds import Guard, GuardKind
 from . import variables as V
 from .errors import GraphBreak, Unsupported, UserError
 
@@ -66,7 +67,7 @@ def guarded_flag(f, t, expr: str, value: bool):
     """A flag the fake value answers but the tensor guard does not pin (`is_leaf`, `_is_view()`): for a tensor
     from the caller's world (or an op result that is that tensor itself) the guard reads it again."""
     if t.source is not None:
-        f.trace.guards.add(Guard("TENSOR_MATCH_DYNAMIC", f"{t.source.code}.{expr} is {value}",
+        f.trace.guards.add(Guard(GuardKind.TENSOR_MATCH_DYNAMIC, f"{t.source.code}.{expr} is {value}",
                                  f"{t.source}.{expr} is {value}", str(t.source)))
     return V.Known(value)
 
@@ -111,7 +112,7 @@ def _known_attr(f, obj, name):
     if isinstance(attr, (types.MethodType, types.BuiltinMethodType)) and getattr(attr, "__self__", None) is value:
         return V.Method(obj, name) if not isinstance(attr, types.MethodType) else V.Known(attr)
     if obj.source is not None and not isinstance(value, types.ModuleType) or (
-            isinstance(value, types.ModuleType) and obj.source is not None and not _is_library(value)):
+            isinstance(value, types.ModuleType) and obj.source is not None and not reads._is_library(value)):
         return f.trace.wrap(attr, S.attr(obj.source, name))
     return Vals._known_result(attr) if not isinstance(attr, torch.Tensor) else \
         f.trace.wrap(attr, S.attr(obj.source, name)) if obj.source else Vals._known_result(attr)
@@ -128,12 +129,6 @@ def _is_backend_flags(value) -> bool:
     """A torch.backends module or flag holder (`torch.backends.cuda.matmul`): its attributes are global state."""
     name = value.__name__ if isinstance(value, types.ModuleType) else type(value).__module__
     return isinstance(name, str) and name.startswith("torch.backends")
-
-
-def _is_library(module) -> bool:
-    name = module.__name__.split(".")[0]
-    return name in ("torch", "math", "operator", "builtins", "functools", "itertools", "collections",
-                    "typing", "numbers", "warnings", "os", "sys")
 
 
 def _module_attr(f, obj, name):

@@ -18,35 +18,12 @@ import torch
 from . import attributes as A
 from . import dataobjects
 from . import environment
+from . import reads
 from . import sources as S
 from . import torch_state
 from . import values as Vals
 from . import variables as V
 from .errors import GraphBreak, Unsupported, UserError
-
-
-# ---------------------------------------------------------------- globals
-def load_global(f, name):
-    if f.globals is f.trace.globals:
-        written = f.trace.attr_writes.get(f.trace.globals_owner, name)
-        if written is not None:
-            return written[2]
-    if name in f.globals:
-        if f.globals is f.trace.globals:
-            return f.trace.wrap(f.globals[name], S.global_(name))
-        return _wrap_foreign_global(f, name)
-    if hasattr(builtins, name):
-        return V.Known(getattr(builtins, name))
-    raise UserError(NameError(f"name {name!r} is not defined"))
-
-
-def _wrap_foreign_global(f, name):
-    """A global of an inlined function from another module: reached through that module's globals dict."""
-    value = f.globals[name]
-    if isinstance(value, types.ModuleType) and A._is_library(value):
-        return V.Known(value)          # `F`, `math`, `torch` inside library code: not rebound in practice
-    holder = f.trace.source_constant(f.globals)
-    return f.trace.wrap(value, S.Src(f"{holder}[{name!r}]", f"{f.globals.get('__name__')}.{name}"))
 
 
 # ---------------------------------------------------------------- calls
@@ -116,12 +93,12 @@ def _call_partial_object(f, fn_vt, args, kwargs):
     each read through the partial's source (so guarded like any other value)."""
     partial = fn_vt.value
 
-    def stored(value, code):
-        return f.trace.wrap(value, S.Src(code)) if fn_vt.source is not None else Vals._known_result(value)
-    base = fn_vt.source.code if fn_vt.source is not None else ""
-    fn = stored(partial.func, f"{base}.func")
-    stored_args = [stored(a, f"{base}.args[{i}]") for i, a in enumerate(partial.args)]
-    stored_kwargs = {k: stored(v, f"{base}.keywords[{k!r}]") for k, v in partial.keywords.items()}
+    def stored(value, where):
+        return f.trace.wrap(value, where(fn_vt.source)) if fn_vt.source is not None else Vals._known_result(value)
+    fn = stored(partial.func, lambda base: S.attr(base, "func"))
+    stored_args = [stored(a, lambda base, i=i: S.item(S.attr(base, "args"), i)) for i, a in enumerate(partial.args)]
+    stored_kwargs = {k: stored(v, lambda base, k=k: S.item(S.attr(base, "keywords"), k))
+                     for k, v in partial.keywords.items()}
     return call(f, fn, stored_args + list(args), {**stored_kwargs, **kwargs})
 
 
@@ -216,8 +193,10 @@ def read_only_call(f, receiver, qualname, args):
     if not all(isinstance(v, (str, int, float, bool, type(None))) for v in values):
         return None
     result = Vals._run_python(getattr(getattr(builtins, owner), name), receiver.value, *values)
-    call_src = S.Src(f"__import__('builtins').{qualname}({receiver.source.code}"
-                     f"{''.join(', ' + repr(v) for v in values)})")
+    named = [S.KEYS.name_for(v) for v in values]
+    call_src = S.derived(receiver.source, f"{S.PREFIX}builtins.{qualname}({{}}{''.join(', ' + n for n, _ in named)})",
+                         f"{qualname}({receiver.source}{''.join(', ' + repr(v) for v in values)})",
+                         (S.PREFIX + "builtins", builtins), *named)
     return f.trace.wrap(result, call_src)
 
 
@@ -257,11 +236,14 @@ def call_module(f, module_vt, args, kwargs):
 
 
 def inline_function(f, fn, fn_vt, args, kwargs):
+    """Inline a Python function: its code, the defaults the call used and the cells it reads are guarded
+    through the function's source (reads.function_source)."""
     sig = _signature(fn)
     try:
         bound = sig.bind(*args, **kwargs)
     except TypeError as e:
         raise UserError(e) from e
+    fn_src = reads.function_source(f, fn, fn_vt) if not (f.parent is None and f.trace.fn is fn) else None
     locals_ = {}
     for name, value in bound.arguments.items():
         kind = sig.parameters[name].kind
@@ -276,26 +258,17 @@ def inline_function(f, fn, fn_vt, args, kwargs):
                 locals_[name] = V.Tuple([])
             elif p.kind == inspect.Parameter.VAR_KEYWORD:
                 locals_[name] = V.Dict({})
+            elif fn_src is None:
+                locals_[name] = V.Known(p.default)
             else:
-                locals_[name] = _default(f, fn, fn_vt, name, p.default)
+                locals_[name] = reads.default(f, fn, fn_src, name, p.default, p.kind == p.KEYWORD_ONLY)
     cells = {}
     code = fn.__code__
     for i, name in enumerate(code.co_freevars):
         contents = fn.__closure__[i].cell_contents if _cell_filled(fn.__closure__[i]) else None
-        src = S.Src(f"{fn_vt.source.code}.__closure__[{i}].cell_contents") if fn_vt.source is not None else None
-        if f.parent is None and f.trace.fn is fn and src is None:
-            src = S.closure(i)
-        vt = None if contents is None else (f.trace.wrap(contents, src) if src is not None
-                                            else _known_or_wrap(f, contents))
-        cells[name] = V.Cell(vt, src)
+        src = S.closure(i, name) if fn_src is None else S.cell(fn_src, i, name)
+        cells[name] = V.Cell(None if contents is None else f.trace.wrap(contents, src), src)
     return f.inline(code, fn.__globals__, locals_, cells)
-
-
-def _known_or_wrap(f, value):
-    known = f.trace.by_identity.get(id(value))
-    if known is not None:
-        return known
-    return Vals._known_result(value)
 
 
 def _cell_filled(cell) -> bool:
@@ -304,16 +277,6 @@ def _cell_filled(cell) -> bool:
         return True
     except ValueError:
         return False
-
-
-def _default(f, fn, fn_vt, name, value):
-    if isinstance(value, torch.Tensor):
-        src = S.Src(f"{fn_vt.source.code}.__defaults__") if fn_vt.source is not None else None
-        if src is None:
-            raise Unsupported("a tensor default argument of a function without a source")
-        index = list(_signature(fn).parameters).index(name) - (fn.__code__.co_argcount - len(fn.__defaults__))
-        return f.trace.wrap(value, S.item(src, index))
-    return V.Known(value)
 
 
 def _signature(fn):

@@ -13,6 +13,7 @@ from bytecode import BinaryOp, Compare
 
 from . import attributes as A
 from . import calls as C
+from . import reads
 from . import values as Vals
 from . import variables as V
 from .errors import GraphBreak, Unsupported
@@ -101,7 +102,7 @@ def load_global(f, i):
     push_null_first, name = i.arg
     if push_null_first:
         f.push(V.NULL)
-    f.push(C.load_global(f, name))
+    f.push(reads.global_name(f, name))
 
 
 @handles("MAKE_CELL")

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..graph.builder import GraphBuilder
-from ..names import Constants
+from ..names import GLOBALS, PREFIX, Constants
 from ..guards.kinds import GuardSet
 from ..shapes.policy import Consumer, starts_dynamic
 from . import sources as S
@@ -76,8 +76,8 @@ class Trace:
         self.free_strides: list = []    # (source, dim, stride) of input dims of size 0/1: any stride is legal there
         self.strides_read = False
         self.attr_writes = AttrWrites()             # also `global` assignments (owner: the globals dict)
-        self.globals_owner = V.Known(self.globals, S.Src("G"))
-        self.source_constants = Constants("__M")        # names sources may use (other modules' globals)
+        self.globals_owner = V.Known(self.globals, S.Src(GLOBALS, "G"))
+        self.source_constants = Constants(PREFIX + "m")    # objects sources name (see `register`)
 
     def strides_observed(self):
         """Traced code read strides: the strides size-0/1 dims happened to have now matter, so guard them
@@ -88,6 +88,15 @@ class Trace:
 
     def source_constant(self, value) -> str:
         return self.source_constants.name_for(value)
+
+    def constant_source(self, value, text: str) -> S.Src:
+        """A source naming `value` itself through the constant table (a class, a module, a function)."""
+        return S.Src(self.source_constant(value), text)
+
+    def register(self, source) -> None:
+        """The objects `source`'s code names go into the guard and runner namespaces."""
+        for name, value in source.refs:
+            self.source_constants.setdefault(name, value)
 
     # ------------------------------------------------------------ where we are
     def where(self):
@@ -103,10 +112,11 @@ class Trace:
         """Tracker for a value that lives in the caller's world at `source`, with its guards."""
         if source.code in self.wrapped:
             return self.wrapped[source.code]
+        self.register(source)
         known = self.by_identity.get(id(value))
         if known is not None and not isinstance(value, (int, float, str, bool, type(None))):
             if isinstance(known, V.Tensor) or not is_immutable(value):
-                self.guards.add(_alias_guard(source, known.source))
+                self.guards.alias(source, known.source, same=True)
                 self.wrapped[source.code] = known
                 return known
         vt = self._wrap_new(value, source, frame_input, static)
@@ -159,11 +169,10 @@ class Trace:
     def _wrap_local_function(self, fn, source):
         """A function made by the traced code's previous part (a lambda or local def passed across a graph break):
         guarded by its code, not its identity, so a new closure per call does not recompile."""
-        self.guards.add(_code_guard(source, fn, self.guards.constant(fn.__code__)))
+        self.guards.function_match(source, fn)
         defaults = tuple(self.wrap(d, S.item(S.attr(source, "__defaults__"), i)) for i, d in enumerate(fn.__defaults__ or ()))
-        cells = tuple(V.Cell(self.wrap(c.cell_contents, S.Src(f"{source.code}.__closure__[{i}].cell_contents")))
-                      for i, c in enumerate(fn.__closure__ or ()))
-        self.guards.add(_closure_guard(source, fn))
+        cells = tuple(V.Cell(self.wrap(c.cell_contents, S.cell(source, i, name)))
+                      for i, (c, name) in enumerate(zip(fn.__closure__ or (), fn.__code__.co_freevars)))
         return V.Function(fn.__code__, fn.__globals__, fn.__name__, defaults, dict(fn.__kwdefaults__ or {}), cells)
 
     def _wrap_tensor(self, t, source, static):
@@ -224,24 +233,6 @@ class AttrWrites:
 
     def __iter__(self):
         return iter(self.writes.values())
-
-
-def _code_guard(source, fn, code_constant):
-    from ..guards.kinds import Guard
-    return Guard("ID_MATCH", f"{source.code}.__code__ is {code_constant}",
-                 f"{source} runs the code of {fn.__qualname__}", str(source))
-
-
-def _closure_guard(source, fn):
-    from ..guards.kinds import Guard
-    n, d = len(fn.__closure__ or ()), len(fn.__defaults__ or ())
-    return Guard("TYPE_MATCH", f"len({source.code}.__closure__ or ()) == {n} and len({source.code}.__defaults__ or ()) == {d}",
-                 f"{source} has {n} closure cells and {d} defaults", str(source))
-
-
-def _alias_guard(source, other):
-    from ..guards.kinds import Guard
-    return Guard("ID_MATCH", f"{source.code} is {other.code}", f"{source} is {other}", str(source))
 
 
 def _symbolic_scalar(value) -> bool:

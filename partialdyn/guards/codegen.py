@@ -11,6 +11,7 @@ import math
 
 import torch
 
+from ..names import FUNCTION, GLOBALS, PREFIX
 from .kinds import Guard, signature_difference, tensor_signature
 
 
@@ -19,12 +20,15 @@ def _describe_sig(t):
 
 
 def _namespace(constants: dict, globals_: dict, fn) -> dict:
-    ns = {"G": globals_, "F": fn, "__describe_sig": _describe_sig,
-          "__grad_enabled": torch.is_grad_enabled, "__default_dtype": torch.get_default_dtype,
-          "__any_autocast": torch._C._is_any_autocast_enabled, "__autocast_enabled": torch.is_autocast_enabled,
-          "__autocast_dtype": torch.get_autocast_dtype, "__autocast_cache": torch.is_autocast_cache_enabled,
-          "__deterministic": torch._C._get_deterministic_algorithms,
-          "__deterministic_warn_only": torch._C._get_deterministic_algorithms_warn_only, "math": math}
+    """`math` is for the ShapeEnv's printed expressions (`math.floor`); arguments are renamed, so no user
+    name can shadow it (names.argument_name)."""
+    ns = {GLOBALS: globals_, FUNCTION: fn, PREFIX + "describe_sig": _describe_sig,
+          PREFIX + "grad_enabled": torch.is_grad_enabled, PREFIX + "default_dtype": torch.get_default_dtype,
+          PREFIX + "any_autocast": torch._C._is_any_autocast_enabled,
+          PREFIX + "autocast_enabled": torch.is_autocast_enabled,
+          PREFIX + "autocast_dtype": torch.get_autocast_dtype, PREFIX + "autocast_cache": torch.is_autocast_cache_enabled,
+          PREFIX + "deterministic": torch._C._get_deterministic_algorithms,
+          PREFIX + "deterministic_warn_only": torch._C._get_deterministic_algorithms_warn_only, "math": math}
     ns.update(constants)
     return ns
 

@@ -2,22 +2,41 @@
 
 A guard is one Python boolean expression over the call's inputs (`code`), the
 text a user reads (`text`, usually the same), and the input dims it is about
-(`dims`, used to attribute recompiles for backoff).
+(`dims`, used to attribute recompiles for backoff).  `GuardSet` has one builder
+method per kind; the tracer decides which one a read needs from how the value is
+used (frontend/reads.py).  Guard code names objects through the constant table
+(`GuardSet.constant`), never through their repr.
 """
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 import sympy
 import torch
 
-from ..names import Constants
+from ..names import PREFIX, Constants
 
+
+class GuardKind(enum.StrEnum):
+    """What a guard protects (docs/guards-and-recompiles.md lists each with examples)."""
+    GLOBAL_STATE = "GLOBAL_STATE"                    # grad mode, default dtype
+    TENSOR_MATCH_DYNAMIC = "TENSOR_MATCH_DYNAMIC"    # a tensor's type, dtype, device, rank, layout
+    TENSOR_MATCH_STATIC = "TENSOR_MATCH_STATIC"      # exact shape/strides, or one dim's value
+    SHAPE = "SHAPE"                                  # symbol ranges, relations, predicates
+    TYPE_MATCH = "TYPE_MATCH"                        # exact type (and a container's length or keys)
+    ID_MATCH = "ID_MATCH"                            # the same object
+    CONSTANT_MATCH = "CONSTANT_MATCH"                # type and value of an immutable value
+    ABSENT = "ABSENT"                                # an attribute, global or key the trace found missing
+    CONTENTS_MATCH = "CONTENTS_MATCH"                # the elements of a mutable container read as a whole
+    MODULE_STRUCTURE = "MODULE_STRUCTURE"            # an nn.Module's children, parameters and hooks
+    FUNCTION_MATCH = "FUNCTION_MATCH"                # the code (and closure size) of a function called
+    ALIASING = "ALIASING"                            # two inputs are (or are not) the same object
 
 
 @dataclass(frozen=True)
 class Guard:
-    kind: str
+    kind: GuardKind
     code: str                 # Python expression that must be true
     text: str                 # what the user reads
     source: str = ""
@@ -31,10 +50,15 @@ class GuardSet:
 
     def __init__(self):
         self._guards: dict[str, Guard] = {}
-        self.constants = Constants("K")            # names guard code uses for objects
+        self.constants = Constants(PREFIX + "k")          # names guard code uses for objects
 
     def add(self, guard: Guard) -> None:
         self._guards.setdefault(guard.code, guard)
+
+    def _refs(self, src) -> None:
+        """Objects the source's code names (dict keys, classes, other modules' globals)."""
+        for name, value in getattr(src, "refs", ()):
+            self.constants.setdefault(name, value)
 
     def constant(self, value) -> str:
         """A name under which guard code can refer to `value` (a dtype, a type, a device...)."""
@@ -47,28 +71,35 @@ class GuardSet:
     def type_match(self, src, value, extra: str = "", actual: str = ""):
         """`extra` is a condition written with `{}` where the source goes (`len({}) == 3`); `actual` likewise
         the value a failure reports (`list({})`)."""
+        self._refs(src)
         k = self.constant(type(value))
         code = f"type({src.code}) is {k}" + (f" and {extra.format(src.code)}" if extra else "")
         shown = f"type({src}) is {type(value).__qualname__}" + (f" and {extra.format(src)}" if extra else "")
-        self.add(Guard("TYPE_MATCH", code, shown, str(src),
+        self.add(Guard(GuardKind.TYPE_MATCH, code, shown, str(src),
                        actual=actual.format(src.code) if actual else f"type({src.code}).__qualname__"))
 
     def id_match(self, src, value):
-        self.add(Guard("ID_MATCH", f"{src.code} is {self.constant(value)}",
+        self._refs(src)
+        self.add(Guard(GuardKind.ID_MATCH, f"{src.code} is {self.constant(value)}",
                        f"{src} is the same {type(value).__name__} object", str(src)))
 
     def constant_match(self, src, value):
         """Guard code names the expected value through the constant table, never through its repr (an Enum
         member's repr is not Python)."""
+        self._refs(src)
         k = self.constant(type(value))
         if type(value) is float:
             # bit-exact: `==` would take -0.0 for 0.0 and never match a NaN
             code = f"type({src.code}) is {k} and {src.code}.hex() == {self.constant(value.hex())}"
         else:
             code = f"type({src.code}) is {k} and {src.code} == {self.constant(value)}"
-        self.add(Guard("CONSTANT_MATCH", code, f"{src} == {value!r}", str(src), actual=src.code))
+        self.add(Guard(GuardKind.CONSTANT_MATCH, code, f"{src} == {value!r}", str(src), actual=src.code))
 
     def tensor_match(self, src, t: torch.Tensor, static: bool):
+        self._refs(src)
+        self._tensor_match(src, t, static)
+
+    def _tensor_match(self, src, t: torch.Tensor, static: bool):
         """One tensor's metadata.  A static tensor (parameter, buffer, odd layout) is pinned to its exact
         shape and strides; a dynamic one to its rank and contiguity, sizes being guarded per dim.  With the
         exact type checked, the dispatch keys of a plain tensor vary only with inference mode (and conj/neg
@@ -77,7 +108,7 @@ class GuardSet:
         if src.code.isidentifier():
             c, first = src.code, src.code
         else:                                    # evaluate a longer source once: `type(__tN := src) is ...`
-            c = f"__t{len(self._guards)}"
+            c = f"{PREFIX}t{len(self._guards)}"
             first = f"({c} := {src.code})"
         device = f"{c}.is_cpu" if t.device.type == "cpu" else f"{c}.device == {k(t.device)}"
         checks = [f"type({first}) is {k(type(t))}", f"{c}.dtype is {k(t.dtype)}", device,
@@ -90,57 +121,140 @@ class GuardSet:
         else:
             checks += [f"{c}.dim() == {t.dim()}", f"{c}.is_contiguous()", f"{c}.storage_offset() == 0"]
         text = f"{src}: {describe_signature(tensor_signature(t))}" + (f" shape={tuple(t.shape)}" if static else "")
-        self.add(Guard("TENSOR_MATCH_STATIC" if static else "TENSOR_MATCH_DYNAMIC", " and ".join(checks), text,
-                       str(src), actual=f"__describe_sig({src.code})", expected=k(tensor_signature(t))))
+        self.add(Guard(GuardKind.TENSOR_MATCH_STATIC if static else "TENSOR_MATCH_DYNAMIC", " and ".join(checks), text,
+                       str(src), actual=f"{PREFIX}describe_sig({src.code})", expected=k(tensor_signature(t))))
+
+    def absent(self, src, name: str):
+        """`src` has no attribute `name` (the trace took the missing branch of getattr/hasattr)."""
+        self._refs(src)
+        self.add(Guard(GuardKind.ABSENT, f"not hasattr({src.code}, {self.constant(name)})",
+                       f"{src} has no attribute {name!r}", str(src)))
+
+    def key_absent(self, src, key, text: str):
+        """`key` is not in the mapping at `src` (a global name that would shadow a builtin, a dict key)."""
+        self._refs(src)
+        self.add(Guard(GuardKind.ABSENT, f"{self.constant(key)} not in {src.code}", text, str(src)))
+
+    def contents_match(self, src, value, items: list):
+        """A mutable container read as a whole (a set, a deque, a list subclass): its exact type, and its
+        elements in iteration order with their exact types."""
+        self._refs(src)
+        k, typ = self.constant, type(value)
+        self.add(Guard(GuardKind.CONTENTS_MATCH,
+                       f"type({src.code}) is {k(typ)} and list({src.code}) == {k(items)} and "
+                       f"list(map(type, {src.code})) == {k([type(v) for v in items])}",
+                       f"{src} == {typ.__name__}({items!r})", str(src), actual=f"list({src.code})"))
+
+    def keys_match(self, src, value):
+        """A mapping's exact type and its keys in order (named through the table: any hashable keys)."""
+        self._refs(src)
+        keys = list(value)
+        self.add(Guard(GuardKind.TYPE_MATCH,
+                       f"type({src.code}) is {self.constant(type(value))} and list({src.code}) == {self.constant(keys)}",
+                       f"type({src}) is {type(value).__qualname__} and list({src}) == {keys!r}", str(src),
+                       actual=f"list({src.code})"))
+
+    def length(self, src, n: int):
+        self._refs(src)
+        self.add(Guard(GuardKind.TYPE_MATCH, f"len({src.code}) == {n}", f"len({src}) == {n}", str(src),
+                       actual=f"len({src.code})"))
+
+    def function_match(self, src, fn):
+        """A function the trace ran: its code and the number of its closure cells and defaults (the default
+        values and cell contents it read are guarded by their own sources)."""
+        self._refs(src)
+        n, d = len(fn.__closure__ or ()), len(fn.__defaults__ or ())
+        c = self._temp(src)
+        first = c if c == src.code else f"({c} := {src.code})"
+        self.add(Guard(GuardKind.FUNCTION_MATCH,
+                       f"{first}.__code__ is {self.constant(fn.__code__)} and len({c}.__closure__ or ()) == {n} "
+                       f"and len({c}.__defaults__ or ()) == {d}",
+                       f"{src} runs the code of {fn.__qualname__} ({n} cells, {d} defaults)", str(src)))
+
+    def module_structure(self, src, module):
+        """An nn.Module the trace called: no hooks on it, and `forward` not overridden on the instance.
+        (Its children, parameters and buffers are guarded where they are read.)"""
+        self._refs(src)
+        c = self._temp(src)
+        first = c if c == src.code else f"({c} := {src.code})"
+        self.add(Guard(GuardKind.MODULE_STRUCTURE,
+                       f"not ({first}._forward_hooks or {c}._forward_pre_hooks or {c}._backward_hooks or "
+                       f"{c}._backward_pre_hooks) and 'forward' not in {c}.__dict__",
+                       f"{src} has no hooks and no forward of its own", str(src)))
+        hooks = " or ".join(self.constant(d) for d in global_module_hooks())
+        self.add(Guard(GuardKind.MODULE_STRUCTURE, f"not ({hooks})", "no global module hooks"))
+
+    def module_keys(self, src, table: str, keys: tuple):
+        """The names in one of a module's tables (`_modules`, `_parameters`, `_buffers`), in order."""
+        self._refs(src)
+        self.add(Guard(GuardKind.MODULE_STRUCTURE, f"tuple({src.code}.{table}) == {self.constant(keys)}",
+                       f"{src}.{table} keys are {list(keys)!r}", str(src), actual=f"tuple({src.code}.{table})"))
+
+    def walk_names(self, src, method: str, args: tuple, names: tuple):
+        """`m.parameters()` & co: the names the walk yields (the whole subtree's structure)."""
+        self._refs(src)
+        code = f"tuple(n for n, _ in {src.code}.{method}(*{self.constant(args)})) == {self.constant(names)}"
+        self.add(Guard(GuardKind.MODULE_STRUCTURE, code, f"{src}.{method}() yields {list(names)!r}", str(src)))
+
+    def alias(self, src, other, same: bool):
+        """Two sources are (or are not) the same object, as the trace assumed."""
+        self._refs(src)
+        self._refs(other)
+        op = "is" if same else "is not"
+        self.add(Guard(GuardKind.ALIASING, f"{src.code} {op} {other.code}", f"{src} {op} {other}", str(src)))
+
+    def _temp(self, src) -> str:
+        """A name for a long source evaluated once in a guard (`(__pd_tN := a.b.c)`)."""
+        return src.code if src.code.isidentifier() else f"{PREFIX}t{len(self._guards)}"
 
     def static_stride(self, src, dim: int, value: int):
-        self.add(Guard("TENSOR_MATCH_STATIC", f"{src.code}.stride({dim}) == {value}",
+        self.add(Guard(GuardKind.TENSOR_MATCH_STATIC, f"{src.code}.stride({dim}) == {value}",
                        f"{src}.stride({dim}) == {value}", str(src), actual=f"{src.code}.stride({dim})"))
 
     def static_dim(self, name: str, code: str, src: str, value: int):
-        self.add(Guard("TENSOR_MATCH_STATIC", f"{code} == {value}", f"{name} == {value}", src,
+        self.add(Guard(GuardKind.TENSOR_MATCH_STATIC, f"{code} == {value}", f"{name} == {value}", src,
                        dims=(name,), actual=code))
 
     def global_state(self):
         """The process-wide state every entry assumes: grad mode, default dtype, autocast, deterministic
         algorithms.  The common case (autocast and deterministic algorithms off) costs one C call each."""
         grad = torch.is_grad_enabled()
-        self.add(Guard("GLOBAL_STATE", f"__grad_enabled() is {grad}", f"grad mode is {'on' if grad else 'off'}",
-                       actual="__grad_enabled()"))
+        self.add(Guard(GuardKind.GLOBAL_STATE, f"{PREFIX}grad_enabled() is {grad}", f"grad mode is {'on' if grad else 'off'}",
+                       actual=f"{PREFIX}grad_enabled()"))
         k = self.constant(torch.get_default_dtype())
-        self.add(Guard("GLOBAL_STATE", f"__default_dtype() is {k}",
-                       f"default dtype is {torch.get_default_dtype()}", actual="__default_dtype()"))
+        self.add(Guard(GuardKind.GLOBAL_STATE, f"{PREFIX}default_dtype() is {k}",
+                       f"default dtype is {torch.get_default_dtype()}", actual=f"{PREFIX}default_dtype()"))
         self._autocast_state()
         deterministic = torch._C._get_deterministic_algorithms()
-        self.add(Guard("GLOBAL_STATE", f"__deterministic() is {deterministic}",
-                       f"deterministic algorithms are {'on' if deterministic else 'off'}", actual="__deterministic()"))
+        self.add(Guard(GuardKind.GLOBAL_STATE, f"{PREFIX}deterministic() is {deterministic}",
+                       f"deterministic algorithms are {'on' if deterministic else 'off'}", actual=f"{PREFIX}deterministic()"))
         if deterministic:
             warn_only = torch._C._get_deterministic_algorithms_warn_only()
-            self.add(Guard("GLOBAL_STATE", f"__deterministic_warn_only() is {warn_only}",
-                           f"deterministic algorithms warn only: {warn_only}", actual="__deterministic_warn_only()"))
+            self.add(Guard(GuardKind.GLOBAL_STATE, f"{PREFIX}deterministic_warn_only() is {warn_only}",
+                           f"deterministic algorithms warn only: {warn_only}", actual=f"{PREFIX}deterministic_warn_only()"))
 
     def _autocast_state(self):
         if not torch._C._is_any_autocast_enabled():
-            self.add(Guard("GLOBAL_STATE", "__any_autocast() is False", "autocast is off", actual="__any_autocast()"))
+            self.add(Guard(GuardKind.GLOBAL_STATE, f"{PREFIX}any_autocast() is False", "autocast is off", actual=f"{PREFIX}any_autocast()"))
             return
         enabled = [d for d in AUTOCAST_DEVICES if torch.is_autocast_enabled(d)]
         for device in enabled:
             dtype = torch.get_autocast_dtype(device)
             d = self.constant(device)
-            self.add(Guard("GLOBAL_STATE", f"__autocast_enabled({d}) and __autocast_dtype({d}) is {self.constant(dtype)}",
-                           f"autocast is on for {device} with {dtype}", actual=f"__autocast_dtype({d})"))
-        others = " and ".join(f"not __autocast_enabled({self.constant(d)})" for d in AUTOCAST_DEVICES
+            self.add(Guard(GuardKind.GLOBAL_STATE, f"{PREFIX}autocast_enabled({d}) and {PREFIX}autocast_dtype({d}) is {self.constant(dtype)}",
+                           f"autocast is on for {device} with {dtype}", actual=f"{PREFIX}autocast_dtype({d})"))
+        others = " and ".join(f"not {PREFIX}autocast_enabled({self.constant(d)})" for d in AUTOCAST_DEVICES
                               if d not in enabled)
-        self.add(Guard("GLOBAL_STATE", others or "True", "autocast is off for other device types"))
+        self.add(Guard(GuardKind.GLOBAL_STATE, others or "True", "autocast is off for other device types"))
         cache = torch.is_autocast_cache_enabled()
-        self.add(Guard("GLOBAL_STATE", f"__autocast_cache() is {cache}",
-                       f"autocast cache is {'on' if cache else 'off'}", actual="__autocast_cache()"))
+        self.add(Guard(GuardKind.GLOBAL_STATE, f"{PREFIX}autocast_cache() is {cache}",
+                       f"autocast cache is {'on' if cache else 'off'}", actual=f"{PREFIX}autocast_cache()"))
 
     def backend_flag(self, owner, name: str, value):
         """`torch.backends.<x>.<flag>` read at trace time: the guard reads it again."""
         compare = "is" if value is None or type(value) is bool else "=="
         where = getattr(owner, "__name__", None) or type(owner).__module__
-        self.add(Guard("GLOBAL_STATE", f"{self.constant(owner)}.{name} {compare} {self.constant(value)}",
+        self.add(Guard(GuardKind.GLOBAL_STATE, f"{self.constant(owner)}.{name} {compare} {self.constant(value)}",
                        f"{where}.{name} {compare} {value!r}", actual=f"{self.constant(owner)}.{name}"))
 
     def state_query(self, fn, name: str, args: list, kwargs: dict, value):
@@ -150,12 +264,20 @@ class GuardSet:
         call = f"{k(fn)}({', '.join(params)})"
         shown = ", ".join([repr(a) for a in args] + [f"{key}={v!r}" for key, v in kwargs.items()])
         compare = "is" if value is None or type(value) is bool else "=="
-        self.add(Guard("GLOBAL_STATE", f"{call} {compare} {k(value)}", f"{name}({shown}) {compare} {value!r}",
+        self.add(Guard(GuardKind.GLOBAL_STATE, f"{call} {compare} {k(value)}", f"{name}({shown}) {compare} {value!r}",
                        actual=call))
+
+
+def global_module_hooks() -> tuple:
+    """The hook dicts torch.nn applies to every module call (mutated in place by register_module_*_hook)."""
+    m = torch.nn.modules.module
+    return (m._global_forward_hooks, m._global_forward_pre_hooks, m._global_backward_hooks,
+            m._global_backward_pre_hooks)
 
 
 AUTOCAST_DEVICES = tuple(d for d in ("cpu", "cuda", "xpu", "mps", "hpu", "xla", "ipu", "mtia", "maia", "privateuseone")
                          if torch.amp.autocast_mode.is_autocast_available(d))
+
 
 def tensor_signature(t: torch.Tensor) -> tuple:
     """Everything a trace may assume about a tensor, for explaining a failed tensor guard."""

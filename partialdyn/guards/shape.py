@@ -12,7 +12,7 @@ from __future__ import annotations
 import sympy
 from torch.utils._sympy.numbers import int_oo
 
-from .kinds import Guard, is_true
+from .kinds import Guard, GuardKind, is_true
 
 
 def shape_guards(shapes) -> list[Guard]:
@@ -24,11 +24,11 @@ def shape_guards(shapes) -> list[Guard]:
         resolved = se.simplify(sym)
         if resolved != sym:
             if resolved.is_number:
-                kind = "TENSOR_MATCH_STATIC" if dim is not None else "CONSTANT_MATCH"
+                kind = GuardKind.TENSOR_MATCH_STATIC if dim is not None else GuardKind.CONSTANT_MATCH
                 out.append(Guard(kind, f"{code} == {_num(resolved)!r}", f"{name} == {_num(resolved)!r}", source,
                                  dims=(name,), actual=code))
             else:
-                out.append(Guard("SHAPE", f"{code} == {shapes.describe(resolved, as_code=True)}",
+                out.append(Guard(GuardKind.SHAPE, f"{code} == {shapes.describe(resolved, as_code=True)}",
                                  f"{name} == {shapes.describe(resolved)}", source,
                                  dims=_dims(shapes, sym, resolved), actual=code))
             continue
@@ -37,7 +37,7 @@ def shape_guards(shapes) -> list[Guard]:
         expr = se.simplify(g.expr)
         if is_true(expr) or _implied_by_range(se, expr):
             continue
-        out.append(Guard("SHAPE", shapes.describe(expr, as_code=True), shapes.describe(expr),
+        out.append(Guard(GuardKind.SHAPE, shapes.describe(expr, as_code=True), shapes.describe(expr),
                          dims=_dims(shapes, *expr.free_symbols), actual=_actuals(shapes, expr)))
     return _dedupe(out)
 
@@ -52,7 +52,7 @@ def _range_guard(shapes, sym, name, code, source):
     if not (low or high):
         return []
     bounds = lambda v: (f"{_num(lower)!r} <= " if low else "") + v + (f" <= {_num(upper)!r}" if high else "")  # noqa
-    return [Guard("SHAPE", bounds(code), bounds(name), source, dims=(name,), actual=code)]
+    return [Guard(GuardKind.SHAPE, bounds(code), bounds(name), source, dims=(name,), actual=code)]
 
 
 def _num(value):

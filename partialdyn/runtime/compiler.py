@@ -23,9 +23,11 @@ from ..frontend.errors import Unsupported
 from ..frontend.instructions import CONDITIONAL_JUMPS, OR_POP_JUMPS
 from ..frontend.resume import STACK_PREFIX
 from ..frontend.tracer import Frame, Trace
+from .rebuild import OUTPUTS
 from ..guards.codegen import GuardFunction
 from ..guards.shape import shape_guards
-from .binding import frame_argnames
+from ..names import FUNCTION, GLOBALS, PREFIX
+from .binding import frame_argnames, param_name
 from .rebuild import Rebuilder
 from .steps import (NULL, BranchStep, CallExStep, CallStep, EagerRest, ForIterStep, RaiseStep,
                     StackOpStep, restore_grad_mode)
@@ -48,7 +50,7 @@ def trace_frame(opt, bound: tuple, break_allowed: bool = True) -> tuple[Trace, o
     trace = Trace(fn, opt.options, opt.shape_state)
     trace.consumer.break_allowed = break_allowed
     code = fn.__code__
-    locals_ = {name: trace.wrap(value, S.Src(param, opt.arg_texts.get(param, "")), frame_input=True)
+    locals_ = {name: trace.wrap(value, S.argument(param, opt.arg_texts.get(name, param_name(name))), frame_input=True)
                for name, param, value in zip(frame_argnames(code), opt.argnames, bound)}
     for name in _star_names(code):
         # *args / **kwargs are fresh per call: the frame may mutate them like any local container
@@ -57,7 +59,7 @@ def trace_frame(opt, bound: tuple, break_allowed: bool = True) -> tuple[Trace, o
     cells = {}
     for i, name in enumerate(code.co_freevars):
         cell = fn.__closure__[i]
-        src = S.closure(i)
+        src = S.closure(i, name)
         cells[name] = V.Cell(trace.wrap(cell.cell_contents, src), src)
     frame = Frame(trace, code, fn.__globals__, locals_, cells)
     trace.frame = frame
@@ -111,25 +113,26 @@ def _side_effects(trace, rebuilder) -> list[tuple[str, str]]:
         if isinstance(c, V.List):
             effects.append((f"{c.source.code}[:] = {{}}", f"[{', '.join(rebuilder.expr(i) for i in c.items)}]"))
         else:
-            items = ", ".join(f"{k!r}: {rebuilder.expr(v)}" for k, v in c.items.items())
-            effects.append((f"__sync_dict({c.source.code}, {{}})", f"{{{items}}}"))
+            items = ", ".join(f"{rebuilder.constant(k)}: {rebuilder.expr(v)}" for k, v in c.items.items())
+            effects.append((f"{PREFIX}sync_dict({c.source.code}, {{}})", f"{{{items}}}"))
     for owner, name, value in trace.attr_writes:
         if owner is trace.globals_owner:
-            effects.append((f"G[{name!r}] = {{}}", rebuilder.expr(value)))
+            effects.append((f"{S.global_(name).code} = {{}}", rebuilder.expr(value)))
         elif value is trace.attr_writes.DELETED:
-            effects.append((f"delattr({owner.source.code}, {name!r})", ""))
+            effects.append((f"delattr({owner.source.code}, {S.attr_name(name)})", ""))
         elif getattr(value, "source", None) is None or value.source.code != S.attr(owner.source, name).code:
-            effects.append((f"setattr({owner.source.code}, {name!r}, {{}})", rebuilder.expr(value)))
+            effects.append((f"setattr({owner.source.code}, {S.attr_name(name)}, {{}})", rebuilder.expr(value)))
     return effects
 
 
 def _runner_body(rebuilder, result_expr: str, effects, step: bool) -> str:
     """Every value is read before any effect is applied (`y = xs[0]; xs[0] = x; return y` must return the old
     value), then the effects run, then the result is returned or handed to the break step."""
-    lines = list(rebuilder.statements) + [f"__result = {result_expr}"]
-    lines += [f"__e{i} = {value}" for i, (_, value) in enumerate(effects) if value]
-    lines += [template.format(f"__e{i}") if value else template for i, (template, value) in enumerate(effects)]
-    lines.append("return __step(*__result)" if step else "return __result")
+    result, effect = PREFIX + "result", PREFIX + "e"
+    lines = list(rebuilder.statements) + [f"{result} = {result_expr}"]
+    lines += [f"{effect}{i} = {value}" for i, (_, value) in enumerate(effects) if value]
+    lines += [template.format(f"{effect}{i}") if value else template for i, (template, value) in enumerate(effects)]
+    lines.append(f"return {PREFIX}step(*{result})" if step else f"return {result}")
     return "\n    ".join(lines)
 
 
@@ -171,10 +174,10 @@ def _sync_dict(target: dict, contents: dict) -> None:
 def _make_runner(opt, trace, rebuilder, compiled, body, step):
     args = ", ".join(opt.argnames)
     inputs = ", ".join(src.code for src, _ in trace.builder.inputs)
-    call = f"    __o = __graph({inputs})\n" if compiled is not None else ""
+    call = f"    {OUTPUTS} = {PREFIX}graph({inputs})\n" if compiled is not None else ""
     source = f"def run({args}):\n{call}    {body}\n"
-    namespace = {"G": opt.fn.__globals__, "F": opt.fn, "__graph": compiled, "__step": step,
-                 "__sync_dict": _sync_dict,
+    namespace = {GLOBALS: opt.fn.__globals__, FUNCTION: opt.fn, PREFIX + "graph": compiled, PREFIX + "step": step,
+                 PREFIX + "sync_dict": _sync_dict,
                  **trace.source_constants}
     namespace.update(rebuilder.constants)
     exec(compile(source, f"<partialdyn runner {opt.fn.__code__.co_name}>", "exec"), namespace)

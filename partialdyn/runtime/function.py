@@ -22,7 +22,8 @@ from ..frontend.errors import GraphBreak, Unsupported, UserError
 from ..frontend.resume import make_resume_function
 from ..logs import emit
 from ..shapes.policy import FrameShapeState
-from .binding import frame_argnames, make_binder, param_name
+from ..names import argument_name
+from .binding import frame_argnames, make_binder
 from .budget import CompileBudget
 
 
@@ -65,7 +66,7 @@ class OptimizedFunction:
         self.root = root or self
         self.stats = self.root.stats if root else Stats()
         self.name = name or (root.name if root else fn.__qualname__)
-        self.argnames = [param_name(n) for n in frame_argnames(fn.__code__)]   # as generated code spells them
+        self.argnames = [argument_name(n) for n in frame_argnames(fn.__code__)]   # as generated code spells them
         self.arg_texts = {}                  # argument -> how users know it (a resume function's stack values)
         self.binder = make_binder(fn)
         self._defaults = (fn.__defaults__, fn.__kwdefaults__)

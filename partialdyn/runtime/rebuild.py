@@ -12,23 +12,25 @@ import functools
 import torch
 
 from ..frontend import variables as V
-from ..names import Constants
+from ..names import PREFIX, Constants
 from ..frontend.errors import Unsupported
 from .steps import NULL
+
+OUTPUTS = PREFIX + "o"         # the graph's outputs in the runner
 
 
 class Rebuilder:
     def __init__(self):
         self.outputs = []              # fx nodes the graph must return
         self._output_index = {}
-        self.constants = Constants("__c")   # the generated code's namespace
+        self.constants = Constants(PREFIX + "c")   # the generated code's namespace
         self.tensors_from_graph = False
         self.statements = []           # `__vN = ...` bindings, so each container is built once
         self._bound = {}               # id(tracker) -> its variable
 
     def bind(self, vt, expr: str) -> str:
         """Build a container once: every reference to the same tracker gets the same object."""
-        name = f"__v{len(self.statements)}"
+        name = f"{PREFIX}v{len(self.statements)}"
         self.statements.append(f"{name} = {expr}")
         self._bound[id(vt)] = (name, vt)
         return name
@@ -40,7 +42,7 @@ class Rebuilder:
         if node not in self._output_index:
             self._output_index[node] = len(self.outputs)
             self.outputs.append(node)
-        return f"__o[{self._output_index[node]}]"
+        return f"{OUTPUTS}[{self._output_index[node]}]"
 
     def expr(self, vt) -> str:
         if id(vt) in self._bound:
@@ -71,20 +73,20 @@ class Rebuilder:
         if isinstance(vt, V.List):
             return f"[{', '.join(self.expr(i) for i in vt.items)}]"
         if isinstance(vt, V.Dict):
-            return "{" + ", ".join(f"{k!r}: {self.expr(v)}" for k, v in vt.items.items()) + "}"
+            return "{" + ", ".join(f"{self.constant(k)}: {self.expr(v)}" for k, v in vt.items.items()) + "}"
         if isinstance(vt, V.Iterator):
             return f"iter([{', '.join(self.expr(i) for i in vt.items[vt.pos:])}])"
         if isinstance(vt, V.Slice):
             return f"slice({self.expr(vt.start)}, {self.expr(vt.stop)}, {self.expr(vt.step)})"
         if isinstance(vt, V.Method):
-            return f"getattr({self.expr(vt.receiver)}, {vt.name!r})"
+            return f"getattr({self.expr(vt.receiver)}, {self.constant(vt.name)})"
         if isinstance(vt, V.GradModeExit):
             return f"{self.constant(V.GradRestore)}({vt.restore})"
         if isinstance(vt, V.Function):
             return self._function(vt)
         if isinstance(vt, V.DataObject) and vt.plain:
             from ..frontend.dataobjects import rebuild_plain
-            fields = ", ".join(f"{k!r}: {self.expr(v)}" for k, v in vt.fields.items())
+            fields = ", ".join(f"{self.constant(k)}: {self.expr(v)}" for k, v in vt.fields.items())
             return f"{self.constant(rebuild_plain)}({self.constant(vt.cls)}, {{{fields}}})"
         if isinstance(vt, V.DataObject):
             fields = ", ".join(f"{k}={self.expr(v)}" for k, v in vt.fields.items())
@@ -98,10 +100,10 @@ class Rebuilder:
     def _function(self, fn: V.Function) -> str:
         from .steps import make_function
         defaults = f"({''.join(self.expr(d) + ', ' for d in fn.defaults)})"
-        kwdefaults = "{" + ", ".join(f"{k!r}: {self.expr(v)}" for k, v in fn.kwdefaults.items()) + "}"
+        kwdefaults = "{" + ", ".join(f"{self.constant(k)}: {self.expr(v)}" for k, v in fn.kwdefaults.items()) + "}"
         cells = [c.contents for c in fn.closure]
         if any(c is None for c in cells):
             raise Unsupported("cannot rebuild a closure with an empty cell")
         values = f"({''.join(self.expr(c) + ', ' for c in cells)})"
         return (f"{self.constant(make_function)}({self.constant(fn.code)}, {self.constant(fn.globals)}, "
-                f"{fn.name!r}, {defaults}, {kwdefaults}, {values})")
+                f"{self.constant(fn.name)}, {defaults}, {kwdefaults}, {values})")

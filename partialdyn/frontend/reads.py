@@ -1,0 +1,121 @@
+"""Reads of state from outside the frame: the one place that knows where a value came from.
+
+Every value the trace reads from the caller's world has a source (a global, a closure cell, an attribute
+chain, a dict key, a function default, a class attribute found along the MRO, a module in sys.modules),
+and `Trace.wrap` turns it into a tracker with the guards its type needs.  This module forms those sources
+and adds what the *use* needs on top: ABSENT when a lookup found nothing (the trace took the missing
+branch), FUNCTION_MATCH for a function the trace runs (its code, closure and defaults), the builtin a
+global name falls back to, the outcome of `in` on a mutable container, its length when iterated.
+"""
+from __future__ import annotations
+
+import builtins
+import sys
+import types
+
+from . import sources as S
+from . import variables as V
+from .errors import UserError
+
+MISSING = type("MISSING", (), {"__repr__": lambda self: "MISSING"})()
+
+
+def static_lookup(cls, name):
+    """`name` in the first class of `cls`'s MRO that defines it, without running descriptors (MISSING if
+    none does).  Guard code calls it too, so a class attribute patched later is seen."""
+    for klass in cls.__mro__:
+        entry = vars(klass).get(name, MISSING)
+        if entry is not MISSING:
+            return entry
+    return MISSING
+
+
+LOOKUP = S.PREFIX + "static_lookup"
+
+
+# ---------------------------------------------------------------- globals and builtins
+def global_name(f, name):
+    """LOAD_GLOBAL: the module's global, else the builtin, which stays right only while no global of that
+    name appears (ABSENT guard)."""
+    trace = f.trace
+    own = f.globals is trace.globals
+    if own:
+        written = trace.attr_writes.get(trace.globals_owner, name)
+        if written is not None:
+            return written[2]
+    holder = S.Src(S.GLOBALS, "G") if own else _foreign_globals(f)
+    if name in f.globals:
+        value = f.globals[name]
+        if not own and isinstance(value, types.ModuleType) and _is_library(value):
+            return V.Known(value)          # `F`, `math`, `torch` inside library code: not rebound in practice
+        return trace.wrap(value, S.global_(name) if own else S.item(holder, name))
+    if hasattr(builtins, name):
+        trace.guards.key_absent(holder, name, f"{name!r} is not a global of {f.globals.get('__name__')} "
+                                              f"(the builtin is used)")
+        return V.Known(getattr(builtins, name))
+    raise UserError(NameError(f"name {name!r} is not defined"))
+
+
+def _foreign_globals(f):
+    """Another module's globals dict (an inlined function's), named through the constant table."""
+    return f.trace.constant_source(f.globals, str(f.globals.get("__name__")))
+
+
+def _is_library(module) -> bool:
+    name = module.__name__.split(".")[0]
+    return name in ("torch", "math", "operator", "builtins", "functools", "itertools", "collections",
+                    "typing", "numbers", "warnings", "os", "sys")
+
+
+# ---------------------------------------------------------------- imports
+def imported_module(f, name: str):
+    """`import name` inside traced code: the module sys.modules holds now, guarded by identity there."""
+    module = sys.modules[name]
+    if _is_library(module):
+        return V.Known(module)
+    registry = f.trace.constant_source(sys.modules, "sys.modules")
+    return f.trace.wrap(module, S.item(registry, name))
+
+
+# ---------------------------------------------------------------- functions the trace runs
+def function_source(f, fn, fn_vt):
+    """Where guard code finds a function the trace inlines (its own source, or the function named through
+    the constant table), with its code guarded."""
+    src = fn_vt.source if fn_vt is not None and fn_vt.source is not None else \
+        f.trace.constant_source(fn, fn.__qualname__)
+    f.trace.guards.function_match(src, fn)
+    return src
+
+
+def default(f, fn, fn_src, name: str, value, keyword_only: bool):
+    """A default value the call used, read through the function's `__defaults__` / `__kwdefaults__`."""
+    if keyword_only:
+        src = S.item(S.attr(fn_src, "__kwdefaults__"), name)
+    else:
+        names = fn.__code__.co_varnames[:fn.__code__.co_argcount]
+        src = S.item(S.attr(fn_src, "__defaults__"), names.index(name) - (len(names) - len(fn.__defaults__)))
+    return f.trace.wrap(value, src)
+
+
+def closure_cell(f, fn_src, index: int, name: str, contents):
+    return f.trace.wrap(contents, S.cell(fn_src, index, name))
+
+
+# ---------------------------------------------------------------- class attributes
+def class_attribute(f, cls, name: str, cls_src=None):
+    """`name` looked up along `cls`'s MRO (an instance made in the trace reading a class attribute or a
+    method): guarded through the lookup itself, so a patched or removed class attribute is seen.  Returns
+    the raw entry's tracker, or None when no class defines it (guarded absent)."""
+    base = cls_src if cls_src is not None else f.trace.constant_source(cls, cls.__qualname__)
+    key, key_value = S.KEYS.name_for(name)
+    src = S.derived(base, f"{LOOKUP}({{}}, {key})", f"{base}.{name}", (LOOKUP, static_lookup), (key, key_value))
+    entry = static_lookup(cls, name)
+    if entry is MISSING:
+        f.trace.register(src)
+        f.trace.guards.id_match(src, MISSING)
+        return None
+    if isinstance(entry, (types.FunctionType, property, staticmethod, classmethod, type)) or callable(entry):
+        f.trace.register(src)
+        f.trace.guards.id_match(src, entry)
+        return V.Known(entry, src)
+    return f.trace.wrap(entry, src)

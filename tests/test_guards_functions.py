@@ -1,0 +1,98 @@
+"""Guards on functions the trace runs: an inlined callee's code, defaults and closure are read through the
+callee's source, so changing any of them recompiles, and leaving them alone hits the cache."""
+import pytest
+import torch
+
+import partialdyn
+from helpers import check, r
+
+
+@pytest.fixture(autouse=True)
+def fresh():
+    partialdyn.reset()
+    yield
+    partialdyn.reset()
+
+
+def _scaled(t, k=2):
+    return t * k
+
+
+def _kw_scaled(t, *, k=2):
+    return t * k
+
+
+def _other(t, k=2):
+    return t - k
+
+
+def calls_scaled(x):
+    return _scaled(x)
+
+
+def calls_kw_scaled(x):
+    return _kw_scaled(x)
+
+
+def test_reassigned_defaults_of_an_inlined_helper_recompile():
+    saved = _scaled.__defaults__
+    try:
+        stats = check(calls_scaled, [(r(3),), (r(3),), (r(3),), (r(3),)],
+                      before={2: lambda fn: setattr(_scaled, "__defaults__", (5,))}, recompiles=1)
+    finally:
+        _scaled.__defaults__ = saved
+    assert stats["cache_hits"] == 2
+
+
+def test_reassigned_keyword_only_defaults_of_an_inlined_helper_recompile():
+    saved = _kw_scaled.__kwdefaults__
+    try:
+        stats = check(calls_kw_scaled, [(r(3),), (r(3),), (r(3),)],
+                      before={2: lambda fn: setattr(_kw_scaled, "__kwdefaults__", {"k": 7})}, recompiles=1)
+    finally:
+        _kw_scaled.__kwdefaults__ = saved
+    assert stats["cache_hits"] == 1
+
+
+def test_reassigned_code_of_an_inlined_helper_recompiles():
+    saved = _scaled.__code__
+    try:
+        check(calls_scaled, [(r(3),), (r(3),)],
+              before={1: lambda fn: setattr(_scaled, "__code__", _other.__code__)}, recompiles=1)
+    finally:
+        _scaled.__code__ = saved
+
+
+def _tensor_default(t, a=1, *, w=torch.full((2,), 5.0)):
+    return t * a + w
+
+
+def calls_tensor_default(x):
+    return _tensor_default(x)
+
+
+def test_a_keyword_only_tensor_default_is_read_from_kwdefaults():
+    stats = check(calls_tensor_default, [(r(2),), (r(2),)])
+    assert stats["cache_hits"] == 1
+
+
+def test_a_mutated_tensor_default_is_seen():
+    check(calls_tensor_default, [(r(2),), (r(2),)],
+          before={1: lambda fn: _tensor_default.__kwdefaults__["w"].fill_(-1.0)})
+    _tensor_default.__kwdefaults__["w"].fill_(5.0)
+
+
+def test_a_closure_cell_of_an_inlined_method_is_guarded():
+    def make(k):
+        class Scaler:
+            def apply(self, t):
+                return t * k
+        return Scaler()
+    scaler = make(3)
+
+    def f(x):
+        return scaler.apply(x)
+    cell = type(scaler).apply.__closure__[0]
+    stats = check(f, [(r(2),), (r(2),), (r(2),)],
+                  before={2: lambda fn: setattr(cell, "cell_contents", 9)}, recompiles=1)
+    assert stats["cache_hits"] == 1

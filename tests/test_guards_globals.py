@@ -1,0 +1,51 @@
+"""Guards on global names: a builtin stays right only while no global shadows it; generated guard and
+runner code cannot be confused by user names (a parameter called `G`, `F`, `math`, `K0`, `__pd_k0`)."""
+import pytest
+import torch
+
+import partialdyn
+from helpers import check, r
+
+
+@pytest.fixture(autouse=True)
+def fresh():
+    partialdyn.reset()
+    yield
+    partialdyn.reset()
+
+
+def _exec(source, **names):
+    namespace = {"torch": torch, **names}
+    exec(source, namespace)
+    return namespace
+
+
+def test_a_global_that_shadows_a_builtin_after_the_compile_recompiles():
+    ns = _exec("def f(x):\n    return x * abs(-2)\n")
+    stats = check(ns["f"], [(r(2),), (r(2),), (r(2),)],
+                  before={2: lambda fn: ns.__setitem__("abs", lambda v: 100)}, recompiles=1)
+    assert stats["cache_hits"] == 1
+
+
+@pytest.mark.parametrize("name", ["G", "F", "math", "K0", "__pd_k0", "__pd_globals", "len", "type"])
+def test_a_parameter_named_like_generated_code_names_is_just_a_parameter(name):
+    ns = _exec(f"def f(x, {name}):\n    return x * W * x.shape[0] + {name}['a']\n", W=torch.ones(2))
+    arg = {"a": 1, "W": torch.full((2,), 100.0)}
+    stats = check(ns["f"], [(r(2), arg), (r(2), arg)])
+    assert stats["cache_hits"] == 1
+
+
+def test_a_float_parameter_named_math_stays_symbolic_and_hits_the_cache():
+    ns = _exec("def f(x, math):\n    return x * math\n")
+    stats = check(ns["f"], [(r(2), 2.5), (r(2), 3.5), (r(2), 4.5)])
+    assert stats["cache_hits"] == 2
+
+
+def test_dict_keyed_by_dtype_is_guarded_by_its_keys_and_values():
+    scale = {torch.float32: 2.0}
+
+    def f(x):
+        return x * scale[x.dtype]
+    stats = check(f, [(r(2),), (r(2),), (r(2),)],
+                  before={2: lambda fn: scale.__setitem__(torch.float32, 5.0)}, recompiles=1)
+    assert stats["cache_hits"] == 1
