@@ -38,12 +38,16 @@ class Src(Source):
 
 class _Keys:
     """One name per distinct key value (by type and value), for the whole process: equal keys read through
-    the same source give the same code.  Only immutable constant-like keys are named here."""
+    the same source give the same code."""
 
     def __init__(self):
         self._names = {}
 
     def name_for(self, key) -> tuple[str, object]:
+        try:
+            hash(key)
+        except TypeError:       # a slice: named by identity (the source's refs keep it alive)
+            return f"{PREFIX}obj{id(key)}", key
         entry = self._names.get((type(key), key))
         if entry is None:
             entry = self._names[(type(key), key)] = (f"{PREFIX}key{len(self._names)}", key)
