@@ -1,5 +1,8 @@
 """Guards on global names: a builtin stays right only while no global shadows it; generated guard and
 runner code cannot be confused by user names (a parameter called `G`, `F`, `math`, `K0`, `__pd_k0`)."""
+import sys
+import types
+
 import pytest
 import torch
 
@@ -49,3 +52,19 @@ def test_dict_keyed_by_dtype_is_guarded_by_its_keys_and_values():
     stats = check(f, [(r(2),), (r(2),), (r(2),)],
                   before={2: lambda fn: scale.__setitem__(torch.float32, 5.0)}, recompiles=1)
     assert stats["cache_hits"] == 1
+
+
+@pytest.mark.parametrize("form", ["import", "from"])
+def test_a_module_attribute_read_after_an_import_inside_the_function_is_guarded(form):
+    mod = types.ModuleType("pd_guards_cfg")
+    mod.K = 2
+    sys.modules["pd_guards_cfg"] = mod
+    source = ("def f(x):\n    import pd_guards_cfg\n    return x * pd_guards_cfg.K\n" if form == "import" else
+              "def f(x):\n    from pd_guards_cfg import K\n    return x * K\n")
+    try:
+        ns = _exec(source)
+        stats = check(ns["f"], [(r(2),), (r(2),), (r(2),)], before={2: lambda fn: setattr(mod, "K", 5)},
+                      recompiles=1)
+        assert stats["cache_hits"] == 1
+    finally:
+        del sys.modules["pd_guards_cfg"]

@@ -100,20 +100,25 @@ def _known_attr(f, obj, name):
     if isinstance(value, torch.nn.Module):
         return _module_attr(f, obj, name)
     static = _static_lookup(type(value), name)
-    if isinstance(static, property) and static.fget is not None and name not in getattr(value, "__dict__", {}):
+    if isinstance(static, property) and static.fget is not None:
+        if obj.source is not None:
+            reads.class_attribute(f, type(value), name)      # the property itself, looked up again
         return C.call(f, V.Known(static.fget), [obj], {})     # traced, not run: it may build a fresh object
     try:
         attr = getattr(value, name)
     except AttributeError as e:
+        if obj.source is not None:
+            f.trace.guards.absent(obj.source, name)          # the trace takes the missing branch
         raise UserError(e) from e
     if _is_backend_flags(value) and isinstance(attr, (bool, int, float, str, type(None))):
         f.trace.guards.backend_flag(value, name, attr)      # torch.backends.cudnn.enabled & co: global state
         return V.Known(attr)
-    if isinstance(attr, (types.MethodType, types.BuiltinMethodType)) and getattr(attr, "__self__", None) is value:
-        return V.Method(obj, name) if not isinstance(attr, types.MethodType) else V.Known(attr)
-    if obj.source is not None and not isinstance(value, types.ModuleType) or (
-            isinstance(value, types.ModuleType) and obj.source is not None and not reads._is_library(value)):
-        return f.trace.wrap(attr, S.attr(obj.source, name))
+    if isinstance(attr, types.MethodType) and attr.__self__ is value:
+        return reads.bound_method(f, obj, name, attr)
+    if isinstance(attr, types.BuiltinMethodType) and getattr(attr, "__self__", None) is value:
+        return V.Method(obj, name)
+    if obj.source is not None and not (isinstance(value, types.ModuleType) and reads._is_library(value)):
+        return f.trace.wrap(attr, S.attr(obj.source, name), frame_input=obj.by_contents)
     return Vals._known_result(attr) if not isinstance(attr, torch.Tensor) else \
         f.trace.wrap(attr, S.attr(obj.source, name)) if obj.source else Vals._known_result(attr)
 
@@ -132,15 +137,17 @@ def _is_backend_flags(value) -> bool:
 
 
 def _module_attr(f, obj, name):
+    """`m.name` as nn.Module resolves it: parameters, buffers and submodules from their tables (an entry of
+    None is a value, guarded like one), then the instance dict, then the class; a miss is guarded ABSENT."""
     m = obj.value
     d = m.__dict__
     src = S.attr(obj.source, name) if obj.source is not None else None
     for table in ("_parameters", "_buffers"):
         if name in d.get(table, {}):
             value = d[table][name]
-            if value is None:
-                return V.Known(None)
             if src is None:
+                if value is None:
+                    return V.Known(None)
                 raise Unsupported("a parameter of a module the trace cannot reach by a source")
             return f.trace.wrap(value, S.module_entry(obj.source, table, name), static=True)
     if name in d.get("_modules", {}):
@@ -150,12 +157,16 @@ def _module_attr(f, obj, name):
         return f.trace.wrap(d[name], src) if src is not None else Vals._known_result(d[name])
     attr = getattr(type(m), name, None)
     if isinstance(attr, property):
+        if obj.source is not None:
+            reads.class_attribute(f, type(m), name)
         return C.call(f, V.Known(attr.fget), [obj], {})
     if isinstance(attr, types.FunctionType):
-        return V.Known(types.MethodType(attr, m)) if src is None else V.Known(getattr(m, name), None)
+        return reads.bound_method(f, obj, name, types.MethodType(attr, m))
     try:
         value = getattr(m, name)
     except AttributeError as e:
+        if obj.source is not None:
+            f.trace.guards.absent(obj.source, name)
         raise UserError(e) from e
     return f.trace.wrap(value, src) if src is not None else Vals._known_result(value)
 

@@ -31,7 +31,10 @@ def b_len(f, obj):
     if isinstance(obj, V.Tensor):
         return tensor_size(f, obj, 0)
     if isinstance(obj, V.Known):
-        return V.Known(_run_python(len, obj.value))
+        n = _run_python(len, obj.value)
+        if obj.source is not None:
+            f.trace.guards.length(obj.source, n)        # a module, set, deque ... of the caller's world
+        return V.Known(n)
     if isinstance(obj, V.DataObject):
         from .dataobjects import call_method as object_method
         return V.Known(len(obj.mapping)) if obj.mapping is not None else object_method(f, obj, "__len__", [], {})

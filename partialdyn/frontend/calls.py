@@ -24,6 +24,7 @@ from . import torch_state
 from . import values as Vals
 from . import variables as V
 from .errors import GraphBreak, Unsupported, UserError
+from ..guards.kinds import global_module_hooks
 
 
 # ---------------------------------------------------------------- calls
@@ -72,7 +73,8 @@ def call_known(f, fn_vt, args, kwargs):
         return module_walk(f, fn, args, kwargs)
     if isinstance(fn, types.MethodType):
         self_vt = f.trace.by_identity.get(id(fn.__self__)) or V.Known(fn.__self__)
-        return call(f, V.Known(fn.__func__), [self_vt] + list(args), kwargs)
+        func_src = S.attr(fn_vt.source, "__func__") if fn_vt.source is not None else None
+        return call(f, V.Known(fn.__func__, func_src), [self_vt] + list(args), kwargs)
     if isinstance(fn, types.FunctionType):
         return inline_function(f, fn, fn_vt, args, kwargs)
     if isinstance(fn, type) and issubclass(fn, tuple) and hasattr(fn, "_fields"):
@@ -216,23 +218,35 @@ def module_walk(f, method, args, kwargs):
     named, with_names = MODULE_WALKS[method.__func__]
     py_args = [Vals.python_value(f, a, method.__name__) for a in args]
     py_kwargs = {k: Vals.python_value(f, v, method.__name__) for k, v in kwargs.items()}
-    items = []
+    items, names = [], []
     for name, value in getattr(module, named)(*py_args, **py_kwargs):
         src = owner.source
         for part in name.split(".") if name else []:
             src = S.attr(src, part)
         vt = f.trace.wrap(value, src, static=isinstance(value, torch.Tensor))
         items.append(V.Tuple([V.Known(name), vt]) if with_names else vt)
+        names.append(name)
+    f.trace.guards.walk_names(owner.source, named, tuple(py_args), py_kwargs, tuple(names))
     return V.Iterator(items)
 
 
 def call_module(f, module_vt, args, kwargs):
-    m = module_vt.value
+    """`m(...)`: what nn.Module.__call__ would run, with the module's hooks, an instance `forward` and a
+    class `__call__` of its own guarded (MODULE_STRUCTURE)."""
+    m, src = module_vt.value, module_vt.source
     if (m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks
-            or torch.nn.modules.module._global_forward_hooks or torch.nn.modules.module._global_forward_pre_hooks):
+            or any(global_module_hooks())):
         raise GraphBreak(f"module {type(m).__name__} has hooks", hint="modules with hooks run in Python")
-    forward = type(m).forward
-    return call(f, V.Known(forward), [module_vt] + list(args), kwargs)
+    own_forward = "forward" in m.__dict__
+    if src is not None:
+        f.trace.guards.module_structure(src, m, own_forward)
+    if type(m).__call__ is not torch.nn.Module.__call__:
+        return call(f, V.Known(type(m).__call__), [module_vt] + list(args), kwargs)
+    if own_forward:
+        forward = f.trace.wrap(m.__dict__["forward"], S.attr(src, "forward")) if src is not None else \
+            Vals._known_result(m.__dict__["forward"])
+        return call(f, forward, list(args), kwargs)
+    return call(f, V.Known(type(m).forward), [module_vt] + list(args), kwargs)
 
 
 def inline_function(f, fn, fn_vt, args, kwargs):

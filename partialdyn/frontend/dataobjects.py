@@ -11,7 +11,9 @@ from __future__ import annotations
 import abc
 import dataclasses
 import operator
+import types
 
+from . import reads
 from . import variables as V
 from .errors import GraphBreak, UserError
 
@@ -86,27 +88,24 @@ def rebuild_plain(cls, fields: dict):
 
 
 def get_attr(f, obj: V.DataObject, name: str):
+    """An attribute of an instance made in the trace: its own field, else the class attribute found along the
+    MRO (guarded through that lookup, so a class attribute of None is a value, not a missing one)."""
     if name in obj.fields:
         return obj.fields[name]
-    attr = getattr(obj.cls, name, None)
-    if isinstance(attr, property):
+    entry = reads.class_attribute(f, obj.cls, name)
+    if entry is None:
+        raise UserError(AttributeError(f"{obj.cls.__name__!r} object has no attribute {name!r}"))
+    raw = entry.value if isinstance(entry, V.Known) else None
+    if isinstance(raw, property):
         from .calls import call
-        return call(f, V.Known(attr.fget), [obj], {})
-    if isinstance(attr, (staticmethod, classmethod)) or isinstance(vars_lookup(obj.cls, name), (staticmethod,
-                                                                                                  classmethod)):
-        return V.Known(attr)
-    if callable(attr):
+        return call(f, V.Known(raw.fget), [obj], {})
+    if isinstance(raw, staticmethod):
+        return V.Known(raw.__func__)
+    if isinstance(raw, classmethod):
+        return V.Known(types.MethodType(raw.__func__, obj.cls))
+    if isinstance(raw, types.FunctionType):
         return V.Method(obj, name)
-    if attr is None:
-        raise UserError(AttributeError(f"{obj.cls.__name__} has no attribute {name!r}"))
-    return V.Known(attr)
-
-
-def vars_lookup(cls, name):
-    for k in cls.__mro__:
-        if name in vars(k):
-            return vars(k)[name]
-    return None
+    return entry
 
 
 def set_attr(obj: V.DataObject, name: str, value):
@@ -142,4 +141,5 @@ def call_method(f, obj: V.DataObject, name, args, kwargs):
     method = getattr(obj.cls, name, None)
     if method is None or not callable(method) or getattr(method, "__module__", "") == "builtins":
         raise GraphBreak(f"method {name!r} of {obj.cls.__name__}")
+    reads.class_attribute(f, obj.cls, name)     # a method patched on the class later is seen
     return call(f, V.Known(method), [obj] + list(args), kwargs)

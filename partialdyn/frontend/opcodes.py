@@ -506,17 +506,17 @@ def import_name(f, i):
         name = importlib.util.resolve_name("." * level + i.arg, package)
     if name not in sys.modules:
         raise GraphBreak(f"import of {name}, not loaded yet", hint="import it at module level")
-    module = sys.modules[name if fromlist.value else name.partition(".")[0]]
-    f.push(V.Known(module))
+    f.push(reads.imported_module(f, name if fromlist.value else name.partition(".")[0]))
 
 
 @handles("IMPORT_FROM")
 def import_from(f, i):
     import sys
-    module = f.stack[-1].value
-    value = getattr(module, i.arg, None)
-    if value is None:
-        value = sys.modules.get(f"{module.__name__}.{i.arg}")
-    if value is None:
+    module_vt = f.stack[-1]
+    module = module_vt.value
+    if hasattr(module, i.arg):
+        f.push(A.getattr_vt(f, module_vt, i.arg))       # guarded like any attribute read
+    elif f"{module.__name__}.{i.arg}" in sys.modules:
+        f.push(reads.imported_module(f, f"{module.__name__}.{i.arg}"))
+    else:
         raise GraphBreak(f"from {module.__name__} import {i.arg}: not loaded yet")
-    f.push(Vals._known_result(value) if not isinstance(value, type(sys)) else V.Known(value))

@@ -119,3 +119,15 @@ def class_attribute(f, cls, name: str, cls_src=None):
         f.trace.guards.id_match(src, entry)
         return V.Known(entry, src)
     return f.trace.wrap(entry, src)
+
+
+# ---------------------------------------------------------------- attributes
+def bound_method(f, obj, name: str, method):
+    """`obj.name` found a method: guard which function it binds and that it binds `obj` (an instance
+    attribute or a class patched later changes either); the call inlines that function."""
+    if obj.source is None:
+        return V.Known(method)
+    src = S.attr(obj.source, name)
+    f.trace.wrap(method.__func__, S.attr(src, "__func__"))
+    f.trace.guards.alias(S.attr(src, "__self__"), obj.source, same=True)
+    return V.Known(method, src)

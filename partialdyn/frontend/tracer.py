@@ -11,6 +11,7 @@ could not be traced, with the stack and locals as they were before it.
 """
 from __future__ import annotations
 
+import enum
 import linecache
 import math
 import types
@@ -150,8 +151,8 @@ class Trace:
             if isinstance(value, torch.Size):
                 return V.Size(items, source)
             return (V.Tuple if isinstance(value, tuple) else V.List)(items, source)
-        if type(value) is dict and all(isinstance(k, (str, int)) for k in value):
-            g.type_match(source, value, f"list({{}}) == {list(value)!r}", actual="list({0})")
+        if type(value) is dict and all(_constant_key(k) for k in value):
+            g.keys_match(source, value)
             return V.Dict({k: self.wrap(v, S.item(source, k), frame_input) for k, v in value.items()}, source)
         if is_opaque(value):
             g.type_match(source, value)
@@ -233,6 +234,13 @@ class AttrWrites:
 
     def __iter__(self):
         return iter(self.writes.values())
+
+
+def _constant_key(key) -> bool:
+    """A dict key guard code can compare by value (`list(d) == [...]`): constants and tuples of them."""
+    if type(key) is tuple:
+        return all(_constant_key(k) for k in key)
+    return isinstance(key, CONSTANT_TYPES + (enum.Enum, type)) and not isinstance(key, slice)
 
 
 def _symbolic_scalar(value) -> bool:

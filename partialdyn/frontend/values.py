@@ -7,7 +7,9 @@ they can and break the graph where Python needs a value only known at run time.
 """
 from __future__ import annotations
 
+import collections
 import collections.abc
+import enum
 import operator
 
 import torch
@@ -179,7 +181,11 @@ def contains(f, container, item) -> bool:
     if isinstance(container, V.Known) and environment.is_environ(container.value):
         return environment.call_method(f, "__contains__", [item], {}).value
     if isinstance(container, V.Known):
-        return _run_python(operator.contains, container.value, python_value(f, item, "`in`"))
+        key = python_value(f, item, "`in`")
+        result = _run_python(operator.contains, container.value, key)
+        if container.source is not None:
+            f.trace.guards.membership(container.source, key, result)    # the container may change
+        return result
     raise GraphBreak(f"`in` on a {container.python_type().__name__}")
 
 
@@ -281,8 +287,8 @@ def iterate(f, vt) -> list:
             values = list(value)
         except TypeError as e:
             raise UserError(e) from e
-        if vt.source is not None and isinstance(value, (dict, list, tuple)):
-            return [f.trace.wrap(v, S.item(vt.source, i)) for i, v in enumerate(values)]
+        if vt.source is not None:
+            return _iterate_source(f, vt, values)
         return [_known_result(v) for v in values]
     if isinstance(vt, V.Tensor):
         n = f.trace.consumer.as_value(vt.fake.size(0), "iteration over a tensor") if isinstance(
@@ -292,15 +298,40 @@ def iterate(f, vt) -> list:
                      hint="the loop runs in Python around a graph break")
 
 
+def _iterate_source(f, vt, values):
+    """Iterating a container of the caller's world that the tracer holds as an object (an OrderedDict, a set,
+    a deque, a list subclass): what the loop saw is guarded, keys and length or the elements themselves."""
+    guards, src, value = f.trace.guards, vt.source, vt.value
+    if isinstance(value, (str, bytes)):
+        return [V.Known(v) for v in values]         # immutable, guarded by value already
+    if isinstance(value, dict):
+        guards.keys_match(src, value)
+        return [V.Known(k) for k in values]
+    if isinstance(value, (list, tuple, collections.deque)):
+        guards.length(src, len(values))
+        return [f.trace.wrap(v, S.item(src, i), frame_input=vt.by_contents) for i, v in enumerate(values)]
+    if isinstance(value, (set, frozenset)) and all(isinstance(v, CONSTANT_ITEMS) for v in values):
+        guards.contents_match(src, value, values)
+        return [V.Known(v) for v in values]
+    raise GraphBreak(f"iteration over a {type(value).__name__} of the caller's world",
+                     hint="the loop runs in Python around a graph break")
+
+
+CONSTANT_ITEMS = (type(None), bool, int, float, complex, str, bytes, torch.dtype, torch.device, enum.Enum, type)
+
+
 def _module_items(f, vt):
     """Iterating Sequential / ModuleList yields submodules (with sources); ModuleDict yields keys."""
     m = vt.value
     if isinstance(m, torch.nn.ModuleDict):
+        if vt.source is not None:
+            f.trace.guards.module_keys(vt.source, "_modules", tuple(m._modules))
         return [V.Known(k) for k in m._modules]
     if not isinstance(m, (torch.nn.Sequential, torch.nn.ModuleList)):
         raise GraphBreak(f"iteration over a {type(m).__name__}")
     if vt.source is None:
         raise Unsupported("iteration over a module the trace cannot reach by a source")
+    f.trace.guards.module_keys(vt.source, "_modules", tuple(m._modules))
     return [f.trace.wrap(sub, S.module_entry(vt.source, "_modules", k)) for k, sub in m._modules.items()]
 
 

@@ -37,6 +37,7 @@ class VT:
 class Known(VT):
     value: Any
     source: Any = None
+    by_contents: bool = False      # guarded by what the trace reads of it (fields, items), not by identity
 
     def python_type(self):
         return type(self.value)

@@ -145,6 +145,12 @@ class GuardSet:
                        f"list(map(type, {src.code})) == {k([type(v) for v in items])}",
                        f"{src} == {typ.__name__}({items!r})", str(src), actual=f"list({src.code})"))
 
+    def membership(self, src, key, result: bool):
+        """`key in container` came out `result` (a set, a deque, a module dict of the caller's world)."""
+        self._refs(src)
+        self.add(Guard(GuardKind.CONTENTS_MATCH, f"({self.constant(key)} in {src.code}) is {result}",
+                       f"{key!r} {'in' if result else 'not in'} {src}", str(src)))
+
     def keys_match(self, src, value):
         """A mapping's exact type and its keys in order (named through the table: any hashable keys)."""
         self._refs(src)
@@ -171,16 +177,17 @@ class GuardSet:
                        f"and len({c}.__defaults__ or ()) == {d}",
                        f"{src} runs the code of {fn.__qualname__} ({n} cells, {d} defaults)", str(src)))
 
-    def module_structure(self, src, module):
-        """An nn.Module the trace called: no hooks on it, and `forward` not overridden on the instance.
-        (Its children, parameters and buffers are guarded where they are read.)"""
+    def module_structure(self, src, module, own_forward: bool):
+        """An nn.Module the trace called: no hooks on it or global ones, and a `forward` set on the instance
+        present or absent as traced.  (Its children, parameters and buffers are guarded where they are read.)"""
         self._refs(src)
         c = self._temp(src)
         first = c if c == src.code else f"({c} := {src.code})"
+        forward = "in" if own_forward else "not in"
         self.add(Guard(GuardKind.MODULE_STRUCTURE,
                        f"not ({first}._forward_hooks or {c}._forward_pre_hooks or {c}._backward_hooks or "
-                       f"{c}._backward_pre_hooks) and 'forward' not in {c}.__dict__",
-                       f"{src} has no hooks and no forward of its own", str(src)))
+                       f"{c}._backward_pre_hooks) and 'forward' {forward} {c}.__dict__",
+                       f"{src} has no hooks" + (" and its own forward" if own_forward else ""), str(src)))
         hooks = " or ".join(self.constant(d) for d in global_module_hooks())
         self.add(Guard(GuardKind.MODULE_STRUCTURE, f"not ({hooks})", "no global module hooks"))
 
@@ -190,10 +197,11 @@ class GuardSet:
         self.add(Guard(GuardKind.MODULE_STRUCTURE, f"tuple({src.code}.{table}) == {self.constant(keys)}",
                        f"{src}.{table} keys are {list(keys)!r}", str(src), actual=f"tuple({src.code}.{table})"))
 
-    def walk_names(self, src, method: str, args: tuple, names: tuple):
+    def walk_names(self, src, method: str, args: tuple, kwargs: dict, names: tuple):
         """`m.parameters()` & co: the names the walk yields (the whole subtree's structure)."""
         self._refs(src)
-        code = f"tuple(n for n, _ in {src.code}.{method}(*{self.constant(args)})) == {self.constant(names)}"
+        code = (f"tuple(n for n, _ in {src.code}.{method}(*{self.constant(args)}, **{self.constant(kwargs)})) "
+                f"== {self.constant(names)}")
         self.add(Guard(GuardKind.MODULE_STRUCTURE, code, f"{src}.{method}() yields {list(names)!r}", str(src)))
 
     def alias(self, src, other, same: bool):

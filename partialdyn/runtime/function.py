@@ -53,6 +53,15 @@ class Options:
 MAX_CHILDREN = 1024        # resume functions and callees kept per optimized function
 
 
+def _plain_module_call(module) -> bool:
+    """Calling `module` runs just `type(module).forward`: no hooks (its own or global), no forward set on the
+    instance, no __call__ of its own class."""
+    from ..guards.kinds import global_module_hooks
+    return not (module._forward_hooks or module._forward_pre_hooks or module._backward_hooks
+                or module._backward_pre_hooks or any(global_module_hooks())) and \
+        "forward" not in module.__dict__ and type(module).__call__ is torch.nn.Module.__call__
+
+
 class PartialdynError(RuntimeError):
     """fullgraph=True and the code could not be traced into one graph."""
 
@@ -290,7 +299,7 @@ class OptimizedFunction:
             return lambda fn, args, kwargs: fn(*args, **kwargs)
 
         def call_optimized(fn, args, kwargs):
-            if isinstance(fn, torch.nn.Module) and not (fn._forward_hooks or fn._forward_pre_hooks):
+            if isinstance(fn, torch.nn.Module) and _plain_module_call(fn):
                 return self.callee(type(fn).forward, paid)(fn, *args, **kwargs)
             if isinstance(fn, types.MethodType) and isinstance(fn.__func__, types.FunctionType):
                 return self.callee(fn.__func__, paid)(fn.__self__, *args, **kwargs)

@@ -1,0 +1,79 @@
+"""Guards on attribute reads: a missing attribute is guarded absent, a method by the function it binds, and
+a class attribute of an instance made in the trace through the class lookup itself."""
+import pytest
+import torch
+
+import partialdyn
+from helpers import check, r
+
+
+@pytest.fixture(autouse=True)
+def fresh():
+    partialdyn.reset()
+    yield
+    partialdyn.reset()
+
+
+class Cfg:
+    pass
+
+
+def test_getattr_default_and_hasattr_recompile_when_the_attribute_appears():
+    cfg = Cfg()
+
+    def f(x):
+        return x * getattr(cfg, "scale", 1) + (10 if hasattr(cfg, "scale") else 0)
+    stats = check(f, [(r(2),), (r(2),), (r(2),), (r(2),)],
+                  before={2: lambda fn: setattr(cfg, "scale", 3)}, recompiles=1)
+    assert stats["cache_hits"] == 2
+
+
+class Scaled:
+    def scale(self):
+        return 2
+
+
+def test_a_method_shadowed_on_the_instance_recompiles():
+    obj = Scaled()
+
+    def f(x):
+        return x * obj.scale()
+    stats = check(f, [(r(2),), (r(2),), (r(2),)],
+                  before={2: lambda fn: setattr(obj, "scale", lambda: 7)}, recompiles=1)
+    assert stats["cache_hits"] == 1
+
+
+def test_a_method_patched_on_the_class_recompiles():
+    class Local:
+        def scale(self):
+            return 2
+    obj = Local()
+
+    def f(x):
+        return x * obj.scale()
+    check(f, [(r(2),), (r(2),)], before={1: lambda fn: setattr(Local, "scale", lambda self: 5)}, recompiles=1)
+
+
+class WithDefault:
+    bias = None
+    K = 2
+
+    def __init__(self, t):
+        self.t = t
+
+
+def test_a_class_attribute_of_none_is_a_value_not_a_missing_attribute():
+    def f(x):
+        c = WithDefault(x)
+        return (x if c.bias is None else x + c.bias), getattr(c, "bias", 5), hasattr(c, "bias")
+    stats = check(f, [(r(2),), (r(2),)])
+    assert stats["cache_hits"] == 1
+
+
+def test_a_class_attribute_changed_after_the_compile_is_seen_by_instances_made_in_the_trace():
+    def f(x):
+        return x * WithDefault(x).K
+    try:
+        check(f, [(r(2),), (r(2),)], before={1: lambda fn: setattr(WithDefault, "K", 5)}, recompiles=1)
+    finally:
+        WithDefault.K = 2

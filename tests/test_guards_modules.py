@@ -1,0 +1,100 @@
+"""Guards on nn.Module structure: the children the trace iterated, parameters that were None, the names a
+parameters() walk yielded, hooks, and a forward set on the instance."""
+import pytest
+import torch
+
+import partialdyn
+from helpers import check, r
+
+
+@pytest.fixture(autouse=True)
+def fresh():
+    partialdyn.reset()
+    yield
+    partialdyn.reset()
+
+
+class Scale(torch.nn.Module):
+    def __init__(self, k):
+        super().__init__()
+        self.k = k
+
+    def forward(self, t):
+        return t * self.k
+
+
+def test_appending_to_an_iterated_modulelist_recompiles():
+    layers = torch.nn.ModuleList([Scale(2)])
+
+    def f(x):
+        for layer in layers:
+            x = layer(x)
+        return x, len(layers)
+    stats = check(f, [(r(2),), (r(2),), (r(2),), (r(2),)],
+                  before={2: lambda fn: layers.append(Scale(3))}, recompiles=1)
+    assert stats["cache_hits"] == 2
+
+
+def test_a_bias_that_was_none_then_set_recompiles():
+    lin = torch.nn.Linear(2, 2, bias=False)
+
+    def f(x):
+        return lin(x)
+    check(f, [(r(1, 2),), (r(1, 2),)],
+          before={1: lambda fn: setattr(lin, "bias", torch.nn.Parameter(torch.full((2,), 10.0)))}, recompiles=1)
+
+
+def test_a_parameter_added_after_a_parameters_walk_recompiles():
+    m = torch.nn.Module()
+    m.a = torch.nn.Parameter(torch.ones(2))
+
+    def f(x):
+        for p in m.parameters():
+            x = x + p
+        return x
+    stats = check(f, [(r(2),), (r(2),), (r(2),)],
+                  before={2: lambda fn: setattr(m, "b", torch.nn.Parameter(torch.full((2,), 3.0)))}, recompiles=1)
+    assert stats["cache_hits"] == 1
+
+
+def test_a_forward_hook_added_after_the_compile_runs():
+    lin = torch.nn.Identity()
+
+    def f(x):
+        return lin(x) + 1
+    handle = None
+
+    def add_hook(fn):
+        nonlocal handle
+        handle = lin.register_forward_hook(lambda mod, inp, out: out * 100)
+    check(f, [(r(2),), (r(2),)], before={1: add_hook}, recompiles=None, graph_every_call=False, breaks=None)
+    handle.remove()
+
+
+def test_a_global_forward_hook_added_after_the_compile_runs():
+    lin = torch.nn.Identity()
+
+    def f(x):
+        return lin(x) + 1
+    handles = []
+    try:
+        check(f, [(r(2),), (r(2),)],
+              before={1: lambda fn: handles.append(torch.nn.modules.module.register_module_forward_hook(
+                  lambda mod, inp, out: out * 100 if isinstance(mod, torch.nn.Identity) else out))},
+              recompiles=None, graph_every_call=False, breaks=None)
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def test_a_forward_set_on_the_instance_is_what_a_call_runs():
+    class M(torch.nn.Module):
+        def forward(self, x):
+            return x + 1
+    m = M()
+    m.forward = lambda x: x * 100
+
+    def f(x):
+        return m(x)
+    stats = check(f, [(r(2),), (r(2),)])
+    assert stats["cache_hits"] == 1
