@@ -98,3 +98,23 @@ def test_a_forward_set_on_the_instance_is_what_a_call_runs():
         return m(x)
     stats = check(f, [(r(2),), (r(2),)])
     assert stats["cache_hits"] == 1
+
+
+class WithHelpers(torch.nn.Module):
+    factor = 3
+
+    @staticmethod
+    def shift(t, k):
+        return t + k
+
+    @classmethod
+    def scale(cls, t):
+        return t * cls.factor
+
+    def forward(self, x):
+        return self.scale(self.shift(x, 1))
+
+
+def test_static_and_class_methods_of_a_module_are_called_as_python_would_and_hit_the_cache():
+    stats = check(WithHelpers(), [(r(2),), (r(2),), (r(2),)])
+    assert stats["cache_hits"] == 2

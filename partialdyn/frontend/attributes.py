@@ -113,7 +113,7 @@ def _known_attr(f, obj, name):
     if _is_backend_flags(value) and isinstance(attr, (bool, int, float, str, type(None))):
         f.trace.guards.backend_flag(value, name, attr)      # torch.backends.cudnn.enabled & co: global state
         return V.Known(attr)
-    if isinstance(attr, types.MethodType) and attr.__self__ is value:
+    if isinstance(attr, types.MethodType) and (attr.__self__ is value or attr.__self__ is type(value)):
         return reads.bound_method(f, obj, name, attr)
     if isinstance(attr, types.BuiltinMethodType) and getattr(attr, "__self__", None) is value:
         return V.Method(obj, name)
@@ -160,7 +160,7 @@ def _module_attr(f, obj, name):
         if obj.source is not None:
             reads.class_attribute(f, type(m), name)
         return C.call(f, V.Known(attr.fget), [obj], {})
-    if isinstance(attr, types.FunctionType):
+    if isinstance(_static_lookup(type(m), name), types.FunctionType):
         return reads.bound_method(f, obj, name, types.MethodType(attr, m))
     try:
         value = getattr(m, name)
@@ -168,6 +168,8 @@ def _module_attr(f, obj, name):
         if obj.source is not None:
             f.trace.guards.absent(obj.source, name)
         raise UserError(e) from e
+    if isinstance(value, types.MethodType) and value.__self__ is type(m):
+        return reads.bound_method(f, obj, name, value)          # a classmethod: a new bound method per read
     return f.trace.wrap(value, src) if src is not None else Vals._known_result(value)
 
 

@@ -123,11 +123,11 @@ def class_attribute(f, cls, name: str, cls_src=None):
 
 # ---------------------------------------------------------------- attributes
 def bound_method(f, obj, name: str, method):
-    """`obj.name` found a method: guard which function it binds and that it binds `obj` (an instance
-    attribute or a class patched later changes either); the call inlines that function."""
+    """`obj.name` found a bound method: guard which function it binds and to what (an instance attribute or
+    a class patched later changes either); the call inlines that function."""
     if obj.source is None:
         return V.Known(method)
     src = S.attr(obj.source, name)
     f.trace.wrap(method.__func__, S.attr(src, "__func__"))
-    f.trace.guards.alias(S.attr(src, "__self__"), obj.source, same=True)
+    f.trace.wrap(method.__self__, S.attr(src, "__self__"))     # the object itself, or its class (classmethod)
     return V.Known(method, src)
