@@ -350,7 +350,7 @@ def _operator(op):
         if op is operator.not_:
             return V.Known(not truth(f, args[0], "not"))
         if op in (operator.is_, operator.is_not):
-            return V.Known(identical(*args) == (op is operator.is_))
+            return V.Known(identical(f, *args) == (op is operator.is_))
         if op is operator.truth:
             return V.Known(truth(f, args[0], "truth"))
         if len(args) == 1:
@@ -524,7 +524,7 @@ def _list_method(f, lst, name, args):
     elif name == "remove":
         mutate(f, lst)
         for i, item in enumerate(lst.items):
-            if identical(item, args[0]) or (not isinstance(item, V.Tensor) and
+            if identical(f, item, args[0]) or (not isinstance(item, V.Tensor) and
                                             truth(f, binary(f, operator.eq, item, args[0]), "list.remove")):
                 del lst.items[i]
                 return V.Known(None)
@@ -534,7 +534,7 @@ def _list_method(f, lst, name, args):
                            truth(f, binary(f, operator.eq, item, args[0]), "list.count")))
     elif name == "index":
         for i, item in enumerate(lst.items):
-            if identical(item, args[0]) or (not isinstance(item, V.Tensor) and
+            if identical(f, item, args[0]) or (not isinstance(item, V.Tensor) and
                                             truth(f, binary(f, operator.eq, item, args[0]), "list.index")):
                 return V.Known(i)
         raise UserError(ValueError("list.index(x): x not in list"))

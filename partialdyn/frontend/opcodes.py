@@ -212,7 +212,7 @@ def compare_op(f, i):
 def is_op(f, i):
     b = f.pop()
     a = f.pop()
-    same = Vals.identical(a, b)
+    same = Vals.identical(f, a, b)
     f.push(V.Known(same != bool(i.arg)))
 
 

@@ -11,6 +11,8 @@ could not be traced, with the stack and locals as they were before it.
 """
 from __future__ import annotations
 
+import collections
+import dataclasses
 import enum
 import linecache
 import math
@@ -164,8 +166,39 @@ class Trace:
             self.wrap(value.__self__, S.attr(source, "__self__"))
             g.id_match(S.attr(source, "__func__"), value.__func__)
             return V.Known(value, source)
+        if frame_input and _read_by_contents(value):
+            # a config object or a set passed per call: guarded by what the trace reads of it (its fields,
+            # membership, length), so a fresh equal one hits; a use that needs the object itself adds ID_MATCH
+            g.type_match(source, value)
+            return V.Known(value, source, by_contents=True)
         g.id_match(source, value)
         return V.Known(value, source)
+
+    def as_object(self, vt):
+        """The trace relies on the object itself (its identity, or all of it at once): a tracker guarded by
+        contents gets the guard that use needs."""
+        if isinstance(vt, V.Known) and vt.by_contents:
+            vt.by_contents = False
+            value = vt.value
+            if isinstance(value, (set, frozenset)) and all(_constant_key(v) for v in value):
+                self.guards.contents_match(vt.source, value, list(value))
+            else:
+                self.guards.id_match(vt.source, value)
+        return vt.value
+
+    def assume_distinct(self):
+        """Before the guards are built: every container or object of the caller's world the trace mutated was
+        assumed to be no other input it read (`a.append(1); len(b)`); guard that (ALIASING)."""
+        written = [c for c in self.mutated if isinstance(c, (V.List, V.Dict)) and c.source is not None]
+        written += [owner for owner, _, _ in self.attr_writes if owner is not self.globals_owner]
+        seen = set()
+        for w in written:
+            if id(w) in seen:
+                continue
+            seen.add(id(w))
+            for other in {id(t): t for t in self.wrapped.values()}.values():
+                if other is not w and other.source is not None and other.python_type() is w.python_type():
+                    self.guards.alias(w.source, other.source, same=False)
 
     def _wrap_local_function(self, fn, source):
         """A function made by the traced code's previous part (a lambda or local def passed across a graph break):
@@ -234,6 +267,16 @@ class AttrWrites:
 
     def __iter__(self):
         return iter(self.writes.values())
+
+
+def _read_by_contents(value) -> bool:
+    """Objects whose state the trace reads piece by piece: dataclass and plain-class instances, sets, deques."""
+    from .dataobjects import is_plain_class
+    if isinstance(value, (set, frozenset, collections.deque)):
+        return True
+    if isinstance(value, (type, dict, list, tuple, torch.nn.Module)):
+        return False
+    return dataclasses.is_dataclass(value) or is_plain_class(type(value))
 
 
 def _constant_key(key) -> bool:

@@ -28,7 +28,7 @@ MAX_UNROLL = 10_000
 def python_value(f, vt, op: str):
     """The concrete Python value of a tracker; symbolic values are consumed (specialized) here."""
     if isinstance(vt, V.Known):
-        return vt.value
+        return f.trace.as_object(vt) if vt.by_contents else vt.value
     if isinstance(vt, V.Sym):
         return f.trace.consumer.as_value(vt.value, op)
     if isinstance(vt, (V.Tuple, V.List)):
@@ -54,14 +54,21 @@ def constant_values(items, what):
     return out
 
 
+def _is_constant(value) -> bool:
+    return value is None or isinstance(value, (bool, int, float, str, bytes))
+
+
 def is_none(vt) -> bool:
     return isinstance(vt, V.Known) and vt.value is None
 
 
-def identical(a, b) -> bool:
+def identical(f, a, b) -> bool:
     if a is b:
         return True
     if isinstance(a, V.Known) and isinstance(b, V.Known):
+        if (a.by_contents or b.by_contents) and not (_is_constant(a.value) or _is_constant(b.value)):
+            f.trace.as_object(a)        # `cfg is other`: the answer depends on the objects themselves
+            f.trace.as_object(b)
         return a.value is b.value
     if isinstance(a, V.Known) or isinstance(b, V.Known):
         known, other = (a, b) if isinstance(a, V.Known) else (b, a)
@@ -76,6 +83,8 @@ def identical(a, b) -> bool:
 # ---------------------------------------------------------------- truth
 def truth(f, vt, op: str) -> bool:
     if isinstance(vt, V.Known):
+        if vt.by_contents and (hasattr(type(vt.value), "__bool__") or hasattr(type(vt.value), "__len__")):
+            f.trace.as_object(vt)
         return bool(vt.value)
     if isinstance(vt, V.Sym):
         return f.trace.consumer.as_bool(vt.value, op)
@@ -99,7 +108,7 @@ def logical_not(f, vt):
 # ---------------------------------------------------------------- operators
 def binary(f, op, a, b):
     if isinstance(a, V.Known) and isinstance(b, V.Known):
-        return V.Known(_run_python(op, a.value, b.value))
+        return V.Known(_run_python(op, python_value(f, a, op.__name__), python_value(f, b, op.__name__)))
     if isinstance(a, (V.Tensor, V.Sym)) or isinstance(b, (V.Tensor, V.Sym)):
         if isinstance(a, (V.Tuple, V.List)) or isinstance(b, (V.Tuple, V.List)):
             return _sequence_op(f, op, a, b)
@@ -172,7 +181,7 @@ def contains(f, container, item) -> bool:
     if isinstance(container, (V.Tuple, V.List)):
         for x in container.items:
             if isinstance(x, V.Tensor) or isinstance(item, V.Tensor):
-                if identical(x, item):
+                if identical(f, x, item):
                     return True
                 continue
             if truth(f, binary(f, operator.eq, x, item), "`in`"):

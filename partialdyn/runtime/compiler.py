@@ -92,6 +92,7 @@ def compile_entry(opt, bound: tuple, break_allowed: bool = True) -> Entry:
     t1 = time.perf_counter()
     compiled = _lower(opt, trace, gm) if has_graph else None
     t2 = time.perf_counter()
+    trace.assume_distinct()
     guard = GuardFunction(list(trace.guards) + shape_guards(trace.builder.shapes), opt.argnames,
                           {**trace.guards.constants, **trace.source_constants}, opt.fn.__globals__, opt.fn)
     if compiled is not None and (trace.grad_mode_changed or trace.grad_enabled != torch.is_grad_enabled()):
