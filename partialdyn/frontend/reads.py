@@ -97,10 +97,6 @@ def default(f, fn, fn_src, name: str, value, keyword_only: bool):
     return f.trace.wrap(value, src)
 
 
-def closure_cell(f, fn_src, index: int, name: str, contents):
-    return f.trace.wrap(contents, S.cell(fn_src, index, name))
-
-
 # ---------------------------------------------------------------- class attributes
 def class_attribute(f, cls, name: str, cls_src=None):
     """`name` looked up along `cls`'s MRO (an instance made in the trace reading a class attribute or a

@@ -94,7 +94,7 @@ class Trace:
 
     def constant_source(self, value, text: str) -> S.Src:
         """A source naming `value` itself through the constant table (a class, a module, a function)."""
-        return S.Src(self.source_constant(value), text)
+        return S.constant(self.source_constant(value), text, value)
 
     def register(self, source) -> None:
         """The objects `source`'s code names go into the guard and runner namespaces."""

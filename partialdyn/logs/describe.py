@@ -7,7 +7,8 @@ from __future__ import annotations
 
 # The order in which guards are listed, so entries are easy to compare.
 GUARD_KINDS = ("TENSOR_MATCH_DYNAMIC", "TENSOR_MATCH_STATIC", "SHAPE",
-               "TYPE_MATCH", "ID_MATCH", "CONSTANT_MATCH", "GLOBAL_STATE")
+               "TYPE_MATCH", "ID_MATCH", "CONSTANT_MATCH", "ABSENT", "CONTENTS_MATCH", "MODULE_STRUCTURE",
+               "FUNCTION_MATCH", "ALIASING", "GLOBAL_STATE")
 
 
 def value_of(event: dict, name: str) -> str:

@@ -20,6 +20,7 @@ import torch
 
 from ..frontend.errors import GraphBreak, Unsupported, UserError
 from ..frontend.resume import make_resume_function
+from ..guards.kinds import GuardKind, global_module_hooks
 from ..logs import emit
 from ..shapes.policy import FrameShapeState
 from ..names import argument_name
@@ -56,7 +57,6 @@ MAX_CHILDREN = 1024        # resume functions and callees kept per optimized fun
 def _plain_module_call(module) -> bool:
     """Calling `module` runs just `type(module).forward`: no hooks (its own or global), no forward set on the
     instance, no __call__ of its own class."""
-    from ..guards.kinds import global_module_hooks
     return not (module._forward_hooks or module._forward_pre_hooks or module._backward_hooks
                 or module._backward_pre_hooks or any(global_module_hooks())) and \
         "forward" not in module.__dict__ and type(module).__call__ is torch.nn.Module.__call__
@@ -191,7 +191,7 @@ class OptimizedFunction:
         weight = {}
         for g in failed:
             for d in g.dims:
-                weight[d] = max(weight.get(d, 0.0), 0.5 if g.kind == "SHAPE" else 1.0)
+                weight[d] = max(weight.get(d, 0.0), 0.5 if g.kind == GuardKind.SHAPE else 1.0)
         for dim in sorted(weight):
             if policy == "automatic":
                 state.changed.add(dim)
@@ -203,7 +203,7 @@ class OptimizedFunction:
                 self._log("backoff", dim=dim, recompiles=state.recompiles_by_dim[dim],
                           limit=self.options.recompile_limit, unstable=True)
         if policy == "automatic":
-            state.changed.update(g.source for g in failed if g.kind == "CONSTANT_MATCH" and g.source)
+            state.changed.update(g.source for g in failed if g.kind == GuardKind.CONSTANT_MATCH and g.source)
 
     def _give_up(self, reason):
         if self.options.fullgraph:
