@@ -96,3 +96,21 @@ def test_a_closure_cell_of_an_inlined_method_is_guarded():
     stats = check(f, [(r(2),), (r(2),), (r(2),)],
                   before={2: lambda fn: setattr(cell, "cell_contents", 9)}, recompiles=1)
     assert stats["cache_hits"] == 1
+
+
+def _first(x):
+    return x + 1
+
+
+def _second(x):
+    return x * 10
+
+
+def test_reassigning_the_code_of_the_optimized_function_itself_recompiles():
+    saved = _first.__code__
+    try:
+        stats = check(_first, [(r(2),), (r(2),), (r(2),)],
+                      before={2: lambda fn: setattr(_first, "__code__", _second.__code__)}, recompiles=1)
+    finally:
+        _first.__code__ = saved
+    assert stats["cache_hits"] == 1

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..graph.builder import GraphBuilder
-from ..names import GLOBALS, PREFIX, Constants
+from ..names import FUNCTION, GLOBALS, PREFIX, Constants
 from ..guards.kinds import GuardSet
 from ..shapes.policy import Consumer, starts_dynamic
 from . import sources as S
@@ -67,6 +67,7 @@ class Trace:
         self.builder = GraphBuilder()
         self.guards = GuardSet()
         self.guards.global_state()
+        self.guards.function_match(S.Src(FUNCTION, fn.__qualname__), fn)    # `f.__code__ = ...` retraces
         self.consumer = Consumer(options.policy, shape_state, self.builder.shapes, where=self.where)
         self.frame: Frame | None = None
         self.wrapped: dict[str, V.VT] = {}          # source code -> tracker
