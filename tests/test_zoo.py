@@ -26,9 +26,6 @@ TORCH_DEFAULT_COMPILES = 3
 # Models that do not meet the bar yet: name -> (why, what the test fails with). Each runs as a strict
 # xfail, so a fix shows up as an XPASS failure and the entry must then be removed.
 KNOWN_FAILING = {
-    "mistral": ("`s = 0; s += tensor` fails fx code generation (the frame falls back eagerly)", AssertionError),
-    "bloom": ("GeLUFunction.apply (autograd.Function) and torch.finfo are not traceable", AssertionError),
-    "deberta_v2": ("torch.finfo is not traceable; `s = 0; s += tensor` fails fx code generation", AssertionError),
     "t5": ("crashes with an AttributeError", AttributeError),
     "bart": ("id() is not traceable", AssertionError),
     "wav2vec2": ("is_torch_distributed_available() is not traceable", AssertionError),

@@ -420,7 +420,7 @@ def _pure_on_constants(fn):
 
 PURE_ON_CONSTANTS = (inspect.signature, inspect.isclass, inspect.isfunction, inspect.ismethod,
                      inspect.isroutine, dataclasses.fields, dataclasses.is_dataclass, typing.get_origin,
-                     typing.get_args)
+                     typing.get_args, torch.finfo, torch.iinfo)
 
 BUILTINS = {
     len: b_len, isinstance: b_isinstance, issubclass: b_issubclass, type: b_type, int: b_int,

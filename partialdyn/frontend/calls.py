@@ -67,6 +67,8 @@ def call_known(f, fn_vt, args, kwargs):
         return torch_call(f, fn, args, kwargs)
     if isinstance(fn, functools.partial):
         return _call_partial_object(f, fn_vt, args, kwargs)
+    if is_autograd_function_apply(fn):
+        return autograd_function_call(f, fn, args, kwargs)
     if isinstance(fn, types.MethodType) and environment.is_environ(fn.__self__):
         return environment.call_method(f, fn.__name__, args, kwargs)
     if isinstance(fn, types.MethodType) and fn.__func__ in MODULE_WALKS:
@@ -88,6 +90,43 @@ def call_known(f, fn_vt, args, kwargs):
                                         **{k: Vals.python_value(f, v, fn.__name__) for k, v in kwargs.items()}))
     raise GraphBreak(f"call to {_name_of(fn)} is not traceable",
                      hint="it runs in Python between two graphs")
+
+
+def is_autograd_function_apply(fn) -> bool:
+    return (isinstance(fn, types.MethodType) and isinstance(fn.__self__, type)
+            and issubclass(fn.__self__, torch.autograd.Function) and fn.__func__ is _FUNCTION_APPLY)
+
+
+_FUNCTION_APPLY = torch.autograd.Function.apply.__func__
+
+
+def autograd_function_call(f, apply, args, kwargs):
+    """`MyFunction.apply(x, ...)`: one call in the graph, not inlined, so autograd (or aot_autograd tracing
+    the graph) runs the Function's own forward and backward. Its arguments must be graph values or plain
+    constants."""
+    for value in list(args) + list(kwargs.values()):
+        if not (isinstance(value, (V.Tensor, V.Sym)) or isinstance(value, V.Known) and _plain_constant(value.value)):
+            raise GraphBreak(f"{apply.__self__.__qualname__}.apply with a {value.python_type().__name__} argument",
+                             hint="the Function runs in Python between two graphs")
+    return f.trace.builder.call("call_function", _graph_apply(apply.__self__), tuple(args), kwargs)
+
+
+_GRAPH_APPLY: dict = {}
+
+
+def _graph_apply(function_cls):
+    """A plain function calling `function_cls.apply`: fx code generation names a torch-defined callable by its
+    import path, which a Function's bound `apply` does not have."""
+    if function_cls not in _GRAPH_APPLY:
+        def apply(*args, **kwargs):
+            return function_cls.apply(*args, **kwargs)
+        apply.__name__ = apply.__qualname__ = f"{function_cls.__name__}_apply"
+        _GRAPH_APPLY[function_cls] = apply
+    return _GRAPH_APPLY[function_cls]
+
+
+def _plain_constant(value) -> bool:
+    return value is None or isinstance(value, (bool, int, float, str, torch.dtype, torch.device))
 
 
 def _call_partial_object(f, fn_vt, args, kwargs):

@@ -106,7 +106,19 @@ def logical_not(f, vt):
 
 
 # ---------------------------------------------------------------- operators
+# `s += x` on a number is `s = s + x` in Python (numbers have no in-place methods): recorded as such, the
+# graph never holds an in-place operator on a constant (fx would emit `0 += x`).
+OUT_OF_PLACE = {operator.iadd: operator.add, operator.isub: operator.sub, operator.imul: operator.mul,
+                operator.itruediv: operator.truediv, operator.ifloordiv: operator.floordiv,
+                operator.imod: operator.mod, operator.ipow: operator.pow, operator.imatmul: operator.matmul,
+                operator.ilshift: operator.lshift, operator.irshift: operator.rshift, operator.iand: operator.and_,
+                operator.ior: operator.or_, operator.ixor: operator.xor}
+
+
 def binary(f, op, a, b):
+    if op in OUT_OF_PLACE and (isinstance(a, V.Sym) or isinstance(a, V.Known) and
+                               type(a.value) in (int, float, bool, complex)):
+        op = OUT_OF_PLACE[op]
     if isinstance(a, V.Known) and isinstance(b, V.Known):
         return V.Known(_run_python(op, python_value(f, a, op.__name__), python_value(f, b, op.__name__)))
     if isinstance(a, (V.Tensor, V.Sym)) or isinstance(b, (V.Tensor, V.Sym)):

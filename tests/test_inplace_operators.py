@@ -1,0 +1,32 @@
+"""Augmented assignment with a number on the left (`s = 0; s += x`): Python rebinds, nothing is in place."""
+import torch
+
+import partialdyn
+from helpers import check, r
+
+
+def setup_function():
+    partialdyn.reset()
+
+
+def accumulate_from_zero(x, y):
+    s = 0
+    s += x
+    s *= 2
+    s -= y
+    return s
+
+
+def test_accumulating_tensors_into_a_number_compiles_to_a_graph():
+    check(accumulate_from_zero, [(r(2, 3), r(2, 3, seed=1)), (r(4, 3), r(4, 3, seed=1))])
+
+
+def tensor_in_place(x):
+    y = x * 1
+    alias = y
+    y += 1
+    return alias
+
+
+def test_augmented_assignment_on_a_tensor_stays_in_place():
+    check(tensor_in_place, [(r(3),), (r(4),)])
