@@ -75,8 +75,9 @@ def call_known(f, fn_vt, args, kwargs):
         return module_walk(f, fn, args, kwargs)
     if isinstance(fn, types.MethodType):
         self_vt = f.trace.by_identity.get(id(fn.__self__)) or V.Known(fn.__self__)
-        func_src = S.attr(fn_vt.source, "__func__") if fn_vt.source is not None else None
-        return call(f, V.Known(fn.__func__, func_src), [self_vt] + list(args), kwargs)
+        # the function is named through the constant table (its identity is guarded where the method was
+        # read), so its code guard is one per function, not one per object it is bound to
+        return call(f, V.Known(fn.__func__), [self_vt] + list(args), kwargs)
     if isinstance(fn, types.FunctionType):
         return inline_function(f, fn, fn_vt, args, kwargs)
     if isinstance(fn, type) and issubclass(fn, tuple) and hasattr(fn, "_fields"):

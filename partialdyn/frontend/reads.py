@@ -124,6 +124,6 @@ def bound_method(f, obj, name: str, method):
     if obj.source is None:
         return V.Known(method)
     src = S.attr(obj.source, name)
-    f.trace.wrap(method.__func__, S.attr(src, "__func__"))
-    f.trace.wrap(method.__self__, S.attr(src, "__self__"))     # the object itself, or its class (classmethod)
+    f.trace.register(src)
+    f.trace.guards.bound_method(src, obj.source, method, to_owner=method.__self__ is obj.value)
     return V.Known(method, src)

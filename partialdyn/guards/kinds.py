@@ -204,6 +204,18 @@ class GuardSet:
                 f"== {self.constant(names)}")
         self.add(Guard(GuardKind.MODULE_STRUCTURE, code, f"{src}.{method}() yields {list(names)!r}", str(src)))
 
+    def bound_method(self, src, owner, method, to_owner: bool):
+        """`owner.name` (at `src`) binds `method.__func__` to `owner` itself (`to_owner`) or to its class (a
+        classmethod): one check, as every read makes a new bound method."""
+        self._refs(src)
+        self._refs(owner)
+        c = f"{PREFIX}t{len(self._guards)}"
+        bound = owner.code if to_owner else self.constant(method.__self__)
+        self.add(Guard(GuardKind.ID_MATCH,
+                       f"({c} := {src.code}).__func__ is {self.constant(method.__func__)} and {c}.__self__ is {bound}",
+                       f"{src} is {method.__func__.__qualname__} bound to {owner if to_owner else 'its class'}",
+                       str(src)))
+
     def alias(self, src, other, same: bool):
         """Two sources are (or are not) the same object, as the trace assumed."""
         self._refs(src)
