@@ -19,6 +19,7 @@ from torch.fx.experimental.symbolic_shapes import GuardOnDataDependentSymNode
 from ..frontend import variables as V
 from ..frontend.errors import GraphBreak, Unsupported, UserError
 from ..shapes.fake import Shapes
+from .effects import EffectRecorder
 
 SYM_TYPES = (torch.SymInt, torch.SymFloat, torch.SymBool)
 
@@ -30,6 +31,7 @@ class GraphBuilder:
         self.inputs: list[tuple[object, fx.Node]] = []    # (source, placeholder)
         self._last_placeholder = None
         self._by_fake: dict[int, V.Tensor] = {}           # id(fake value) -> its tracker (identity of results)
+        self.effects = EffectRecorder()                    # input writes and randomness of the recorded ops
 
     # ------------------------------------------------------------ inputs
     def _placeholder(self, source, value) -> fx.Node:
@@ -46,6 +48,7 @@ class GraphBuilder:
 
     def tensor_input(self, t: torch.Tensor, source, dynamic_dims: set[int]) -> V.Tensor:
         fake = self.shapes.fake_tensor(t, source, dynamic_dims)
+        self.effects.add_input(fake)
         node = self._placeholder(source, fake)
         cls = type(t) if isinstance(t, torch.nn.Parameter) else torch.Tensor
         return self._remember(V.Tensor(node, fake, source, frozenset([source.code]), cls))
@@ -76,7 +79,7 @@ class GraphBuilder:
     def run_fake(self, kind, target, args, kwargs):
         try:
             # the Python dispatcher runs symbolic-aware decompositions (F.pad keeps its sizes symbolic)
-            with self.shapes.fake_mode, enable_python_dispatcher():
+            with self.shapes.fake_mode, enable_python_dispatcher(), self.effects:
                 if kind == "call_method":
                     return getattr(args[0], target)(*args[1:], **kwargs)
                 return target(*args, **kwargs)

@@ -29,7 +29,7 @@ from ..guards.shape import shape_guards
 from ..names import FUNCTION, GLOBALS, PREFIX
 from .binding import frame_argnames, param_name
 from .rebuild import Rebuilder
-from .steps import (NULL, BranchStep, CallExStep, CallStep, EagerRest, ForIterStep, RaiseStep,
+from .steps import (NULL, BranchStep, CallExStep, CallStep, EagerRest, ForIterStep, GraphRaised, RaiseStep,
                     StackOpStep, restore_grad_mode)
 
 
@@ -176,9 +176,13 @@ def _make_runner(opt, trace, rebuilder, compiled, body, step):
     args = ", ".join(opt.argnames)
     inputs = ", ".join(src.code for src, _ in trace.builder.inputs)
     call = f"    {OUTPUTS} = {PREFIX}graph({inputs})\n" if compiled is not None else ""
+    if compiled is not None and trace.builder.effects.rerunnable:
+        # nothing the graph did is visible if it raises: the call re-runs as plain Python (GraphRaised)
+        call = (f"    try:\n    {call}    except Exception as {PREFIX}error:\n"
+                f"        raise {PREFIX}GraphRaised({PREFIX}error) from None\n")
     source = f"def run({args}):\n{call}    {body}\n"
     namespace = {GLOBALS: opt.fn.__globals__, FUNCTION: opt.fn, PREFIX + "graph": compiled, PREFIX + "step": step,
-                 PREFIX + "sync_dict": _sync_dict,
+                 PREFIX + "sync_dict": _sync_dict, PREFIX + "GraphRaised": GraphRaised,
                  **trace.source_constants}
     namespace.update(rebuilder.constants)
     exec(compile(source, f"<partialdyn runner {opt.fn.__code__.co_name}>", "exec"), namespace)

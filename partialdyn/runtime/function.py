@@ -26,6 +26,7 @@ from ..shapes.policy import FrameShapeState
 from ..names import argument_name
 from .binding import frame_argnames, make_binder
 from .budget import CompileBudget
+from .steps import GraphRaised
 
 
 @dataclass
@@ -101,7 +102,11 @@ class OptimizedFunction:
         for entry in self.entries:
             if entry.guard.check(*bound):
                 self.stats.cache_hits += 1
-                return entry.run(*bound)
+                try:
+                    return entry.run(*bound)
+                except GraphRaised as raised:
+                    error = raised.error
+                return self._rerun_eagerly(error, args, kwargs)     # outside the except: no chained traceback
         return self._miss(bound, args, kwargs)
 
     def _rebind(self):
@@ -121,7 +126,19 @@ class OptimizedFunction:
         if entry is None:
             self.stats.eager_fallbacks += 1
             return self.fn(*args, **kwargs)
-        return entry.run(*bound)
+        try:
+            return entry.run(*bound)
+        except GraphRaised as raised:
+            error = raised.error
+        return self._rerun_eagerly(error, args, kwargs)
+
+    def _rerun_eagerly(self, error, args, kwargs):
+        """The entry's graph raised before anything it did became visible: run the call as plain Python, which
+        does the Python side effects eager does before the failing line and raises from the user's code."""
+        self.stats.eager_fallbacks += 1
+        self._log("eager_fallback", reason=f"the compiled graph raised {type(error).__name__}: {error}; "
+                                           f"the call re-ran as plain Python", file=None, line=None)
+        return self.fn(*args, **kwargs)
 
     def _new_entry(self, bound):
         if self.always_eager:

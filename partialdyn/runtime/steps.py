@@ -131,6 +131,15 @@ class OptimizedCall:
         return self.call_callee(self.fn, list(args), kwargs)
 
 
+class GraphRaised(Exception):
+    """A graph with no visible effects raised: the optimized function re-runs the call as plain Python, so the
+    Python side effects before the failing line happen and the exception comes from the user's own code."""
+
+    def __init__(self, error: BaseException):
+        super().__init__(f"{type(error).__name__}: {error}")
+        self.error = error
+
+
 def restore_grad_mode(compiled, entry_mode: bool, exit_mode: bool):
     """Run a graph that changes grad mode; leave the mode as the traced code would."""
     def run(*args):
