@@ -20,11 +20,11 @@ def check_python_version(version_info=None) -> None:
 
 check_python_version()
 
-from .api import mark_dynamic, mark_static, optimize, reset, stats
+from .api import allow_in_graph, disable, mark_dynamic, mark_static, optimize, reset, stats
 from .backends import register_backend
 from .config import config
 from .explain import explain
 from .logs import events
 
 __all__ = ["optimize", "stats", "reset", "mark_static", "mark_dynamic", "register_backend", "config", "events",
-           "explain"]
+           "explain", "disable", "allow_in_graph"]

@@ -1,27 +1,35 @@
-"""The public API: optimize, stats, reset, explain, mark_static / mark_dynamic."""
+"""The public API: optimize, stats, reset, explain, mark_static / mark_dynamic, disable, allow_in_graph."""
 from __future__ import annotations
 
 import atexit
+import functools
 import types
+import warnings
 import weakref
 
 import torch
 
 from .backends import check_backend
 from .config import config, validate
+from .frontend.escapes import allow_in_graph as register_allowed_in_graph
 from .logs import clear_events, emit
-from .runtime.function import OptimizedFunction, Options
+from .runtime.function import OptimizedFunction, Options, forget_warnings
 
 _ROOTS: "weakref.WeakSet[OptimizedFunction]" = weakref.WeakSet()
 
 
 def optimize(fn=None, *, backend=None, policy=None, recompile_limit=None, cache_size_limit=None,
              fullgraph=None):
-    """Optimize a function or an nn.Module; usable bare, with options, or called directly."""
+    """Optimize a function, a callable object, a functools.partial or an nn.Module; usable bare, with
+    options, or called directly."""
+    given = {name: value for name, value in (("backend", backend), ("policy", policy),
+                                             ("recompile_limit", recompile_limit),
+                                             ("cache_size_limit", cache_size_limit), ("fullgraph", fullgraph))
+             if value is not None}
     options = _options(backend, policy, recompile_limit, cache_size_limit, fullgraph)
     if fn is None:
-        return lambda f: _optimize(f, options)
-    return _optimize(fn, options)
+        return lambda f: _optimize(f, options, given)
+    return _optimize(fn, options, given)
 
 
 def _options(backend, policy, recompile_limit, cache_size_limit, fullgraph) -> Options:
@@ -38,21 +46,49 @@ def _options(backend, policy, recompile_limit, cache_size_limit, fullgraph) -> O
     return Options(**values)
 
 
-def _optimize(fn, options):
+def _optimize(fn, options, given):
+    already = fn if isinstance(fn, OptimizedFunction) else getattr(fn, "_partialdyn", None)
+    if isinstance(already, OptimizedFunction):
+        _warn_if_ignored(already, given)
+        return fn
+    compiled = _torch_compiled_original(fn)
+    if compiled is not None:
+        warnings.warn(f"partialdyn.optimize: {fn!r} was made by torch.compile; partialdyn optimizes the original "
+                      f"{compiled!r} instead (torch.compile's wrapper is not used)", stacklevel=3)
+        return _optimize(compiled, options, given)
     if isinstance(fn, torch.nn.Module):
         return _optimize_module(fn, options)
-    if isinstance(fn, OptimizedFunction):
-        return fn
     if isinstance(fn, types.MethodType) and isinstance(fn.__func__, types.FunctionType):
-        opt = _root(fn.__func__, options)
-        bound_self = fn.__self__
-        wrapper = lambda *a, **k: opt(bound_self, *a, **k)  # noqa: E731
-        wrapper._partialdyn = opt
-        return wrapper
-    if not isinstance(fn, types.FunctionType):
-        raise TypeError(f"partialdyn.optimize expects a Python function or an nn.Module, "
-                        f"got {type(fn).__name__}: {fn!r}")
-    return _root(fn, options)
+        return _bound(_root(fn.__func__, options), fn.__self__)
+    if isinstance(fn, functools.partial):
+        return _partial(_optimize(fn.func, options, given), fn)
+    if isinstance(fn, types.FunctionType):
+        return _root(fn, options)
+    call = getattr(type(fn), "__call__", None)
+    if isinstance(call, types.FunctionType) and not isinstance(fn, type):
+        return _bound(_root(call, options), fn)      # a callable object: its __call__ with the object bound
+    raise TypeError(f"partialdyn.optimize expects a Python function or an nn.Module (or a callable object, a "
+                    f"functools.partial), got {type(fn).__name__}: {fn!r}")
+
+
+def _warn_if_ignored(opt, given):
+    differ = {name: value for name, value in given.items() if getattr(opt.options, name) != value}
+    if differ:
+        warnings.warn(f"partialdyn.optimize: {opt.name} is already optimized (with "
+                      f"{', '.join(f'{k}={getattr(opt.options, k)!r}' for k in differ)}); the options "
+                      f"{', '.join(f'{k}={v!r}' for k, v in differ.items())} are ignored. Optimize the original "
+                      f"function (its __wrapped__) to get a separately optimized copy.", stacklevel=4)
+
+
+def _torch_compiled_original(fn):
+    """What torch.compile wrapped, for a torch.compile'd function or module (not for disabled ones)."""
+    if type(fn).__module__.startswith("torch._dynamo") and isinstance(getattr(fn, "_orig_mod", None),
+                                                                      torch.nn.Module):
+        return fn._orig_mod
+    if isinstance(fn, types.FunctionType) and getattr(fn, "_is_torch_compile", False) and not getattr(
+            fn, "_torchdynamo_disable", False):
+        return getattr(fn, "_torchdynamo_orig_callable", None)
+    return None
 
 
 def _root(fn, options):
@@ -61,8 +97,45 @@ def _root(fn, options):
     return opt
 
 
+def _bound(opt, first):
+    """`opt` with its first argument bound (a method's self, a callable object)."""
+    wrapper = lambda *a, **k: opt(first, *a, **k)  # noqa: E731
+    wrapper._partialdyn = opt
+    return wrapper
+
+
+def _partial(optimized, partial):
+    """An optimized functools.partial: the partial's arguments are the optimized function's first ones."""
+    def call(*args, **kwargs):
+        return optimized(*partial.args, *args, **{**partial.keywords, **kwargs})
+    call._partialdyn = _opt_of(optimized)
+    return call
+
+
+def disable(fn):
+    """Never trace `fn`: traced code calling it graph-breaks around the call, which runs as plain Python (like
+    torch.compiler.disable); optimize(fn) runs it eagerly."""
+    @functools.wraps(fn)
+    def disabled(*args, **kwargs):
+        return fn(*args, **kwargs)
+    disabled._partialdyn_disable = True
+    return disabled
+
+
+def allow_in_graph(fn):
+    """Put calls of `fn` into the graph as one opaque node instead of tracing into it.  The tracer learns
+    the result by running `fn` on fake tensors; the compiled graph calls `fn` itself.  `fn` must be a pure
+    function of its arguments (tensors, numbers, tuples): globals it reads are not guarded and Python side
+    effects happen while tracing, not on each call."""
+    if not callable(fn):
+        raise TypeError(f"allow_in_graph expects a callable, got {type(fn).__name__}")
+    return register_allowed_in_graph(fn)
+
+
 def _optimize_module(module: torch.nn.Module, options):
     """A module object sharing the original's state (same __dict__) whose forward is optimized."""
+    if isinstance(module, _DDP_TYPES):
+        return _optimize_ddp(module, options)
     cls = type(module)
     opt = _root(cls.forward, options)
     original = module
@@ -74,6 +147,24 @@ def _optimize_module(module: torch.nn.Module, options):
                                                             "__module__": cls.__module__})
     wrapper = object.__new__(wrapper_cls)
     wrapper.__dict__ = module.__dict__
+    return wrapper
+
+
+_DDP_TYPES = tuple(t for t in [getattr(torch.nn.parallel, "DistributedDataParallel", None)] if t is not None)
+
+
+def _optimize_ddp(ddp, options):
+    """DistributedDataParallel: its own forward (bucketing, buffer sync, hooks into autograd) runs as plain
+    Python; the module it wraps is optimized.  The result shares the DDP object's state (same __dict__); only
+    `.module` differs: it is the optimized wrapped module (which shares the wrapped module's state)."""
+    inner = _optimize_module(ddp.module, options)
+    cls = type(ddp)
+    wrapper_cls = type(f"Optimized{cls.__name__}", (cls,), {"module": property(lambda self: inner),
+                                                            "_partialdyn": inner._partialdyn,
+                                                            "_partialdyn_original": ddp,
+                                                            "__module__": cls.__module__})
+    wrapper = object.__new__(wrapper_cls)
+    wrapper.__dict__ = ddp.__dict__
     return wrapper
 
 
@@ -111,6 +202,7 @@ def reset() -> None:
         opt.always_eager = None
         opt.cache_limit_hit = False
         opt.stats.__init__()
+    forget_warnings()
     clear_events()
 
 

@@ -20,6 +20,7 @@ class Config:
     policy: str = "partial"
     backend: str = "eager"
     fullgraph: bool = False         # raise instead of graph-breaking / falling back
+    suppress_errors: bool = True    # an internal error while tracing: warn and run eagerly (False: raise)
     log_file: str | None = None     # JSON Lines event log
     logs: tuple = ()                # topics printed to stderr, like TORCH_LOGS
 
@@ -42,9 +43,9 @@ def validate(name: str, value):
     elif name == "backend":
         from .backends import check_backend
         check_backend(value)
-    elif name == "fullgraph":
+    elif name in ("fullgraph", "suppress_errors"):
         if not isinstance(value, bool):
-            raise ValueError(f"fullgraph must be True or False, got {value!r}")
+            raise ValueError(f"{name} must be True or False, got {value!r}")
     elif name == "logs":
         if isinstance(value, str):
             value = tuple(t.strip() for t in value.split(",") if t.strip())
@@ -57,12 +58,17 @@ def validate(name: str, value):
     return value
 
 
+def _parse_bool(text: str) -> bool:
+    return {"1": True, "true": True, "0": False, "false": False}[text.lower()]
+
+
 _ENV = {
     "PARTIALDYN_RECOMPILE_LIMIT": ("recompile_limit", int),
     "PARTIALDYN_CACHE_SIZE_LIMIT": ("cache_size_limit", int),
     "PARTIALDYN_POLICY": ("policy", str),
     "PARTIALDYN_BACKEND": ("backend", str),
-    "PARTIALDYN_FULLGRAPH": ("fullgraph", lambda s: {"1": True, "true": True, "0": False, "false": False}[s.lower()]),
+    "PARTIALDYN_FULLGRAPH": ("fullgraph", _parse_bool),
+    "PARTIALDYN_SUPPRESS_ERRORS": ("suppress_errors", _parse_bool),
     "PARTIALDYN_LOG": ("log_file", str),
     "PARTIALDYN_LOGS": ("logs", str),
 }

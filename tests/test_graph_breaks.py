@@ -520,7 +520,7 @@ def test_stats_count_breaks_once_per_compile():
     runs, s, _ = runs_per_call(f, [(r(b),) for b in (2, 3, 5, 7, 11)])
     assert runs == [3] * 5
     assert s == {"calls": 5, "cache_hits": 12, "compiles": 3, "recompiles": 0, "graphs": 3,
-                 "graph_breaks": 2, "eager_fallbacks": 0}
+                 "graph_breaks": 2, "eager_fallbacks": 0, "internal_errors": 0}
 
 
 def events_victim(x):

@@ -19,6 +19,8 @@ from . import attributes as A
 from . import dataobjects
 from . import environment
 from . import reads
+from . import escapes
+from . import numpyfold
 from . import sources as S
 from . import torch_state
 from . import values as Vals
@@ -40,11 +42,21 @@ def call(f, fn, args, kwargs):
         return call(f, fn.fn, list(fn.args) + list(args), {**fn.kwargs, **kwargs})
     if isinstance(fn, V.Known):
         return call_known(f, fn, args, kwargs)
+    if isinstance(fn, V.DataObject):
+        return dataobjects.call_method(f, fn, "__call__", args, kwargs)
     raise GraphBreak(f"call of a {fn.python_type().__name__}")
 
 
 def call_known(f, fn_vt, args, kwargs):
     fn = fn_vt.value
+    python_only = escapes.runs_in_python(fn)
+    if python_only:
+        raise GraphBreak(python_only, hint="the call runs in Python between two graphs")
+    if escapes.is_allowed_in_graph(fn):
+        return torch_call(f, fn, args, kwargs)
+    optimized = escapes.optimized_original(fn)
+    if optimized is not None:       # an optimized function called from traced code is traced as part of it
+        return call(f, V.Known(optimized, _attr_source(fn_vt, escapes.OPTIMIZED_MARKER)), args, kwargs)
     from .builtins_table import BUILTINS, CONSTANT_FOLD, GRAD_MODE
     handler = _lookup(BUILTINS, fn)
     if handler is not None:
@@ -71,6 +83,8 @@ def call_known(f, fn_vt, args, kwargs):
         return autograd_function_call(f, fn, args, kwargs)
     if isinstance(fn, types.MethodType) and environment.is_environ(fn.__self__):
         return environment.call_method(f, fn.__name__, args, kwargs)
+    if numpyfold.is_numpy_function(fn):
+        return numpyfold.call_numpy(f, fn, args, kwargs)
     if isinstance(fn, types.MethodType) and fn.__func__ in MODULE_WALKS:
         return module_walk(f, fn, args, kwargs)
     if isinstance(fn, types.MethodType):
@@ -80,6 +94,9 @@ def call_known(f, fn_vt, args, kwargs):
         return call(f, V.Known(fn.__func__), [self_vt] + list(args), kwargs)
     if isinstance(fn, types.FunctionType):
         return inline_function(f, fn, fn_vt, args, kwargs)
+    call_slot = A._static_lookup(type(fn), "__call__")
+    if isinstance(call_slot, types.FunctionType) and not isinstance(fn, type):
+        return call(f, V.Known(call_slot), [fn_vt] + list(args), kwargs)     # a callable object: its __call__
     if isinstance(fn, type) and issubclass(fn, tuple) and hasattr(fn, "_fields"):
         return V.NamedTuple(_bind_namedtuple(fn, args, kwargs), cls=fn)
     if dataobjects.is_traceable_dataclass(fn):
@@ -131,17 +148,23 @@ def _plain_constant(value) -> bool:
 
 
 def _call_partial_object(f, fn_vt, args, kwargs):
-    """Calling a functools.partial made outside the trace: its function with its stored arguments first,
-    each read through the partial's source (so guarded like any other value)."""
+    """Calling a functools.partial made outside the trace: its function with its stored arguments first.
+    With a source, the function, the argument tuple and the keyword dict (its keys too) are guarded."""
     partial = fn_vt.value
+    if fn_vt.source is None:
+        fn = Vals._known_result(partial.func)
+        stored_args = [Vals._known_result(a) for a in partial.args]
+        stored_kwargs = {k: Vals._known_result(v) for k, v in partial.keywords.items()}
+        return call(f, fn, stored_args + list(args), {**stored_kwargs, **kwargs})
+    fn = f.trace.wrap(partial.func, S.attr(fn_vt.source, "func"))
+    stored_args = f.trace.wrap(partial.args, S.attr(fn_vt.source, "args"))
+    stored_kwargs = f.trace.wrap(partial.keywords, S.attr(fn_vt.source, "keywords"))
+    if not isinstance(stored_args, V.Tuple) or not isinstance(stored_kwargs, V.Dict):
+        raise GraphBreak("call of a functools.partial whose arguments the tracer cannot hold")
+    return call(f, fn, list(stored_args.items) + list(args), {**stored_kwargs.items, **kwargs})
 
-    def stored(value, where):
-        return f.trace.wrap(value, where(fn_vt.source)) if fn_vt.source is not None else Vals._known_result(value)
-    fn = stored(partial.func, lambda base: S.attr(base, "func"))
-    stored_args = [stored(a, lambda base, i=i: S.item(S.attr(base, "args"), i)) for i, a in enumerate(partial.args)]
-    stored_kwargs = {k: stored(v, lambda base, k=k: S.item(S.attr(base, "keywords"), k))
-                     for k, v in partial.keywords.items()}
-    return call(f, fn, stored_args + list(args), {**stored_kwargs, **kwargs})
+def _attr_source(vt, name):
+    return S.attr(vt.source, name) if vt.source is not None else None
 
 
 def _lookup(table, fn):

@@ -3,15 +3,17 @@
 A resume function is the original bytecode with a new prologue: it takes the
 live stack values and locals as arguments, pushes the stack back (NULL markers
 included), and jumps to the instruction where execution continues.  Filename
-and line numbers are the original's, so tracebacks point at the user's code.
+and line numbers are the original's, so tracebacks point at the user's code.  The
+result is checked (stack depths, exception table) before anyone can run it.
 """
 from __future__ import annotations
 
 import types
 
 import bytecode
-from bytecode import Instr, Label
+from bytecode import Instr, Label, TryBegin
 
+from .codecheck import BadCode, check_code
 from .instructions import PROLOGUE, flat_instructions
 
 STACK_PREFIX = "__stack"
@@ -44,7 +46,22 @@ def make_resume_code(code: types.CodeType, index: int, layout: tuple, local_name
         push.append(Instr("PUSH_NULL", lineno=lineno) if is_null else Instr("LOAD_FAST", next(names), lineno=lineno))
     new = bytecode.Bytecode(prologue + push + [Instr("JUMP_FORWARD", start, lineno=lineno)] + body)
     _copy_header(bc, new, code, index, layout, local_names)
-    return new.to_code()
+    # The jump skips the original entry, so `bytecode` cannot work out handler depths by following the code
+    # (it would leave them unset): keep the original's, right because the stack at `index` is the original's.
+    _keep_handler_depths(code, bc)
+    resumed = new.to_code(stacksize=max(code.co_stacksize, len(layout)), compute_exception_stack_depths=False)
+    check_code(resumed)
+    return resumed
+
+
+def _keep_handler_depths(code, bc):
+    """Give each try region of `bc` (decoded from `code`) its handler depth from `code`'s exception table."""
+    entries = bytecode.ConcreteBytecode.from_code(code).exception_table
+    begins = [item for item in bc if isinstance(item, TryBegin)]
+    if len(begins) != len(entries):
+        raise BadCode(f"{code.co_qualname}: {len(begins)} try regions decoded from {len(entries)} table entries")
+    for begin, entry in zip(begins, entries):
+        begin.stack_depth = entry.stack_depth
 
 
 def _copy_header(bc, new, code, index, layout, local_names):

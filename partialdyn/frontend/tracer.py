@@ -16,6 +16,7 @@ import dataclasses
 import enum
 import linecache
 import math
+import sys
 import types
 from dataclasses import dataclass, field
 
@@ -140,7 +141,7 @@ class Trace:
             g.type_match(source, value, "math.isfinite({}) and {} != 0.0".replace("{}", "{0}")
                          if type(value) is float else "")
             return self.builder.scalar_input(value, source)
-        if isinstance(value, CONSTANT_TYPES) and not isinstance(value, (tuple, list)):
+        if isinstance(value, CONSTANT_TYPES) and not isinstance(value, (tuple, list)) or is_numpy_scalar(value):
             g.constant_match(source, value)
             return V.Known(value, source)
         if isinstance(value, V.GradRestore):
@@ -308,10 +309,17 @@ def is_immutable(value) -> bool:
 
 
 def is_opaque(value) -> bool:
-    """Runtime values the tracer must not look into: their contents change per call."""
+    """Runtime values the tracer must not look into: their contents change per call (numpy arrays, not numpy's
+    functions or scalars)."""
     mod = type(value).__module__ or ""
-    return (mod.startswith("numpy") or isinstance(value, (range, types.GeneratorType))
+    return (mod.startswith("numpy") and not callable(value) or isinstance(value, (range, types.GeneratorType))
             or (hasattr(value, "__next__") and not isinstance(value, torch.Tensor)))
+
+
+def is_numpy_scalar(value) -> bool:
+    """np.float32(0.5), np.int64(3): immutable, so a constant like a Python number."""
+    numpy = sys.modules.get("numpy")
+    return numpy is not None and isinstance(value, numpy.generic)
 
 
 class Frame:

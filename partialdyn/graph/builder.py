@@ -8,6 +8,7 @@ node with `meta['val']` set to that result is added to the graph.
 from __future__ import annotations
 
 import operator
+import sys
 
 import torch
 import torch.fx as fx
@@ -142,7 +143,8 @@ def split(obj):
     if isinstance(obj, (V.Tensor, V.Sym)):
         return obj.node, (obj.fake if isinstance(obj, V.Tensor) else obj.value)
     if isinstance(obj, V.Known):
-        return obj.value, obj.value
+        value = graph_constant(obj.value)
+        return value, value
     if isinstance(obj, V.Slice):
         parts = [split(p) for p in (obj.start, obj.stop, obj.step)]
         return slice(*[p[0] for p in parts]), slice(*[p[1] for p in parts])
@@ -163,6 +165,17 @@ def split(obj):
         pairs = {k: split(v) for k, v in obj.items()}
         return {k: p[0] for k, p in pairs.items()}, {k: p[1] for k, p in pairs.items()}
     raise Unsupported(f"cannot pass a {type(obj).__name__} tracker to a torch op")
+
+
+def graph_constant(value):
+    """A constant as an op argument: numpy scalars become the Python numbers torch treats them as (fx code
+    cannot spell `np.float64(2.0)`); a numpy bool, which torch does not treat as a Python bool, breaks."""
+    numpy = sys.modules.get("numpy")
+    if numpy is None or not isinstance(value, numpy.generic):
+        return value
+    if isinstance(value, numpy.bool_):
+        raise GraphBreak("a numpy bool as a torch op argument", hint="the op runs in Python")
+    return value.item()
 
 
 def inputs_of(*structures) -> frozenset:

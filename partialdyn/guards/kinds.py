@@ -91,6 +91,8 @@ class GuardSet:
         if type(value) is float:
             # bit-exact: `==` would take -0.0 for 0.0 and never match a NaN
             code = f"type({src.code}) is {k} and {src.code}.hex() == {self.constant(value.hex())}"
+        elif type(value).__module__ == "numpy" and hasattr(value, "tobytes"):    # a numpy scalar, bit-exact too
+            code = f"type({src.code}) is {k} and {src.code}.tobytes() == {self.constant(value.tobytes())}"
         else:
             code = f"type({src.code}) is {k} and {src.code} == {self.constant(value)}"
         self.add(Guard(GuardKind.CONSTANT_MATCH, code, f"{src} == {value!r}", str(src), actual=src.code))

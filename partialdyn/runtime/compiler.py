@@ -29,6 +29,7 @@ from ..guards.shape import shape_guards
 from ..names import FUNCTION, GLOBALS, PREFIX
 from .binding import frame_argnames, param_name
 from .rebuild import Rebuilder
+from .userframes import caller_at
 from .steps import (NULL, BranchStep, CallExStep, CallStep, EagerRest, ForIterStep, GraphRaised, RaiseStep,
                     StackOpStep, restore_grad_mode)
 
@@ -230,8 +231,8 @@ def _make_step(opt, trace, stop, names, texts):
     def resume(index, stack_layout):
         return opt.resume_function(index, stack_layout, names, arg_texts=texts, paid=paid)
 
-    def callee_caller(optimize_callee):
-        return opt.callee_caller(optimize_callee, paid)
+    def callee_resolver(optimize_callee):
+        return opt.callee_resolver(optimize_callee, paid)
     eager_rest = opt.eager_run_recorder(stop.reason, stop.file, stop.line)
     name = instr.name
     if trace.frame.decoded.is_user_try(stop.index):
@@ -244,16 +245,21 @@ def _make_step(opt, trace, stop, names, texts):
         elif name == "CALL_FUNCTION_EX" and stop.inside_callee:
             callee_slot = len(layout) - 2 - (instr.arg & 1)
         return EagerRest(opt.resume_function(stop.index, layout, names, optimized=False), eager_rest,
-                         callee_slot, callee_caller(True))
+                         callee_slot, callee_resolver(True))
+    code = opt.fn.__code__
+    call = caller_at(code.co_filename, instr.lineno or code.co_firstlineno, opt.origin[0].__code__.co_name,
+                     opt.fn.__globals__)
     if name == "CALL":
         n = instr.arg
         below = layout[:len(layout) - n - 2]
-        return CallStep(n, stop.kw_names, resume(nxt, below + (False,)), callee_caller(stop.inside_callee))
+        return CallStep(n, stop.kw_names, resume(nxt, below + (False,)), callee_resolver(stop.inside_callee),
+                        call)
     if name == "CALL_FUNCTION_EX":
         below = layout[:len(layout) - 2 - (instr.arg & 1)]
         if below and below[-1]:
             below = below[:-1]
-        return CallExStep(bool(instr.arg & 1), resume(nxt, below + (False,)), callee_caller(stop.inside_callee))
+        return CallExStep(bool(instr.arg & 1), resume(nxt, below + (False,)),
+                          callee_resolver(stop.inside_callee), call)
     if name in CONDITIONAL_JUMPS:
         rest = layout[:-1]
         return BranchStep(CONDITIONAL_JUMPS[name], True, bool, resume(target, rest), resume(nxt, rest))
@@ -267,7 +273,8 @@ def _make_step(opt, trace, stop, names, texts):
     stack_op = _stack_op(instr)
     if stack_op is not None:
         fn, n, pushes = stack_op
-        return StackOpStep(fn, n, pushes, resume(nxt, layout[:len(layout) - n] + (False,) * pushes))
+        pushed = (True, False) if name == "LOAD_METHOD" else (False,) * pushes    # LOAD_METHOD pushes NULL first
+        return StackOpStep(fn, n, pushes, resume(nxt, layout[:len(layout) - n] + pushed))
     return EagerRest(opt.resume_function(stop.index, layout, names, optimized=False), eager_rest)
 
 

@@ -11,14 +11,17 @@ OptimizedFunctions; they share the root's options, statistics, backoff state
 """
 from __future__ import annotations
 
+import functools
 import threading
 import types
 import warnings
+import weakref
 from dataclasses import dataclass, fields
 
 import torch
 
 from ..frontend.errors import GraphBreak, Unsupported, UserError
+from ..frontend.escapes import runs_in_python
 from ..frontend.resume import make_resume_function
 from ..guards.kinds import GuardKind, global_module_hooks
 from ..logs import emit
@@ -27,6 +30,7 @@ from ..names import argument_name
 from .binding import frame_argnames, make_binder
 from .budget import CompileBudget
 from .steps import GraphRaised
+from .userframes import substitute
 
 
 @dataclass
@@ -38,6 +42,7 @@ class Stats:
     graphs: int = 0
     graph_breaks: int = 0
     eager_fallbacks: int = 0
+    internal_errors: int = 0        # partialdyn itself failed on a frame (a bug), which then ran eagerly
 
     def as_dict(self):
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -53,6 +58,12 @@ class Options:
 
 
 MAX_CHILDREN = 1024        # resume functions and callees kept per optimized function
+_WARNED: "weakref.WeakSet[types.CodeType]" = weakref.WeakSet()   # code objects whose internal error was reported
+
+
+def forget_warnings() -> None:
+    """partialdyn.reset(): internal errors are reported again."""
+    _WARNED.clear()
 
 
 def _plain_module_call(module) -> bool:
@@ -87,10 +98,12 @@ class OptimizedFunction:
         self.cache_limit_hit = False
         self.paid = False                    # created by a backoff break (or inside such a frame): budgeted
         self.fallbacks_logged = set()        # eager-fallback reasons already logged for this code object
+        self.never_traced = runs_in_python(fn)   # partialdyn.disable / torch.compiler.disable: always eager
         if root is None:
             self.children = {}               # resume functions and callees, by key
             self.budget = CompileBudget(options.cache_size_limit)
         self.__wrapped__ = fn
+        self._partialdyn_traced = fn         # traced code calling this object inlines fn (frontend.escapes)
 
     # ------------------------------------------------------------ hot path
     def __call__(self, *args, **kwargs):
@@ -141,7 +154,7 @@ class OptimizedFunction:
         return self.fn(*args, **kwargs)
 
     def _new_entry(self, bound):
-        if self.always_eager:
+        if self.always_eager or self.never_traced:
             return None
         if len(self.entries) >= self.options.cache_size_limit:
             self._on_cache_limit(bound)
@@ -154,11 +167,11 @@ class OptimizedFunction:
                           f"breaks made {budget.spent} compiles (cache_size_limit={budget.limit}); this part "
                           f"runs eagerly")
             return None
-        reason = self._recompile_reason(bound)
         # a backoff break costs the resume function's compile on top of this one
         break_allowed = budget.affords(2 if budgeted else 1)
         from .compiler import compile_entry
         try:
+            reason = self._recompile_reason(bound)
             try:
                 entry = compile_entry(self, bound, break_allowed)
             except Exception as e:
@@ -175,7 +188,7 @@ class OptimizedFunction:
         except PartialdynError:
             raise
         except Exception as e:  # an internal tracer error must never reach the user's program
-            return self._give_up(f"internal error while tracing: {type(e).__name__}: {e}")
+            return self._internal_error(e)
         self._record_compile(entry, reason)
         self.entries.append(entry)
         if budgeted:
@@ -229,6 +242,23 @@ class OptimizedFunction:
         self._log("eager_fallback", reason=reason, file=self.fn.__code__.co_filename,
                   line=self.fn.__code__.co_firstlineno)
         return None
+
+    def _internal_error(self, error: Exception):
+        """partialdyn (or the backend) failed on this frame: count it, warn once per user code object and run
+        the frame eagerly from now on; under `config.suppress_errors = False`, raise instead."""
+        from ..config import config
+        self.stats.internal_errors += 1
+        what = f"{type(error).__name__}: {error}"
+        if not config.suppress_errors:
+            raise PartialdynError(f"internal error while compiling {self.name}: {what}") from error
+        original = self.origin[0].__code__
+        if original not in _WARNED and not self.options.fullgraph:
+            _WARNED.add(original)
+            warnings.warn_explicit(f"partialdyn: internal error while compiling {self.name} ({what}); it runs "
+                                   f"eagerly from now on (partialdyn.config.suppress_errors = False raises it)",
+                                   RuntimeWarning, original.co_filename, original.co_firstlineno,
+                                   module=self.fn.__module__ or "partialdyn")
+        return self._give_up(f"internal error while compiling: {what}")
 
     def _on_cache_limit(self, bound):
         if not self.cache_limit_hit:
@@ -310,20 +340,21 @@ class OptimizedFunction:
         child.paid |= paid or self.paid
         return child
 
-    def callee_caller(self, optimize_callee: bool, paid=False):
-        """How a break step calls the callable at a CALL: the callee optimized separately if it broke inside."""
+    def callee_resolver(self, optimize_callee: bool, paid=False):
+        """What a break step runs for the callable at a CALL: its separately optimized version if the break
+        was inside it, else the callable itself (`warnings.warn` in its user-faithful form)."""
         if not optimize_callee:
-            return lambda fn, args, kwargs: fn(*args, **kwargs)
+            return substitute
 
-        def call_optimized(fn, args, kwargs):
+        def optimized(fn):
             if isinstance(fn, torch.nn.Module) and _plain_module_call(fn):
-                return self.callee(type(fn).forward, paid)(fn, *args, **kwargs)
+                return functools.partial(self.callee(type(fn).forward, paid), fn)
             if isinstance(fn, types.MethodType) and isinstance(fn.__func__, types.FunctionType):
-                return self.callee(fn.__func__, paid)(fn.__self__, *args, **kwargs)
+                return functools.partial(self.callee(fn.__func__, paid), fn.__self__)
             if isinstance(fn, types.FunctionType):
-                return self.callee(fn, paid)(*args, **kwargs)
-            return fn(*args, **kwargs)
-        return call_optimized
+                return self.callee(fn, paid)
+            return substitute(fn)
+        return optimized
 
     def _bound_children(self):
         """Closures made anew on every call each get their own children; forget them all past a bound."""

@@ -20,10 +20,12 @@ def without_nulls(stack):
 
 
 class CallStep:
-    """CALL n: the callee runs in Python (optimized separately if the break was inside it)."""
+    """CALL n: the callee runs in Python (optimized separately if the break was inside it).  `resolve` maps
+    the callee to what runs (its optimized version); `call` makes the call from a frame at the user's line."""
 
-    def __init__(self, argc, kw_names, resume, call_callee):
-        self.argc, self.kw_names, self.resume, self.call_callee = argc, kw_names or (), resume, call_callee
+    def __init__(self, argc, kw_names, resume, resolve, call):
+        self.argc, self.kw_names, self.resume = argc, kw_names or (), resume
+        self.resolve, self.call = resolve, call
 
     def __call__(self, stack, locals_):
         n = self.argc
@@ -32,15 +34,15 @@ class CallStep:
         fn, args = (b, args) if a is NULL else (a, [b] + args)
         k = len(self.kw_names)
         kwargs = dict(zip(self.kw_names, args[len(args) - k:])) if k else {}
-        result = self.call_callee(fn, args[:len(args) - k], kwargs)
+        result = self.call(self.resolve(fn), args[:len(args) - k], kwargs)
         return self.resume(*without_nulls(stack[:-n - 2]), result, *locals_)
 
 
 class CallExStep:
     """CALL_FUNCTION_EX: f(*args, **kwargs) in Python."""
 
-    def __init__(self, has_kwargs, resume, call_callee):
-        self.has_kwargs, self.resume, self.call_callee = has_kwargs, resume, call_callee
+    def __init__(self, has_kwargs, resume, resolve, call):
+        self.has_kwargs, self.resume, self.resolve, self.call = has_kwargs, resume, resolve, call
 
     def __call__(self, stack, locals_):
         kwargs = stack.pop() if self.has_kwargs else {}
@@ -48,7 +50,7 @@ class CallExStep:
         fn = stack.pop()
         if stack and stack[-1] is NULL:
             stack.pop()
-        result = self.call_callee(fn, list(args), dict(kwargs))
+        result = self.call(self.resolve(fn), list(args), dict(kwargs))
         return self.resume(*without_nulls(stack), result, *locals_)
 
 
@@ -108,27 +110,17 @@ class RaiseStep:
 
 class EagerRest:
     """The rest of the frame runs as plain Python (try blocks, unsupported opcodes).  `callee_slot`: the
-    stack position of a callable to run optimized anyway (the break was inside it)."""
+    stack position of a callable to run optimized anyway (the break was inside it): `resolve` gives that."""
 
-    def __init__(self, resume, on_run, callee_slot=None, call_callee=None):
+    def __init__(self, resume, on_run, callee_slot=None, resolve=None):
         self.resume, self.on_run = resume, on_run
-        self.callee_slot, self.call_callee = callee_slot, call_callee
+        self.callee_slot, self.resolve = callee_slot, resolve
 
     def __call__(self, stack, locals_):
         self.on_run()
         if self.callee_slot is not None:
-            stack[self.callee_slot] = OptimizedCall(stack[self.callee_slot], self.call_callee)
+            stack[self.callee_slot] = self.resolve(stack[self.callee_slot])
         return self.resume(*without_nulls(stack), *locals_)
-
-
-class OptimizedCall:
-    """A callable that runs `fn` through its separately optimized version."""
-
-    def __init__(self, fn, call_callee):
-        self.fn, self.call_callee = fn, call_callee
-
-    def __call__(self, *args, **kwargs):
-        return self.call_callee(self.fn, list(args), kwargs)
 
 
 class GraphRaised(Exception):

@@ -1,0 +1,61 @@
+"""Escape hatches: callables the tracer never traces into, and functions it puts into the graph whole.
+
+`runs_in_python(fn)` names why a call must run as plain Python at a graph break:
+`partialdyn.disable`, `torch.compiler.disable` / `torch._dynamo.disable`, or code
+of a module whose point is its side effects (`logging`: a logging call traced
+into would bake the logger's level cache into guards and records would name the
+wrong caller).  `allow_in_graph` functions become one opaque graph node.
+"""
+from __future__ import annotations
+
+import types
+
+DISABLED_MARKERS = ("_partialdyn_disable", "_torchdynamo_disable")
+PYTHON_ONLY_MODULES = ("logging",)
+
+_ALLOWED_IN_GRAPH: dict[int, object] = {}     # id -> function (kept alive: its id stays unique)
+
+
+def runs_in_python(fn) -> str | None:
+    """Why a call of `fn` is never traced, or None."""
+    for marker in DISABLED_MARKERS:
+        if _marked(fn, marker):
+            return f"{_name(fn)} is disabled ({marker.strip('_').split('_')[0]}), it runs as plain Python"
+    module = getattr(fn, "__module__", None) or ""
+    if module.split(".")[0] in PYTHON_ONLY_MODULES:
+        return f"{_name(fn)} ({module}) runs as plain Python"
+    return None
+
+
+def _marked(fn, marker) -> bool:
+    return _attribute(fn, marker) is True
+
+
+def _attribute(fn, name):
+    try:
+        return getattr(fn, name, None)
+    except Exception:  # noqa: BLE001 -- an object whose __getattr__ raises simply has no marker
+        return None
+
+
+def _name(fn) -> str:
+    return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__
+
+
+OPTIMIZED_MARKER = "_partialdyn_traced"     # set by partialdyn on what optimize() returns: the function it traces
+
+
+def optimized_original(fn):
+    """The function an optimized callable traces (so traced code calling it inlines it), or None."""
+    original = _attribute(fn, OPTIMIZED_MARKER)
+    return original if isinstance(original, types.FunctionType) else None
+
+
+def allow_in_graph(fn):
+    """Register `fn` to be called as one opaque graph node."""
+    _ALLOWED_IN_GRAPH[id(fn)] = fn
+    return fn
+
+
+def is_allowed_in_graph(fn) -> bool:
+    return _ALLOWED_IN_GRAPH.get(id(fn)) is fn

@@ -1,0 +1,135 @@
+"""Escape hatches and calling conventions: disabled functions, allow_in_graph, optimized callees,
+functools.partial, callable objects, torch.compile'd functions and re-optimizing."""
+import functools
+import warnings
+
+import pytest
+import torch
+
+import partialdyn
+from helpers import CountingBackend, check, r
+
+B = (2, 3, 5)
+
+
+def setup_function():
+    partialdyn.reset()
+
+
+def host_side(x):
+    # a disabled function runs as plain Python: never inside a trace
+    return x + (100 if torch.compiler.is_compiling() else 1)
+
+
+@pytest.mark.parametrize("disable", [torch.compiler.disable, torch._dynamo.disable, partialdyn.disable],
+                         ids=["torch.compiler.disable", "torch._dynamo.disable", "partialdyn.disable"])
+def test_disabled_function_runs_as_plain_python_around_a_graph_break(disable):
+    disabled = disable(host_side)
+
+    def f(x):
+        return disabled(x * 2).sin()
+    check(f, [(r(b),) for b in B], breaks=1)
+
+
+def test_optimize_of_a_disabled_function_runs_it_eagerly():
+    opt = partialdyn.optimize(partialdyn.disable(host_side))
+    torch.testing.assert_close(opt(torch.ones(2)), torch.full((2,), 2.0))
+    s = partialdyn.stats(opt)
+    assert s["compiles"] == 0 and s["eager_fallbacks"] == 1
+
+
+RUNS = []
+
+
+def scaled_add(a, b):
+    RUNS.append(a.shape)          # a side effect: the graph calls the function itself on every run
+    return a * 2 + b
+
+
+partialdyn.allow_in_graph(scaled_add)
+
+
+def test_allow_in_graph_function_is_one_graph_node_called_when_the_graph_runs():
+    def f(x):
+        return scaled_add(x, x.cos()).sin()
+    RUNS.clear()
+    s = check(f, [(r(b),) for b in B], breaks=0)
+    assert scaled_add in s["backend"].ops()
+    eager_runs = len(B)
+    assert len(RUNS) >= eager_runs + len(B)      # eager calls plus one per compiled graph run
+
+
+def test_optimized_function_called_from_optimized_code_is_inlined():
+    inner = partialdyn.optimize(lambda x: x.cos() * 2)
+
+    def f(x):
+        return inner(x) + 1
+    check(f, [(r(b),) for b in B], breaks=0)
+
+
+def scale(x, k, shift=0.0):
+    return x * k + shift
+
+
+def test_optimize_accepts_a_functools_partial():
+    check(functools.partial(scale, k=3, shift=0.5), [(r(b),) for b in B])
+
+
+PARTIAL = functools.partial(scale, k=2)
+
+
+def test_partial_called_from_traced_code_is_inlined_and_its_arguments_guarded():
+    global PARTIAL
+
+    def f(x):
+        return PARTIAL(x).sin()
+
+    def rebind(_):
+        global PARTIAL
+        PARTIAL = functools.partial(scale, k=5)
+    try:
+        check(f, [(r(b),) for b in B], breaks=0, recompiles=1, before={1: rebind})
+    finally:
+        PARTIAL = functools.partial(scale, k=2)
+
+
+class Affine:
+    def __init__(self, w):
+        self.w = w
+
+    def __call__(self, x):
+        return x * self.w + 1
+
+
+def test_optimize_accepts_a_callable_object():
+    check(Affine(2.0), [(r(b),) for b in B])
+
+
+def test_callable_object_called_from_traced_code_is_inlined_and_its_state_guarded():
+    affine = Affine(2.0)
+
+    def f(x):
+        return affine(x).relu()
+    check(f, [(r(b),) for b in B], breaks=0, recompiles=1, before={2: lambda _: setattr(affine, "w", -3.0)})
+
+
+def cosine(x):
+    return x.cos() + 1
+
+
+def test_optimize_of_a_torch_compiled_function_warns_and_optimizes_the_original():
+    with pytest.warns(UserWarning, match="torch.compile"):
+        opt = partialdyn.optimize(torch.compile(cosine), backend=CountingBackend())
+    torch.testing.assert_close(opt(torch.ones(3)), cosine(torch.ones(3)))
+    s = partialdyn.stats(opt)
+    assert s["graphs"] == 1 and s["eager_fallbacks"] == 0
+
+
+def test_reoptimizing_with_different_options_warns_and_keeps_the_first():
+    opt = partialdyn.optimize(cosine, policy="static")
+    with pytest.warns(UserWarning, match="already optimized"):
+        again = partialdyn.optimize(opt, policy="dynamic")
+    assert again is opt
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert partialdyn.optimize(opt) is opt and partialdyn.optimize(opt, policy="static") is opt

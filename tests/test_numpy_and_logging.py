@@ -1,0 +1,100 @@
+"""numpy values and functions, logging and warnings in traced code: eager's results and eager's semantics."""
+import logging
+import warnings
+
+import numpy as np
+import torch
+
+import partialdyn
+from helpers import CountingBackend, check, r
+
+B = (2, 3, 5)
+
+
+def setup_function():
+    partialdyn.reset()
+
+
+def check_with_arrays(f, calls):
+    """check() for calls with numpy array arguments (check compares inputs with ==, ambiguous for arrays)."""
+    backend = CountingBackend()
+    opt = partialdyn.optimize(f, backend=backend)
+    for x, a in calls:
+        runs = backend.runs
+        torch.testing.assert_close(opt(x.clone(), a.copy()), f(x.clone(), a.copy()))
+        assert backend.runs > runs
+    s = partialdyn.stats(opt)
+    assert s["eager_fallbacks"] == 0 and s["internal_errors"] == 0, s
+
+
+def test_numpy_array_argument_gives_eager_results():
+    def f(x, a):
+        return x * a.sum()
+    check_with_arrays(f, [(r(b), np.arange(float(b))) for b in B])
+
+
+def test_numpy_functions_of_constants_are_evaluated_while_tracing():
+    def f(x):
+        return x * np.sqrt(4.0) + np.float32(0.5) * np.prod((2, 3)) + np.maximum(1, 3)
+    check(f, [(r(b),) for b in B], breaks=0)
+
+
+def test_numpy_scalar_argument_is_a_guarded_constant():
+    def f(x, s):
+        return x * s
+    check(f, [(r(2), np.float32(2.0)), (r(3), np.float32(2.0)), (r(3), np.float32(-0.5))], breaks=0,
+          recompiles=1)
+
+
+def test_numpy_function_of_an_array_breaks_cleanly():
+    def f(x, a):
+        return x * np.sqrt(a).sum() + 1
+    check_with_arrays(f, [(r(b), np.arange(float(b))) for b in B])
+
+
+class Records(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.seen = []
+
+    def emit(self, record):
+        self.seen.append((record.pathname, record.lineno, record.funcName, record.getMessage()))
+
+
+def test_logging_call_logs_what_eager_logs_naming_the_users_line():
+    log = logging.getLogger("partialdyn.tests.user")
+    log.setLevel(logging.INFO)
+    records = Records()
+    log.addHandler(records)
+
+    def f(x):
+        y = x * 2
+        log.info("rows %d", 7)
+        return y + 1
+    try:
+        check(f, [(r(b),) for b in B], breaks=1)
+    finally:
+        log.removeHandler(records)
+    eager, optimized = records.seen[0::2], records.seen[1::2]
+    assert optimized == eager
+    assert eager[0][0] == __file__ and eager[0][2] == "f"
+
+
+def careful(x):
+    warnings.warn("caller's problem", UserWarning, stacklevel=2)
+    return x
+
+
+def test_warnings_are_attributed_to_the_users_lines():
+    def f(x):
+        warnings.warn("in f", RuntimeWarning)
+        return careful(x * 2) + 1
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check(f, [(r(b),) for b in B], breaks=None)
+    seen = [(w.filename, w.lineno, str(w.message)) for w in caught if "partialdyn" not in str(w.message)]
+    # each eager call warns twice, in f and (stacklevel=2) at f's call of careful; then the optimized call
+    assert len(seen) == 4 * len(B)
+    for i in range(len(B)):
+        assert seen[4 * i + 2:4 * i + 4] == seen[4 * i:4 * i + 2]
+    assert all(filename == __file__ for filename, _, _ in seen), seen
