@@ -33,7 +33,9 @@ def getattr_vt(f, obj, name):
         return obj.items[obj.cls.__match_args__.index(name)]        # torch.return_types (structseq) fields
     if isinstance(obj, V.Known):
         return _known_attr(f, obj, name)
-    if isinstance(obj, (V.Tuple, V.List, V.Dict, V.Sym)):
+    if isinstance(obj, (V.Tuple, V.List, V.Dict, V.Sym, V.DictView, V.Generator, V.LazyIterator)):
+        if not hasattr(obj.python_type(), name):
+            raise UserError(AttributeError(f"'{obj.python_type().__name__}' object has no attribute {name!r}"))
         return V.Method(obj, name)
     if isinstance(obj, V.Function) and name in ("__name__", "__qualname__"):
         return V.Known(obj.name)
@@ -216,9 +218,9 @@ def _super_attr(f, sup, name):
 def store_attr(f, obj, name, value):
     """`obj.name = value` (value None: `del obj.name`) on an object from the caller's world: recorded, replayed
     after the graph runs."""
-    if isinstance(obj, V.DataObject) and value is not None:
+    if isinstance(obj, V.DataObject):
         Vals.mutate(f, obj)       # a break in the call that wrote it must not rebuild the half-changed object
-        dataobjects.set_attr(obj, name, value)
+        dataobjects.set_attr(f, obj, name, value)
         return
     if not (isinstance(obj, V.Known) and obj.source is not None) or isinstance(obj.value, type) or \
             name.startswith("__"):
@@ -226,5 +228,8 @@ def store_attr(f, obj, name, value):
                          hint="the assignment runs in Python")
     if isinstance(obj.value, torch.nn.Module) and name in obj.value.__dict__.get("_parameters", {}):
         raise GraphBreak(f"assignment to parameter {name!r}", hint="the assignment runs in Python")
+    if dataobjects.data_descriptor(type(obj.value), name) is not None:
+        raise GraphBreak(f"assignment to {name!r} through a data descriptor (a property setter or __set__)",
+                         hint="the assignment runs in Python")
     writes = f.trace.attr_writes
     writes.set(obj, name, writes.DELETED if value is None else value)

@@ -17,10 +17,13 @@ import typing
 
 import torch
 
+from . import contexts
+from . import dict_views
+from . import generators
 from . import variables as V
-from .attributes import getattr_vt, guarded_flag, tensor_size
+from .attributes import getattr_vt, guarded_flag, store_attr, tensor_size
 from .calls import call
-from .values import binary, identical, iterate, mutate, python_value, subscript, truth, unary, _run_python
+from .values import binary, hashable_values, identical, iterate, mutate, python_value, subscript, truth, unary, _run_python
 from .errors import GraphBreak, Unsupported, UserError
 
 
@@ -28,6 +31,8 @@ from .errors import GraphBreak, Unsupported, UserError
 def b_len(f, obj):
     if isinstance(obj, (V.Tuple, V.List, V.Dict)):
         return V.Known(len(obj.items))
+    if isinstance(obj, V.DictView):
+        return V.Known(dict_views.length(obj))
     if isinstance(obj, V.Tensor):
         return tensor_size(f, obj, 0)
     if isinstance(obj, V.Known):
@@ -126,34 +131,56 @@ def b_range(f, *args):
 
 
 def b_enumerate(f, iterable, start=V.Known(0)):
-    s = python_value(f, start, "enumerate()")
-    return V.Iterator([V.Tuple([V.Known(i + s), item]) for i, item in enumerate(iterate(f, iterable))])
+    index = python_value(f, start, "enumerate()")
+    return generators.lazy("enumerate", [generators.make_iterator(f, iterable)], index=index)
 
 
 def b_zip(f, *iterables, strict=V.Known(False)):
-    lists = [iterate(f, it) for it in iterables]
-    if python_value(f, strict, "zip()") and len({len(items) for items in lists}) > 1:
-        raise UserError(ValueError("zip() arguments have different lengths"))
-    return V.Iterator([V.Tuple(list(group)) for group in zip(*lists)])
+    sources = [generators.make_iterator(f, it) for it in iterables]
+    return generators.lazy("zip", sources, strict=bool(python_value(f, strict, "zip()")), done=not sources)
 
 
 def b_reversed(f, seq):
+    if isinstance(seq, V.DataObject) or generators.is_iterator(seq):
+        raise GraphBreak(f"reversed() of a {seq.python_type().__name__}")
     return V.Iterator(list(reversed(iterate(f, seq))))
 
 
-def b_iter(f, obj):
-    return obj if isinstance(obj, V.Iterator) else V.Iterator(iterate(f, obj))
+def b_iter(f, obj, *sentinel):
+    if sentinel:
+        raise GraphBreak("iter() with a sentinel")
+    return generators.make_iterator(f, obj)
 
 
 def b_next(f, it, *default):
-    if isinstance(it, V.Iterator):
-        if it.pos < len(it.items):
-            f.trace.advance(it, it.pos + 1)
-            return it.items[it.pos - 1]
+    if generators.is_iterator(it):
+        item = generators.step(f, it)
+        if item is not None:
+            return item
         if default:
             return default[0]
         raise UserError(StopIteration())
+    if isinstance(it, (V.Tuple, V.List, V.Dict, V.DictView)):
+        raise UserError(TypeError(f"'{it.python_type().__name__}' object is not an iterator"))
     raise GraphBreak("next() of an iterator the tracer cannot see into")
+
+
+def b_dict_fromkeys(f, keys, value=V.Known(None)):
+    return V.Dict({k: value for k in hashable_values(f, iterate(f, keys), "dict.fromkeys")})
+
+
+def b_locals(f):
+    """A snapshot of the frame's bound variables, in the order CPython lists them."""
+    code = f.code
+    names = list(code.co_varnames) + [n for n in code.co_cellvars if n not in code.co_varnames] + \
+        list(code.co_freevars)
+    values = {}
+    for name in names:
+        cell = f.cells.get(name)
+        value = cell.contents if cell is not None else f.locals.get(name)
+        if value is not None:
+            values[name] = value
+    return V.Dict(values)
 
 
 def b_list(f, iterable=None):
@@ -195,6 +222,16 @@ def b_getattr(f, obj, name, *default):
         raise
 
 
+def b_setattr(f, obj, name, value):
+    store_attr(f, obj, python_value(f, name, "setattr()"), value)
+    return V.Known(None)
+
+
+def b_delattr(f, obj, name):
+    store_attr(f, obj, python_value(f, name, "delattr()"), None)
+    return V.Known(None)
+
+
 def b_hasattr(f, obj, name):
     attr = python_value(f, name, "hasattr()")
     if isinstance(obj, V.Tensor):
@@ -216,7 +253,8 @@ def b_callable(f, obj):
 
 def b_any_all(fn):
     def handler(f, iterable):
-        for item in iterate(f, iterable):
+        items = generators.make_iterator(f, iterable)      # stops pulling at the deciding item
+        while (item := generators.step(f, items)) is not None:
             if truth(f, item, fn.__name__) == (fn is any):
                 return V.Known(fn is any)
         return V.Known(fn is not any)
@@ -260,17 +298,13 @@ def b_super(f, *args):
 
 
 def b_map(f, fn, *iterables):
-    return V.Iterator([call(f, fn, list(group), {}) for group in zip(*[iterate(f, it) for it in iterables])])
+    if not iterables:
+        raise UserError(TypeError("map() must have at least two arguments."))
+    return generators.lazy("map", [generators.make_iterator(f, it) for it in iterables], fn=fn)
 
 
 def b_filter(f, fn, iterable):
-    items = iterate(f, iterable)
-    keep = [i for i in items if truth(f, i if is_none_vt(fn) else call(f, fn, [i], {}), "filter()")]
-    return V.Iterator(keep)
-
-
-def is_none_vt(vt):
-    return isinstance(vt, V.Known) and vt.value is None
+    return generators.lazy("filter", [generators.make_iterator(f, iterable)], fn=fn)
 
 
 def b_reduce(f, fn, iterable, *initial):
@@ -427,13 +461,15 @@ BUILTINS = {
     float: b_float, bool: b_bool, str: b_str, abs: b_abs, min: _min_max(operator.lt, "min"),
     max: _min_max(operator.gt, "max"), sum: b_sum, range: b_range, enumerate: b_enumerate, zip: b_zip,
     reversed: b_reversed, iter: b_iter, next: b_next, list: b_list, tuple: b_tuple, dict: b_dict,
-    set: b_set(set), frozenset: b_set(frozenset), getattr: b_getattr, hasattr: b_hasattr, callable: b_callable, any: b_any_all(any), all: b_any_all(all),
+    set: b_set(set), frozenset: b_set(frozenset), getattr: b_getattr, hasattr: b_hasattr, setattr: b_setattr, delattr: b_delattr, callable: b_callable, any: b_any_all(any), all: b_any_all(all),
     round: b_round, divmod: b_divmod, sorted: b_sorted, slice: b_slice, super: b_super, print: b_print,
     map: b_map, filter: b_filter, functools.reduce: b_reduce, functools.partial: b_partial,
     operator.itemgetter: b_getter(operator.itemgetter), operator.attrgetter: b_getter(operator.attrgetter),
     torch.Size: lambda f, items=None: V.Size([] if items is None else iterate(f, items)),
-    torch.is_tensor: lambda f, x: V.Known(isinstance(x, V.Tensor)),
+    torch.is_tensor: lambda f, x: V.Known(isinstance(x, V.Tensor)), locals: b_locals, dict.fromkeys: b_dict_fromkeys,
 }
+BUILTINS.update(generators.ITERTOOLS)
+BUILTINS.update(contexts.MODELS)
 BUILTINS.update(_math_entries())
 BUILTINS.update({fn: _pure_on_constants(fn) for fn in PURE_ON_CONSTANTS})
 BUILTINS.update({getattr(operator, n): _operator(getattr(operator, n)) for n in _OPERATORS})
@@ -476,6 +512,10 @@ def tensor_method(f, t, name, args, kwargs):
 
 
 def container_method(f, obj, name, args, kwargs):
+    if generators.is_iterator(obj):
+        return generators.call_method(f, obj, name, args, kwargs)
+    if isinstance(obj, V.DictView):
+        return dict_views.call_method(f, obj, name, args, kwargs)
     if isinstance(obj, V.List):
         return _list_method(f, obj, name, args)
     if isinstance(obj, V.Dict):
@@ -544,17 +584,19 @@ def _list_method(f, lst, name, args):
 
 
 def _dict_method(f, d, name, args, kwargs=None):
-    if name == "keys":
-        return V.List([V.Known(k) for k in d.items])
-    if name == "values":
-        return V.List(list(d.items.values()))
-    if name == "items":
-        return V.List([V.Tuple([V.Known(k), v]) for k, v in d.items.items()])
+    if name in ("keys", "values", "items"):
+        return dict_views.view(d, name)
     if name == "get":
         key = python_value(f, args[0], "dict.get")
         return d.items.get(key, args[1] if len(args) > 1 else V.Known(None))
     if name == "copy":
         return V.Dict(dict(d.items))
+    if name == "popitem":
+        if not d.items:
+            raise UserError(KeyError("popitem(): dictionary is empty"))
+        mutate(f, d)
+        key, value = d.items.popitem()
+        return V.Tuple([V.Known(key), value])
     if name in ("update", "pop", "setdefault", "clear"):
         mutate(f, d)
         if name == "update":

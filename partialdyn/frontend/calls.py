@@ -235,15 +235,20 @@ def call_method(f, receiver, name, args, kwargs):
             raise GraphBreak(f"call to {name} is not traceable")
         return result
     if isinstance(receiver, V.Known):
-        if isinstance(receiver.value, set) and receiver.source is None and name in SET_MUTATORS:
-            f.trace.mutated.append(receiver)
+        if isinstance(receiver.value, set) and receiver.source is None and name in SET_MUTATORS | SET_READERS:
+            # a set made in the trace: run the method on it (the runner returns a copy of the final set)
+            if name in SET_MUTATORS:
+                f.trace.mutated.append(receiver)
             values = [Vals.python_value(f, a, f"set.{name}") for a in args]
-            return V.Known(getattr(receiver.value, name)(*values))
+            return V.Known(Vals._run_python(getattr(receiver.value, name), *values))
         return call(f, V.Known(getattr(receiver.value, name)), args, kwargs)
     return container_method(f, receiver, name, args, kwargs)
 
 
-SET_MUTATORS = {"add", "discard", "update", "remove", "clear"}
+SET_MUTATORS = {"add", "discard", "update", "remove", "clear", "pop", "difference_update", "intersection_update",
+                "symmetric_difference_update"}
+SET_READERS = {"copy", "union", "intersection", "difference", "symmetric_difference", "issubset", "issuperset",
+               "isdisjoint", "__len__", "__contains__"}
 
 READ_ONLY = {"get", "keys", "values", "items", "__getitem__", "__contains__", "__len__", "count", "index"}
 BUILTIN_CONTAINERS = {"dict", "list", "tuple", "str", "set", "frozenset"}

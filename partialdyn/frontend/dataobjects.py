@@ -87,18 +87,34 @@ def rebuild_plain(cls, fields: dict):
     return obj
 
 
+def data_descriptor(cls, name):
+    """The class attribute `name` if it is a data descriptor (it takes precedence over the instance dict)."""
+    attr = reads.static_lookup(cls, name)
+    kind = type(attr)
+    return attr if hasattr(kind, "__set__") or hasattr(kind, "__delete__") else None
+
+
 def get_attr(f, obj: V.DataObject, name: str):
-    """An attribute of an instance made in the trace: its own field, else the class attribute found along the
-    MRO (guarded through that lookup, so a class attribute of None is a value, not a missing one)."""
+    """An attribute of an instance made in the trace: a data descriptor of the class, else its own field, else
+    the class attribute found along the MRO (guarded through that lookup, so a class attribute of None is a
+    value, not a missing one)."""
+    from .calls import call
+    if data_descriptor(obj.cls, name) is not None:
+        descriptor = reads.class_attribute(f, obj.cls, name).value
+        if isinstance(descriptor, property):
+            if descriptor.fget is None:
+                raise UserError(AttributeError(f"property {name!r} of {obj.cls.__name__!r} object has no getter"))
+            return call(f, V.Known(descriptor.fget), [obj], {})
+        getter = getattr(type(descriptor), "__get__", None)
+        if getter is None:
+            return V.Known(descriptor)
+        return call(f, V.Known(getter), [V.Known(descriptor), obj, V.Known(obj.cls)], {})
     if name in obj.fields:
         return obj.fields[name]
     entry = reads.class_attribute(f, obj.cls, name)
     if entry is None:
         raise UserError(AttributeError(f"{obj.cls.__name__!r} object has no attribute {name!r}"))
     raw = entry.value if isinstance(entry, V.Known) else None
-    if isinstance(raw, property):
-        from .calls import call
-        return call(f, V.Known(raw.fget), [obj], {})
     if isinstance(raw, staticmethod):
         return V.Known(raw.__func__)
     if isinstance(raw, classmethod):
@@ -108,7 +124,25 @@ def get_attr(f, obj: V.DataObject, name: str):
     return entry
 
 
-def set_attr(obj: V.DataObject, name: str, value):
+def set_attr(f, obj: V.DataObject, name: str, value):
+    """`obj.name = value` (value None: `del obj.name`), through a data descriptor of the class if there is one."""
+    from .calls import call
+    descriptor = data_descriptor(obj.cls, name)
+    if descriptor is not None:
+        method = (descriptor.fset if value is not None else descriptor.fdel) if isinstance(descriptor, property) \
+            else getattr(type(descriptor), "__set__" if value is not None else "__delete__", None)
+        if method is None:
+            raise UserError(AttributeError(f"can't {'set' if value is not None else 'delete'} attribute {name!r}"))
+        owner = [] if isinstance(descriptor, property) else [V.Known(descriptor)]
+        call(f, V.Known(method), owner + [obj] + ([value] if value is not None else []), {})
+        return
+    if value is None:
+        if name not in obj.fields:
+            raise UserError(AttributeError(name))
+        del obj.fields[name]
+        if obj.mapping is not None:
+            obj.mapping.pop(name, None)
+        return
     obj.fields[name] = value
     if obj.mapping is not None and not (isinstance(value, V.Known) and value.value is None):
         obj.mapping[name] = value

@@ -13,12 +13,14 @@ from bytecode import BinaryOp, Compare
 
 from . import attributes as A
 from . import calls as C
+from . import contexts
+from . import generators
 from . import reads
 from . import values as Vals
 from . import variables as V
 from .errors import GraphBreak, Unsupported
 from .instructions import CONDITIONAL_JUMPS, NONE_JUMPS, OR_POP_JUMPS
-from .tracer import RETURN
+from .tracer import RETURN, YIELD
 
 BINARY = {
     BinaryOp.ADD: operator.add, BinaryOp.SUBTRACT: operator.sub, BinaryOp.MULTIPLY: operator.mul,
@@ -247,13 +249,13 @@ def build_list(f, i):
 @handles("BUILD_SET")
 def build_set(f, i):
     items = f.popn(i.arg)
-    f.push(V.Known(set(Vals.constant_values(items, "a set element"))))
+    f.push(V.Known(set(Vals.hashable_values(f, items, "a set element"))))
 
 
 @handles("BUILD_MAP")
 def build_map(f, i):
     flat = f.popn(2 * i.arg)
-    keys = Vals.constant_values(flat[0::2], "a dict key")
+    keys = Vals.hashable_values(f, flat[0::2], "a dict key")
     f.push(V.Dict(dict(zip(keys, flat[1::2]))))
 
 
@@ -288,7 +290,7 @@ def list_append(f, i):
 def set_add(f, i):
     item = f.pop()
     target = f.stack[-i.arg]
-    target.value.add(Vals.constant_values([item], "a set element")[0])
+    target.value.add(Vals.hashable_values(f, [item], "a set element")[0])
 
 
 @handles("MAP_ADD")
@@ -296,7 +298,7 @@ def map_add(f, i):
     value = f.pop()
     key = f.pop()
     Vals.mutate(f, f.stack[-i.arg])
-    f.stack[-i.arg].items[Vals.constant_values([key], "a dict key")[0]] = value
+    f.stack[-i.arg].items[Vals.hashable_values(f, [key], "a dict key")[0]] = value
 
 
 @handles("LIST_EXTEND")
@@ -308,7 +310,7 @@ def list_extend(f, i):
 
 @handles("SET_UPDATE")
 def set_update(f, i):
-    items = Vals.constant_values(Vals.iterate(f, f.pop()), "a set element")
+    items = Vals.hashable_values(f, Vals.iterate(f, f.pop()), "a set element")
     f.stack[-i.arg].value.update(items)
 
 
@@ -393,24 +395,49 @@ def make_function(f, i):
 
 @handles("RETURN_VALUE")
 def return_value(f, i):
-    value = f.pop()
-    f.return_value = V.Iterator(f.yielded) if f.yielded is not None else value
+    f.return_value = f.pop()
     return RETURN
 
 
 @handles("RETURN_GENERATOR")
 def return_generator(f, i):
-    """A generator body is run to completion when called; its yields become an iterator."""
+    """Calling a generator function returns the generator, its frame suspended before the body."""
     if f.parent is None:
         raise Unsupported("optimizing a generator function")
-    f.yielded = []
-    f.push(V.Known(None))
+    f.return_value = generators.start(f)
+    return RETURN
 
 
 @handles("YIELD_VALUE")
 def yield_value(f, i):
-    f.yielded.append(f.pop())
-    f.push(V.Known(None))
+    """The frame stops here; resuming it pushes the value sent in (generators.resume)."""
+    f.return_value = f.pop()
+    return YIELD
+
+
+@handles("GET_YIELD_FROM_ITER")
+def get_yield_from_iter(f, i):
+    f.push(generators.make_iterator(f, f.pop()))
+
+
+@handles("SEND")
+def send(f, i):
+    """`yield from`: pass the sent value to the inner iterator; its return value ends the loop."""
+    sent = f.pop()
+    inner = f.stack[-1]
+    if isinstance(inner, V.Generator):
+        yielded, value = generators.resume(f, inner, sent)
+    elif Vals.is_none(sent):
+        value = generators.step(f, inner)
+        yielded, value = value is not None, value if value is not None else V.Known(None)
+    else:
+        raise Unsupported(f"send() into a {inner.python_type().__name__} by yield from")
+    if yielded:
+        f.push(value)
+    else:
+        f.pop()
+        f.push(value)
+        f.jump()
 
 
 # ---------------------------------------------------------------- control flow
@@ -449,18 +476,18 @@ for _name in OR_POP_JUMPS:
 
 @handles("GET_ITER")
 def get_iter(f, i):
-    f.push(V.Iterator(Vals.iterate(f, f.pop())))
+    f.push(generators.make_iterator(f, f.pop()))
 
 
 @handles("FOR_ITER")
 def for_iter(f, i):
     it = f.stack[-1]
-    if not isinstance(it, V.Iterator):
+    if not generators.is_iterator(it):
         raise GraphBreak(f"iteration over a {it.python_type().__name__} the tracer cannot see into",
                          hint="each loop step runs in Python and the body resumes compiled")
-    if it.pos < len(it.items):
-        f.trace.advance(it, it.pos + 1)
-        f.push(it.items[it.pos - 1])
+    item = generators.step(f, it)
+    if item is not None:
+        f.push(item)
     else:
         f.pop()
         f.jump()
@@ -471,8 +498,10 @@ def for_iter(f, i):
 def before_with(f, i):
     ctx = f.pop()
     if not isinstance(ctx, V.GradMode):
-        raise Unsupported(f"`with` over a {ctx.python_type().__name__}",
-                          hint="only torch.no_grad / enable_grad / set_grad_enabled blocks are traced")
+        exit_, value = contexts.enter(f, ctx)
+        f.push(exit_)
+        f.push(value)
+        return
     previous = f.trace.grad_enabled
     if ctx.applied is None:
         f.trace.set_grad_enabled(ctx.enabled)

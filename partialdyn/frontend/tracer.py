@@ -26,6 +26,7 @@ from ..graph.builder import GraphBuilder
 from ..names import FUNCTION, GLOBALS, PREFIX, Constants
 from ..guards.kinds import GuardSet
 from ..shapes.policy import Consumer, starts_dynamic
+from . import generators
 from . import sources as S
 from . import variables as V
 from .errors import GraphBreak, Unsupported, UserError
@@ -76,7 +77,8 @@ class Trace:
         self.grad_enabled = torch.is_grad_enabled()
         self.grad_mode_changed = False
         self.mutated: list = []                     # containers mutated so far (for safe breaks in callees)
-        self.advanced: list = []                    # (iterator, position before) undo log of iterator steps
+        self.advanced: list = []                    # (iterator, position or state before) undo log of steps
+        self.generators: list = []                  # generator objects made in the trace
         self.instructions = 0
         self.free_strides: list = []    # (source, dim, stride) of input dims of size 0/1: any stride is legal there
         self.strides_read = False
@@ -237,6 +239,11 @@ class Trace:
         self.advanced.append((it, it.pos))
         it.pos = to
 
+    def advance_state(self, it, state: dict):
+        """The same for a lazy iterator's state (an enumerate's index, a count's next value)."""
+        self.advanced.append((it, it.state))
+        it.state = state
+
     # ------------------------------------------------------------ grad mode
     def set_grad_enabled(self, enabled: bool):
         if enabled != self.grad_enabled:
@@ -340,7 +347,7 @@ class Frame:
         self.child: Frame | None = None
         self.depth = 0 if parent is None else parent.depth + 1
         self.return_value = None
-        self.yielded = None             # a generator frame's yielded values
+        self.suspended = False          # a generator frame stopped at a yield (return_value: the yielded value)
         self.closure_made = False       # a closure over this frame's own cells exists
 
     # ------------------------------------------------------------ stack helpers
@@ -367,7 +374,8 @@ class Frame:
 
     # ------------------------------------------------------------ the loop
     def run(self) -> V.VT:
-        """Run an inlined frame to its return; any break propagates to the root."""
+        """Run an inlined frame to its return (a generator frame: to its next yield); any break propagates to
+        the root."""
         from .opcodes import HANDLERS
         instrs = self.decoded.instrs
         while True:
@@ -379,7 +387,9 @@ class Frame:
             if handler is None:
                 raise Unsupported(f"opcode {instr.name} is not supported")
             try:
-                if handler(self, instr) is RETURN:
+                outcome = handler(self, instr)
+                if outcome is RETURN or outcome is YIELD:
+                    self.suspended = outcome is YIELD
                     return self.return_value
             except UserError as e:
                 if self.decoded.is_user_try(self.current):
@@ -405,6 +415,7 @@ class Frame:
                 if handler is None:
                     raise Unsupported(f"opcode {instr.name} is not supported")
                 if handler(self, instr) is RETURN:
+                    generators.check_dropped(self.trace)
                     return Result(value=self.return_value)
             except (GraphBreak, Unsupported) as e:
                 return Result(stop=self._stop_here(e, saved))
@@ -422,8 +433,11 @@ class Frame:
     def _stop_here(self, e, saved) -> Stop:
         stack, locals_, kw_names, last_node, mutations, grad, writes, advanced = saved
         self.trace.attr_writes.restore(writes)
-        for it, pos in reversed(self.trace.advanced[advanced:]):
-            it.pos = pos
+        for it, before in reversed(self.trace.advanced[advanced:]):
+            if isinstance(it, V.LazyIterator):
+                it.state = before
+            else:
+                it.pos = before
         del self.trace.advanced[advanced:]
         callee_frame = self.child
         deepest, chain = self, []
@@ -435,6 +449,7 @@ class Frame:
             deepest = deepest.child
         self.child = None
         _erase_after(self.trace.builder.graph, last_node)
+        generators.check_dropped(self.trace)
         if _reachable(self.trace.mutated[mutations:], stack + list(locals_.values())):
             raise Unsupported("a call that graph-broke had already mutated the caller's containers") from e
         if self.trace.grad_enabled != grad:
@@ -461,6 +476,7 @@ class Frame:
 
 
 RETURN = object()
+YIELD = object()
 
 
 def _reachable(targets, roots) -> bool:

@@ -11,11 +11,14 @@ import collections
 import collections.abc
 import enum
 import operator
+import types
 
 import torch
 
 from . import attributes as A
 from . import dataobjects
+from . import dict_views
+from . import generators
 from . import environment
 from . import sources as S
 from . import variables as V
@@ -40,6 +43,8 @@ def python_value(f, vt, op: str):
         return {k: python_value(f, v, op) for k, v in vt.items.items()}
     if isinstance(vt, V.Slice):
         return slice(*(python_value(f, p, op) for p in (vt.start, vt.stop, vt.step)))
+    if isinstance(vt, V.DictView):
+        return getattr(python_value(f, vt.dict, op), vt.kind)()
     if isinstance(vt, V.Tensor):
         raise GraphBreak(f"{op} needs the value of a tensor", hint="tensor values are only known at run time")
     raise GraphBreak(f"{op} needs a {vt.python_type().__name__} the tracer cannot hold as a value")
@@ -56,6 +61,20 @@ def constant_values(items, what):
 
 def _is_constant(value) -> bool:
     return value is None or isinstance(value, (bool, int, float, str, bytes))
+
+
+def hashable_values(f, items, what) -> list:
+    """Set elements and dict keys: their Python values (a size in a key is a value use); tensors hash by
+    identity, which the tracer does not model."""
+    values = []
+    for vt in items:
+        value = python_value(f, vt, what)
+        try:
+            hash(value)
+        except TypeError as e:
+            raise UserError(e) from e
+        values.append(value)
+    return values
 
 
 def is_none(vt) -> bool:
@@ -93,6 +112,8 @@ def truth(f, vt, op: str) -> bool:
                                                              "the condition is evaluated in Python")
     if isinstance(vt, (V.Tuple, V.List, V.Dict)):
         return bool(vt.items)
+    if isinstance(vt, V.DictView):
+        return bool(vt.dict.items)
     if isinstance(vt, V.Opaque):
         raise GraphBreak(f"truth of an opaque {vt.cls.__name__}")
     return True
@@ -119,8 +140,17 @@ def binary(f, op, a, b):
     if op in OUT_OF_PLACE and (isinstance(a, V.Sym) or isinstance(a, V.Known) and
                                type(a.value) in (int, float, bool, complex)):
         op = OUT_OF_PLACE[op]
+    if _python_dunder(a, op, False) is not None or _python_dunder(b, op, True) is not None:
+        return _user_operator(f, op, a, b)
     if isinstance(a, V.Known) and isinstance(b, V.Known):
+        if op in IN_PLACE and a.source is not None and not is_immutable_value(a.value):
+            raise GraphBreak(f"in-place {op.__name__} on a {type(a.value).__name__} from outside the trace",
+                             hint="it runs in Python")
         return V.Known(_run_python(op, python_value(f, a, op.__name__), python_value(f, b, op.__name__)))
+    if isinstance(a, V.DictView) or isinstance(b, V.DictView):
+        return dict_views.binary(f, op, a, b)
+    if isinstance(a, V.Dict) and isinstance(b, V.Dict):
+        return _dict_op(f, op, a, b)
     if isinstance(a, (V.Tensor, V.Sym)) or isinstance(b, (V.Tensor, V.Sym)):
         if isinstance(a, (V.Tuple, V.List)) or isinstance(b, (V.Tuple, V.List)):
             return _sequence_op(f, op, a, b)
@@ -134,6 +164,94 @@ def binary(f, op, a, b):
     if isinstance(a, V.Opaque) or isinstance(b, V.Opaque):
         raise GraphBreak(f"operator {op.__name__} on an opaque value")
     return V.Known(_run_python(op, python_value(f, a, op.__name__), python_value(f, b, op.__name__)))
+
+
+IN_PLACE = set(OUT_OF_PLACE)
+# operator -> (method, reflected method); an in-place operator falls back to its plain form
+DUNDERS = {operator.add: ("__add__", "__radd__"), operator.sub: ("__sub__", "__rsub__"),
+           operator.mul: ("__mul__", "__rmul__"), operator.truediv: ("__truediv__", "__rtruediv__"),
+           operator.floordiv: ("__floordiv__", "__rfloordiv__"), operator.mod: ("__mod__", "__rmod__"),
+           operator.pow: ("__pow__", "__rpow__"), operator.matmul: ("__matmul__", "__rmatmul__"),
+           operator.lshift: ("__lshift__", "__rlshift__"), operator.rshift: ("__rshift__", "__rrshift__"),
+           operator.and_: ("__and__", "__rand__"), operator.or_: ("__or__", "__ror__"),
+           operator.xor: ("__xor__", "__rxor__"), operator.lt: ("__lt__", "__gt__"), operator.le: ("__le__", "__ge__"),
+           operator.gt: ("__gt__", "__lt__"), operator.ge: ("__ge__", "__le__"), operator.eq: ("__eq__", "__eq__"),
+           operator.ne: ("__ne__", "__ne__")}
+
+
+def is_immutable_value(value) -> bool:
+    return isinstance(value, (int, float, complex, str, bytes, bool, type(None), tuple, frozenset, type))
+
+
+LIBRARY_OPERATORS = ("builtins", "typing", "enum", "torch", "collections", "functools", "dataclasses", "types",
+                     "abc", "numbers", "numpy", "fractions", "decimal")
+
+
+def _class_of_user_object(vt):
+    """The class of a user object whose operators are Python code (library values keep Python's own)."""
+    if isinstance(vt, V.DataObject):
+        return vt.cls
+    if isinstance(vt, V.Known) and not isinstance(vt.value, type) and \
+            (type(vt.value).__module__ or "builtins").split(".")[0] not in LIBRARY_OPERATORS:
+        return type(vt.value)
+    return None
+
+
+def _python_dunder(vt, op, reflected):
+    """The Python-level operator method a user object defines for `op` (None for builtin behaviour)."""
+    cls = _class_of_user_object(vt)
+    if cls is None:
+        return None
+    names = []
+    if op in OUT_OF_PLACE and not reflected:
+        names.append("__" + op.__name__.strip("_") + "__")
+    plain = OUT_OF_PLACE.get(op, op)
+    if plain in DUNDERS:
+        names.append(DUNDERS[plain][1 if reflected else 0])
+    if op is operator.ne:
+        names.append("__eq__")          # object.__ne__ inverts __eq__
+    for name in names:
+        method = A._static_lookup(cls, name)
+        if isinstance(method, types.FunctionType):
+            return name, method
+    return None
+
+
+def _user_operator(f, op, a, b):
+    """`a op b` where a user class defines the operator in Python: its methods are inlined, in Python's order."""
+    from .calls import call
+    if op is operator.ne and not any(_defines(v, "__ne__") for v in (a, b)):
+        return V.Known(not truth(f, _user_operator(f, operator.eq, a, b), "!="))   # object.__ne__ inverts __eq__
+    for left, right, reflected in ((a, b, False), (b, a, True)):
+        found = _python_dunder(left, op, reflected)
+        if found is None:
+            continue
+        result = call(f, V.Known(found[1]), [left, right], {})
+        if not (isinstance(result, V.Known) and result.value is NotImplemented):
+            return result
+    if op in (operator.eq, operator.ne):
+        return V.Known(identical(a, b) == (op is operator.eq))
+    raise UserError(TypeError(f"unsupported operand type(s) for {op.__name__}: "
+                              f"'{a.python_type().__name__}' and '{b.python_type().__name__}'"))
+
+
+def _defines(vt, name) -> bool:
+    cls = _class_of_user_object(vt)
+    return cls is not None and isinstance(A._static_lookup(cls, name), types.FunctionType)
+
+
+def _dict_op(f, op, a, b):
+    if op is operator.or_:
+        return V.Dict({**a.items, **b.items})
+    if op is operator.ior:
+        mutate(f, a)
+        a.items.update(b.items)
+        return a
+    if op in (operator.eq, operator.ne):
+        equal = a.items.keys() == b.items.keys() and all(
+            truth(f, binary(f, operator.eq, a.items[k], b.items[k]), "dict ==") for k in a.items)
+        return V.Known(equal == (op is operator.eq))
+    raise UserError(TypeError(f"unsupported operand type(s) for {op.__name__}: 'dict' and 'dict'"))
 
 
 def _as_sequence(vt):
@@ -190,6 +308,8 @@ def unary(f, op, vt):
 def contains(f, container, item) -> bool:
     if isinstance(container, V.Dict):
         return python_value(f, item, "`in` on a dict") in container.items
+    if isinstance(container, V.DictView):
+        return dict_views.contains(f, container, item)
     if isinstance(container, (V.Tuple, V.List)):
         for x in container.items:
             if isinstance(x, V.Tensor) or isinstance(item, V.Tensor):
@@ -244,9 +364,15 @@ def subscript(f, obj, index):
         if obj.source is not None and isinstance(key, slice) and isinstance(obj.value, MODULE_SEQUENCES):
             return _module_slice(f, value, S.item(obj.source, key))
         if obj.source is not None:
+            if not isinstance(key, LITERAL_KEYS):       # `List[int]`: the key is named through the constant table
+                source = S.Src(f"{obj.source.code}[{f.trace.source_constant(key)}]", f"{obj.source}[{key!r}]")
+                return f.trace.wrap(value, source)
             return f.trace.wrap(value, S.item(obj.source, key))
         return _known_result(value)
     raise GraphBreak(f"indexing a {obj.python_type().__name__}")
+
+
+LITERAL_KEYS = (str, int, float, bool, type(None), slice)
 
 
 MODULE_SEQUENCES = (torch.nn.ModuleList, torch.nn.Sequential)
@@ -288,6 +414,10 @@ def iterate(f, vt) -> list:
         items = vt.items[vt.pos:]
         f.trace.advance(vt, len(vt.items))
         return items
+    if isinstance(vt, (V.Generator, V.LazyIterator)):
+        return generators.drain(f, vt)
+    if isinstance(vt, V.DictView):
+        return dict_views.items_of(vt)
     if isinstance(vt, (V.Tuple, V.List)):
         return list(vt.items)
     if isinstance(vt, V.Dict):

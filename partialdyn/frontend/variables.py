@@ -11,6 +11,9 @@ A small type system.  Every value the traced code touches is one of:
   Function   a function made during the trace (lambda, comprehension, def)
   Method     a callable bound to a tracker (`x.view`, `lst.append`, `d.items`)
   Iterator   an iterator over known items (for loops)
+  Generator  a generator object made in the trace: a suspended frame, run only as far as it is consumed
+  LazyIterator  zip / enumerate / map / filter / itertools.count & co, pulled one item at a time
+  DictView   d.keys() / d.values() / d.items(): a live view of a Dict tracker
   GradMode / GradModeExit   torch.no_grad() & co, and the exit of their `with`
   Slice      a slice with symbolic bounds
   Null       CPython's NULL stack marker
@@ -141,6 +144,39 @@ class Iterator(VT):
 
     def python_type(self):
         return type(iter([]))
+
+
+@dataclass(eq=False)
+class Generator(VT):
+    frame: Any                     # the generator's tracer Frame, suspended at its last yield
+    name: str
+    state: str = "created"         # created / suspended / running / finished
+
+    def python_type(self):
+        return type((lambda: (yield))())
+
+
+@dataclass(eq=False)
+class LazyIterator(VT):
+    """An iterator whose items are produced on demand (generators.py gives each kind its step and rebuild)."""
+    kind: str                      # zip, enumerate, map, filter, count, repeat, islice
+    sources: list                  # the iterator trackers it pulls from
+    state: dict = field(default_factory=dict)   # per kind: the function, the counter, the items left ...
+
+    def python_type(self):
+        import itertools
+        return {"zip": zip, "enumerate": enumerate, "map": map, "filter": filter, "count": itertools.count,
+                "repeat": itertools.repeat, "islice": itertools.islice}[self.kind]
+
+
+@dataclass(eq=False)
+class DictView(VT):
+    """`d.keys()`, `d.values()`, `d.items()` of a Dict tracker: reads the dict each time, so it stays live."""
+    dict: Dict
+    kind: str                      # keys / values / items
+
+    def python_type(self):
+        return type(getattr({}, self.kind)())
 
 
 @dataclass(eq=False)

@@ -8,6 +8,7 @@ constants come from a table, containers are rebuilt around them.
 from __future__ import annotations
 
 import functools
+import itertools
 
 import torch
 
@@ -17,6 +18,9 @@ from ..frontend.errors import Unsupported
 from .steps import NULL
 
 OUTPUTS = PREFIX + "o"         # the graph's outputs in the runner
+
+
+MUTABLE_CONSTANTS = (set,)
 
 
 class Rebuilder:
@@ -47,10 +51,16 @@ class Rebuilder:
     def expr(self, vt) -> str:
         if id(vt) in self._bound:
             return self._bound[id(vt)][0]
-        if isinstance(vt, (V.List, V.Dict, V.Tuple, V.Iterator, V.DataObject, V.Function, V.Partial)):
+        if isinstance(vt, (V.List, V.Dict, V.Tuple, V.Iterator, V.DataObject, V.Function, V.Partial,
+                           V.LazyIterator, V.DictView)):
             if getattr(vt, "source", None) is not None:
                 return vt.source.code          # the caller's own container (synced in place if mutated)
             return self.bind(vt, self._build(vt))
+        if isinstance(vt, V.Known) and vt.source is None and type(vt.value) in MUTABLE_CONSTANTS:
+            # a set made in the trace: a fresh copy per call (the traced one is shared by every call)
+            if id(vt.value) not in self._bound:
+                self.bind(vt.value, f"{type(vt.value).__name__}({self.constant(vt.value)})")
+            return self._bound[id(vt.value)][0]
         return self._build(vt)
 
     def _build(self, vt) -> str:
@@ -76,6 +86,13 @@ class Rebuilder:
             return "{" + ", ".join(f"{self.constant(k)}: {self.expr(v)}" for k, v in vt.items.items()) + "}"
         if isinstance(vt, V.Iterator):
             return f"iter([{', '.join(self.expr(i) for i in vt.items[vt.pos:])}])"
+        if isinstance(vt, V.LazyIterator):
+            return self._lazy_iterator(vt)
+        if isinstance(vt, V.DictView):
+            return f"{self.expr(vt.dict)}.{vt.kind}()"
+        if isinstance(vt, V.Generator):
+            raise Unsupported(f"a generator ({vt.name}) alive at a graph break: its suspended frame cannot be "
+                              f"rebuilt")
         if isinstance(vt, V.Slice):
             return f"slice({self.expr(vt.start)}, {self.expr(vt.stop)}, {self.expr(vt.step)})"
         if isinstance(vt, V.Method):
@@ -96,6 +113,29 @@ class Rebuilder:
             kwargs = "".join(f"{k}={self.expr(v)}, " for k, v in vt.kwargs.items())
             return f"{self.constant(functools.partial)}({self.expr(vt.fn)}, {args}{kwargs})"
         raise Unsupported(f"cannot rebuild a {type(vt).__name__} at a graph break")
+
+    def _lazy_iterator(self, it: V.LazyIterator) -> str:
+        sources = [self.expr(s) for s in it.sources]
+        state = it.state
+        if it.kind == "zip":
+            return f"zip({''.join(s + ', ' for s in sources)}strict={state['strict']})" if not state["done"] \
+                else "iter(())"
+        if it.kind == "enumerate":
+            return f"enumerate({sources[0]}, {state['index']})"
+        if it.kind in ("map", "filter"):
+            return f"{it.kind}({self.expr(state['fn'])}, {', '.join(sources)})"
+        if it.kind == "count":
+            return f"{self.constant(itertools.count)}({state['next']!r}, {state['step']!r})"
+        if it.kind == "repeat":
+            times = "" if state["times"] is None else f", {state['times']}"
+            return f"{self.constant(itertools.repeat)}({self.expr(state['item'])}{times})"
+        if state.get("done"):
+            return "iter(())"
+        stop = None if state["stop"] is None else state["stop"] - state["pos"]
+        start = max(state["start"] - state["pos"], 0)
+        if state["pos"] > state["start"]:     # the next item kept is the first step boundary from here
+            start = (-(state["pos"] - state["start"])) % state["step"]
+        return f"{self.constant(itertools.islice)}({sources[0]}, {start}, {stop}, {state['step']})"
 
     def _function(self, fn: V.Function) -> str:
         from .steps import make_function

@@ -1,0 +1,91 @@
+"""Dict views over Dict trackers: `d.keys()`, `d.values()`, `d.items()`.
+
+A view reads its dict every time it is used, so a key added after the view was taken is
+seen through it, as in Python.  Keys and items views are sets for `|`, `&`, `-`, `^`, `==`
+and `<=`-style comparisons (keys are constants in a Dict tracker; an items view takes part
+only while its values are constants); values views have no set operations.
+"""
+from __future__ import annotations
+
+import operator
+
+from . import variables as V
+from .errors import GraphBreak, UserError
+
+SET_OPERATORS = {operator.or_, operator.and_, operator.sub, operator.xor, operator.eq, operator.ne,
+                 operator.lt, operator.le, operator.gt, operator.ge}
+
+
+def view(d: V.Dict, kind: str) -> V.DictView:
+    return V.DictView(d, kind)
+
+
+def items_of(view_vt: V.DictView) -> list:
+    d = view_vt.dict.items
+    if view_vt.kind == "keys":
+        return [V.Known(k) for k in d]
+    if view_vt.kind == "values":
+        return list(d.values())
+    return [V.Tuple([V.Known(k), v]) for k, v in d.items()]
+
+
+def length(view_vt: V.DictView) -> int:
+    return len(view_vt.dict.items)
+
+
+def contains(f, view_vt, item) -> bool:
+    from .values import binary, contains as sequence_contains, python_value, truth
+    d = view_vt.dict.items
+    if view_vt.kind == "keys":
+        return python_value(f, item, "`in` on dict keys") in d
+    if view_vt.kind == "values":
+        return sequence_contains(f, V.List(list(d.values())), item)
+    if isinstance(item, V.Known) and isinstance(item.value, tuple):
+        item = V.Tuple([V.Known(v) for v in item.value])
+    if not isinstance(item, V.Tuple) or len(item.items) != 2:
+        return False
+    key = python_value(f, item.items[0], "`in` on dict items")
+    return key in d and truth(f, binary(f, operator.eq, d[key], item.items[1]), "`in` on dict items")
+
+
+def as_set(f, vt, op_name):
+    """The Python set a keys/items view (or a set, or any iterable of constants) stands for."""
+    from .values import iterate, python_value
+    if isinstance(vt, V.DictView):
+        if vt.kind == "values":
+            raise UserError(TypeError(f"unsupported operand type(s) for {op_name}: 'dict_values'"))
+        if vt.kind == "items" and not all(isinstance(v, V.Known) for v in vt.dict.items.values()):
+            raise GraphBreak("a set operation on dict items whose values are not constants")
+        return set(python_value(f, item, op_name) for item in items_of(vt))
+    if isinstance(vt, V.Known):
+        try:
+            return set(vt.value)
+        except TypeError as e:
+            raise UserError(e) from e
+    return set(python_value(f, item, op_name) for item in iterate(f, vt))
+
+
+def binary(f, op, a, b):
+    """`view op other` (either side a view): sets out, as Python gives them."""
+    if op not in SET_OPERATORS:
+        raise UserError(TypeError(f"unsupported operand type(s) for {op.__name__}: "
+                                  f"'{a.python_type().__name__}' and '{b.python_type().__name__}'"))
+    if op in (operator.eq, operator.ne):
+        if not all(isinstance(v, V.DictView) and v.kind != "values" or isinstance(v, V.Known) and
+                   isinstance(v.value, (set, frozenset, type({}.keys()), type({}.items()))) for v in (a, b)):
+            if any(isinstance(v, V.DictView) and v.kind == "values" for v in (a, b)):
+                return V.Known((a is b) == (op is operator.eq))   # values views compare by identity
+            return V.Known(op is operator.ne)
+    if op in (operator.eq, operator.ne, operator.lt, operator.le, operator.gt, operator.ge):
+        for v in (a, b):
+            if not (isinstance(v, V.DictView) or isinstance(v, V.Known) and isinstance(v.value, (set, frozenset))):
+                raise UserError(TypeError(f"'{op.__name__}' not supported between these operands"))
+    return V.Known(op(as_set(f, a, op.__name__), as_set(f, b, op.__name__)))
+
+
+def call_method(f, view_vt, name, args, kwargs):
+    if name == "isdisjoint" and view_vt.kind != "values":
+        return V.Known(as_set(f, view_vt, name).isdisjoint(as_set(f, args[0], name)))
+    if name == "__len__":
+        return V.Known(length(view_vt))
+    raise GraphBreak(f"method {name!r} of a dict view")

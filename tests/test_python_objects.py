@@ -1,0 +1,249 @@
+"""Attribute and object semantics in traced code, differential against eager: hasattr on
+tensors, classes and containers, locals(), typing generics, data descriptors, operators
+defined by user classes, and plain attributes next to parameters on modules."""
+import collections.abc
+import typing
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+
+import partialdyn
+from helpers import check, r
+
+
+def setup_function():
+    partialdyn.reset()
+
+
+def hasattr_on_a_tensor(x):
+    return x + hasattr(x, "shape") + 2 * hasattr(x, "no_such_attribute") + 4 * hasattr(x, "view")
+
+
+def test_hasattr_on_a_tensor_answers_for_methods_and_missing_names():
+    check(hasattr_on_a_tensor, [(r(3),)])
+
+
+class WithClassAttribute:
+    flag = 1
+
+    def method(self):
+        return 2
+
+
+def hasattr_on_a_class(x):
+    return x + hasattr(WithClassAttribute, "flag") + 2 * hasattr(WithClassAttribute, "nope") + \
+        4 * hasattr(WithClassAttribute, "method")
+
+
+def test_hasattr_on_a_class_sees_class_attributes_and_methods():
+    check(hasattr_on_a_class, [(r(3),)])
+
+
+def hasattr_on_containers(x):
+    d, items, pair = {"a": 1}, [1], (1, 2)
+    return (hasattr(d, "keys"), hasattr(d, "a"), hasattr(items, "append"), hasattr(items, "keys"),
+            hasattr(pair, "count"), hasattr(pair, "append"), x + 1)
+
+
+def test_hasattr_on_dicts_lists_and_tuples_does_not_confuse_keys_with_attributes():
+    check(hasattr_on_containers, [(r(3),)])
+
+
+def getattr_of_a_missing_dict_attribute(x):
+    return getattr({"k": 1}, "k", "default"), x + 1
+
+
+def test_getattr_default_on_a_dict_key_that_is_not_an_attribute():
+    check(getattr_of_a_missing_dict_attribute, [(r(3),)])
+
+
+def uses_locals(x, scale=2):
+    y = x + 1
+    names = sorted(locals())
+    return locals()["y"] * scale, names
+
+
+def test_locals_is_a_snapshot_of_the_bound_variables():
+    check(uses_locals, [(r(3),)])
+
+
+def typing_checks(x, xs):
+    return (isinstance(xs, typing.Sequence), isinstance(xs, collections.abc.Mapping),
+            isinstance(x, collections.abc.Sequence), isinstance({}, typing.Mapping),
+            typing.get_origin(List[int]) is list, typing.get_args(Optional[torch.Tensor]), x + 1)
+
+
+def test_isinstance_with_typing_and_abc_generics():
+    check(typing_checks, [(r(3), [1, 2])])
+
+
+def annotated(xs: List[int], y: Optional[torch.Tensor] = None, shape: Tuple[int, ...] = ()) -> Dict[str, torch.Tensor]:
+    return {"out": y + sum(xs) + len(shape)}
+
+
+def calls_annotated(x):
+    return annotated([1, 2], x, (1, 2, 3))["out"]
+
+
+def test_functions_annotated_with_typing_generics_are_inlined():
+    check(calls_annotated, [(r(3),)])
+
+
+class Positive:
+    """A data descriptor: the stored value is always non-negative."""
+
+    def __set_name__(self, owner, name):
+        self.slot = "_" + name
+
+    def __get__(self, obj, objtype=None):
+        return getattr(obj, self.slot)
+
+    def __set__(self, obj, value):
+        setattr(obj, self.slot, abs(value))
+
+
+class WithDescriptor:
+    value = Positive()
+
+    def __init__(self, value):
+        self.value = value
+
+
+def descriptor_on_an_object_made_in_the_trace(x):
+    holder = WithDescriptor(-3)
+    holder.value = holder.value - 10
+    return x * holder.value
+
+
+def test_data_descriptor_set_and_get_run_on_an_object_made_in_the_trace():
+    check(descriptor_on_an_object_made_in_the_trace, [(r(3),)])
+
+
+GLOBAL_HOLDER = WithDescriptor(2)
+
+
+def descriptor_on_a_global_object(x):
+    GLOBAL_HOLDER.value = -5
+    return x * GLOBAL_HOLDER.value
+
+
+def test_assignment_through_a_descriptor_of_a_global_object_reads_back_through_it():
+    check(descriptor_on_a_global_object, [(r(3),)], breaks=1)
+
+
+class WithProperty:
+    def __init__(self):
+        self._celsius = 0.0
+
+    @property
+    def fahrenheit(self):
+        return self._celsius * 9 / 5 + 32
+
+    @fahrenheit.setter
+    def fahrenheit(self, value):
+        self._celsius = (value - 32) * 5 / 9
+
+
+def property_setter(x):
+    t = WithProperty()
+    t.fahrenheit = 212.0
+    return x + t._celsius, t.fahrenheit
+
+
+def test_property_setter_runs_on_an_object_made_in_the_trace():
+    check(property_setter, [(r(3),)])
+
+
+class Money:
+    def __init__(self, cents):
+        self.cents = cents
+
+    def __add__(self, other):
+        if isinstance(other, Money):
+            return Money(self.cents + other.cents)
+        return NotImplemented
+
+    def __radd__(self, other):
+        return Money(self.cents + other)
+
+    def __eq__(self, other):
+        return isinstance(other, Money) and self.cents == other.cents
+
+    def __lt__(self, other):
+        return self.cents < other.cents
+
+
+def user_operators(x):
+    a, b = Money(3), Money(4)
+    total = a + b
+    shifted = 10 + a
+    return x * total.cents + shifted.cents, total == Money(7), a < b, a != b, sum([a, b], 0).cents
+
+
+def test_operators_defined_by_a_user_class_are_inlined_with_reflection():
+    check(user_operators, [(r(3),)])
+
+
+class Accumulator:
+    def __init__(self):
+        self.base = 1
+
+    def __add__(self, other):
+        return self.base + other
+
+
+ACC = Accumulator()
+
+
+def operator_on_a_mutable_global(x):
+    return x * (ACC + 1)
+
+
+def test_user_operator_on_a_global_object_reads_its_current_state():
+    def bump(_):
+        ACC.base += 10
+    ACC.base = 1
+    check(operator_on_a_mutable_global, [(r(3),), (r(3),)], before={1: bump}, recompiles=None)
+
+
+class Scaled(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(3, 3)
+        self.scale = 2.0
+        self.mode = "double"
+        self.register_buffer("offset", torch.ones(3))
+
+    def forward(self, x):
+        y = self.linear(x) * self.scale + self.offset
+        if self.mode == "double":
+            y = y * 2
+        return y, hasattr(self, "scale"), hasattr(self, "linear"), hasattr(self, "missing"), \
+            isinstance(self.linear.weight, torch.nn.Parameter)
+
+
+def test_module_plain_attributes_parameters_and_buffers_side_by_side():
+    check(Scaled(), [(r(2, 3),), (r(4, 3),)])
+
+
+def module_attribute_changed(x):
+    return MODULE(x)[0]
+
+
+MODULE = Scaled()
+
+
+def test_module_plain_attribute_change_between_calls_is_seen():
+    def switch(_):
+        MODULE.mode = "single"
+    check(module_attribute_changed, [(r(2, 3),), (r(2, 3),)], before={1: switch}, recompiles=None)
+
+
+def sequence_type_check(x, shape: Sequence[int]):
+    if isinstance(shape, (list, tuple)) and all(isinstance(s, int) for s in shape):
+        return x.reshape(*shape)
+    return x
+
+
+def test_library_style_isinstance_checks_on_sequences_of_ints():
+    check(sequence_type_check, [(r(6), [2, 3]), (r(6), (3, 2))], recompiles=None)
