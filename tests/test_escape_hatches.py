@@ -133,3 +133,38 @@ def test_reoptimizing_with_different_options_warns_and_keeps_the_first():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert partialdyn.optimize(opt) is opt and partialdyn.optimize(opt, policy="static") is opt
+
+
+PROBES = []
+
+
+@torch._dynamo.assume_constant_result
+def install_probe():
+    PROBES.append(1)        # a side effect shows how often the probe really ran
+    return True
+
+
+def test_a_function_marked_assume_constant_result_is_called_at_trace_time_and_its_answer_folded():
+    PROBES.clear()
+
+    def f(x):
+        return x.sin() if install_probe() else x.cos()
+    check(f, [(r(b),) for b in B])
+    assert len(PROBES) == len(B) + 1      # once per eager call, once while tracing; compiled calls never
+
+
+@functools.lru_cache
+def cached_scale(n):
+    return n * 3
+
+
+@functools.lru_cache
+@torch._dynamo.assume_constant_result
+def cached_probe():
+    return False
+
+
+def test_an_lru_cache_wrapper_is_stepped_past_and_its_function_traced():
+    def f(x):
+        return x * cached_scale(x.dim()) + (1 if cached_probe() else 2)
+    check(f, [(r(b),) for b in B])

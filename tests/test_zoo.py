@@ -25,12 +25,7 @@ TORCH_DEFAULT_COMPILES = 3
 
 # Models that do not meet the bar yet: name -> (why, what the test fails with). Each runs as a strict
 # xfail, so a fix shows up as an XPASS failure and the entry must then be removed.
-KNOWN_FAILING = {
-    "t5": ("id() is not traceable", AssertionError),
-    "bart": ("id() is not traceable", AssertionError),
-    "wav2vec2": ("is_torch_distributed_available() is not traceable", AssertionError),
-    "whisper": ("id() and dict.get are not traceable", AssertionError),
-}
+KNOWN_FAILING: dict = {}
 
 
 @pytest.fixture(autouse=True)

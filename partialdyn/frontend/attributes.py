@@ -12,6 +12,7 @@ import types
 import torch
 
 from . import calls as C
+from . import copies
 from . import dataobjects
 from . import reads
 from . import sources as S
@@ -218,6 +219,9 @@ def _super_attr(f, sup, name):
 def store_attr(f, obj, name, value):
     """`obj.name = value` (value None: `del obj.name`) on an object from the caller's world: recorded, replayed
     after the graph runs."""
+    if isinstance(obj, V.Known) and obj.owned:
+        copies.store_attr(f, obj, name, value)
+        return
     if isinstance(obj, V.DataObject):
         Vals.mutate(f, obj)       # a break in the call that wrote it must not rebuild the half-changed object
         dataobjects.set_attr(f, obj, name, value)

@@ -8,16 +8,19 @@ uses (the comparison is guarded, not the value).
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import inspect
 import math
 import operator
+import types
 import typing
 
 import torch
 
 from . import contexts
+from . import copies
 from . import dict_views
 from . import generators
 from . import variables as V
@@ -44,6 +47,23 @@ def b_len(f, obj):
         from .dataobjects import call_method as object_method
         return V.Known(len(obj.mapping)) if obj.mapping is not None else object_method(f, obj, "__len__", [], {})
     raise GraphBreak(f"len() of a {obj.python_type().__name__}")
+
+
+LONG_LIVED = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type(None), bool,
+              type(Ellipsis), type(NotImplemented))
+
+
+def b_id(f, obj):
+    """`id(obj)`: a constant for an object of the caller's world (guarded to stay that object) or a class,
+    module or function the code names.  The id of an object made in the trace exists only at run time, and
+    so does a tensor's (guarding a frame input's identity would recompile on every new tensor): a break."""
+    if isinstance(obj, V.Known) and obj.source is not None and not obj.owned:
+        f.trace.guards.id_match(obj.source, obj.value)
+        return V.Known(id(obj.value))
+    if isinstance(obj, V.Known) and obj.source is None and not obj.owned and isinstance(obj.value, LONG_LIVED):
+        return V.Known(id(obj.value))
+    raise GraphBreak(f"id() of a {obj.python_type().__name__} made in the trace (or of a tensor) is only "
+                     f"known at run time", hint="it runs in Python between two graphs")
 
 
 def b_isinstance(f, obj, classes):
@@ -457,7 +477,7 @@ PURE_ON_CONSTANTS = (inspect.signature, inspect.isclass, inspect.isfunction, ins
                      typing.get_args, torch.finfo, torch.iinfo)
 
 BUILTINS = {
-    len: b_len, isinstance: b_isinstance, issubclass: b_issubclass, type: b_type, int: b_int,
+    id: b_id, copy.deepcopy: copies.deepcopy, copy.copy: copies.shallow_copy, len: b_len, isinstance: b_isinstance, issubclass: b_issubclass, type: b_type, int: b_int,
     float: b_float, bool: b_bool, str: b_str, abs: b_abs, min: _min_max(operator.lt, "min"),
     max: _min_max(operator.gt, "max"), sum: b_sum, range: b_range, enumerate: b_enumerate, zip: b_zip,
     reversed: b_reversed, iter: b_iter, next: b_next, list: b_list, tuple: b_tuple, dict: b_dict,

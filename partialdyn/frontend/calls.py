@@ -54,6 +54,11 @@ def call_known(f, fn_vt, args, kwargs):
         raise GraphBreak(python_only, hint="the call runs in Python between two graphs")
     if escapes.is_allowed_in_graph(fn):
         return torch_call(f, fn, args, kwargs)
+    cached = escapes.cache_wrapped(fn)
+    if cached is not None:
+        return call(f, V.Known(cached, _attr_source(fn_vt, "__wrapped__")), args, kwargs)
+    if escapes.assumed_constant(fn):
+        return _assumed_constant_call(f, fn, args, kwargs)
     optimized = escapes.optimized_original(fn)
     if optimized is not None:       # an optimized function called from traced code is traced as part of it
         return call(f, V.Known(optimized, _attr_source(fn_vt, escapes.OPTIMIZED_MARKER)), args, kwargs)
@@ -108,6 +113,17 @@ def call_known(f, fn_vt, args, kwargs):
                                         **{k: Vals.python_value(f, v, fn.__name__) for k, v in kwargs.items()}))
     raise GraphBreak(f"call to {_name_of(fn)} is not traceable",
                      hint="it runs in Python between two graphs")
+
+
+def _assumed_constant_call(f, fn, args, kwargs):
+    """A function marked `assume_constant_result`: called now on constant arguments, its answer folded (not
+    guarded: the mark promises it never changes)."""
+    result = Vals._run_python(fn, *[Vals.python_value(f, a, fn.__name__) for a in args],
+                              **{k: Vals.python_value(f, v, fn.__name__) for k, v in kwargs.items()})
+    if not _plain_constant(result):
+        raise GraphBreak(f"{_name_of(fn)} is marked assume_constant_result but returned a "
+                         f"{type(result).__name__}", hint="it runs in Python between two graphs")
+    return V.Known(result)
 
 
 def is_autograd_function_apply(fn) -> bool:

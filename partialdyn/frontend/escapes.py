@@ -5,9 +5,13 @@
 of a module whose point is its side effects (`logging`: a logging call traced
 into would bake the logger's level cache into guards and records would name the
 wrong caller).  `allow_in_graph` functions become one opaque graph node.
+`torch._dynamo.assume_constant_result` functions (transformers' install probes) are
+called once at trace time and their answer is a constant; a `functools.lru_cache`
+wrapper is stepped past (its function is traced, the cache is not consulted).
 """
 from __future__ import annotations
 
+import functools
 import types
 
 DISABLED_MARKERS = ("_partialdyn_disable", "_torchdynamo_disable")
@@ -40,6 +44,19 @@ def _attribute(fn, name):
 
 def _name(fn) -> str:
     return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__
+
+
+CONSTANT_MARKER = "_dynamo_marked_constant"    # torch._dynamo.assume_constant_result
+
+
+def assumed_constant(fn) -> bool:
+    """The user promised that `fn`'s answer is fixed for the life of the process."""
+    return isinstance(fn, types.FunctionType) and _marked(fn, CONSTANT_MARKER)
+
+
+def cache_wrapped(fn):
+    """The function a `functools.lru_cache` / `functools.cache` wrapper calls, or None."""
+    return fn.__wrapped__ if isinstance(fn, functools._lru_cache_wrapper) else None
 
 
 OPTIMIZED_MARKER = "_partialdyn_traced"     # set by partialdyn on what optimize() returns: the function it traces

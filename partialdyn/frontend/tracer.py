@@ -73,7 +73,8 @@ class Trace:
         self.consumer = Consumer(options.policy, shape_state, self.builder.shapes, where=self.where)
         self.frame: Frame | None = None
         self.wrapped: dict[str, V.VT] = {}          # source code -> tracker
-        self.by_identity: dict[int, V.VT] = {}      # id(python object) -> tracker with a source
+        self.by_identity: dict[int, V.VT] = {}      # id(python object) -> tracker with a source, or owned
+        self.owned: list = []                       # copies made at trace time (frontend/copies.py)
         self.grad_enabled = torch.is_grad_enabled()
         self.grad_mode_changed = False
         self.mutated: list = []                     # containers mutated so far (for safe breaks in callees)

@@ -41,6 +41,7 @@ class Known(VT):
     value: Any
     source: Any = None
     by_contents: bool = False      # guarded by what the trace reads of it (fields, items), not by identity
+    owned: bool = False            # a plain-data copy made in the trace (copy.deepcopy): rebuilt fresh per call
 
     def python_type(self):
         return type(self.value)

@@ -147,6 +147,13 @@ class GuardSet:
                        f"list(map(type, {src.code})) == {k([type(v) for v in items])}",
                        f"{src} == {typ.__name__}({items!r})", str(src), actual=f"list({src.code})"))
 
+    def state_match(self, src, state):
+        """An object copied as a whole (copy.deepcopy of a config): `src` computes its state, which must
+        still be `state`."""
+        self._refs(src)
+        self.add(Guard(GuardKind.CONTENTS_MATCH, f"{src.code} == {self.constant(state)}", f"{src} is unchanged",
+                       str(src), actual=src.code))
+
     def membership(self, src, key, result: bool):
         """`key in container` came out `result` (a set, a deque, a module dict of the caller's world)."""
         self._refs(src)

@@ -7,11 +7,13 @@ constants come from a table, containers are rebuilt around them.
 """
 from __future__ import annotations
 
+import copy
 import functools
 import itertools
 
 import torch
 
+from ..frontend import copies
 from ..frontend import variables as V
 from ..names import PREFIX, Constants
 from ..frontend.errors import Unsupported
@@ -24,7 +26,8 @@ MUTABLE_CONSTANTS = (set,)
 
 
 class Rebuilder:
-    def __init__(self):
+    def __init__(self, owned=()):
+        self.owned = list(owned)       # copies made at trace time: rebuilt fresh, their parts found inside
         self.outputs = []              # fx nodes the graph must return
         self._output_index = {}
         self.constants = Constants(PREFIX + "c")   # the generated code's namespace
@@ -56,12 +59,28 @@ class Rebuilder:
             if getattr(vt, "source", None) is not None:
                 return vt.source.code          # the caller's own container (synced in place if mutated)
             return self.bind(vt, self._build(vt))
+        if isinstance(vt, V.Known) and vt.source is None and not copies.is_immutable_data(vt.value) and \
+                (vt.owned or self.owned) and type(vt.value) not in MUTABLE_CONSTANTS:
+            return self._copy_made_in_trace(vt)
         if isinstance(vt, V.Known) and vt.source is None and type(vt.value) in MUTABLE_CONSTANTS:
             # a set made in the trace: a fresh copy per call (the traced one is shared by every call)
             if id(vt.value) not in self._bound:
                 self.bind(vt.value, f"{type(vt.value).__name__}({self.constant(vt.value)})")
             return self._bound[id(vt.value)][0]
         return self._build(vt)
+
+    def _copy_made_in_trace(self, vt) -> str:
+        """An owned copy: a deep copy of its final state per call.  A mutable object reachable from one is that
+        part of the rebuilt copy; any other object stays the constant it was."""
+        if vt.owned:
+            if id(vt.value) not in self._bound:
+                self.bind(vt.value, f"{self.constant(copy.deepcopy)}({self.constant(copy.deepcopy(vt.value))})")
+            return self._bound[id(vt.value)][0]
+        found = copies.locate(vt.value, self.owned)
+        if found is None:
+            return self._build(vt)
+        root, path = found
+        return f"{self.constant(copies.follow)}({self.expr(root)}, {self.constant(path)})"
 
     def _build(self, vt) -> str:
         if vt is V.NULL:
