@@ -1,0 +1,44 @@
+"""The state fuzzer (tests/fuzz/) in the default suite, bounded.
+
+Generated functions read globals, closure cells, attributes, modules, defaults, containers and torch global
+state, which are mutated between calls; each program must agree with eager under every policy and
+recompile_limit 1 and 2 (outputs or exception types, inputs, the world and the torch state after each call, no
+internal-error fallback).  A failure's message is a standalone repro of the (hypothesis-shrunk) program.
+Only the features main handles soundly are generated (`fuzz.programs.ENABLED`); the longer run is
+`python -m tests.fuzz.state --programs 2000 --seed 1` (docs/testing.md).
+"""
+from hypothesis import HealthCheck, given, settings
+from fuzz.programs import ENABLED, hypothesis_programs
+from fuzz.state import Coverage, repro, run_program
+
+import partialdyn
+
+
+def run_fuzzer(examples, derandomize):
+    coverage = Coverage()
+
+    @settings(max_examples=examples, derandomize=derandomize, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(hypothesis_programs(ENABLED))
+    def check(program):
+        found = run_program(program, coverage=coverage)
+        assert found is None, "\n" + repro(program, found)
+
+    try:
+        check()
+    finally:
+        partialdyn.reset()
+    return coverage
+
+
+def assert_ran_compiled(coverage):
+    assert coverage.compiles > coverage.configs, coverage
+    assert coverage.graph_runs >= coverage.calls // 2, coverage
+
+
+def test_generated_programs_with_state_mutated_between_calls_match_eager_under_every_policy():
+    assert_ran_compiled(run_fuzzer(examples=35, derandomize=True))
+
+
+def test_a_few_randomly_seeded_programs_match_eager_under_every_policy():
+    assert_ran_compiled(run_fuzzer(examples=6, derandomize=False))
