@@ -455,19 +455,20 @@ def _containers_tuple(ch, i):
                 mutations=(f"TP{i} = (3, 4, 5)", f"TP{i} = (2.5,)", f"TP{i} = [1, 2]"))
 
 
-def _containers_dict(ch, i):
-    key_kind = ch.choice(list(DICT_KEYS))
+def _containers_dict(key_kind):
     k1, k2, k3 = DICT_KEYS[key_kind]
-    body = ch.choice([_block(f"""
-        for key, v in D{i}.items():
-            out = out + v"""), f"out = out * D{i}.get({k3}, 1)", _block(f"""
-        if {k3} in D{i}:
-            out = out - D{i}[{k3}]"""), f"out = out + len(D{i})", f"out = out * D{i}[{k1}]"])
-    if key_kind == "dtype" and ch.boolean():
-        body = f"out = out * D{i}.get(out.dtype, 1.0)"
-    return Atom(f"containers.dict_{key_kind}", world=f"D{i} = {{{k1}: 1, {k2}: 2}}", body=body,
-                mutations=(f"D{i}[{k3}] = 4", f"D{i}.pop({k1}, None)", f"D{i}[{k1}] = 7", f"D{i} = {{{k3}: 9, {k1}: 1}}",
-                           f"D{i}.update({{{k2}: 0.5}})"))
+
+    def make(ch, i):
+        body = ch.choice([_block(f"""
+            for key, v in D{i}.items():
+                out = out + v"""), f"out = out * D{i}.get({k3}, 1)", _block(f"""
+            if {k3} in D{i}:
+                out = out - D{i}[{k3}]"""), f"out = out + len(D{i})", f"out = out * D{i}[{k1}]"]
+                         + ([f"out = out * D{i}.get(out.dtype, 1.0)"] if key_kind == "dtype" else []))
+        return Atom(f"containers.dict_{key_kind}", world=f"D{i} = {{{k1}: 1, {k2}: 2}}", body=body,
+                    mutations=(f"D{i}[{k3}] = 4", f"D{i}.pop({k1}, None)", f"D{i}[{k1}] = 7",
+                               f"D{i} = {{{k3}: 9, {k1}: 1}}", f"D{i}.update({{{k2}: 0.5}})"))
+    return make
 
 
 def _containers_set(ch, i):
@@ -601,7 +602,11 @@ KINDS = {
     "defaults.own": _defaults_own,
     "containers.list": _containers_list,
     "containers.tuple": _containers_tuple,
-    "containers.dict": _containers_dict,
+    "containers.dict_str": _containers_dict("str"),
+    "containers.dict_int": _containers_dict("int"),
+    "containers.dict_dtype": _containers_dict("dtype"),
+    "containers.dict_enum": _containers_dict("enum"),
+    "containers.dict_str_enum": _containers_dict("str_enum"),
     "containers.set": _containers_set,
     "containers.deque": _containers_deque,
     "containers.ordereddict": _containers_ordereddict,
@@ -627,6 +632,26 @@ ALL_FEATURES = tuple(KINDS) + STEP_FEATURES
 # Features main does not yet handle soundly, with the repro that shows why (see /work/wt/fuzz-findings.md);
 # the default run and the test suite leave them out.  Remove an entry when its fix lands.
 DISABLED = {
+    "globals.builtin_shadow": "W11",
+    "attributes.optional": "W1",
+    "attributes.method": "W9",
+    "attributes.property": "W9 (a property replaced on the class)",
+    "attributes.new_instance": "F1 (and W10, R5)",
+    "modules.sequential": "W3a, W3b",
+    "modules.modulelist": "W3a",
+    "modules.moduledict": "W3a (a key added to a ModuleDict)",
+    "modules.params": "W3c",
+    "modules.hooks": "W4",
+    "modules.forward_override": "W5",
+    "defaults.positional": "W2",
+    "defaults.kwonly": "W2",
+    "defaults.mutable": "W2",
+    "defaults.tensor": "C1",
+    "containers.dict_enum": "F2",
+    "containers.dict_str_enum": "F2",
+    "containers.set": "W6a",
+    "containers.deque": "W6a (deque)",
+    "containers.ordereddict": "F3 (and R3)",
 }
 ENABLED = tuple(name for name in ALL_FEATURES if name not in DISABLED)
 SHAPES = ((2, 4), (3, 4), (5, 4), (1, 4), (2, 3, 4), (6, 4), (0, 4))

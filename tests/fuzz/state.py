@@ -99,7 +99,8 @@ class Mismatch:
     limit: int
 
     def summary(self) -> str:
-        return f"{self.kind} at call {self.step} ({self.policy}, recompile_limit={self.limit}): {self.detail}"
+        detail = self.detail if len(self.detail) < 300 else self.detail[:300] + " ..."
+        return f"{self.kind} at call {self.step} ({self.policy}, recompile_limit={self.limit}): {detail}"
 
 
 @dataclass
@@ -415,6 +416,11 @@ def campaign(programs: int, seed: int, features, reduce_found=True, out=sys.stdo
         program = generate(RandomChooser(seed * 1_000_003 + number), features)
         found = run_program(program, coverage=coverage)
         if found:
+            known = [key for key in classes if key[0] == found.kind and set(key[1]) <= set(program.kinds())]
+            if known:       # most likely that class again: not worth a reduction
+                print(f"[{number}] {found.kind} in {', '.join(program.kinds())}, like {', '.join(known[0][1])}",
+                      file=out, flush=True)
+                continue
             small, small_found = reduce(program, found) if reduce_found else (program, found)
             key = (small_found.kind, tuple(small.kinds()))
             first = key not in classes
