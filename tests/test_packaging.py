@@ -104,7 +104,7 @@ def test_test_extra_names_what_the_tests_need_by_ranges_not_pins():
     assert not [r for r in extra if "==" in r], f"pins in the test extra: {extra}"
 
 
-LOCAL_MODULES = {"partialdyn", "benchmarks", "helpers", "broken_engines", "conftest", "run", "cases"}
+LOCAL_MODULES = {"partialdyn", "benchmarks", "helpers", "broken_engines", "conftest", "run", "cases", "fuzz"}
 
 
 def test_every_package_the_tests_import_is_installed_by_the_project():
