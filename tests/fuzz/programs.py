@@ -652,6 +652,7 @@ DISABLED = {
     "containers.set": "W6a",
     "containers.deque": "W6a (deque)",
     "containers.ordereddict": "F3 (and R3)",
+    "containers.dict_dtype": "F4",
 }
 ENABLED = tuple(name for name in ALL_FEATURES if name not in DISABLED)
 SHAPES = ((2, 4), (3, 4), (5, 4), (1, 4), (2, 3, 4), (6, 4), (0, 4))
