@@ -1,5 +1,5 @@
 """Guards on nn.Module structure: the children the trace iterated, parameters that were None, the names a
-parameters() walk yielded, hooks, and a forward set on the instance."""
+parameters() walk yielded, hooks, a forward set on the instance, and the class's forward and __call__."""
 import pytest
 import torch
 
@@ -98,6 +98,34 @@ def test_a_forward_set_on_the_instance_is_what_a_call_runs():
         return m(x)
     stats = check(f, [(r(2),), (r(2),)])
     assert stats["cache_hits"] == 1
+
+
+def test_a_forward_replaced_on_the_class_after_the_compile_is_what_a_call_runs():
+    class M(torch.nn.Module):
+        def forward(self, x):
+            return x + 1
+    m = M()
+
+    def f(x):
+        return m(x) * 2
+
+    def replace_forward(target):
+        M.forward = lambda self, x: x - 1
+    check(f, [(r(2),), (r(2),), (r(2),)], before={1: replace_forward}, recompiles=1)
+
+
+def test_a_call_method_given_to_the_module_class_after_the_compile_is_what_a_call_runs():
+    class M(torch.nn.Module):
+        def forward(self, x):
+            return x + 1
+    m = M()
+
+    def f(x):
+        return m(x) * 2
+
+    def give_call(target):
+        M.__call__ = lambda self, x: x * 10
+    check(f, [(r(2),), (r(2),), (r(2),)], before={1: give_call}, recompiles=1)
 
 
 class WithHelpers(torch.nn.Module):

@@ -324,13 +324,14 @@ def call_module(f, module_vt, args, kwargs):
     own_forward = "forward" in m.__dict__
     if src is not None:
         f.trace.guards.module_structure(src, m, own_forward)
-    if type(m).__call__ is not torch.nn.Module.__call__:
-        return call(f, V.Known(type(m).__call__), [module_vt] + list(args), kwargs)
+    class_call = reads.class_method(f, type(m), "__call__")        # guarded: a class patched later is seen
+    if class_call.value is not torch.nn.Module.__call__:
+        return call(f, class_call, [module_vt] + list(args), kwargs)
     if own_forward:
         forward = f.trace.wrap(m.__dict__["forward"], S.attr(src, "forward")) if src is not None else \
             Vals._known_result(m.__dict__["forward"])
         return call(f, forward, list(args), kwargs)
-    return call(f, V.Known(type(m).forward), [module_vt] + list(args), kwargs)
+    return call(f, reads.class_method(f, type(m), "forward"), [module_vt] + list(args), kwargs)
 
 
 def inline_function(f, fn, fn_vt, args, kwargs):

@@ -117,6 +117,19 @@ def class_attribute(f, cls, name: str, cls_src=None):
     return f.trace.wrap(entry, src)
 
 
+def class_method(f, cls, name: str):
+    """The function `cls.name` (a module's `forward` or `__call__`), guarded by identity through a plain
+    class attribute read (`K.forward is fn`, one cached C lookup), so a method replaced on the class later is
+    seen; any other kind of entry goes through the MRO lookup (class_attribute)."""
+    entry = static_lookup(cls, name)
+    if not isinstance(entry, types.FunctionType):
+        return class_attribute(f, cls, name)
+    src = S.attr(f.trace.constant_source(cls, cls.__qualname__), name)
+    f.trace.register(src)
+    f.trace.guards.id_match(src, entry)
+    return V.Known(entry, src)
+
+
 # ---------------------------------------------------------------- attributes
 def bound_method(f, obj, name: str, method):
     """`obj.name` found a bound method: guard which function it binds and to what (an instance attribute or

@@ -631,29 +631,7 @@ ALL_FEATURES = tuple(KINDS) + STEP_FEATURES
 
 # Features main does not yet handle soundly, with the repro that shows why (see /work/wt/fuzz-findings.md);
 # the default run and the test suite leave them out.  Remove an entry when its fix lands.
-DISABLED = {
-    "globals.builtin_shadow": "W11",
-    "attributes.optional": "W1",
-    "attributes.method": "W9",
-    "attributes.property": "W9 (a property replaced on the class)",
-    "attributes.new_instance": "F1 (and W10, R5)",
-    "modules.sequential": "W3a, W3b",
-    "modules.modulelist": "W3a",
-    "modules.moduledict": "W3a (a key added to a ModuleDict)",
-    "modules.params": "W3c",
-    "modules.hooks": "W4",
-    "modules.forward_override": "W5",
-    "defaults.positional": "W2",
-    "defaults.kwonly": "W2",
-    "defaults.mutable": "W2",
-    "defaults.tensor": "C1",
-    "containers.dict_enum": "F2",
-    "containers.dict_str_enum": "F2",
-    "containers.set": "W6a",
-    "containers.deque": "W6a (deque)",
-    "containers.ordereddict": "F3 (and R3)",
-    "containers.dict_dtype": "F4",
-}
+DISABLED: dict[str, str] = {}
 ENABLED = tuple(name for name in ALL_FEATURES if name not in DISABLED)
 SHAPES = ((2, 4), (3, 4), (5, 4), (1, 4), (2, 3, 4), (6, 4), (0, 4))
 MODE_VALUES = {"grad": (True, False), "dtype": ("float32", "float64"), "deterministic": (False, True),
