@@ -86,3 +86,33 @@ def test_an_entry_traced_with_distinct_lists_rejects_aliased_ones():
     shared, eager_shared = [0], [0]
     torch.testing.assert_close(opt(shared, shared, r(2)), f(eager_shared, eager_shared, r(2)))
     assert shared == eager_shared
+
+
+class Slotted:
+    __slots__ = ("value", "tag")
+
+    def __init__(self, value, tag):
+        self.value = value
+        self.tag = tag
+
+
+def leave_the_graph():
+    print(end="")       # a graph break inside a callee: the caller's objects cross it
+
+
+def test_an_object_with_slots_made_before_a_break_does_not_recompile_the_resume_function_per_call():
+    def f(x):
+        out = Slotted(x + 1, "first")       # the class cannot be built in the trace: made by a break step
+        leave_the_graph()
+        return out.value * 2 if out.tag == "first" else out.value
+    check(f, [(r(b),) for b in (2, 3, 4, 5, 6)], breaks=None, recompiles=0)
+
+
+def test_a_model_output_made_before_a_break_does_not_recompile_the_resume_function_per_call():
+    outputs = pytest.importorskip("transformers.modeling_outputs")
+
+    def f(x):
+        out = outputs.BaseModelOutput(last_hidden_state=x + 1, hidden_states=(x,))
+        leave_the_graph()
+        return out.last_hidden_state * 2 + out[0] + out["hidden_states"][0], out
+    check(f, [(r(b),) for b in (2, 3, 4, 5, 6)], breaks=None, recompiles=0)

@@ -11,6 +11,7 @@ could not be traced, with the stack and locals as they were before it.
 """
 from __future__ import annotations
 
+import abc
 import collections
 import dataclasses
 import enum
@@ -280,13 +281,26 @@ class AttrWrites:
 
 
 def _read_by_contents(value) -> bool:
-    """Objects whose state the trace reads piece by piece: dataclass and plain-class instances, sets, deques."""
+    """Objects whose state the trace reads piece by piece: sets, deques, dataclass instances (transformers'
+    ModelOutput dicts too) and instances of user classes whose attribute lookup is Python's own (slots and
+    custom __init__/__new__/__setattr__ allowed).  A resume function gets the objects a break step made as
+    such arguments: guarding them by identity would recompile on every call."""
     from .dataobjects import is_plain_class
     if isinstance(value, (set, frozenset, collections.deque)):
         return True
-    if isinstance(value, (type, dict, list, tuple, torch.nn.Module)):
+    if isinstance(value, (type, torch.nn.Module)):
         return False
-    return dataclasses.is_dataclass(value) or is_plain_class(type(value))
+    if dataclasses.is_dataclass(value):
+        return True
+    if isinstance(value, (dict, list, tuple)):
+        return False
+    return is_plain_class(type(value)) or _python_attribute_lookup(type(value))
+
+
+def _python_attribute_lookup(cls) -> bool:
+    module = cls.__module__ or ""
+    return (type(cls) in (type, abc.ABCMeta) and module != "builtins" and not module.startswith("torch")
+            and cls.__getattribute__ is object.__getattribute__ and not hasattr(cls, "__getattr__"))
 
 
 def _constant_key(key) -> bool:
