@@ -66,6 +66,9 @@ def test_branch_on_size_logs_compile_reason_guards_and_predicate(log_path):
     guards = [r for r in rows if r["kind"] == "guards"][0]["guards"]
     assert {g["kind"] for g in guards} >= {"TENSOR_MATCH_DYNAMIC", "SHAPE", "GLOBAL_STATE"}
     assert any(g["kind"] == "SHAPE" and "x.size(0) <= 16" in g["text"] for g in guards)
+    kinds = [g["kind"] for g in guards]
+    assert kinds.index("TENSOR_MATCH_DYNAMIC") < kinds.index("SHAPE") < kinds.index("GLOBAL_STATE")
+    assert kinds == sorted(kinds, key=kinds.index)      # each kind's guards are listed together
     spec = [r for r in rows if r["kind"] == "specialization"][0]
     assert spec["use"] == "predicate" and spec["source"] == "x.size(0)" and spec["op"] == "if"
     assert spec["file"].endswith("test_log_events.py") and spec["line"] == branch.__code__.co_firstlineno + 1

@@ -133,8 +133,8 @@ def test_stderr_lines_read_well(fresh_log, capsys):
     fresh_log.logs = "all"
     emit("compile", **RECOMPILE)
     emit("guards", fn="f", code="f (add.py:3)", entry=1, guards=[
-        {"kind": "SHAPE", "text": "x.size(0) > 16", "source": "x"},
-        {"kind": "TENSOR_MATCH_STATIC", "text": "x.size(1) == 64", "source": "x"}])
+        {"kind": "TENSOR_MATCH_STATIC", "text": "x.size(1) == 64", "source": "x"},
+        {"kind": "SHAPE", "text": "x.size(0) > 16", "source": "x"}])
     emit("specialization", fn="f", code="f (add.py:3)", source="x.size(1)", use="value", value=64,
          op="math.factorial", file="add.py", line=5, text="n = math.factorial(x.size(1))")
     emit("specialization", fn="f", code="f (add.py:3)", source="x.size(0)", use="predicate",

@@ -20,9 +20,10 @@ STREAM = [
          trace_seconds=0.0125, backend_seconds=0.003, graphs=1, graph_breaks=0,
          policy="partial", backend="eager"),
     dict(v=1, kind="guards", time=1000.1, **F, entry=0, guards=[
-        {"kind": "SHAPE", "text": "x.size(0) > 16", "source": "x"},
         {"kind": "TENSOR_MATCH_DYNAMIC", "text": "x", "source": "x"},
         {"kind": "TENSOR_MATCH_STATIC", "text": "x.size(1) == 64", "source": "x"},
+        {"kind": "SHAPE", "text": "x.size(0) > 16", "source": "x"},
+        {"kind": "TENSOR_MATCH_STATIC", "text": "x.size(2) == 8", "source": "x"},
         {"kind": "SHAPE", "text": "Eq(Mod(x.size(0), 4), 0)", "source": "x"}]),
     dict(v=1, kind="specialization", time=1000.05, **F, source="x.size(1)", use="value", value=64,
          op="math.factorial", file="add.py", line=5, text="    n = math.factorial(x.size(1))"),
@@ -56,6 +57,7 @@ guards
   entry            kind                  guard
   f (add.py:3) #0  TENSOR_MATCH_DYNAMIC  x
                    TENSOR_MATCH_STATIC   x.size(1) == 64
+                                         x.size(2) == 8
                    SHAPE                 x.size(0) > 16
                                          Eq(Mod(x.size(0), 4), 0)
 specializations

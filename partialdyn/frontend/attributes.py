@@ -15,11 +15,11 @@ from . import calls as C
 from . import copies
 from . import dataobjects
 from . import reads
-from . import sources as S
+from .. import sources as S
 from . import values as Vals
 from ..guards.kinds import Guard, GuardKind
-from . import variables as V
-from .errors import GraphBreak, Unsupported, UserError
+from .. import trackers as V
+from ..errors import GraphBreak, Unsupported, UserError
 
 TENSOR_CONST_ATTRS = {"dtype", "device", "layout", "is_cuda", "is_sparse", "is_quantized", "is_meta",
                       "is_nested", "is_leaf", "requires_grad", "is_mkldnn", "is_complex_attr"}

@@ -23,11 +23,11 @@ from . import contexts
 from . import copies
 from . import dict_views
 from . import generators
-from . import variables as V
+from .. import trackers as V
 from .attributes import getattr_vt, guarded_flag, store_attr, tensor_size
 from .calls import call
 from .values import binary, hashable_values, identical, iterate, mutate, python_value, subscript, truth, unary, _run_python
-from .errors import GraphBreak, Unsupported, UserError
+from ..errors import GraphBreak, Unsupported, UserError
 
 
 # ---------------------------------------------------------------- builtins

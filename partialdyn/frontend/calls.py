@@ -21,11 +21,11 @@ from . import environment
 from . import reads
 from . import escapes
 from . import numpyfold
-from . import sources as S
+from .. import sources as S
 from . import torch_state
 from . import values as Vals
-from . import variables as V
-from .errors import GraphBreak, Unsupported, UserError
+from .. import trackers as V
+from ..errors import GraphBreak, Unsupported, UserError
 from ..guards.kinds import global_module_hooks
 
 

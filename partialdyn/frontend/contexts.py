@@ -13,9 +13,9 @@ import contextlib
 
 from . import attributes as A
 from . import generators
-from . import variables as V
+from .. import trackers as V
 from .calls import call
-from .errors import GraphBreak, Unsupported, UserError
+from ..errors import GraphBreak, Unsupported, UserError
 
 
 def enter(f, manager):

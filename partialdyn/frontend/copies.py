@@ -16,9 +16,9 @@ import enum
 
 import torch
 
-from . import sources as S
-from . import variables as V
-from .errors import GraphBreak
+from .. import sources as S
+from .. import trackers as V
+from ..errors import GraphBreak
 
 ATOMIC = (type(None), bool, int, float, complex, str, bytes, enum.Enum, torch.dtype, torch.device, type)
 CONTAINERS = (list, tuple, dict, set, frozenset)

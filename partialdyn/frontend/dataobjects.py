@@ -14,8 +14,8 @@ import operator
 import types
 
 from . import reads
-from . import variables as V
-from .errors import GraphBreak, UserError
+from .. import trackers as V
+from ..errors import GraphBreak, UserError
 
 
 def is_traceable_dataclass(cls) -> bool:
@@ -77,13 +77,6 @@ def construct_plain(f, cls, args, kwargs):
             raise UserError(TypeError("__init__() should return None"))
     elif args or kwargs:
         raise UserError(TypeError(f"{cls.__name__}() takes no arguments"))
-    return obj
-
-
-def rebuild_plain(cls, fields: dict):
-    """Runtime: an instance with these attributes, without running __init__ again."""
-    obj = cls.__new__(cls)
-    obj.__dict__.update(fields)
     return obj
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import operator
 
-from . import variables as V
-from .errors import GraphBreak, UserError
+from .. import trackers as V
+from ..errors import GraphBreak, UserError
 
 SET_OPERATORS = {operator.or_, operator.and_, operator.sub, operator.xor, operator.eq, operator.ne,
                  operator.lt, operator.le, operator.gt, operator.ge}

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 
-from . import sources as S
-from . import variables as V
-from .errors import GraphBreak, UserError
+from .. import sources as S
+from .. import trackers as V
+from ..errors import GraphBreak, UserError
 
 
 def is_environ(value) -> bool:

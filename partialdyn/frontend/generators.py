@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import itertools
 
-from . import variables as V
-from .errors import Unsupported, UserError
+from .. import trackers as V
+from ..errors import Unsupported, UserError
 
 MAX_ITEMS = 10_000      # materializing more items than this (list(itertools.count())) ends the trace
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import numbers
 import sys
 
-from . import variables as V
-from .errors import GraphBreak, UserError
+from .. import trackers as V
+from ..errors import GraphBreak, UserError
 from .values import python_value
 
 PURE_FUNCTIONS = ("sum", "prod", "mean", "amax", "amin", "max", "min", "round", "clip", "isclose", "hypot",

@@ -17,8 +17,8 @@ from . import contexts
 from . import generators
 from . import reads
 from . import values as Vals
-from . import variables as V
-from .errors import GraphBreak, Unsupported
+from .. import trackers as V
+from ..errors import GraphBreak, Unsupported
 from .instructions import CONDITIONAL_JUMPS, NONE_JUMPS, OR_POP_JUMPS
 from .tracer import RETURN, YIELD
 

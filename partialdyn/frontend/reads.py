@@ -13,9 +13,9 @@ import builtins
 import sys
 import types
 
-from . import sources as S
-from . import variables as V
-from .errors import UserError
+from .. import sources as S
+from .. import trackers as V
+from ..errors import UserError
 
 MISSING = type("MISSING", (), {"__repr__": lambda self: "MISSING"})()
 

@@ -17,8 +17,8 @@ import types
 
 import torch
 
-from . import variables as V
-from .errors import GraphBreak
+from .. import trackers as V
+from ..errors import GraphBreak
 from .values import _run_python, python_value
 
 # Every entry pins grad mode, the default dtype, autocast and deterministic algorithms through its

@@ -28,9 +28,10 @@ from ..names import FUNCTION, GLOBALS, PREFIX, Constants
 from ..guards.kinds import GuardSet
 from ..shapes.policy import Consumer, starts_dynamic
 from . import generators
-from . import sources as S
-from . import variables as V
-from .errors import GraphBreak, Unsupported, UserError
+from .. import sources as S
+from .. import trackers as V
+from ..errors import GraphBreak, Unsupported, UserError
+from ..rebuilt import GradRestore
 from .instructions import decode
 
 MAX_INLINE_DEPTH = 32
@@ -148,7 +149,7 @@ class Trace:
         if isinstance(value, CONSTANT_TYPES) and not isinstance(value, (tuple, list)) or is_numpy_scalar(value):
             g.constant_match(source, value)
             return V.Known(value, source)
-        if isinstance(value, V.GradRestore):
+        if isinstance(value, GradRestore):
             g.constant_match(S.attr(source, "restore"), value.restore)
             return V.GradModeExit(value.restore)
         if isinstance(value, (tuple, list)) and type(value) in (tuple, list, torch.Size) or _is_namedtuple(value):

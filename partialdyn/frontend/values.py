@@ -20,9 +20,9 @@ from . import dataobjects
 from . import dict_views
 from . import generators
 from . import environment
-from . import sources as S
-from . import variables as V
-from .errors import GraphBreak, Unsupported, UserError
+from .. import sources as S
+from .. import trackers as V
+from ..errors import GraphBreak, Unsupported, UserError
 
 MAX_UNROLL = 10_000
 

@@ -17,8 +17,8 @@ from torch._subclasses.fake_tensor import (DataDependentOutputException, Dynamic
 from torch._dispatch.python import enable_python_dispatcher
 from torch.fx.experimental.symbolic_shapes import GuardOnDataDependentSymNode
 
-from ..frontend import variables as V
-from ..frontend.errors import GraphBreak, Unsupported, UserError
+from .. import trackers as V
+from ..errors import GraphBreak, Unsupported, UserError
 from ..shapes.fake import Shapes
 from .effects import EffectRecorder
 

@@ -19,8 +19,8 @@ from ..names import PREFIX, Constants
 
 
 class GuardKind(enum.StrEnum):
-    """What a guard protects (docs/guards-and-recompiles.md lists each with examples)."""
-    GLOBAL_STATE = "GLOBAL_STATE"                    # grad mode, default dtype
+    """What a guard protects (docs/guards-and-recompiles.md lists each with examples), in the order logs list
+    an entry's guards."""
     TENSOR_MATCH_DYNAMIC = "TENSOR_MATCH_DYNAMIC"    # a tensor's type, dtype, device, rank, layout
     TENSOR_MATCH_STATIC = "TENSOR_MATCH_STATIC"      # exact shape/strides, or one dim's value
     SHAPE = "SHAPE"                                  # symbol ranges, relations, predicates
@@ -32,6 +32,13 @@ class GuardKind(enum.StrEnum):
     MODULE_STRUCTURE = "MODULE_STRUCTURE"            # an nn.Module's children, parameters and hooks
     FUNCTION_MATCH = "FUNCTION_MATCH"                # the code (and closure size) of a function called
     ALIASING = "ALIASING"                            # two inputs are (or are not) the same object
+    GLOBAL_STATE = "GLOBAL_STATE"                    # grad mode, default dtype
+
+
+def in_log_order(guards) -> list:
+    """Guards grouped by kind in GuardKind's order (stable within a kind), as logs list them."""
+    order = {kind: rank for rank, kind in enumerate(GuardKind)}
+    return sorted(guards, key=lambda g: order[g.kind])
 
 
 @dataclass(frozen=True)
@@ -123,7 +130,7 @@ class GuardSet:
         else:
             checks += [f"{c}.dim() == {t.dim()}", f"{c}.is_contiguous()", f"{c}.storage_offset() == 0"]
         text = f"{src}: {describe_signature(tensor_signature(t))}" + (f" shape={tuple(t.shape)}" if static else "")
-        self.add(Guard(GuardKind.TENSOR_MATCH_STATIC if static else "TENSOR_MATCH_DYNAMIC", " and ".join(checks), text,
+        self.add(Guard(GuardKind.TENSOR_MATCH_STATIC if static else GuardKind.TENSOR_MATCH_DYNAMIC, " and ".join(checks), text,
                        str(src), actual=f"{PREFIX}describe_sig({src.code})", expected=k(tensor_signature(t))))
 
     def absent(self, src, name: str):

@@ -5,10 +5,6 @@ another version of the engine): an unknown value reads as "?".
 """
 from __future__ import annotations
 
-# The order in which guards are listed, so entries are easy to compare.
-GUARD_KINDS = ("TENSOR_MATCH_DYNAMIC", "TENSOR_MATCH_STATIC", "SHAPE",
-               "TYPE_MATCH", "ID_MATCH", "CONSTANT_MATCH", "ABSENT", "CONTENTS_MATCH", "MODULE_STRUCTURE",
-               "FUNCTION_MATCH", "ALIASING", "GLOBAL_STATE")
 
 
 def value_of(event: dict, name: str) -> str:
@@ -73,11 +69,14 @@ def backoff_decision(event: dict) -> str:
 
 
 def guards_in_order(guards) -> list[dict]:
-    """The guards of one entry sorted by kind (stable within a kind); non-dict items become raw text."""
+    """The guards of one entry grouped by kind, kinds in the order they first appear (the engine emits them in
+    its GuardKind order); non-dict items become raw text."""
     items = [g if isinstance(g, dict) else {"kind": "?", "text": str(g)}
              for g in (guards if isinstance(guards, list) else [])]
-    rank = {kind: i for i, kind in enumerate(GUARD_KINDS)}
-    return sorted(items, key=lambda g: rank.get(str(g.get("kind")), len(GUARD_KINDS)))
+    first = {}
+    for g in items:
+        first.setdefault(str(g.get("kind")), len(first))
+    return sorted(items, key=lambda g: first[str(g.get("kind"))])
 
 
 def guard_text(guard: dict) -> str:

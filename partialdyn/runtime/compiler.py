@@ -17,9 +17,9 @@ import torch.fx as fx
 from torch._guards import TracingContext, tracing
 
 from ..backends import lookup
-from ..frontend import sources as S
-from ..frontend import variables as V
-from ..frontend.errors import Unsupported
+from .. import sources as S
+from .. import trackers as V
+from ..errors import Unsupported
 from ..frontend.instructions import CONDITIONAL_JUMPS, OR_POP_JUMPS
 from ..frontend.resume import STACK_PREFIX
 from ..frontend.tracer import Frame, Trace

@@ -20,10 +20,10 @@ from dataclasses import dataclass, fields
 
 import torch
 
-from ..frontend.errors import GraphBreak, Unsupported, UserError
+from ..errors import GraphBreak, Unsupported, UserError
 from ..frontend.escapes import runs_in_python
 from ..frontend.resume import make_resume_function
-from ..guards.kinds import GuardKind, global_module_hooks
+from ..guards.kinds import GuardKind, global_module_hooks, in_log_order
 from ..logs import emit
 from ..shapes.policy import FrameShapeState
 from ..names import argument_name
@@ -295,7 +295,7 @@ class OptimizedFunction:
                   graphs=int(entry.has_graph), graph_breaks=int(stop is not None), policy=self.options.policy,
                   backend=getattr(self.options.backend, "__name__", str(self.options.backend)))
         self._log("guards", entry=len(self.entries),
-                  guards=[{"kind": g.kind, "text": g.text, "source": g.source} for g in entry.guard.guards])
+                  guards=[{"kind": g.kind, "text": g.text, "source": g.source} for g in in_log_order(entry.guard.guards)])
         for spec in entry.specializations:
             self._log("specialization", **spec)
         if stop is not None:

@@ -14,9 +14,10 @@ import itertools
 import torch
 
 from ..frontend import copies
-from ..frontend import variables as V
+from .. import trackers as V
 from ..names import PREFIX, Constants
-from ..frontend.errors import Unsupported
+from ..errors import Unsupported
+from ..rebuilt import GradRestore, rebuild_plain
 from .steps import NULL
 
 OUTPUTS = PREFIX + "o"         # the graph's outputs in the runner
@@ -117,11 +118,10 @@ class Rebuilder:
         if isinstance(vt, V.Method):
             return f"getattr({self.expr(vt.receiver)}, {self.constant(vt.name)})"
         if isinstance(vt, V.GradModeExit):
-            return f"{self.constant(V.GradRestore)}({vt.restore})"
+            return f"{self.constant(GradRestore)}({vt.restore})"
         if isinstance(vt, V.Function):
             return self._function(vt)
         if isinstance(vt, V.DataObject) and vt.plain:
-            from ..frontend.dataobjects import rebuild_plain
             fields = ", ".join(f"{self.constant(k)}: {self.expr(v)}" for k, v in vt.fields.items())
             return f"{self.constant(rebuild_plain)}({self.constant(vt.cls)}, {{{fields}}})"
         if isinstance(vt, V.DataObject):

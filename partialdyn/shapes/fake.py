@@ -13,7 +13,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.fx.experimental.symbolic_shapes import (DimDynamic, ShapeEnv, StatelessSymbolicContext,
                                                    free_unbacked_symbols)
 
-from ..frontend.sources import Src, size, size_code
+from ..sources import Src, size, size_code
 
 
 class Shapes:

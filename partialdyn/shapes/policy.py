@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..frontend.errors import GraphBreak
+from ..errors import GraphBreak
 
 
 @dataclass

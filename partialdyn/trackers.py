@@ -1,28 +1,32 @@
-"""Variable trackers: what the symbolic interpreter keeps on its stack.
+"""Trackers: what the symbolic interpreter keeps on its stack, and how graph values are recorded.
 
-A small type system.  Every value the traced code touches is one of:
+Every value the traced code touches is one of:
 
-  Known      a Python value known at trace time (numbers, strings, functions,
-             modules, dtypes, ...); guarded by its source if it has one
-  Tensor     a tensor in the graph: fx node + fake value (symbolic sizes)
-  Sym        a symbolic int/float/bool in the graph (sizes and size math)
-  Tuple/List/Dict   containers of trackers (structure known, items may be symbolic)
-  NamedTuple a tuple with a namedtuple class
-  Function   a function made during the trace (lambda, comprehension, def)
-  Method     a callable bound to a tracker (`x.view`, `lst.append`, `d.items`)
-  Iterator   an iterator over known items (for loops)
-  Generator  a generator object made in the trace: a suspended frame, run only as far as it is consumed
-  LazyIterator  zip / enumerate / map / filter / itertools.count & co, pulled one item at a time
-  DictView   d.keys() / d.values() / d.items(): a live view of a Dict tracker
+  Known        a Python value known at trace time (numbers, strings, functions, modules, dtypes,
+               objects of the caller's world); guarded by its source if it has one
+  Tensor       a tensor in the graph: fx node + fake value (symbolic sizes)
+  Sym          a symbolic int/float/bool in the graph (sizes and size math)
+  Tuple/List/Dict, NamedTuple, Size   containers of trackers (structure known, items may be symbolic)
+  Function     a function made during the trace (lambda, comprehension, def), with its Cells
+  Method       a callable bound to a tracker (`x.view`, `lst.append`, `d.items`)
+  Partial      functools.partial over a tracked callable
+  Iterator     an iterator over known items (for loops)
+  Generator    a generator object made in the trace: a suspended frame, run only as far as it is consumed
+  LazyIterator zip / enumerate / map / filter / itertools.count & co, pulled one item at a time
+  DictView     d.keys() / d.values() / d.items(): a live view of a Dict tracker
   GradMode / GradModeExit   torch.no_grad() & co, and the exit of their `with`
-  Slice      a slice with symbolic bounds
-  Null       CPython's NULL stack marker
+  Slice        a slice with symbolic bounds
+  DataObject   a dataclass or plain-class instance created in the trace
+  Super        super() of a class and an instance
+  Opaque       a runtime value the tracer must not look into
+  NULL         CPython's NULL stack marker
 
-`inputs` on Tensor and Sym is the dataflow the policy and the logs report:
-the set of graph-input sources a value was computed from.
+`inputs` on Tensor is the dataflow the policy and the logs report: the set of
+graph-input sources a value was computed from.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -229,7 +233,6 @@ class Partial(VT):
     kwargs: dict
 
     def python_type(self):
-        import functools
         return functools.partial
 
 
@@ -259,13 +262,3 @@ class Opaque(VT):
     def python_type(self):
         return self.cls
 
-
-class GradRestore:
-    """Runtime object: the exit of a grad-mode `with` block, rebuilt when a graph breaks inside it."""
-
-    def __init__(self, restore: bool):
-        self.restore = restore
-
-    def __call__(self, *exc_info):
-        torch._C._set_grad_enabled(self.restore)
-        return False

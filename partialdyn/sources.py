@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from torch._guards import GuardSource, Source
 
-from ..names import FUNCTION, GLOBALS, PREFIX
+from .names import FUNCTION, GLOBALS, PREFIX
 
 
 @dataclass(frozen=True)
