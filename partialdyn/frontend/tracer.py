@@ -26,6 +26,7 @@ import torch
 from ..graph.builder import GraphBuilder
 from ..names import FUNCTION, GLOBALS, PREFIX, Constants
 from ..guards.kinds import GuardSet
+from ..guards.provenance import Provenance, provenance_of, user_caller
 from ..shapes.policy import Consumer, starts_dynamic
 from . import generators
 from .. import sources as S
@@ -35,6 +36,20 @@ from ..rebuilt import GradRestore
 from .instructions import decode
 
 MAX_INLINE_DEPTH = 32
+# what an instruction does, in words, for the provenance of the guards it makes
+OPERATION_WORDS = {
+    "LOAD_ATTR": "attribute read", "LOAD_METHOD": "attribute read", "LOAD_GLOBAL": "global read",
+    "LOAD_DEREF": "closure read", "LOAD_CLASSDEREF": "closure read", "LOAD_NAME": "name read",
+    "BINARY_SUBSCR": "indexing", "STORE_SUBSCR": "item assignment", "CALL": "call", "CALL_FUNCTION_EX": "call",
+    "PRECALL": "call", "COMPARE_OP": "comparison", "IS_OP": "identity test", "CONTAINS_OP": "`in` test",
+    "BINARY_OP": "arithmetic", "GET_ITER": "iteration", "FOR_ITER": "iteration", "UNPACK_SEQUENCE": "unpacking",
+    "UNPACK_EX": "unpacking", "FORMAT_VALUE": "str formatting", "BUILD_STRING": "str formatting",
+    "POP_JUMP_FORWARD_IF_TRUE": "if", "POP_JUMP_BACKWARD_IF_TRUE": "if", "POP_JUMP_FORWARD_IF_FALSE": "if",
+    "POP_JUMP_BACKWARD_IF_FALSE": "if", "JUMP_IF_TRUE_OR_POP": "and/or", "JUMP_IF_FALSE_OR_POP": "and/or",
+    "POP_JUMP_FORWARD_IF_NONE": "is None test", "POP_JUMP_FORWARD_IF_NOT_NONE": "is None test",
+    "POP_JUMP_BACKWARD_IF_NONE": "is None test", "POP_JUMP_BACKWARD_IF_NOT_NONE": "is None test",
+    "BEFORE_WITH": "with", "RETURN_VALUE": "return",
+}
 MAX_INSTRUCTIONS = 500_000     # per trace: an endless Python loop or generator stops tracing, never hangs
 
 
@@ -68,12 +83,14 @@ class Trace:
         self.globals = fn.__globals__
         self.options = options
         self.shape_state = shape_state
+        self.frame: Frame | None = None
+        self.caller = user_caller()                 # the user's line that called this code (guard provenance)
         self.builder = GraphBuilder()
-        self.guards = GuardSet()
+        self.builder.shapes.provenance = self.provenance
+        self.guards = GuardSet(provenance=self.provenance)
         self.guards.global_state()
         self.guards.function_match(S.Src(FUNCTION, fn.__qualname__), fn)    # `f.__code__ = ...` retraces
         self.consumer = Consumer(options.policy, shape_state, self.builder.shapes, where=self.where)
-        self.frame: Frame | None = None
         self.wrapped: dict[str, V.VT] = {}          # source code -> tracker
         self.by_identity: dict[int, V.VT] = {}      # id(python object) -> tracker with a source, or owned
         self.owned: list = []                       # copies made at trace time (frontend/copies.py)
@@ -117,6 +134,22 @@ class Trace:
             return None, None, ""
         return frame.location()
 
+    def provenance(self) -> Provenance:
+        """Where a guard made now comes from: the operation (the torch op or size use in progress, else the
+        instruction) and the traced frames' lines (guards/provenance.py)."""
+        frames, frame = [], self.frame
+        while frame is not None:
+            frames.append(frame)
+            frame = frame.child
+        if not frames:      # wrapping the arguments, before the first instruction
+            code = self.fn.__code__
+            line = linecache.getline(code.co_filename, code.co_firstlineno).strip()
+            return provenance_of("argument", [(code.co_filename, code.co_firstlineno, line)], self.caller)
+        innermost = frames[-1]
+        op = self.builder.shapes.current_op or OPERATION_WORDS.get(
+            innermost.decoded.instrs[innermost.current].name, "instruction")
+        return provenance_of(op, [f.location() for f in frames], self.caller)
+
     # ------------------------------------------------------------ inputs
     def wrap(self, value, source, frame_input=False, static=False) -> V.VT:
         """Tracker for a value that lives in the caller's world at `source`, with its guards."""
@@ -153,7 +186,8 @@ class Trace:
             g.constant_match(S.attr(source, "restore"), value.restore)
             return V.GradModeExit(value.restore)
         if isinstance(value, (tuple, list)) and type(value) in (tuple, list, torch.Size) or _is_namedtuple(value):
-            g.type_match(source, value, f"len({{}}) == {len(value)}", actual="(type({0}).__qualname__, len({0}))")
+            g.type_match(source, value, f"len({{}}) == {len(value)}",
+                         actual=PREFIX + "named({{'type': type({0}), 'len': len({0})}})")
             items = [self.wrap(v, S.item(source, i), frame_input) for i, v in enumerate(value)]
             if _is_namedtuple(value):
                 return V.NamedTuple(items, source, cls=type(value))

@@ -68,7 +68,8 @@ class GraphBuilder:
         """Add one op (`call_function` target or `call_method` name) and return its tracker."""
         node_args, fake_args = split(args)
         node_kwargs, fake_kwargs = split(kwargs)
-        result = self.run_fake(kind, target, fake_args, fake_kwargs)
+        with self.shapes.operation(describe(target)):
+            result = self.run_fake(kind, target, fake_args, fake_kwargs)
         if not contains_graph_value(result):
             if result is None and contains_graph_value((fake_args, fake_kwargs)):
                 # ran for its effect on a tensor (`x[0] = v`, `lst.sort()`-style ops): keep the node
@@ -224,6 +225,8 @@ def describe(target) -> str:
         return f"Tensor.{target}"
     mod = getattr(target, "__module__", None) or ""
     name = getattr(target, "__qualname__", None) or getattr(target, "__name__", None) or repr(target)
+    if name.startswith("_VariableFunctionsClass."):      # torch.conv2d and the other C functions
+        mod, name = "torch", name.split(".", 1)[1]
     return f"{mod}.{name}" if mod and not mod.startswith("builtins") else name
 
 

@@ -22,7 +22,7 @@ def _describe_sig(t):
 def _namespace(constants: dict, globals_: dict, fn) -> dict:
     """`math` is for the ShapeEnv's printed expressions (`math.floor`); arguments are renamed, so no user
     name can shadow it (names.argument_name)."""
-    ns = {GLOBALS: globals_, FUNCTION: fn, PREFIX + "describe_sig": _describe_sig,
+    ns = {GLOBALS: globals_, FUNCTION: fn, PREFIX + "describe_sig": _describe_sig, PREFIX + "named": NamedValues,
           PREFIX + "grad_enabled": torch.is_grad_enabled, PREFIX + "default_dtype": torch.get_default_dtype,
           PREFIX + "any_autocast": torch._C._is_any_autocast_enabled,
           PREFIX + "autocast_enabled": torch.is_autocast_enabled,
@@ -31,6 +31,19 @@ def _namespace(constants: dict, globals_: dict, fn) -> dict:
           PREFIX + "deterministic_warn_only": torch._C._get_deterministic_algorithms_warn_only, "math": math}
     ns.update(constants)
     return ns
+
+
+class NamedValues(dict):
+    """What a failure reports when a guard is about several values: name -> value (`__pd_named` in guard
+    code)."""
+
+
+def _shown(value) -> str:
+    return value.__qualname__ if isinstance(value, type) else repr(value)
+
+
+def _made_by(g: Guard) -> str:
+    return f" (from {g.provenance.describe()})" if g.provenance is not None else ""
 
 
 class GuardFunction:
@@ -46,16 +59,17 @@ class GuardFunction:
         self.check = self.namespace["guard"]
 
     def explain_failure(self, args: tuple) -> tuple[Guard | None, str]:
-        """The first guard that rejects `args`, and a sentence saying why."""
+        """The first guard that rejects `args`, and one line saying why: the guard as users read it, the
+        value that failed it, and the operation and line that made the trace assume it."""
         env = dict(self.namespace)
         env.update(zip(self.argnames, args))
         for g in self.guards:
             try:
                 ok = eval(g.code, env)
             except Exception as e:
-                return g, f"{g.text} failed: {type(e).__name__}: {e}"
+                return g, f"{g.text} failed: {type(e).__name__}: {e}{_made_by(g)}"
             if not ok:
-                return g, f"{g.text} failed: {self._actual(g, env)}"
+                return g, f"{g.text} failed: {self._actual(g, env)}{_made_by(g)}"
         return None, "no guard failed"
 
     def failures(self, args: tuple) -> list[Guard]:
@@ -81,7 +95,9 @@ class GuardFunction:
             return f"{type(e).__name__}"
         if g.expected:
             return signature_difference(env[g.expected], value)
-        return f"got {value!r}"
+        if isinstance(value, NamedValues):
+            return "got " + ", ".join(f"{name}={_shown(v)}" for name, v in value.items())
+        return f"got {_shown(value)}"
 
     def __str__(self):
         return "\n".join(f"{g.kind:22} {g.text}" for g in self.guards)

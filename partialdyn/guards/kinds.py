@@ -1,21 +1,23 @@
 """Guard kinds and the guard set one trace accumulates.
 
 A guard is one Python boolean expression over the call's inputs (`code`), the
-text a user reads (`text`, usually the same), and the input dims it is about
-(`dims`, used to attribute recompiles for backoff).  `GuardSet` has one builder
-method per kind; the tracer decides which one a read needs from how the value is
-used (frontend/reads.py).  Guard code names objects through the constant table
-(`GuardSet.constant`), never through their repr.
+text a user reads (`text`, usually the same), the input dims it is about
+(`dims`, used to attribute recompiles for backoff), and where it came from
+(`provenance`: the operation and line that made the trace assume it).  `GuardSet`
+has one builder method per kind; the tracer decides which one a read needs from
+how the value is used (frontend/reads.py).  Guard code names objects through the
+constant table (`GuardSet.constant`), never through their repr.
 """
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import sympy
 import torch
 
 from ..names import PREFIX, Constants
+from .provenance import Provenance
 
 
 class GuardKind(enum.StrEnum):
@@ -50,17 +52,23 @@ class Guard:
     dims: tuple = ()          # dim keys ("x.size(1)") this guard constrains
     actual: str = ""          # expression whose value explains a failure
     expected: str = ""        # constant name of the expected tensor signature (TENSOR_MATCH_DYNAMIC)
+    provenance: Provenance | None = None
 
 
 class GuardSet:
     """Guards in the order they must be checked (containers before their items), deduplicated."""
 
-    def __init__(self):
+    def __init__(self, provenance=None):
         self._guards: dict[str, Guard] = {}
         self.constants = Constants(PREFIX + "k")          # names guard code uses for objects
+        self.provenance = provenance                     # callable -> Provenance of a guard made now
 
     def add(self, guard: Guard) -> None:
-        self._guards.setdefault(guard.code, guard)
+        if guard.code in self._guards:
+            return
+        if guard.provenance is None and self.provenance is not None:
+            guard = replace(guard, provenance=self.provenance())
+        self._guards[guard.code] = guard
 
     def _refs(self, src) -> None:
         """Objects the source's code names (dict keys, classes, other modules' globals)."""

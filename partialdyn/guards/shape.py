@@ -5,13 +5,17 @@ CONSTANT_MATCH for an int argument); replaced by another expression it is a
 relation (SHAPE `x.size(0) == y.size(0)`); otherwise its value range is guarded
 (`2 <= x.size(0)`, narrowed by predicates such as `x.size(0) > 16`).  Every
 other recorded guard that the replacements do not make trivially true is a
-SHAPE guard.  Soundness over brevity: ranges are always guarded.
+SHAPE guard.  Soundness over brevity: ranges are always guarded.  Each guard's
+provenance is the one the trace's ShapeEnv recorded where it made the guard, the
+replacement or the range bound (shapes/fake.py).
 """
 from __future__ import annotations
 
 import sympy
 from torch.utils._sympy.numbers import int_oo
 
+from ..shapes.fake import provenance_of_sloc
+from ..names import PREFIX
 from .kinds import Guard, GuardKind, is_true
 
 
@@ -23,14 +27,16 @@ def shape_guards(shapes) -> list[Guard]:
         source, dim = shapes.symbol_dims[sym]
         resolved = se.simplify(sym)
         if resolved != sym:
+            made = provenance_of_sloc(se.replacements_slocs.get(sym))
             if resolved.is_number:
                 kind = GuardKind.TENSOR_MATCH_STATIC if dim is not None else GuardKind.CONSTANT_MATCH
                 out.append(Guard(kind, f"{code} == {_num(resolved)!r}", f"{name} == {_num(resolved)!r}", source,
-                                 dims=(name,), actual=code))
+                                 dims=(name,), actual=code, provenance=made))
             else:
                 out.append(Guard(GuardKind.SHAPE, f"{code} == {shapes.describe(resolved, as_code=True)}",
                                  f"{name} == {shapes.describe(resolved)}", source,
-                                 dims=_dims(shapes, sym, resolved), actual=code))
+                                 dims=_dims(shapes, sym, resolved),
+                                 actual=_actuals(shapes, {sym} | resolved.free_symbols), provenance=made))
             continue
         out.extend(_range_guard(shapes, sym, name, code, source))
     for g in se.guards:
@@ -38,7 +44,8 @@ def shape_guards(shapes) -> list[Guard]:
         if is_true(expr) or _implied_by_range(se, expr):
             continue
         out.append(Guard(GuardKind.SHAPE, shapes.describe(expr, as_code=True), shapes.describe(expr),
-                         dims=_dims(shapes, *expr.free_symbols), actual=_actuals(shapes, expr)))
+                         dims=_dims(shapes, *expr.free_symbols), actual=_actuals(shapes, expr.free_symbols),
+                         provenance=provenance_of_sloc(g.sloc)))
     return _dedupe(out)
 
 
@@ -52,7 +59,11 @@ def _range_guard(shapes, sym, name, code, source):
     if not (low or high):
         return []
     bounds = lambda v: (f"{_num(lower)!r} <= " if low else "") + v + (f" <= {_num(upper)!r}" if high else "")  # noqa
-    return [Guard(GuardKind.SHAPE, bounds(code), bounds(name), source, dims=(name,), actual=code)]
+    # an upper bound was narrowed by something in the trace; the lower one may be the default 0/1 split
+    slocs = shapes.shape_env.var_to_range_sloc.get(sym)
+    sloc = None if slocs is None else slocs.upper if high else slocs.lower
+    return [Guard(GuardKind.SHAPE, bounds(code), bounds(name), source, dims=(name,), actual=code,
+                  provenance=provenance_of_sloc(sloc))]
 
 
 def _num(value):
@@ -94,9 +105,12 @@ def _dims(shapes, *exprs):
     return tuple(sorted(names))
 
 
-def _actuals(shapes, expr) -> str:
-    codes = sorted(shapes.symbol_code[s] for s in expr.free_symbols if s in shapes.symbol_code)
-    return "(" + ", ".join(codes) + ",)" if codes else ""
+def _actuals(shapes, symbols) -> str:
+    """An expression for the values a failure reports: the one input's value, or a dict of them by name."""
+    symbols = sorted((s for s in symbols if s in shapes.symbol_code), key=lambda s: shapes.symbol_names[s])
+    if len(symbols) == 1:
+        return shapes.symbol_code[symbols[0]]
+    return PREFIX + "named({" + ", ".join(f"{shapes.symbol_names[s]!r}: {shapes.symbol_code[s]}" for s in symbols) + "})"
 
 
 def _dedupe(guards):

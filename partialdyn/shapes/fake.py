@@ -7,8 +7,12 @@ expression of its source (`x.size(0)`, `k`), which is also valid guard code.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+from dataclasses import dataclass
+
 import sympy
 import torch
+from torch._guards import SLoc
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.fx.experimental.symbolic_shapes import (DimDynamic, ShapeEnv, StatelessSymbolicContext,
                                                    free_unbacked_symbols)
@@ -16,9 +20,31 @@ from torch.fx.experimental.symbolic_shapes import (DimDynamic, ShapeEnv, Statele
 from ..sources import Src, size, size_code
 
 
+@dataclass(frozen=True)
+class ProvenanceSLoc(SLoc):
+    """A ShapeEnv location that also carries the guard's provenance (guards/provenance.py)."""
+    provenance: object = None
+
+
+class TracedShapeEnv(ShapeEnv):
+    """A ShapeEnv whose guards and range bounds record where in the *traced* code they were made: the
+    ShapeEnv's own location lookup walks partialdyn's stack, not the user's."""
+    provenance = None       # callable -> Provenance, set by the trace
+
+    def _get_sloc(self, framework_loc=None):
+        provenance = self.provenance() if self.provenance is not None else None
+        return ProvenanceSLoc(framework_loc, None, provenance)
+
+
+def provenance_of_sloc(sloc):
+    """The provenance a TracedShapeEnv recorded, or None."""
+    return getattr(sloc, "provenance", None)
+
+
 class Shapes:
     def __init__(self):
-        self.shape_env = ShapeEnv(duck_shape=False)
+        self.shape_env = TracedShapeEnv(duck_shape=False)
+        self.current_op = None          # the operation running on fake values now (a provenance's op)
         self.fake_mode = FakeTensorMode(shape_env=self.shape_env, allow_non_fake_inputs=True)
         self.symbol_names: dict[sympy.Symbol, str] = {}     # symbol -> `x.size(0)` (what users read)
         self.symbol_code: dict[sympy.Symbol, str] = {}      # symbol -> `x.shape[0]` (fast guard code)
@@ -34,6 +60,23 @@ class Shapes:
                 self.symbol_code.setdefault(s.node.expr, size_code(source, d))
                 self.symbol_dims.setdefault(s.node.expr, (source.code, d))
         return fake
+
+    @property
+    def provenance(self):
+        return self.shape_env.provenance
+
+    @provenance.setter
+    def provenance(self, callback):
+        self.shape_env.provenance = callback
+
+    @contextmanager
+    def operation(self, op: str):
+        """Guards the ShapeEnv makes inside the block are attributed to `op`."""
+        outer, self.current_op = self.current_op, op
+        try:
+            yield
+        finally:
+            self.current_op = outer
 
     def sym_int(self, value: int, source: Src) -> torch.SymInt:
         sym = self.shape_env.create_symbol(value, source, dynamic_dim=DimDynamic.DYNAMIC,

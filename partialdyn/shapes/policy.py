@@ -74,15 +74,17 @@ class Consumer:
     def as_bool(self, value, op: str) -> bool:
         self._check(value, "bool use", op)
         text, symbols = self._text(value), self.shapes.input_symbols(value)   # before guarding replaces them
-        result = bool(value)
+        with self.shapes.operation(op):
+            result = bool(value)
         self._record("predicate", text if result else f"not ({text})", op, symbols)
         return result
 
     def as_value(self, value, op: str):
         self._check(value, "value use", op)
         symbols, text = self.shapes.input_symbols(value), self._text(value)
-        concrete = value.node.guard_int("", 0) if isinstance(value, torch.SymInt) else \
-            value.node.guard_float("", 0) if isinstance(value, torch.SymFloat) else bool(value)
+        with self.shapes.operation(op):
+            concrete = value.node.guard_int("", 0) if isinstance(value, torch.SymInt) else \
+                value.node.guard_float("", 0) if isinstance(value, torch.SymFloat) else bool(value)
         self._record("value", concrete, op, symbols, expr=text)
         return concrete
 
