@@ -27,7 +27,7 @@ from ..graph.builder import GraphBuilder
 from ..names import FUNCTION, GLOBALS, PREFIX, Constants
 from ..guards.kinds import GuardSet
 from ..guards.provenance import Provenance, provenance_of, user_caller
-from ..shapes.policy import Consumer, starts_dynamic
+from ..shapes.policy import POLICIES, Consumer
 from . import generators
 from .. import sources as S
 from .. import trackers as V
@@ -90,7 +90,8 @@ class Trace:
         self.guards = GuardSet(provenance=self.provenance)
         self.guards.global_state()
         self.guards.function_match(S.Src(FUNCTION, fn.__qualname__), fn)    # `f.__code__ = ...` retraces
-        self.consumer = Consumer(options.policy, shape_state, self.builder.shapes, where=self.where)
+        self.policy = POLICIES[options.policy]
+        self.consumer = Consumer(self.policy, shape_state, self.builder.shapes, where=self.where)
         self.wrapped: dict[str, V.VT] = {}          # source code -> tracker
         self.by_identity: dict[int, V.VT] = {}      # id(python object) -> tracker with a source, or owned
         self.owned: list = []                       # copies made at trace time (frontend/copies.py)
@@ -173,8 +174,8 @@ class Trace:
         if isinstance(value, torch.Tensor):
             return self._wrap_tensor(value, source, static)
         if type(value) in (int, float) and frame_input and _symbolic_scalar(value) and not (
-                type(value) is float and self.shape_state.constant_floats) and starts_dynamic(
-                self.options.policy, self.shape_state, str(source)):
+                type(value) is float and self.shape_state.constant_floats) and self.policy.starts_dynamic(
+                self.shape_state, str(source)):
             # floats: only finite nonzero ones are symbolic (symbols know no -0.0, inf or NaN)
             g.type_match(source, value, "math.isfinite({}) and {} != 0.0".replace("{}", "{0}")
                          if type(value) is float else "")
@@ -257,7 +258,7 @@ class Trace:
         else:
             dynamic = {d for d in range(t.dim())
                        if d in marks.get("dynamic", ()) or
-                       (starts_dynamic(self.options.policy, self.shape_state, S.size(source, d))
+                       (self.policy.starts_dynamic(self.shape_state, S.size(source, d))
                         and d not in marks.get("static", ()))}
         fully_static = static or not _plain_layout(t)
         self.guards.tensor_match(source, t, static=fully_static)

@@ -121,7 +121,7 @@ def truth(f, vt, op: str) -> bool:
 
 def logical_not(f, vt):
     if isinstance(vt, V.Sym):
-        if f.trace.builder.shapes.is_data_dependent(vt.value) or f.trace.options.policy == "dynamic":
+        if f.trace.builder.shapes.is_data_dependent(vt.value) or f.trace.policy.consumption_breaks:
             return f.trace.builder.sym_op(torch.sym_not, vt)
     return V.Known(not truth(f, vt, "not"))
 

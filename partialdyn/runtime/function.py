@@ -23,9 +23,9 @@ import torch
 from ..errors import GraphBreak, Unsupported, UserError
 from ..frontend.escapes import runs_in_python
 from ..frontend.resume import make_resume_function
-from ..guards.kinds import GuardKind, global_module_hooks, in_log_order
+from ..guards.kinds import global_module_hooks, in_log_order
 from ..logs import emit
-from ..shapes.policy import FrameShapeState
+from ..shapes.policy import POLICIES, FrameShapeState
 from ..names import argument_name
 from .binding import frame_argnames, make_binder
 from .budget import CompileBudget
@@ -212,28 +212,12 @@ class OptimizedFunction:
         return sentence
 
     def _account_recompile(self, failed):
-        """Backoff: count recompiles per input dim; at the limit the dim becomes unstable.
-
-        A recompile caused by a specialized value counts 1; one caused only by predicates (SHAPE guards)
-        counts 1/2: predicate outcomes split sizes into few regions, so such recompiles are usually bounded,
-        and a dim backs off after 2N of them (a long chain of predicates, as in a loop, still backs off)."""
-        state, policy = self.shape_state, self.options.policy
-        weight = {}
-        for g in failed:
-            for d in g.dims:
-                weight[d] = max(weight.get(d, 0.0), 0.5 if g.kind == GuardKind.SHAPE else 1.0)
-        for dim in sorted(weight):
-            if policy == "automatic":
-                state.changed.add(dim)
-                continue
-            state.recompiles_by_dim[dim] = state.recompiles_by_dim.get(dim, 0) + 1
-            state.charge_by_dim[dim] = charge = state.charge_by_dim.get(dim, 0.0) + weight[dim]
-            if policy == "partial" and charge >= self.options.recompile_limit and dim not in state.unstable:
-                state.unstable.add(dim)
-                self._log("backoff", dim=dim, recompiles=state.recompiles_by_dim[dim],
-                          limit=self.options.recompile_limit, unstable=True)
-        if policy == "automatic":
-            state.changed.update(g.source for g in failed if g.kind == GuardKind.CONSTANT_MATCH and g.source)
+        """Backoff: the policy charges the recompile to the dims the failed guards name (Policy.charge_recompile);
+        a dim that reaches the limit becomes unstable."""
+        limit = self.options.recompile_limit
+        for dim in POLICIES[self.options.policy].charge_recompile(self.shape_state, failed, limit):
+            self._log("backoff", dim=dim, recompiles=self.shape_state.recompiles_by_dim[dim], limit=limit,
+                      unstable=True)
 
     def _give_up(self, reason):
         if self.options.fullgraph:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..errors import GraphBreak
+from ..guards.kinds import GuardKind
 
 
 @dataclass
@@ -35,18 +36,57 @@ class FrameShapeState:
         return FrameShapeState(self.recompiles_by_dim, self.charge_by_dim, self.unstable, self.changed)
 
 
-def starts_dynamic(policy: str, state: FrameShapeState, key: str) -> bool:
-    if policy in ("partial", "dynamic"):
-        return True
-    if policy == "automatic":
-        return key in state.changed
-    return False
+@dataclass(frozen=True)
+class Policy:
+    """One shape policy: which inputs start symbolic, what consuming a symbol does, how recompiles are charged.
+    `POLICIES` has one per name; adding a policy is one entry there."""
+    name: str
+    symbolic_inputs: bool           # every input dim and int starts as a symbol (partial, dynamic)
+    learns_dynamic: bool = False    # a dim seen changing starts as a symbol from then on (automatic)
+    consumption_breaks: bool = False    # consuming any symbol is a graph break (dynamic)
+    backs_off: bool = False         # a dim recompiled too often becomes unstable (partial)
+
+    def starts_dynamic(self, state: FrameShapeState, key: str) -> bool:
+        """Does the input dim or scalar `key` start as a symbol?"""
+        return self.symbolic_inputs or (self.learns_dynamic and key in state.changed)
+
+    def charge_recompile(self, state: FrameShapeState, failed, limit: int) -> list[str]:
+        """Account one recompile caused by the `failed` guards; returns the dims that became unstable now.
+
+        A recompile caused by a specialized value counts 1 against each dim it names; one caused only by
+        predicates (SHAPE guards) counts 1/2: predicate outcomes split sizes into few regions, so such
+        recompiles are usually bounded, and a dim backs off after 2N of them (a long chain of predicates, as
+        in a loop, still backs off)."""
+        weight = {}
+        for g in failed:
+            for d in g.dims:
+                weight[d] = max(weight.get(d, 0.0), 0.5 if g.kind == GuardKind.SHAPE else 1.0)
+        if self.learns_dynamic:
+            state.changed.update(weight)
+            state.changed.update(g.source for g in failed if g.kind == GuardKind.CONSTANT_MATCH and g.source)
+            return []
+        unstable = []
+        for dim in sorted(weight):
+            state.recompiles_by_dim[dim] = state.recompiles_by_dim.get(dim, 0) + 1
+            state.charge_by_dim[dim] = charge = state.charge_by_dim.get(dim, 0.0) + weight[dim]
+            if self.backs_off and charge >= limit and dim not in state.unstable:
+                state.unstable.add(dim)
+                unstable.append(dim)
+        return unstable
+
+
+POLICIES = {policy.name: policy for policy in (
+    Policy("partial", symbolic_inputs=True, backs_off=True),
+    Policy("dynamic", symbolic_inputs=True, consumption_breaks=True),
+    Policy("static", symbolic_inputs=False),
+    Policy("automatic", symbolic_inputs=False, learns_dynamic=True),
+)}
 
 
 @dataclass
 class Consumer:
     """Per-trace policy decisions; records what was specialized and where."""
-    policy: str
+    policy: Policy
     state: FrameShapeState
     shapes: object                                  # shapes.fake.Shapes
     where: object = None                            # callable -> (file, line, text)
@@ -60,8 +100,8 @@ class Consumer:
             raise GraphBreak(f"Python needs the data-dependent value {self._text(value)} ({op})",
                              hint="data-dependent sizes and .item() results cannot be specialized; "
                                   "keep them in tensor ops or accept the break")
-        if self.policy == "dynamic":
-            raise GraphBreak(f"policy 'dynamic': Python {use} of {self._text(value)} ({op})",
+        if self.policy.consumption_breaks:
+            raise GraphBreak(f"policy {self.policy.name!r}: Python {use} of {self._text(value)} ({op})",
                              hint="use policy='partial' to allow guarded specialization")
         unstable = [shapes.symbol_names[s] for s in shapes.input_symbols(value)
                     if shapes.symbol_names[s] in self.state.unstable]
