@@ -20,6 +20,7 @@ from . import values as Vals
 from ..guards.kinds import Guard, GuardKind
 from .. import trackers as V
 from ..errors import GraphBreak, Unsupported, UserError
+from .side_effects import SideEffects
 
 TENSOR_CONST_ATTRS = {"dtype", "device", "layout", "is_cuda", "is_sparse", "is_quantized", "is_meta",
                       "is_nested", "is_leaf", "requires_grad", "is_mkldnn", "is_complex_attr"}
@@ -94,9 +95,9 @@ def tensor_size(f, t, dim=None):
 
 
 def _known_attr(f, obj, name):
-    written = f.trace.attr_writes.get(obj, name)
+    written = f.trace.side_effects.written(obj, name)
     if written is not None:
-        if written[2] is f.trace.attr_writes.DELETED:
+        if written[2] is SideEffects.DELETED:
             raise UserError(AttributeError(name))
         return written[2]
     value = obj.value
@@ -235,5 +236,4 @@ def store_attr(f, obj, name, value):
     if dataobjects.data_descriptor(type(obj.value), name) is not None:
         raise GraphBreak(f"assignment to {name!r} through a data descriptor (a property setter or __set__)",
                          hint="the assignment runs in Python")
-    writes = f.trace.attr_writes
-    writes.set(obj, name, writes.DELETED if value is None else value)
+    f.trace.side_effects.write(obj, name, SideEffects.DELETED if value is None else value)

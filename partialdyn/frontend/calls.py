@@ -254,7 +254,7 @@ def call_method(f, receiver, name, args, kwargs):
         if isinstance(receiver.value, set) and receiver.source is None and name in SET_MUTATORS | SET_READERS:
             # a set made in the trace: run the method on it (the runner returns a copy of the final set)
             if name in SET_MUTATORS:
-                f.trace.mutated.append(receiver)
+                f.trace.side_effects.mutate(receiver)
             values = [Vals.python_value(f, a, f"set.{name}") for a in args]
             return V.Known(Vals._run_python(getattr(receiver.value, name), *values))
         return call(f, V.Known(getattr(receiver.value, name)), args, kwargs)

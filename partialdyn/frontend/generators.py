@@ -52,7 +52,7 @@ def drain(f, it) -> list:
 def _step_list(f, it):
     if it.pos >= len(it.items):
         return None
-    f.trace.advance(it, it.pos + 1)
+    f.trace.side_effects.step(it, "pos", it.pos + 1)
     return it.items[it.pos - 1]
 
 
@@ -163,7 +163,7 @@ def lazy(kind, sources, **state):
 
 def _advance(f, it, **changes):
     """Change a lazy iterator's state; a graph break rolls it back like an iterator step."""
-    f.trace.advance_state(it, {**it.state, **changes})
+    f.trace.side_effects.step(it, "state", {**it.state, **changes})
 
 
 def _step_zip(f, it):

@@ -319,7 +319,7 @@ def store_global(f, i):
     """Recorded like an attribute write on the module's globals, replayed after the graph."""
     if f.globals is not f.trace.globals:
         raise GraphBreak(f"assignment to the global {i.arg!r} of another module", hint="it runs in Python")
-    f.trace.attr_writes.set(f.trace.globals_owner, i.arg, f.pop())
+    f.trace.side_effects.write(f.trace.globals_owner, i.arg, f.pop())
 
 
 @handles("LIST_TO_TUPLE")

@@ -40,7 +40,7 @@ def global_name(f, name):
     trace = f.trace
     own = f.globals is trace.globals
     if own:
-        written = trace.attr_writes.get(trace.globals_owner, name)
+        written = trace.side_effects.written(trace.globals_owner, name)
         if written is not None:
             return written[2]
     holder = S.Src(S.GLOBALS, "G") if own else _foreign_globals(f)

@@ -34,6 +34,7 @@ from .. import trackers as V
 from ..errors import GraphBreak, Unsupported, UserError
 from ..rebuilt import GradRestore
 from .instructions import decode
+from .side_effects import SideEffects
 
 MAX_INLINE_DEPTH = 32
 # what an instruction does, in words, for the provenance of the guards it makes
@@ -70,6 +71,17 @@ class Stop:
 
 
 @dataclass
+class Checkpoint:
+    """The root frame's state before an instruction: a graph break there goes back to it."""
+    stack: list
+    locals: dict
+    kw_names: tuple | None
+    last_node: object            # the graph's last node (what the instruction adds after it is erased)
+    grad_enabled: bool
+    side_effects: int            # SideEffects.checkpoint()
+
+
+@dataclass
 class Result:
     value: V.VT | None = None    # the return value, when the frame returned
     stop: Stop | None = None
@@ -97,13 +109,11 @@ class Trace:
         self.owned: list = []                       # copies made at trace time (frontend/copies.py)
         self.grad_enabled = torch.is_grad_enabled()
         self.grad_mode_changed = False
-        self.mutated: list = []                     # containers mutated so far (for safe breaks in callees)
-        self.advanced: list = []                    # (iterator, position or state before) undo log of steps
+        self.side_effects = SideEffects()           # mutations, attribute and global writes, iterator steps
         self.generators: list = []                  # generator objects made in the trace
         self.instructions = 0
         self.free_strides: list = []    # (source, dim, stride) of input dims of size 0/1: any stride is legal there
         self.strides_read = False
-        self.attr_writes = AttrWrites()             # also `global` assignments (owner: the globals dict)
         self.globals_owner = V.Known(self.globals, S.Src(GLOBALS, "G"))
         self.source_constants = Constants(PREFIX + "m")    # objects sources name (see `register`)
 
@@ -231,8 +241,8 @@ class Trace:
     def assume_distinct(self):
         """Before the guards are built: every container or object of the caller's world the trace mutated was
         assumed to be no other input it read (`a.append(1); len(b)`); guard that (ALIASING)."""
-        written = [c for c in self.mutated if isinstance(c, (V.List, V.Dict)) and c.source is not None]
-        written += [owner for owner, _, _ in self.attr_writes if owner is not self.globals_owner]
+        written = [c for c in self.side_effects.mutated() if isinstance(c, (V.List, V.Dict)) and c.source is not None]
+        written += [owner for owner, _, _ in self.side_effects.writes() if owner is not self.globals_owner]
         seen = set()
         for w in written:
             if id(w) in seen:
@@ -272,16 +282,6 @@ class Trace:
             self.strides_observed()
         return vt
 
-    def advance(self, it, to: int):
-        """Move an iterator tracker; a graph break rolls the move back (the step re-runs in Python)."""
-        self.advanced.append((it, it.pos))
-        it.pos = to
-
-    def advance_state(self, it, state: dict):
-        """The same for a lazy iterator's state (an enumerate's index, a count's next value)."""
-        self.advanced.append((it, it.state))
-        it.state = state
-
     # ------------------------------------------------------------ grad mode
     def set_grad_enabled(self, enabled: bool):
         if enabled != self.grad_enabled:
@@ -289,31 +289,6 @@ class Trace:
             torch._C._set_grad_enabled(enabled)   # fake execution follows the mode
             self.grad_enabled = enabled
             self.grad_mode_changed = True
-
-
-class AttrWrites:
-    """Attribute assignments the trace made on objects from the caller's world, replayed after the graph."""
-
-    DELETED = object()
-
-    def __init__(self):
-        self.writes: dict = {}        # (id(obj), name) -> (owner tracker, name, value tracker or DELETED)
-
-    def set(self, owner, name, value):
-        self.writes.pop((id(owner.value), name), None)
-        self.writes[(id(owner.value), name)] = (owner, name, value)
-
-    def get(self, owner, name):
-        return self.writes.get((id(owner.value), name))
-
-    def snapshot(self):
-        return dict(self.writes)
-
-    def restore(self, snapshot):
-        self.writes = snapshot
-
-    def __iter__(self):
-        return iter(self.writes.values())
 
 
 def _read_by_contents(value) -> bool:
@@ -457,9 +432,8 @@ class Frame:
             self.current = self.ip
             instr = instrs[self.ip]
             self.ip += 1
-            saved = (list(self.stack), dict(self.locals), self.kw_names, _last_node(builder.graph),
-                     len(self.trace.mutated), self.trace.grad_enabled, self.trace.attr_writes.snapshot(),
-                     len(self.trace.advanced))
+            saved = Checkpoint(list(self.stack), dict(self.locals), self.kw_names, _last_node(builder.graph),
+                               self.trace.grad_enabled, self.trace.side_effects.checkpoint())
             try:
                 self._count()
                 handler = HANDLERS.get(instr.name)
@@ -481,15 +455,9 @@ class Frame:
         if self.trace.instructions > MAX_INSTRUCTIONS:
             raise Unsupported(f"trace longer than {MAX_INSTRUCTIONS} instructions (an endless loop or generator?)")
 
-    def _stop_here(self, e, saved) -> Stop:
-        stack, locals_, kw_names, last_node, mutations, grad, writes, advanced = saved
-        self.trace.attr_writes.restore(writes)
-        for it, before in reversed(self.trace.advanced[advanced:]):
-            if isinstance(it, V.LazyIterator):
-                it.state = before
-            else:
-                it.pos = before
-        del self.trace.advanced[advanced:]
+    def _stop_here(self, e, saved: "Checkpoint") -> Stop:
+        stack, locals_, kw_names = saved.stack, saved.locals, saved.kw_names
+        mutated = self.trace.side_effects.rollback(saved.side_effects)
         callee_frame = self.child
         deepest, chain = self, []
         while deepest is not None:
@@ -499,12 +467,12 @@ class Frame:
                 break
             deepest = deepest.child
         self.child = None
-        _erase_after(self.trace.builder.graph, last_node)
+        _erase_after(self.trace.builder.graph, saved.last_node)
         generators.check_dropped(self.trace)
-        if _reachable(self.trace.mutated[mutations:], stack + list(locals_.values())):
+        if _reachable(mutated, stack + list(locals_.values())):
             raise Unsupported("a call that graph-broke had already mutated the caller's containers") from e
-        if self.trace.grad_enabled != grad:
-            self.trace.set_grad_enabled(grad)
+        if self.trace.grad_enabled != saved.grad_enabled:
+            self.trace.set_grad_enabled(saved.grad_enabled)
         file, line, _ = deepest.location()
         self.stack, self.locals = stack, locals_
         return Stop(self.current, stack, locals_, e.reason, e.hint, file, line, kw_names,

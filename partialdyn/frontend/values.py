@@ -405,14 +405,14 @@ def store_subscript(f, container, key, value):
 def mutate(f, container):
     """Record a container mutation.  A container from the caller's world (it has a source) is synced in place
     after the graph runs, so the caller sees the change on the same object."""
-    f.trace.mutated.append(container)
+    f.trace.side_effects.mutate(container)
 
 
 def iterate(f, vt) -> list:
     """The items a `for` loop / unpacking / * would produce, as trackers."""
     if isinstance(vt, V.Iterator):
         items = vt.items[vt.pos:]
-        f.trace.advance(vt, len(vt.items))
+        f.trace.side_effects.step(vt, "pos", len(vt.items))
         return items
     if isinstance(vt, (V.Generator, V.LazyIterator)):
         return generators.drain(f, vt)

@@ -22,6 +22,7 @@ from .. import trackers as V
 from ..errors import Unsupported
 from ..frontend.instructions import CONDITIONAL_JUMPS, OR_POP_JUMPS
 from ..frontend.resume import STACK_PREFIX
+from ..frontend.side_effects import SideEffects
 from ..frontend.tracer import Frame, Trace
 from .rebuild import OUTPUTS
 from ..guards.codegen import GuardFunction
@@ -108,7 +109,7 @@ def _side_effects(trace, rebuilder) -> list[tuple[str, str]]:
     mutated lists and dicts synced in place, attribute and global assignments.  A write of the value that
     was read from the same place is skipped."""
     effects, seen = [], set()
-    for c in trace.mutated:
+    for c in trace.side_effects.mutated():
         if c.source is None or id(c) in seen or not isinstance(c, (V.List, V.Dict)):
             continue
         seen.add(id(c))
@@ -117,10 +118,10 @@ def _side_effects(trace, rebuilder) -> list[tuple[str, str]]:
         else:
             items = ", ".join(f"{rebuilder.constant(k)}: {rebuilder.expr(v)}" for k, v in c.items.items())
             effects.append((f"{PREFIX}sync_dict({c.source.code}, {{}})", f"{{{items}}}"))
-    for owner, name, value in trace.attr_writes:
+    for owner, name, value in trace.side_effects.writes():
         if owner is trace.globals_owner:
             effects.append((f"{S.global_(name).code} = {{}}", rebuilder.expr(value)))
-        elif value is trace.attr_writes.DELETED:
+        elif value is SideEffects.DELETED:
             effects.append((f"delattr({owner.source.code}, {S.attr_name(name)})", ""))
         elif getattr(value, "source", None) is None or value.source.code != S.attr(owner.source, name).code:
             effects.append((f"setattr({owner.source.code}, {S.attr_name(name)}, {{}})", rebuilder.expr(value)))
