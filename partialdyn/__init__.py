@@ -1,8 +1,8 @@
 """partialdyn: partial shape specialization for PyTorch.
 
-Every dim starts dynamic; a dim is specialized only where Python consumes its
-value; after `recompile_limit` recompiles caused by a dim, consuming it becomes
-a graph break instead.  See docs/ and DESIGN.md.
+Under the default `partial` policy every dim starts dynamic; a dim is specialized
+only where Python consumes its value; after `recompile_limit` recompiles caused by
+a dim, consuming it becomes a graph break instead.  See README.md and docs/.
 """
 import sys
 

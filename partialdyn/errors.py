@@ -1,9 +1,10 @@
-"""Why tracing stops.
+"""Why tracing stops (raised by the frontend, the graph builder and the shape policy).
 
 GraphBreak: a planned stop (the step runs in Python, a resume function continues).
 Unsupported: the tracer cannot model this; the frame (or its rest) runs eagerly.
-UserError: the traced program itself fails here (e.g. a shape mismatch found by a
-fake kernel); the call runs eagerly so the user sees the real exception.
+UserError: the traced program itself raises here (e.g. a shape mismatch found by a
+fake kernel): inside a `try` block it is a graph break, elsewhere this call runs
+eagerly so the user sees the real exception.
 """
 
 

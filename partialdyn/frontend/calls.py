@@ -1,9 +1,12 @@
-"""Call dispatch and inlining: what a CALL does, and where a global name comes from.
+"""Call dispatch and inlining: what a CALL does.
 
 Calls dispatch on what is called: torch functions and Tensor methods go into
-the graph; user functions, methods and nn.Module forwards are inlined; a small
-table of builtins (len, isinstance, min, range, math.*, ...) is modelled; the
-rest (print, os.getpid, numpy, user classes ...) is a graph break.
+the graph; user functions, methods, callable objects and nn.Module forwards are
+inlined; dataclasses, namedtuples and plain user classes are built in the trace
+(dataobjects.py); builtins, math, operator and grad-mode functions come from
+builtins_table.py, queries of torch's global state from torch_state.py, numpy
+on constants from numpyfold.py; escape hatches (escapes.py) run in Python; the
+rest (print, os.getpid, ...) is a graph break.
 """
 from __future__ import annotations
 

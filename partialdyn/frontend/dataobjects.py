@@ -1,10 +1,12 @@
-"""Dataclass instances created by traced code (model outputs, small records).
+"""Dataclass and plain-class instances created by traced code (model outputs, small records).
 
-They are built from their constructor arguments without running `__init__`
-at trace time; fields are trackers, methods are inlined with the tracker as
-`self`, and at a graph break or return they are rebuilt by calling the class.
-Dataclasses that are also dicts (transformers' ModelOutput) get the dict view
-their `__post_init__` would build: the fields that are not None, in order.
+A dataclass is built from its constructor arguments without running `__init__`;
+a plain class (its instances are just a __dict__) by inlining its `__init__` on
+an empty instance.  Fields are trackers, methods are inlined with the tracker as
+`self`; at a graph break or return a dataclass is rebuilt by calling the class,
+a plain instance without its `__init__` (rebuilt.rebuild_plain).  Dataclasses
+that are also dicts (transformers' ModelOutput) get the dict view their
+`__post_init__` would build: the fields that are not None, in order.
 """
 from __future__ import annotations
 

@@ -66,7 +66,6 @@ class Stop:
     line: int
     kw_names: tuple | None
     inside_callee: bool          # the break came from an inlined call at `index`
-    grad_enabled: bool           # grad mode at the break
     chain: list = field(default_factory=list)   # "file:line in name" from the traced frame to the break
 
 
@@ -476,7 +475,7 @@ class Frame:
         file, line, _ = deepest.location()
         self.stack, self.locals = stack, locals_
         return Stop(self.current, stack, locals_, e.reason, e.hint, file, line, kw_names,
-                    inside_callee=callee_frame is not None, grad_enabled=self.trace.grad_enabled, chain=chain)
+                    inside_callee=callee_frame is not None, chain=chain)
 
     # ------------------------------------------------------------ inlining
     def inline(self, code, globals_, locals_: dict, cells: dict) -> V.VT:
@@ -484,12 +483,7 @@ class Frame:
             raise Unsupported("call depth too large to inline")
         child = Frame(self.trace, code, globals_, locals_, cells, parent=self)
         self.child = child
-        try:
-            result = child.run()
-        except (GraphBreak, Unsupported):
-            raise
-        except UserError:
-            raise
+        result = child.run()
         self.child = None
         return result
 
