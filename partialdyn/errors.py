@@ -24,3 +24,11 @@ class UserError(Exception):
     def __init__(self, error: BaseException):
         super().__init__(f"{type(error).__name__}: {error}")
         self.error = error
+
+
+def run_python(fn, *args, **kwargs):
+    """Run `fn` on behalf of the traced program at trace time: what it raises is the program's (UserError)."""
+    try:
+        return fn(*args, **kwargs)
+    except Exception as e:
+        raise UserError(e) from e

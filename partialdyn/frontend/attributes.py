@@ -103,7 +103,7 @@ def _known_attr(f, obj, name):
     value = obj.value
     if isinstance(value, torch.nn.Module):
         return _module_attr(f, obj, name)
-    static = _static_lookup(type(value), name)
+    static = reads.static_lookup(type(value), name)
     if isinstance(static, property) and static.fget is not None:
         if obj.source is not None:
             reads.class_attribute(f, type(value), name)      # the property itself, looked up again
@@ -121,17 +121,10 @@ def _known_attr(f, obj, name):
         return reads.bound_method(f, obj, name, attr)
     if isinstance(attr, types.BuiltinMethodType) and getattr(attr, "__self__", None) is value:
         return V.Method(obj, name)
-    if obj.source is not None and not (isinstance(value, types.ModuleType) and reads._is_library(value)):
+    if obj.source is not None and not (isinstance(value, types.ModuleType) and reads.is_library(value)):
         return f.trace.wrap(attr, S.attr(obj.source, name), frame_input=obj.by_contents)
-    return Vals._known_result(attr) if not isinstance(attr, torch.Tensor) else \
-        f.trace.wrap(attr, S.attr(obj.source, name)) if obj.source else Vals._known_result(attr)
-
-
-def _static_lookup(cls, name):
-    for klass in cls.__mro__:
-        if name in vars(klass):
-            return vars(klass)[name]
-    return None
+    return reads.known_result(attr) if not isinstance(attr, torch.Tensor) else \
+        f.trace.wrap(attr, S.attr(obj.source, name)) if obj.source else reads.known_result(attr)
 
 
 def _is_backend_flags(value) -> bool:
@@ -158,13 +151,13 @@ def _module_attr(f, obj, name):
         sub = d["_modules"][name]
         return f.trace.wrap(sub, S.module_entry(obj.source, "_modules", name)) if src is not None else V.Known(sub)
     if name in d:
-        return f.trace.wrap(d[name], src) if src is not None else Vals._known_result(d[name])
+        return f.trace.wrap(d[name], src) if src is not None else reads.known_result(d[name])
     attr = getattr(type(m), name, None)
     if isinstance(attr, property):
         if obj.source is not None:
             reads.class_attribute(f, type(m), name)
         return C.call(f, V.Known(attr.fget), [obj], {})
-    if isinstance(_static_lookup(type(m), name), types.FunctionType):
+    if isinstance(reads.static_lookup(type(m), name), types.FunctionType):
         return reads.bound_method(f, obj, name, types.MethodType(attr, m))
     try:
         value = getattr(m, name)
@@ -174,7 +167,7 @@ def _module_attr(f, obj, name):
         raise UserError(e) from e
     if isinstance(value, types.MethodType) and value.__self__ is type(m):
         return reads.bound_method(f, obj, name, value)          # a classmethod: a new bound method per read
-    return f.trace.wrap(value, src) if src is not None else Vals._known_result(value)
+    return f.trace.wrap(value, src) if src is not None else reads.known_result(value)
 
 
 def _object_init(self, *args, **kwargs):
@@ -194,7 +187,7 @@ def _super_attr_of_traced(f, sup, name):
             return V.Partial(V.Known(attr), [sup.obj], {})
         if isinstance(attr, property):
             return C.call(f, V.Known(attr.fget), [sup.obj], {})
-        return Vals._known_result(attr)
+        return reads.known_result(attr)
     raise UserError(AttributeError(f"'super' object has no attribute {name!r}"))
 
 
@@ -214,7 +207,7 @@ def _super_attr(f, sup, name):
         owner = next((k for k in type(target).__mro__ if k.__module__ == "builtins" and name in vars(k)), None)
         if owner is not None:
             return V.Method(V.Known(target, sup.obj.source), f"{owner.__name__}.{name}")
-    return Vals._known_result(attr)
+    return reads.known_result(attr)
 
 
 def store_attr(f, obj, name, value):

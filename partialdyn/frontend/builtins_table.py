@@ -26,8 +26,8 @@ from . import generators
 from .. import trackers as V
 from .attributes import getattr_vt, guarded_flag, store_attr, tensor_size
 from .calls import call
-from .values import binary, hashable_values, identical, iterate, mutate, python_value, subscript, truth, unary, _run_python
-from ..errors import GraphBreak, Unsupported, UserError
+from .values import binary, hashable_values, identical, iterate, mutate, python_value, subscript, truth, unary
+from ..errors import GraphBreak, Unsupported, UserError, run_python
 
 
 # ---------------------------------------------------------------- builtins
@@ -39,7 +39,7 @@ def b_len(f, obj):
     if isinstance(obj, V.Tensor):
         return tensor_size(f, obj, 0)
     if isinstance(obj, V.Known):
-        n = _run_python(len, obj.value)
+        n = run_python(len, obj.value)
         if obj.source is not None:
             f.trace.guards.length(obj.source, n)        # a module, set, deque ... of the caller's world
         return V.Known(n)
@@ -78,7 +78,7 @@ def b_isinstance(f, obj, classes):
 
 
 def b_issubclass(f, a, b):
-    return V.Known(_run_python(issubclass, python_value(f, a, "issubclass"), python_value(f, b, "issubclass")))
+    return V.Known(run_python(issubclass, python_value(f, a, "issubclass"), python_value(f, b, "issubclass")))
 
 
 def b_type(f, obj):
@@ -92,7 +92,7 @@ def b_int(f, obj=None, *rest):
         return obj if obj.python_type() is int else f.trace.builder.sym_op(torch.sym_int, obj)
     if isinstance(obj, V.Tensor):
         raise GraphBreak("int() of a tensor needs its value")
-    return V.Known(_run_python(int, python_value(f, obj, "int()"), *[python_value(f, r, "int()") for r in rest]))
+    return V.Known(run_python(int, python_value(f, obj, "int()"), *[python_value(f, r, "int()") for r in rest]))
 
 
 def b_float(f, obj=None):
@@ -102,7 +102,7 @@ def b_float(f, obj=None):
         return obj if obj.python_type() is float else f.trace.builder.sym_op(torch.sym_float, obj)
     if isinstance(obj, V.Tensor):
         raise GraphBreak("float() of a tensor needs its value")
-    return V.Known(_run_python(float, python_value(f, obj, "float()")))
+    return V.Known(run_python(float, python_value(f, obj, "float()")))
 
 
 def b_bool(f, obj=None):
@@ -147,7 +147,7 @@ def b_sum(f, iterable, start=V.Known(0)):
 
 def b_range(f, *args):
     values = [python_value(f, a, "range()") for a in args]
-    return V.Known(_run_python(range, *values))
+    return V.Known(run_python(range, *values))
 
 
 def b_enumerate(f, iterable, start=V.Known(0)):
@@ -373,14 +373,14 @@ def _math_symbolic(sym_fn, py_fn):
     def handler(f, x):
         if isinstance(x, V.Sym):
             return f.trace.builder.sym_op(sym_fn, x)
-        return V.Known(_run_python(py_fn, python_value(f, x, py_fn.__name__)))
+        return V.Known(run_python(py_fn, python_value(f, x, py_fn.__name__)))
     return handler
 
 
 def _math_value(py_fn):
     def handler(f, *args):
         values = [python_value(f, a, f"math.{py_fn.__name__}") for a in args]
-        return V.Known(_run_python(py_fn, *values))
+        return V.Known(run_python(py_fn, *values))
     return handler
 
 
@@ -468,7 +468,7 @@ def _pure_on_constants(fn):
     def handler(f, *args, **kwargs):
         values = [python_value(f, a, fn.__name__) for a in args]
         kw = {k: python_value(f, v, fn.__name__) for k, v in kwargs.items()}
-        return V.Known(_run_python(fn, *values, **kw))
+        return V.Known(run_python(fn, *values, **kw))
     return handler
 
 

@@ -18,7 +18,6 @@ import types
 
 import torch
 
-from . import attributes as A
 from . import dataobjects
 from . import environment
 from . import reads
@@ -28,7 +27,7 @@ from .. import sources as S
 from . import torch_state
 from . import values as Vals
 from .. import trackers as V
-from ..errors import GraphBreak, Unsupported, UserError
+from ..errors import GraphBreak, UserError, run_python
 from ..guards.kinds import global_module_hooks
 
 
@@ -102,7 +101,7 @@ def call_known(f, fn_vt, args, kwargs):
         return call(f, V.Known(fn.__func__), [self_vt] + list(args), kwargs)
     if isinstance(fn, types.FunctionType):
         return inline_function(f, fn, fn_vt, args, kwargs)
-    call_slot = A._static_lookup(type(fn), "__call__")
+    call_slot = reads.static_lookup(type(fn), "__call__")
     if isinstance(call_slot, types.FunctionType) and not isinstance(fn, type):
         return call(f, V.Known(call_slot), [fn_vt] + list(args), kwargs)     # a callable object: its __call__
     if isinstance(fn, type) and issubclass(fn, tuple) and hasattr(fn, "_fields"):
@@ -112,7 +111,7 @@ def call_known(f, fn_vt, args, kwargs):
     if dataobjects.is_plain_class(fn):
         return dataobjects.construct_plain(f, fn, args, kwargs)
     if isinstance(fn, (types.BuiltinMethodType, types.MethodWrapperType)) and _pure_receiver(fn):
-        return V.Known(Vals._run_python(fn, *[Vals.python_value(f, a, fn.__name__) for a in args],
+        return V.Known(run_python(fn, *[Vals.python_value(f, a, fn.__name__) for a in args],
                                         **{k: Vals.python_value(f, v, fn.__name__) for k, v in kwargs.items()}))
     raise GraphBreak(f"call to {_name_of(fn)} is not traceable",
                      hint="it runs in Python between two graphs")
@@ -121,7 +120,7 @@ def call_known(f, fn_vt, args, kwargs):
 def _assumed_constant_call(f, fn, args, kwargs):
     """A function marked `assume_constant_result`: called now on constant arguments, its answer folded (not
     guarded: the mark promises it never changes)."""
-    result = Vals._run_python(fn, *[Vals.python_value(f, a, fn.__name__) for a in args],
+    result = run_python(fn, *[Vals.python_value(f, a, fn.__name__) for a in args],
                               **{k: Vals.python_value(f, v, fn.__name__) for k, v in kwargs.items()})
     if not _plain_constant(result):
         raise GraphBreak(f"{_name_of(fn)} is marked assume_constant_result but returned a "
@@ -171,9 +170,9 @@ def _call_partial_object(f, fn_vt, args, kwargs):
     With a source, the function, the argument tuple and the keyword dict (its keys too) are guarded."""
     partial = fn_vt.value
     if fn_vt.source is None:
-        fn = Vals._known_result(partial.func)
-        stored_args = [Vals._known_result(a) for a in partial.args]
-        stored_kwargs = {k: Vals._known_result(v) for k, v in partial.keywords.items()}
+        fn = reads.known_result(partial.func)
+        stored_args = [reads.known_result(a) for a in partial.args]
+        stored_kwargs = {k: reads.known_result(v) for k, v in partial.keywords.items()}
         return call(f, fn, stored_args + list(args), {**stored_kwargs, **kwargs})
     fn = f.trace.wrap(partial.func, S.attr(fn_vt.source, "func"))
     stored_args = f.trace.wrap(partial.args, S.attr(fn_vt.source, "args"))
@@ -259,7 +258,7 @@ def call_method(f, receiver, name, args, kwargs):
             if name in SET_MUTATORS:
                 f.trace.side_effects.mutate(receiver)
             values = [Vals.python_value(f, a, f"set.{name}") for a in args]
-            return V.Known(Vals._run_python(getattr(receiver.value, name), *values))
+            return V.Known(run_python(getattr(receiver.value, name), *values))
         return call(f, V.Known(getattr(receiver.value, name)), args, kwargs)
     return container_method(f, receiver, name, args, kwargs)
 
@@ -281,7 +280,7 @@ def read_only_call(f, receiver, qualname, args):
     values = [Vals.python_value(f, a, qualname) for a in args]
     if not all(isinstance(v, (str, int, float, bool, type(None))) for v in values):
         return None
-    result = Vals._run_python(getattr(getattr(builtins, owner), name), receiver.value, *values)
+    result = run_python(getattr(getattr(builtins, owner), name), receiver.value, *values)
     named = [S.KEYS.name_for(v) for v in values]
     call_src = S.derived(receiver.source, f"{S.PREFIX}builtins.{qualname}({{}}{''.join(', ' + n for n, _ in named)})",
                          f"{qualname}({receiver.source}{''.join(', ' + repr(v) for v in values)})",
@@ -332,7 +331,7 @@ def call_module(f, module_vt, args, kwargs):
         return call(f, class_call, [module_vt] + list(args), kwargs)
     if own_forward:
         forward = f.trace.wrap(m.__dict__["forward"], S.attr(src, "forward")) if src is not None else \
-            Vals._known_result(m.__dict__["forward"])
+            reads.known_result(m.__dict__["forward"])
         return call(f, forward, list(args), kwargs)
     return call(f, reads.class_method(f, type(m), "forward"), [module_vt] + list(args), kwargs)
 

@@ -18,7 +18,7 @@ import torch
 
 from .. import sources as S
 from .. import trackers as V
-from ..errors import GraphBreak
+from ..errors import GraphBreak, run_python
 
 ATOMIC = (type(None), bool, int, float, complex, str, bytes, enum.Enum, torch.dtype, torch.device, type)
 CONTAINERS = (list, tuple, dict, set, frozenset)
@@ -146,11 +146,10 @@ def store_attr(f, obj, name, value):
     if value is not None and not (isinstance(value, V.Known) and is_immutable_data(value.value)):
         raise GraphBreak(f"assignment of a {value.python_type().__name__} to an attribute of a copy made in the "
                          f"trace", hint="the assignment runs in Python")
-    from .values import _run_python
     if value is None:
-        _run_python(delattr, obj.value, name)
+        run_python(delattr, obj.value, name)
     else:
-        _run_python(setattr, obj.value, name, value.value)
+        run_python(setattr, obj.value, name, value.value)
 
 
 # ---------------------------------------------------------------- run time

@@ -13,11 +13,21 @@ import builtins
 import sys
 import types
 
+import torch
+
 from .. import sources as S
 from .. import trackers as V
-from ..errors import UserError
+from ..errors import GraphBreak, UserError
 
 MISSING = type("MISSING", (), {"__repr__": lambda self: "MISSING"})()
+
+
+def known_result(value):
+    """A value reached through an object the trace holds without a source: a constant of the trace (a tensor
+    there could not be guarded, so it breaks)."""
+    if isinstance(value, torch.Tensor):
+        raise GraphBreak("a tensor reached through an object the trace cannot guard")
+    return V.Known(value)
 
 
 def static_lookup(cls, name):
@@ -46,7 +56,7 @@ def global_name(f, name):
     holder = S.Src(S.GLOBALS, "G") if own else _foreign_globals(f)
     if name in f.globals:
         value = f.globals[name]
-        if not own and isinstance(value, types.ModuleType) and _is_library(value):
+        if not own and isinstance(value, types.ModuleType) and is_library(value):
             return V.Known(value)          # `F`, `math`, `torch` inside library code: not rebound in practice
         return trace.wrap(value, S.global_(name) if own else S.item(holder, name))
     if hasattr(builtins, name):
@@ -61,7 +71,7 @@ def _foreign_globals(f):
     return f.trace.constant_source(f.globals, str(f.globals.get("__name__")))
 
 
-def _is_library(module) -> bool:
+def is_library(module) -> bool:
     name = module.__name__.split(".")[0]
     return name in ("torch", "math", "operator", "builtins", "functools", "itertools", "collections",
                     "typing", "numbers", "warnings", "os", "sys")
@@ -71,7 +81,7 @@ def _is_library(module) -> bool:
 def imported_module(f, name: str):
     """`import name` inside traced code: the module sys.modules holds now, guarded by identity there."""
     module = sys.modules[name]
-    if _is_library(module):
+    if is_library(module):
         return V.Known(module)
     registry = f.trace.constant_source(sys.modules, "sys.modules")
     return f.trace.wrap(module, S.item(registry, name))

@@ -18,8 +18,8 @@ import types
 import torch
 
 from .. import trackers as V
-from ..errors import GraphBreak
-from .values import _run_python, python_value
+from ..errors import GraphBreak, run_python
+from .values import python_value
 
 # Every entry pins grad mode, the default dtype, autocast and deterministic algorithms through its
 # GLOBAL_STATE guards (guards/kinds.py); these queries are guarded by their answer like any other.
@@ -97,7 +97,7 @@ def call(f, fn, kind, args, kwargs):
                          f"does not model", hint="it runs in Python between two graphs")
     values = [python_value(f, a, name) for a in args]
     kw = {k: python_value(f, v, name) for k, v in kwargs.items()}
-    result = _run_python(fn, *values, **kw)
+    result = run_python(fn, *values, **kw)
     if not isinstance(result, _GUARDABLE):
         raise GraphBreak(f"{name}() returned a {type(result).__name__}, which a guard cannot compare")
     f.trace.guards.state_query(fn, name, values, kw, result)

@@ -15,14 +15,14 @@ import types
 
 import torch
 
-from . import attributes as A
 from . import dataobjects
 from . import dict_views
 from . import generators
+from . import reads
 from . import environment
 from .. import sources as S
 from .. import trackers as V
-from ..errors import GraphBreak, Unsupported, UserError
+from ..errors import GraphBreak, Unsupported, UserError, run_python
 
 MAX_UNROLL = 10_000
 
@@ -146,7 +146,7 @@ def binary(f, op, a, b):
         if op in IN_PLACE and a.source is not None and not is_immutable_value(a.value):
             raise GraphBreak(f"in-place {op.__name__} on a {type(a.value).__name__} from outside the trace",
                              hint="it runs in Python")
-        return V.Known(_run_python(op, python_value(f, a, op.__name__), python_value(f, b, op.__name__)))
+        return V.Known(run_python(op, python_value(f, a, op.__name__), python_value(f, b, op.__name__)))
     if isinstance(a, V.DictView) or isinstance(b, V.DictView):
         return dict_views.binary(f, op, a, b)
     if isinstance(a, V.Dict) and isinstance(b, V.Dict):
@@ -158,12 +158,12 @@ def binary(f, op, a, b):
             raise GraphBreak(f"operator {op.__name__} on {a.python_type().__name__} and {b.python_type().__name__}")
         return f.trace.builder.call("call_function", op, (a, b), {})
     if op is operator.mod and isinstance(a, V.Known) and isinstance(a.value, str):
-        return V.Known(_run_python(op, a.value, python_value(f, b, "% formatting")))
+        return V.Known(run_python(op, a.value, python_value(f, b, "% formatting")))
     if isinstance(a, (V.Tuple, V.List)) or isinstance(b, (V.Tuple, V.List)):
         return _sequence_op(f, op, a, b)
     if isinstance(a, V.Opaque) or isinstance(b, V.Opaque):
         raise GraphBreak(f"operator {op.__name__} on an opaque value")
-    return V.Known(_run_python(op, python_value(f, a, op.__name__), python_value(f, b, op.__name__)))
+    return V.Known(run_python(op, python_value(f, a, op.__name__), python_value(f, b, op.__name__)))
 
 
 IN_PLACE = set(OUT_OF_PLACE)
@@ -211,7 +211,7 @@ def _python_dunder(vt, op, reflected):
     if op is operator.ne:
         names.append("__eq__")          # object.__ne__ inverts __eq__
     for name in names:
-        method = A._static_lookup(cls, name)
+        method = reads.static_lookup(cls, name)
         if isinstance(method, types.FunctionType):
             return name, method
     return None
@@ -237,7 +237,7 @@ def _user_operator(f, op, a, b):
 
 def _defines(vt, name) -> bool:
     cls = _class_of_user_object(vt)
-    return cls is not None and isinstance(A._static_lookup(cls, name), types.FunctionType)
+    return cls is not None and isinstance(reads.static_lookup(cls, name), types.FunctionType)
 
 
 def _dict_op(f, op, a, b):
@@ -290,16 +290,9 @@ def _sequence_op(f, op, a, b):
     raise GraphBreak(f"operator {op.__name__} on {a.python_type().__name__} and {b.python_type().__name__}")
 
 
-def _run_python(op, *values):
-    try:
-        return op(*values)
-    except Exception as e:
-        raise UserError(e) from e
-
-
 def unary(f, op, vt):
     if isinstance(vt, V.Known):
-        return V.Known(_run_python(op, vt.value))
+        return V.Known(run_python(op, vt.value))
     if isinstance(vt, (V.Tensor, V.Sym)):
         return f.trace.builder.call("call_function", op, (vt,), {})
     raise GraphBreak(f"operator {op.__name__} on a {vt.python_type().__name__}")
@@ -323,7 +316,7 @@ def contains(f, container, item) -> bool:
         return environment.call_method(f, "__contains__", [item], {}).value
     if isinstance(container, V.Known):
         key = python_value(f, item, "`in`")
-        result = _run_python(operator.contains, container.value, key)
+        result = run_python(operator.contains, container.value, key)
         if container.source is not None:
             f.trace.guards.membership(container.source, key, result)    # the container may change
         return result
@@ -360,7 +353,7 @@ def subscript(f, obj, index):
         return environment.call_method(f, "__getitem__", [index], {})
     if isinstance(obj, V.Known):
         key = python_value(f, index, "indexing")
-        value = _run_python(operator.getitem, obj.value, key)
+        value = run_python(operator.getitem, obj.value, key)
         if obj.source is not None and isinstance(key, slice) and isinstance(obj.value, MODULE_SEQUENCES):
             return _module_slice(f, value, S.item(obj.source, key))
         if obj.source is not None:
@@ -368,7 +361,7 @@ def subscript(f, obj, index):
                 source = S.Src(f"{obj.source.code}[{f.trace.source_constant(key)}]", f"{obj.source}[{key!r}]")
                 return f.trace.wrap(value, source)
             return f.trace.wrap(value, S.item(obj.source, key))
-        return _known_result(value)
+        return reads.known_result(value)
     raise GraphBreak(f"indexing a {obj.python_type().__name__}")
 
 
@@ -425,7 +418,7 @@ def iterate(f, vt) -> list:
     if isinstance(vt, V.Known) and isinstance(vt.value, torch.nn.Module):
         return _module_items(f, vt)
     if isinstance(vt, V.DataObject) and vt.mapping is None:
-        if A._static_lookup(vt.cls, "__iter__") is collections.abc.Sequence.__iter__:
+        if reads.static_lookup(vt.cls, "__iter__") is collections.abc.Sequence.__iter__:
             # the mixin's __iter__ ends on an IndexError; a Sequence is its len() items
             n = python_value(f, dataobjects.call_method(f, vt, "__len__", [], {}), "len()")
             return [dataobjects.call_method(f, vt, "__getitem__", [V.Known(i)], {}) for i in range(n)]
@@ -440,7 +433,7 @@ def iterate(f, vt) -> list:
             raise UserError(e) from e
         if vt.source is not None:
             return _iterate_source(f, vt, values)
-        return [_known_result(v) for v in values]
+        return [reads.known_result(v) for v in values]
     if isinstance(vt, V.Tensor):
         n = f.trace.consumer.as_value(vt.fake.size(0), "iteration over a tensor") if isinstance(
             vt.fake.size(0), torch.SymInt) else vt.fake.size(0)
@@ -490,11 +483,7 @@ def dict_items(f, vt) -> dict:
     if isinstance(vt, V.Dict):
         return dict(vt.items)
     if isinstance(vt, V.Known) and isinstance(vt.value, dict):
-        return {k: _known_result(v) for k, v in vt.value.items()}
+        return {k: reads.known_result(v) for k, v in vt.value.items()}
     raise Unsupported(f"** of a {vt.python_type().__name__}")
 
 
-def _known_result(value):
-    if isinstance(value, torch.Tensor):
-        raise GraphBreak("a tensor reached through an object the trace cannot guard")
-    return V.Known(value)
