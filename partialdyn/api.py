@@ -1,4 +1,5 @@
-"""The public API: optimize, stats, reset, explain, mark_static / mark_dynamic, disable, allow_in_graph."""
+"""The public API: optimize, stats, reset, mark_static / mark_dynamic / maybe_mark_dynamic, disable,
+allow_in_graph (explain, set_stance and PartialdynError live in their own modules)."""
 from __future__ import annotations
 
 import atexit
@@ -20,8 +21,22 @@ _ROOTS: "weakref.WeakSet[OptimizedFunction]" = weakref.WeakSet()
 
 def optimize(fn=None, *, backend=None, policy=None, recompile_limit=None, cache_size_limit=None,
              fullgraph=None):
-    """Optimize a function, a callable object, a functools.partial or an nn.Module; usable bare, with
-    options, or called directly."""
+    """Optimize a function, a callable object, a functools.partial or an nn.Module.
+
+    Usable bare (`@partialdyn.optimize`), with options (`@partialdyn.optimize(policy="static")`) or called
+    (`model = partialdyn.optimize(model)`; a module keeps its state and parameters).  On each call the
+    compiled entries' guards are checked; on a miss the function's bytecode is traced into torch.fx graphs
+    with symbolic sizes and handed to the backend.  Options not given come from `partialdyn.config`:
+
+    backend          "eager", "aot_eager", "inductor" or a name given to register_backend
+    policy           "partial" (default: a dim is specialized only where Python consumes its value),
+                     "dynamic", "static" or "automatic" (docs/guards-and-recompiles.md)
+    recompile_limit  recompiles one dim may cause before consuming it graph-breaks instead (default 2)
+    cache_size_limit entries per code object; past it new inputs run eagerly (default 8)
+    fullgraph        raise PartialdynError instead of graph-breaking or falling back
+
+    `partialdyn.stats(fn)` counts compiles and recompiles; `PARTIALDYN_LOGS=recompiles` prints why each
+    recompile happened; `partialdyn.explain(fn, *args)` shows graphs, guards and breaks of one call."""
     given = {name: value for name, value in (("backend", backend), ("policy", policy),
                                              ("recompile_limit", recompile_limit),
                                              ("cache_size_limit", cache_size_limit), ("fullgraph", fullgraph))
@@ -207,22 +222,34 @@ def reset() -> None:
 
 
 def mark_static(t: torch.Tensor, dim: int) -> None:
-    """Trace `t`'s dim `dim` as a constant (guarded) whatever the policy."""
+    """Trace `t`'s dim `dim` as a constant (guarded: another size recompiles) whatever the policy."""
     _mark(t, dim, "static")
 
 
 def mark_dynamic(t: torch.Tensor, dim: int) -> None:
-    """Trace `t`'s dim `dim` as a symbol whatever the policy."""
+    """Trace `t`'s dim `dim` as a symbol whatever the policy, and promise it stays one: if the traced code
+    specializes it (int(), range(), str() of the size, or a torch op that fixes it to a constant), compiling
+    raises PartialdynError naming the line and a fix (like torch's mark_dynamic).  Predicates on the size
+    (`if x.size(0) > 8`) are allowed: they are guarded.  A size of 0 or 1 is traced as a constant and is not
+    checked.  `maybe_mark_dynamic` is the permissive version."""
+    _mark(t, dim, "dynamic", strict=True)
+
+
+def maybe_mark_dynamic(t: torch.Tensor, dim: int) -> None:
+    """Trace `t`'s dim `dim` as a symbol whatever the policy; code that consumes its value specializes it
+    (guarded) as under the `partial` policy, silently."""
     _mark(t, dim, "dynamic")
 
 
-def _mark(t, dim, kind):
+def _mark(t, dim, kind, strict=False):
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"mark_{kind} expects a tensor, got {type(t).__name__}")
     if not -t.dim() <= dim < t.dim():
         raise IndexError(f"dim {dim} out of range for a tensor of {t.dim()} dims")
-    marks = getattr(t, "_partialdyn_marks", None) or {"static": set(), "dynamic": set()}
+    marks = getattr(t, "_partialdyn_marks", None) or {"static": set(), "dynamic": set(), "strict": set()}
     other = "dynamic" if kind == "static" else "static"
-    marks[kind].add(dim % t.dim())
-    marks[other].discard(dim % t.dim())
+    dim = dim % t.dim()
+    marks[kind].add(dim)
+    marks[other].discard(dim)
+    (marks["strict"].add if strict else marks["strict"].discard)(dim)
     t._partialdyn_marks = marks

@@ -15,6 +15,8 @@ LOG_TOPICS = ("recompiles", "guards", "graph_breaks", "specializations", "fallba
 
 @dataclass
 class Config:
+    """The defaults `optimize` uses (`partialdyn.config.policy = "static"`); each option is validated when set
+    and can be given by the environment (PARTIALDYN_POLICY, PARTIALDYN_LOGS=recompiles, ...)."""
     recompile_limit: int = 2        # recompiles caused by one dim before it turns unstable
     cache_size_limit: int = 8       # entries per code object; past it the frame runs eagerly
     policy: str = "partial"

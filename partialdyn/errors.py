@@ -5,6 +5,7 @@ Unsupported: the tracer cannot model this; the frame (or its rest) runs eagerly.
 UserError: the traced program itself raises here (e.g. a shape mismatch found by a
 fake kernel): inside a `try` block it is a graph break, elsewhere this call runs
 eagerly so the user sees the real exception.
+PartialdynError: public; raised to the user instead of falling back.
 """
 
 
@@ -32,3 +33,9 @@ def run_python(fn, *args, **kwargs):
         return fn(*args, **kwargs)
     except Exception as e:
         raise UserError(e) from e
+
+
+class PartialdynError(RuntimeError):
+    """What partialdyn raises when the user asked it to fail rather than fall back: fullgraph=True and the code
+    cannot be traced into one graph, a strict mark_dynamic dim was specialized, set_stance("fail_on_recompile")
+    and a recompile was needed, or an internal error under config.suppress_errors = False."""

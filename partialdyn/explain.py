@@ -22,8 +22,10 @@ class FrameReport:
     graph_break: dict | None
 
 
-@dataclass
+@dataclass(repr=False)
 class Explanation:
+    """What `partialdyn.explain` found: `frames` (one FrameReport per compiled entry), `stats`, and the
+    `graph_breaks` and `specializations` of all frames.  str() and repr() are the readable report."""
     frames: list = field(default_factory=list)
     stats: dict = field(default_factory=dict)
 
@@ -58,9 +60,19 @@ class Explanation:
                     lines.append(f"  hint: {b['hint']}")
         return "\n".join(lines)
 
+    __repr__ = __str__          # a notebook cell shows the report, not a dataclass dump
+
+    def _repr_pretty_(self, printer, cycle):
+        printer.text(str(self))
+
 
 def explain(fn, *args, **kwargs) -> Explanation:
-    """`fn`: a function, an nn.Module, or what `optimize` returned (then its policy and limits are used)."""
+    """Trace one call of `fn(*args, **kwargs)` (with the eager backend, on a fresh copy: the real function's
+    cache and counters are untouched) and report its graphs, guards, specializations (which line consumed
+    which dim) and graph breaks, for the frame and every resume function or callee it spawned.
+
+    `fn`: a function, an nn.Module, or what `optimize` returned (then its policy and limits are used).
+    `print(partialdyn.explain(f, x))` prints the report; see docs/logs.md."""
     from .api import _options, _opt_of
     from .runtime.function import OptimizedFunction
     options = _options(None, None, None, None, None)

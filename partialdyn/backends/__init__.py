@@ -12,6 +12,8 @@ _REGISTRY: dict[str, Callable] = {}
 
 
 def register_backend(name: str, fn: Callable) -> None:
+    """Make `optimize(..., backend=name)` use `fn(graph_module, example_inputs) -> callable`, called once per
+    compiled graph with fake inputs whose sizes may be symbolic (torch.SymInt)."""
     if not isinstance(name, str) or not name:
         raise ValueError(f"backend name must be a non-empty string, got {name!r}")
     if not callable(fn):

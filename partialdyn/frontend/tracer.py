@@ -27,11 +27,12 @@ from ..graph.builder import GraphBuilder
 from ..names import FUNCTION, GLOBALS, PREFIX, Constants
 from ..guards.kinds import GuardSet
 from ..guards.provenance import Provenance, provenance_of, user_caller
+from ..shapes.fake import provenance_of_sloc
 from ..shapes.policy import POLICIES, Consumer
 from . import generators
 from .. import sources as S
 from .. import trackers as V
-from ..errors import GraphBreak, Unsupported, UserError
+from ..errors import GraphBreak, PartialdynError, Unsupported, UserError
 from ..rebuilt import GradRestore
 from .instructions import decode
 from .side_effects import SideEffects
@@ -104,6 +105,7 @@ class Trace:
         self.policy = POLICIES[options.policy]
         self.consumer = Consumer(self.policy, shape_state, self.builder.shapes, where=self.where)
         self.wrapped: dict[str, V.VT] = {}          # source code -> tracker
+        self.strict_dynamic: dict = {}              # symbol -> (tensor source, dim) of mark_dynamic dims
         self.by_identity: dict[int, V.VT] = {}      # id(python object) -> tracker with a source, or owned
         self.owned: list = []                       # copies made at trace time (frontend/copies.py)
         self.grad_enabled = torch.is_grad_enabled()
@@ -237,6 +239,25 @@ class Trace:
                 self.guards.id_match(vt.source, value)
         return vt.value
 
+    def check_strict_dynamic(self):
+        """Raise PartialdynError if the trace specialized a dim marked with partialdyn.mark_dynamic."""
+        shape_env = self.builder.shapes.shape_env
+        for sym, (source, dim) in self.strict_dynamic.items():
+            resolved, bounds = shape_env.simplify(sym), shape_env.var_to_range.get(sym)
+            if resolved.is_number:
+                value, sloc = int(resolved), shape_env.replacements_slocs.get(sym)
+            elif bounds is not None and bounds.lower == bounds.upper:
+                value, sloc = int(bounds.lower), shape_env.var_to_range_sloc[sym].upper
+            else:
+                continue
+            made = provenance_of_sloc(sloc)
+            where = f" by {made.describe()}" if made is not None else ""
+            raise PartialdynError(
+                f"{S.size(source, dim)} was marked dynamic (partialdyn.mark_dynamic) but the code specializes it "
+                f"to {value}{where}. Fix: keep the size in torch ops instead of giving it to Python (int(), "
+                f"range(), str(), indexing a list), or use partialdyn.maybe_mark_dynamic({source}, {dim}) to "
+                f"allow the specialization")
+
     def assume_distinct(self):
         """Before the guards are built: every container or object of the caller's world the trace mutated was
         assumed to be no other input it read (`a.append(1); len(b)`); guard that (ALIASING)."""
@@ -272,6 +293,10 @@ class Trace:
         fully_static = static or not _plain_layout(t)
         self.guards.tensor_match(source, t, static=fully_static)
         vt = self.builder.tensor_input(t, source, dynamic)
+        for d in marks.get("strict", set()) & dynamic:     # partialdyn.mark_dynamic: specializing it is an error
+            size = vt.fake.shape[d]
+            if isinstance(size, torch.SymInt) and size.node.expr.is_Symbol:
+                self.strict_dynamic[size.node.expr] = (source, d)
         for d, s in enumerate(vt.fake.shape):
             if not fully_static and not (isinstance(s, torch.SymInt) and s.node.expr.free_symbols):
                 # static by policy, or a dynamic dim of size 0/1 that the ShapeEnv made a constant

@@ -83,6 +83,7 @@ def compile_entry(opt, bound: tuple, break_allowed: bool = True) -> Entry:
     """`break_allowed`: an unstable dim may graph-break (else it is specialized)."""
     t0 = time.perf_counter()
     trace, result = trace_frame(opt, bound, break_allowed)
+    trace.check_strict_dynamic()
     rebuilder = Rebuilder(trace.owned)
     if result.stop is None:
         rebuilder.tensors_from_graph = True     # a returned input tensor still comes out of the graph

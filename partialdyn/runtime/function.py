@@ -20,13 +20,14 @@ from dataclasses import dataclass, fields
 
 import torch
 
-from ..errors import GraphBreak, Unsupported, UserError
+from ..errors import GraphBreak, PartialdynError, Unsupported, UserError
 from ..frontend.escapes import runs_in_python
 from ..frontend.resume import make_resume_function
 from ..guards.kinds import global_module_hooks, in_log_order
 from ..logs import emit
 from ..shapes.policy import POLICIES, FrameShapeState
 from ..names import argument_name
+from ..stance import current_stance
 from .binding import frame_argnames, make_binder
 from .budget import CompileBudget
 from .steps import GraphRaised
@@ -72,10 +73,6 @@ def _plain_module_call(module) -> bool:
     return not (module._forward_hooks or module._forward_pre_hooks or module._backward_hooks
                 or module._backward_pre_hooks or any(global_module_hooks())) and \
         "forward" not in module.__dict__ and type(module).__call__ is torch.nn.Module.__call__
-
-
-class PartialdynError(RuntimeError):
-    """fullgraph=True and the code could not be traced into one graph."""
 
 
 class OptimizedFunction:
@@ -159,6 +156,8 @@ class OptimizedFunction:
         if len(self.entries) >= self.options.cache_size_limit:
             self._on_cache_limit(bound)
             return None
+        if self.entries and not self._stance_allows_recompile(bound):
+            return None
         budget = self.root.budget
         budgeted = self.paid or self.root is self
         if self.paid and not budget.affords(1):
@@ -194,6 +193,20 @@ class OptimizedFunction:
         if budgeted:
             budget.spend()
         return entry
+
+    def _stance_allows_recompile(self, bound) -> bool:
+        """partialdyn.set_stance: under `eager_on_recompile` the call runs as plain Python, under
+        `fail_on_recompile` it raises; both name the guard that failed."""
+        stance = current_stance()
+        if stance == "default":
+            return True
+        _, reason, _ = self._closest_failure(bound)
+        if stance == "fail_on_recompile":
+            raise PartialdynError(f"{self.name} would recompile under partialdyn.set_stance('fail_on_recompile'): "
+                                  f"{reason}")
+        self._log_fallback_once("stance", f"set_stance('eager_on_recompile'): a recompile was needed ({reason}); "
+                                          f"such calls run as plain Python")
+        return False
 
     def _closest_failure(self, bound):
         """(first failed guard, sentence, every failed guard) of the closest entry: fewest failing guards,
