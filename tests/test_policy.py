@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import partialdyn
+from helpers import entries, guards
 
 THIS_FILE = __file__
 
@@ -42,13 +43,13 @@ def counters(opt):
     return s["compiles"], s["recompiles"], s["graph_breaks"], s["eager_fallbacks"]
 
 
-def shape_guards(opt, entry=0):
-    return [g for g in opt.entries[entry].guard.guards if g.kind in ("SHAPE", "TENSOR_MATCH_STATIC")]
+def shape_guards(fn, entry=0):
+    return guards(fn, entry, kinds=("SHAPE", "TENSOR_MATCH_STATIC"))
 
 
-def static_dims(opt, entry=0):
+def static_dims(fn, entry=0):
     """The dims an entry specialized (TENSOR_MATCH_STATIC on one dim)."""
-    return {d for g in opt.entries[entry].guard.guards if g.kind == "TENSOR_MATCH_STATIC" for d in g.dims}
+    return {d for g in guards(fn, entry, kinds=("TENSOR_MATCH_STATIC",)) for d in g["dims"]}
 
 
 def line_of(fn, marker):
@@ -109,11 +110,11 @@ def test_bool_use_guards_the_predicate_only(fn, side_a, side_b, dim, snippet):
     check_stream(opt, fn, [(rand(*s),) for s in side_a])
     assert counters(opt) == (1, 0, 0, 0), "sizes on the same side of the predicate must not recompile"
     # the guard is a SHAPE relation on the consumed dim, not a pinned value
-    assert dim not in static_dims(opt)
-    assert any(g.kind == "SHAPE" and dim in g.text for g in opt.entries[0].guard.guards)
+    assert dim not in static_dims(fn)
+    assert any(g["kind"] == "SHAPE" and dim in g["text"] for g in guards(fn))
     check_stream(opt, fn, [(rand(*s),) for s in side_b])
     assert counters(opt) == (2, 1, 0, 0), "flipping the predicate costs exactly one recompile"
-    assert dim not in static_dims(opt, 1)
+    assert dim not in static_dims(fn, 1)
     # going back to the first side hits the first entry
     check_stream(opt, fn, [(rand(*side_a[0]),)])
     assert counters(opt) == (2, 1, 0, 0)
@@ -126,9 +127,9 @@ def test_assert_on_a_size_guards_it_without_recompiling_other_dims():
     opt = partialdyn.optimize(assert_eq, backend="eager")
     check_stream(opt, assert_eq, [(rand(b, 8),) for b in (2, 3, 9, 17, 4)])
     assert counters(opt) == (1, 0, 0, 0)
-    texts = [g.text for g in shape_guards(opt)]
+    texts = [g["text"] for g in shape_guards(assert_eq)]
     assert any("x.size(1) == 8" in t for t in texts), texts
-    assert "x.size(0)" not in static_dims(opt)
+    assert "x.size(0)" not in static_dims(assert_eq)
     # the other side of the assert: raises like eager, never silently runs the entry
     with pytest.raises(AssertionError):
         assert_eq(rand(3, 9))
@@ -186,13 +187,13 @@ def test_value_use_specializes_exactly_that_dim(fn):
     # dim 0 changes freely: it is not consumed
     check_stream(opt, fn, [(rand(b, 4),) for b in (2, 3, 5, 7)])
     assert counters(opt) == (1, 0, 0, 0)
-    statics = [g for g in opt.entries[0].guard.guards if g.kind == "TENSOR_MATCH_STATIC"]
-    assert [g.dims for g in statics] == [("x.size(1)",)]
-    assert statics[0].text == "x.size(1) == 4"
+    statics = guards(fn, kinds=("TENSOR_MATCH_STATIC",))
+    assert [tuple(g["dims"]) for g in statics] == [("x.size(1)",)]
+    assert statics[0]["text"] == "x.size(1) == 4"
     # changing the consumed dim recompiles, and the new entry pins the new value
     check_stream(opt, fn, [(rand(3, 5),), (rand(6, 5),)])
     assert counters(opt) == (2, 1, 0, 0)
-    assert static_dims(opt, 1) == {"x.size(1)"}
+    assert static_dims(fn, 1) == {"x.size(1)"}
 
 
 @pytest.mark.parametrize("fn", VALUE_USES, ids=[f.__name__ for f in VALUE_USES])
@@ -241,7 +242,7 @@ def test_sizes_into_torch_ops_never_specialize(fn):
     opt = partialdyn.optimize(fn, backend="eager")
     check_stream(opt, fn, [(rand(b, d),) for b, d in ((2, 4), (3, 6), (5, 8), (7, 10), (9, 12))])
     assert counters(opt) == (1, 0, 0, 0)
-    assert static_dims(opt) == set()
+    assert static_dims(fn) == set()
     assert partialdyn.events("specialization") == []
 
 
@@ -252,7 +253,7 @@ def test_dynamic_policy_breaks_instead_of_specializing():
     compiles, recompiles, breaks, fallbacks = counters(opt)
     assert recompiles == 0 and breaks >= 1 and fallbacks == 0
     assert partialdyn.events("specialization") == []
-    assert all(static_dims(opt, i) == set() for i in range(len(opt.entries)))
+    assert all(static_dims(branch_gt, i) == set() for i in range(len(entries(branch_gt))))
 
 
 def test_dynamic_policy_value_use_is_a_break_not_a_specialization():
@@ -268,7 +269,7 @@ def test_static_policy_recompiles_per_size_until_the_cache_limit_then_runs_eager
     with pytest.warns(UserWarning, match="cache_size_limit=3"):
         check_stream(opt, view_batch, [(rand(b, 4),) for b in (2, 3, 4, 5, 6)])
     assert counters(opt) == (3, 2, 0, 2)
-    assert static_dims(opt, 0) == {"x.size(0)", "x.size(1)"}
+    assert static_dims(view_batch, 0) == {"x.size(0)", "x.size(1)"}
     assert len(partialdyn.events("cache_limit")) == 1
     # sizes already compiled still hit their entries; new ones keep running eagerly, without a new warning
     with warnings.catch_warnings():
@@ -281,8 +282,8 @@ def test_automatic_policy_makes_a_changing_dim_dynamic_after_one_recompile():
     opt = partialdyn.optimize(view_batch, backend="eager", policy="automatic")
     check_stream(opt, view_batch, [(rand(b, 4),) for b in (2, 3, 5, 8)])
     assert counters(opt) == (2, 1, 0, 0)
-    assert static_dims(opt, 0) == {"x.size(0)", "x.size(1)"}
-    assert static_dims(opt, 1) == {"x.size(1)"}
+    assert static_dims(view_batch, 0) == {"x.size(0)", "x.size(1)"}
+    assert static_dims(view_batch, 1) == {"x.size(1)"}
     # the other dim was never seen changing: it is still static
     check_stream(opt, view_batch, [(rand(4, 6),)])
     assert counters(opt)[1] == 2
@@ -296,7 +297,7 @@ def test_mark_static_pins_one_dim_under_partial():
         partialdyn.mark_static(x, 0)
         calls.append((x,))
     check_stream(opt, view_batch, calls)
-    assert static_dims(opt, 0) == {"x.size(0)"}
+    assert static_dims(view_batch, 0) == {"x.size(0)"}
     assert counters(opt)[:2] == (3, 2)
 
 
@@ -309,7 +310,7 @@ def test_mark_dynamic_frees_one_dim_under_static():
         calls.append((x,))
     check_stream(opt, view_batch, calls)
     assert counters(opt) == (1, 0, 0, 0)
-    assert static_dims(opt, 0) == {"x.size(1)"}
+    assert static_dims(view_batch, 0) == {"x.size(1)"}
 
 
 def test_mark_static_and_mark_dynamic_validate_their_arguments():
@@ -340,7 +341,7 @@ def test_int_argument_in_tensor_math_stays_symbolic():
     opt = partialdyn.optimize(int_in_math, backend="eager")
     check_stream(opt, int_in_math, [(rand(3), k) for k in (2, 3, 5, 8, 13)])
     assert counters(opt) == (1, 0, 0, 0)
-    assert not any(g.kind == "CONSTANT_MATCH" and g.source == "k" for g in opt.entries[0].guard.guards)
+    assert not any(g["kind"] == "CONSTANT_MATCH" and g["source"] == "k" for g in guards(int_in_math))
 
 
 def test_int_argument_compared_with_a_size_guards_the_relation():
@@ -371,8 +372,8 @@ def test_int_argument_in_a_predicate_guards_the_predicate():
     assert counters(opt) == (1, 0, 0, 0)
     check_stream(opt, int_in_predicate, [(rand(3), k) for k in (1, 2, -7, 3)])
     assert counters(opt) == (2, 1, 0, 0)
-    assert not any(g.kind == "CONSTANT_MATCH" and g.source == "k"
-                   for e in opt.entries for g in e.guard.guards)
+    assert not any(g["kind"] == "CONSTANT_MATCH" and g["source"] == "k"
+                   for entry in entries(int_in_predicate) for g in entry)
 
 
 # ================================================================ backoff arithmetic
@@ -541,7 +542,7 @@ def test_random_shape_streams_match_eager_and_respect_the_cache_limit(fn_index, 
         check_stream(opt, fn, [(rand(b, d, seed=i),) for i, (b, d) in enumerate(shapes)])
     per_code = collections.Counter(e["code"] for e in partialdyn.events("compile"))
     assert all(n <= CACHE_LIMIT for n in per_code.values()), per_code
-    assert len(opt.entries) <= CACHE_LIMIT
+    assert len(entries(fn)) <= CACHE_LIMIT
     s = partialdyn.stats(opt)
     assert s["calls"] == len(shapes)
     assert s["compiles"] == sum(per_code.values())

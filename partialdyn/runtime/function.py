@@ -292,7 +292,7 @@ class OptimizedFunction:
                   graphs=int(entry.has_graph), graph_breaks=int(stop is not None), policy=self.options.policy,
                   backend=getattr(self.options.backend, "__name__", str(self.options.backend)))
         self._log("guards", entry=len(self.entries),
-                  guards=[{"kind": g.kind, "text": g.text, "source": g.source,
+                  guards=[{"kind": g.kind, "text": g.text, "source": g.source, "dims": list(g.dims),
                            "provenance": g.provenance.as_dict() if g.provenance else None}
                           for g in in_log_order(entry.guard.guards)])
         for spec in entry.specializations:
