@@ -11,9 +11,9 @@ import types
 
 import torch
 
-from . import calls as C
 from . import copies
 from . import dataobjects
+from . import protocol
 from . import reads
 from .. import sources as S
 from . import values as Vals
@@ -107,7 +107,7 @@ def _known_attr(f, obj, name):
     if isinstance(static, property) and static.fget is not None:
         if obj.source is not None:
             reads.class_attribute(f, type(value), name)      # the property itself, looked up again
-        return C.call(f, V.Known(static.fget), [obj], {})     # traced, not run: it may build a fresh object
+        return protocol.call(f, V.Known(static.fget), [obj], {})     # traced, not run: it may build a fresh object
     try:
         attr = getattr(value, name)
     except AttributeError as e:
@@ -156,7 +156,7 @@ def _module_attr(f, obj, name):
     if isinstance(attr, property):
         if obj.source is not None:
             reads.class_attribute(f, type(m), name)
-        return C.call(f, V.Known(attr.fget), [obj], {})
+        return protocol.call(f, V.Known(attr.fget), [obj], {})
     if isinstance(reads.static_lookup(type(m), name), types.FunctionType):
         return reads.bound_method(f, obj, name, types.MethodType(attr, m))
     try:
@@ -186,7 +186,7 @@ def _super_attr_of_traced(f, sup, name):
         if isinstance(attr, types.FunctionType):
             return V.Partial(V.Known(attr), [sup.obj], {})
         if isinstance(attr, property):
-            return C.call(f, V.Known(attr.fget), [sup.obj], {})
+            return protocol.call(f, V.Known(attr.fget), [sup.obj], {})
         return reads.known_result(attr)
     raise UserError(AttributeError(f"'super' object has no attribute {name!r}"))
 
@@ -230,3 +230,6 @@ def store_attr(f, obj, name, value):
         raise GraphBreak(f"assignment to {name!r} through a data descriptor (a property setter or __set__)",
                          hint="the assignment runs in Python")
     f.trace.side_effects.write(obj, name, SideEffects.DELETED if value is None else value)
+
+
+protocol.register("attribute", V.VT)(getattr_vt)

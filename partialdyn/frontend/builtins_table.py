@@ -21,11 +21,12 @@ import torch
 
 from . import contexts
 from . import copies
+from . import dataobjects
 from . import dict_views
 from . import generators
 from .. import trackers as V
 from .attributes import getattr_vt, guarded_flag, store_attr, tensor_size
-from .calls import call
+from . import protocol
 from .values import binary, hashable_values, identical, iterate, mutate, python_value, subscript, truth, unary
 from ..errors import GraphBreak, Unsupported, UserError, run_python
 
@@ -44,8 +45,7 @@ def b_len(f, obj):
             f.trace.guards.length(obj.source, n)        # a module, set, deque ... of the caller's world
         return V.Known(n)
     if isinstance(obj, V.DataObject):
-        from .dataobjects import call_method as object_method
-        return V.Known(len(obj.mapping)) if obj.mapping is not None else object_method(f, obj, "__len__", [], {})
+        return V.Known(len(obj.mapping)) if obj.mapping is not None else dataobjects.call_method(f, obj, "__len__", [], {})
     raise GraphBreak(f"len() of a {obj.python_type().__name__}")
 
 
@@ -283,7 +283,7 @@ def b_any_all(fn):
 
 def b_round(f, x, ndigits=None):
     if isinstance(x, V.Tensor):
-        return call(f, V.Known(torch.round), [x], {})
+        return protocol.call(f, V.Known(torch.round), [x], {})
     value = python_value(f, x, "round()")
     return V.Known(round(value) if ndigits is None else round(value, python_value(f, ndigits, "round()")))
 
@@ -333,7 +333,7 @@ def b_reduce(f, fn, iterable, *initial):
         raise UserError(TypeError("reduce() of empty iterable with no initial value"))
     acc, rest = (initial[0], items) if initial else (items[0], items[1:])
     for item in rest:
-        acc = call(f, fn, [acc, item], {})
+        acc = protocol.call(f, fn, [acc, item], {})
     return acc
 
 

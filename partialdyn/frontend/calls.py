@@ -19,10 +19,12 @@ import types
 import torch
 
 from . import dataobjects
+from .builtins_table import BUILTINS, CONSTANT_FOLD, GRAD_MODE, call_getter, container_method, tensor_method
 from . import environment
 from . import reads
 from . import escapes
 from . import numpyfold
+from . import protocol
 from .. import sources as S
 from . import torch_state
 from . import values as Vals
@@ -64,12 +66,10 @@ def call_known(f, fn_vt, args, kwargs):
     optimized = escapes.optimized_original(fn)
     if optimized is not None:       # an optimized function called from traced code is traced as part of it
         return call(f, V.Known(optimized, _attr_source(fn_vt, escapes.OPTIMIZED_MARKER)), args, kwargs)
-    from .builtins_table import BUILTINS, CONSTANT_FOLD, GRAD_MODE
     handler = _lookup(BUILTINS, fn)
     if handler is not None:
         return handler(f, *args, **kwargs)
     if isinstance(fn, (operator.itemgetter, operator.attrgetter)) and len(args) == 1 and not kwargs:
-        from .builtins_table import call_getter
         return call_getter(f, fn, args[0])
     if _lookup(GRAD_MODE, fn) is not None:
         return GRAD_MODE[fn](f, args, kwargs)
@@ -242,7 +242,6 @@ def torch_call(f, fn, args, kwargs):
 
 
 def call_method(f, receiver, name, args, kwargs):
-    from .builtins_table import container_method, tensor_method
     if isinstance(receiver, V.Tensor):
         return tensor_method(f, receiver, name, args, kwargs)
     if isinstance(receiver, V.DataObject):
@@ -418,3 +417,6 @@ def inline_made_function(f, fn: V.Function, args, kwargs):
             locals_[p.name] = fn.kwdefaults[p.name]
     cells = dict(zip(fn.code.co_freevars, fn.closure))
     return f.inline(fn.code, fn.globals, locals_, cells)
+
+
+protocol.register("call", V.VT)(call)

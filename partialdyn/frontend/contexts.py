@@ -11,24 +11,23 @@ from __future__ import annotations
 
 import contextlib
 
-from . import attributes as A
 from . import generators
+from . import protocol
 from .. import trackers as V
-from .calls import call
 from ..errors import GraphBreak, Unsupported, UserError
 
 
 def enter(f, manager):
     """`with manager:` -> (the `__exit__` callable, the value bound by `as`)."""
     try:
-        exit_ = A.getattr_vt(f, manager, "__exit__")
-        enter_ = A.getattr_vt(f, manager, "__enter__")
+        exit_ = protocol.attribute(f, manager, "__exit__")
+        enter_ = protocol.attribute(f, manager, "__enter__")
     except UserError as e:
         if isinstance(e.error, AttributeError):
             raise UserError(TypeError(f"'{manager.python_type().__name__}' object does not support the "
                                       f"context manager protocol")) from e
         raise
-    return exit_, call(f, enter_, [], {})
+    return exit_, protocol.call(f, enter_, [], {})
 
 
 def _generator_of(manager):

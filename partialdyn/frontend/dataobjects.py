@@ -15,6 +15,7 @@ import dataclasses
 import operator
 import types
 
+from . import protocol
 from . import reads
 from .. import trackers as V
 from ..errors import GraphBreak, UserError
@@ -69,12 +70,11 @@ def is_plain_class(cls) -> bool:
 
 
 def construct_plain(f, cls, args, kwargs):
-    from .calls import call
     if getattr(cls, "__abstractmethods__", None):
         raise UserError(TypeError(f"Can't instantiate abstract class {cls.__name__}"))
     obj = V.DataObject(cls, {}, plain=True)
     if cls.__init__ is not object.__init__:
-        result = call(f, V.Known(cls.__init__), [obj] + list(args), kwargs)
+        result = protocol.call(f, V.Known(cls.__init__), [obj] + list(args), kwargs)
         if not (isinstance(result, V.Known) and result.value is None):
             raise UserError(TypeError("__init__() should return None"))
     elif args or kwargs:
@@ -93,17 +93,16 @@ def get_attr(f, obj: V.DataObject, name: str):
     """An attribute of an instance made in the trace: a data descriptor of the class, else its own field, else
     the class attribute found along the MRO (guarded through that lookup, so a class attribute of None is a
     value, not a missing one)."""
-    from .calls import call
     if data_descriptor(obj.cls, name) is not None:
         descriptor = reads.class_attribute(f, obj.cls, name).value
         if isinstance(descriptor, property):
             if descriptor.fget is None:
                 raise UserError(AttributeError(f"property {name!r} of {obj.cls.__name__!r} object has no getter"))
-            return call(f, V.Known(descriptor.fget), [obj], {})
+            return protocol.call(f, V.Known(descriptor.fget), [obj], {})
         getter = getattr(type(descriptor), "__get__", None)
         if getter is None:
             return V.Known(descriptor)
-        return call(f, V.Known(getter), [V.Known(descriptor), obj, V.Known(obj.cls)], {})
+        return protocol.call(f, V.Known(getter), [V.Known(descriptor), obj, V.Known(obj.cls)], {})
     if name in obj.fields:
         return obj.fields[name]
     entry = reads.class_attribute(f, obj.cls, name)
@@ -121,7 +120,6 @@ def get_attr(f, obj: V.DataObject, name: str):
 
 def set_attr(f, obj: V.DataObject, name: str, value):
     """`obj.name = value` (value None: `del obj.name`), through a data descriptor of the class if there is one."""
-    from .calls import call
     descriptor = data_descriptor(obj.cls, name)
     if descriptor is not None:
         method = (descriptor.fset if value is not None else descriptor.fdel) if isinstance(descriptor, property) \
@@ -129,7 +127,7 @@ def set_attr(f, obj: V.DataObject, name: str, value):
         if method is None:
             raise UserError(AttributeError(f"can't {'set' if value is not None else 'delete'} attribute {name!r}"))
         owner = [] if isinstance(descriptor, property) else [V.Known(descriptor)]
-        call(f, V.Known(method), owner + [obj] + ([value] if value is not None else []), {})
+        protocol.call(f, V.Known(method), owner + [obj] + ([value] if value is not None else []), {})
         return
     if value is None:
         if name not in obj.fields:
@@ -154,7 +152,6 @@ def get_item(f, obj: V.DataObject, key):
 
 
 def call_method(f, obj: V.DataObject, name, args, kwargs):
-    from .calls import call
     if obj.mapping is not None:
         if name == "to_tuple":
             return V.Tuple(list(obj.mapping.values()))
@@ -171,4 +168,4 @@ def call_method(f, obj: V.DataObject, name, args, kwargs):
     if method is None or not callable(method) or getattr(method, "__module__", "") == "builtins":
         raise GraphBreak(f"method {name!r} of {obj.cls.__name__}")
     reads.class_attribute(f, obj.cls, name)     # a method patched on the class later is seen
-    return call(f, V.Known(method), [obj] + list(args), kwargs)
+    return protocol.call(f, V.Known(method), [obj] + list(args), kwargs)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import operator
 
+from . import protocol
 from .. import trackers as V
 from ..errors import GraphBreak, UserError
 
@@ -34,35 +35,33 @@ def length(view_vt: V.DictView) -> int:
 
 
 def contains(f, view_vt, item) -> bool:
-    from .values import binary, contains as sequence_contains, python_value, truth
     d = view_vt.dict.items
     if view_vt.kind == "keys":
-        return python_value(f, item, "`in` on dict keys") in d
+        return protocol.python_value(f, item, "`in` on dict keys") in d
     if view_vt.kind == "values":
-        return sequence_contains(f, V.List(list(d.values())), item)
+        return protocol.contains(f, V.List(list(d.values())), item)
     if isinstance(item, V.Known) and isinstance(item.value, tuple):
         item = V.Tuple([V.Known(v) for v in item.value])
     if not isinstance(item, V.Tuple) or len(item.items) != 2:
         return False
-    key = python_value(f, item.items[0], "`in` on dict items")
-    return key in d and truth(f, binary(f, operator.eq, d[key], item.items[1]), "`in` on dict items")
+    key = protocol.python_value(f, item.items[0], "`in` on dict items")
+    return key in d and protocol.truth(f, protocol.binary(f, operator.eq, d[key], item.items[1]), "`in` on dict items")
 
 
 def as_set(f, vt, op_name):
     """The Python set a keys/items view (or a set, or any iterable of constants) stands for."""
-    from .values import iterate, python_value
     if isinstance(vt, V.DictView):
         if vt.kind == "values":
             raise UserError(TypeError(f"unsupported operand type(s) for {op_name}: 'dict_values'"))
         if vt.kind == "items" and not all(isinstance(v, V.Known) for v in vt.dict.items.values()):
             raise GraphBreak("a set operation on dict items whose values are not constants")
-        return set(python_value(f, item, op_name) for item in items_of(vt))
+        return set(protocol.python_value(f, item, op_name) for item in items_of(vt))
     if isinstance(vt, V.Known):
         try:
             return set(vt.value)
         except TypeError as e:
             raise UserError(e) from e
-    return set(python_value(f, item, op_name) for item in iterate(f, vt))
+    return set(protocol.python_value(f, item, op_name) for item in protocol.iterate(f, vt))
 
 
 def binary(f, op, a, b):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 
+from . import protocol
 from .. import trackers as V
 from ..errors import Unsupported, UserError
 
@@ -26,10 +27,9 @@ def is_iterator(vt) -> bool:
 
 def make_iterator(f, vt):
     """iter(vt): iterators are their own iterators; anything else iterates over its items now."""
-    from .values import iterate
     if is_iterator(vt):
         return vt
-    return V.Iterator(iterate(f, vt))
+    return V.Iterator(protocol.iterate(f, vt))
 
 
 def step(f, it):
@@ -127,10 +127,9 @@ def check_dropped(trace):
 
 
 def _exception(f, args):
-    from .values import python_value
-    error = python_value(f, args[0], "throw()") if args else None
+    error = protocol.python_value(f, args[0], "throw()") if args else None
     if isinstance(error, type) and issubclass(error, BaseException):
-        value = python_value(f, args[1], "throw()") if len(args) > 1 else None
+        value = protocol.python_value(f, args[1], "throw()") if len(args) > 1 else None
         error = error(*([] if value is None else [value]))
     if not isinstance(error, BaseException):
         raise UserError(TypeError("exceptions must be classes or instances deriving from BaseException"))
@@ -201,26 +200,23 @@ def _step_enumerate(f, it):
 
 
 def _step_map(f, it):
-    from .calls import call
     args = []
     for source in it.sources:
         item = step(f, source)
         if item is None:
             return None
         args.append(item)
-    return call(f, it.state["fn"], args, {})
+    return protocol.call(f, it.state["fn"], args, {})
 
 
 def _step_filter(f, it):
-    from .calls import call
-    from .values import truth
     fn = it.state["fn"]
     while True:
         item = step(f, it.sources[0])
         if item is None:
             return None
-        keep = item if isinstance(fn, V.Known) and fn.value is None else call(f, fn, [item], {})
-        if truth(f, keep, "filter()"):
+        keep = item if isinstance(fn, V.Known) and fn.value is None else protocol.call(f, fn, [item], {})
+        if protocol.truth(f, keep, "filter()"):
             return item
 
 
@@ -267,19 +263,16 @@ _STEPS = {V.Iterator: _step_list, V.Generator: _step_generator, V.LazyIterator: 
 
 
 def b_count(f, start=V.Known(0), stride=V.Known(1)):
-    from .values import python_value
-    return lazy("count", [], next=python_value(f, start, "itertools.count"),
-                step=python_value(f, stride, "itertools.count"))
+    return lazy("count", [], next=protocol.python_value(f, start, "itertools.count"),
+                step=protocol.python_value(f, stride, "itertools.count"))
 
 
 def b_repeat(f, item, times=None):
-    from .values import python_value
-    return lazy("repeat", [], item=item, times=None if times is None else python_value(f, times, "repeat"))
+    return lazy("repeat", [], item=item, times=None if times is None else protocol.python_value(f, times, "repeat"))
 
 
 def b_islice(f, iterable, *bounds):
-    from .values import python_value
-    values = [python_value(f, b, "itertools.islice") for b in bounds]
+    values = [protocol.python_value(f, b, "itertools.islice") for b in bounds]
     start_, stop, stride = (0, values[0], 1) if len(values) == 1 else (list(values) + [None, None])[:3]
     source = make_iterator(f, iterable)
     return lazy("islice", [source], start=start_ or 0, stop=stop, step=stride or 1, pos=0)

@@ -14,7 +14,7 @@ import sys
 
 from .. import trackers as V
 from ..errors import GraphBreak, UserError
-from .values import python_value
+from . import protocol
 
 PURE_FUNCTIONS = ("sum", "prod", "mean", "amax", "amin", "max", "min", "round", "clip", "isclose", "hypot",
                   "sign", "abs", "absolute")
@@ -47,7 +47,7 @@ def call_numpy(f, fn, args, kwargs):
 def _constant(f, vt, name):
     if not isinstance(vt, (V.Known, V.Sym, V.Tuple, V.List)):
         raise GraphBreak(f"numpy.{name} of a {vt.python_type().__name__}", hint="it runs in Python")
-    value = python_value(f, vt, f"numpy.{name}")
+    value = protocol.python_value(f, vt, f"numpy.{name}")
     if not _numbers_only(value):
         raise GraphBreak(f"numpy.{name} of a {type(value).__name__}", hint="it runs in Python")
     return value

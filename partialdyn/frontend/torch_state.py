@@ -19,7 +19,7 @@ import torch
 
 from .. import trackers as V
 from ..errors import GraphBreak, run_python
-from .values import python_value
+from . import protocol
 
 # Every entry pins grad mode, the default dtype, autocast and deterministic algorithms through its
 # GLOBAL_STATE guards (guards/kinds.py); these queries are guarded by their answer like any other.
@@ -95,8 +95,8 @@ def call(f, fn, kind, args, kwargs):
     if kind == "unknown":
         raise GraphBreak(f"{name}() is a torch function that reads or changes global state the tracer "
                          f"does not model", hint="it runs in Python between two graphs")
-    values = [python_value(f, a, name) for a in args]
-    kw = {k: python_value(f, v, name) for k, v in kwargs.items()}
+    values = [protocol.python_value(f, a, name) for a in args]
+    kw = {k: protocol.python_value(f, v, name) for k, v in kwargs.items()}
     result = run_python(fn, *values, **kw)
     if not isinstance(result, _GUARDABLE):
         raise GraphBreak(f"{name}() returned a {type(result).__name__}, which a guard cannot compare")

@@ -29,7 +29,9 @@ from ..guards.kinds import GuardSet
 from ..guards.provenance import Provenance, provenance_of, user_caller
 from ..shapes.fake import provenance_of_sloc
 from ..shapes.policy import POLICIES, Consumer
+from . import attributes, calls, values  # noqa: F401  (they register their rules in protocol.py)
 from . import generators
+from .dataobjects import is_plain_class
 from .. import sources as S
 from .. import trackers as V
 from ..errors import GraphBreak, PartialdynError, Unsupported, UserError
@@ -320,7 +322,6 @@ def _read_by_contents(value) -> bool:
     ModelOutput dicts too) and instances of user classes whose attribute lookup is Python's own (slots and
     custom __init__/__new__/__setattr__ allowed).  A resume function gets the objects a break step made as
     such arguments: guarding them by identity would recompile on every call."""
-    from .dataobjects import is_plain_class
     if isinstance(value, (set, frozenset, collections.deque)):
         return True
     if isinstance(value, (type, torch.nn.Module)):

@@ -18,6 +18,7 @@ import torch
 from . import dataobjects
 from . import dict_views
 from . import generators
+from . import protocol
 from . import reads
 from . import environment
 from .. import sources as S
@@ -219,14 +220,13 @@ def _python_dunder(vt, op, reflected):
 
 def _user_operator(f, op, a, b):
     """`a op b` where a user class defines the operator in Python: its methods are inlined, in Python's order."""
-    from .calls import call
     if op is operator.ne and not any(_defines(v, "__ne__") for v in (a, b)):
         return V.Known(not truth(f, _user_operator(f, operator.eq, a, b), "!="))   # object.__ne__ inverts __eq__
     for left, right, reflected in ((a, b, False), (b, a, True)):
         found = _python_dunder(left, op, reflected)
         if found is None:
             continue
-        result = call(f, V.Known(found[1]), [left, right], {})
+        result = protocol.call(f, V.Known(found[1]), [left, right], {})
         if not (isinstance(result, V.Known) and result.value is NotImplemented):
             return result
     if op in (operator.eq, operator.ne):
@@ -487,3 +487,6 @@ def dict_items(f, vt) -> dict:
     raise Unsupported(f"** of a {vt.python_type().__name__}")
 
 
+for _operation, _rule in (("python_value", python_value), ("truth", truth), ("iterate", iterate),
+                          ("subscript", subscript), ("binary", binary), ("contains", contains)):
+    protocol.register(_operation, V.VT)(_rule)

@@ -1,0 +1,70 @@
+"""Python semantics over trackers, as one function per operation dispatched on the tracker's type.
+
+A module that needs an operation (`call`, `python_value`, `truth`, `iterate`, `subscript`,
+`attribute`, `binary`, `contains`) calls it here instead of importing the module that
+implements it; the rule modules register their rules for tracker types when they are imported
+(`register("truth", V.Known)(rule)`), so they need not import each other.  Dispatch follows the
+tracker class's MRO: a rule for `V.VT` is the fallback for every tracker.  Adding a tracker type
+is registering its rules; adding an operation is one entry in OPERATIONS and one function below.
+"""
+from __future__ import annotations
+
+OPERATIONS = ("python_value", "truth", "iterate", "subscript", "attribute", "call", "binary", "contains")
+_RULES: dict[str, dict[type, object]] = {operation: {} for operation in OPERATIONS}
+
+
+def register(operation: str, *tracker_types: type):
+    """Decorator: `rule` implements `operation` for trackers of these types (and their subclasses)."""
+    table = _RULES[operation]
+
+    def add(rule):
+        for tracker_type in tracker_types:
+            table[tracker_type] = rule
+        return rule
+    return add
+
+
+def _rule(operation: str, vt):
+    table = _RULES[operation]
+    for klass in type(vt).__mro__:
+        rule = table.get(klass)
+        if rule is not None:
+            return rule
+    raise LookupError(f"no {operation} rule for a {type(vt).__name__} (is its rule module imported?)")
+
+
+def python_value(f, vt, op: str):
+    """The concrete Python value of a tracker; symbolic values are consumed (specialized) here."""
+    return _rule("python_value", vt)(f, vt, op)
+
+
+def truth(f, vt, op: str) -> bool:
+    return _rule("truth", vt)(f, vt, op)
+
+
+def iterate(f, vt) -> list:
+    """The items a `for` loop / unpacking / * would produce, as trackers."""
+    return _rule("iterate", vt)(f, vt)
+
+
+def subscript(f, obj, index):
+    return _rule("subscript", obj)(f, obj, index)
+
+
+def attribute(f, obj, name: str):
+    """`obj.name`."""
+    return _rule("attribute", obj)(f, obj, name)
+
+
+def call(f, fn, args: list, kwargs: dict):
+    return _rule("call", fn)(f, fn, args, kwargs)
+
+
+def binary(f, op, a, b):
+    """`a <op> b` for an operator-module function `op` (dispatched on the left operand)."""
+    return _rule("binary", a)(f, op, a, b)
+
+
+def contains(f, container, item) -> bool:
+    return _rule("contains", container)(f, container, item)
+
