@@ -88,3 +88,13 @@ def call_method(f, view_vt, name, args, kwargs):
     if name == "__len__":
         return V.Known(length(view_vt))
     raise GraphBreak(f"method {name!r} of a dict view")
+
+
+@protocol.register("python_value", V.DictView)
+def _view_value(f, vt, op):
+    return getattr(protocol.python_value(f, vt.dict, op), vt.kind)()
+
+
+@protocol.register("truth", V.DictView)
+def _view_truth(f, vt, op):
+    return bool(vt.dict.items)

@@ -29,25 +29,45 @@ MAX_UNROLL = 10_000
 
 
 # ---------------------------------------------------------------- python values
-def python_value(f, vt, op: str):
-    """The concrete Python value of a tracker; symbolic values are consumed (specialized) here."""
-    if isinstance(vt, V.Known):
-        return f.trace.as_object(vt) if vt.by_contents else vt.value
-    if isinstance(vt, V.Sym):
-        return f.trace.consumer.as_value(vt.value, op)
-    if isinstance(vt, (V.Tuple, V.List)):
-        vals = [python_value(f, i, op) for i in vt.items]
-        if isinstance(vt, V.NamedTuple):
-            return vt.cls(*vals) if hasattr(vt.cls, "_make") else vt.cls(vals)
-        return vals if isinstance(vt, V.List) else (torch.Size(vals) if isinstance(vt, V.Size) else tuple(vals))
-    if isinstance(vt, V.Dict):
-        return {k: python_value(f, v, op) for k, v in vt.items.items()}
-    if isinstance(vt, V.Slice):
-        return slice(*(python_value(f, p, op) for p in (vt.start, vt.stop, vt.step)))
-    if isinstance(vt, V.DictView):
-        return getattr(python_value(f, vt.dict, op), vt.kind)()
-    if isinstance(vt, V.Tensor):
-        raise GraphBreak(f"{op} needs the value of a tensor", hint="tensor values are only known at run time")
+python_value = protocol.python_value      # the concrete Python value of a tracker; symbols are consumed here
+truth = protocol.truth
+
+
+@protocol.register("python_value", V.Known)
+def _known_value(f, vt, op):
+    return f.trace.as_object(vt) if vt.by_contents else vt.value
+
+
+@protocol.register("python_value", V.Sym)
+def _symbol_value(f, vt, op):
+    return f.trace.consumer.as_value(vt.value, op)
+
+
+@protocol.register("python_value", V.Tuple, V.List)
+def _sequence_value(f, vt, op):
+    vals = [python_value(f, i, op) for i in vt.items]
+    if isinstance(vt, V.NamedTuple):
+        return vt.cls(*vals) if hasattr(vt.cls, "_make") else vt.cls(vals)
+    return vals if isinstance(vt, V.List) else (torch.Size(vals) if isinstance(vt, V.Size) else tuple(vals))
+
+
+@protocol.register("python_value", V.Dict)
+def _dict_value(f, vt, op):
+    return {k: python_value(f, v, op) for k, v in vt.items.items()}
+
+
+@protocol.register("python_value", V.Slice)
+def _slice_value(f, vt, op):
+    return slice(*(python_value(f, p, op) for p in (vt.start, vt.stop, vt.step)))
+
+
+@protocol.register("python_value", V.Tensor)
+def _tensor_value(f, vt, op):
+    raise GraphBreak(f"{op} needs the value of a tensor", hint="tensor values are only known at run time")
+
+
+@protocol.register("python_value", V.VT)
+def _no_value(f, vt, op):
     raise GraphBreak(f"{op} needs a {vt.python_type().__name__} the tracer cannot hold as a value")
 
 
@@ -101,22 +121,36 @@ def identical(f, a, b) -> bool:
 
 
 # ---------------------------------------------------------------- truth
-def truth(f, vt, op: str) -> bool:
-    if isinstance(vt, V.Known):
-        if vt.by_contents and (hasattr(type(vt.value), "__bool__") or hasattr(type(vt.value), "__len__")):
-            f.trace.as_object(vt)
-        return bool(vt.value)
-    if isinstance(vt, V.Sym):
-        return f.trace.consumer.as_bool(vt.value, op)
-    if isinstance(vt, V.Tensor):
-        raise GraphBreak("branch on a tensor's value", hint="use torch.where, or accept the break: "
-                                                             "the condition is evaluated in Python")
-    if isinstance(vt, (V.Tuple, V.List, V.Dict)):
-        return bool(vt.items)
-    if isinstance(vt, V.DictView):
-        return bool(vt.dict.items)
-    if isinstance(vt, V.Opaque):
-        raise GraphBreak(f"truth of an opaque {vt.cls.__name__}")
+@protocol.register("truth", V.Known)
+def _known_truth(f, vt, op):
+    if vt.by_contents and (hasattr(type(vt.value), "__bool__") or hasattr(type(vt.value), "__len__")):
+        f.trace.as_object(vt)
+    return bool(vt.value)
+
+
+@protocol.register("truth", V.Sym)
+def _symbol_truth(f, vt, op):
+    return f.trace.consumer.as_bool(vt.value, op)
+
+
+@protocol.register("truth", V.Tensor)
+def _tensor_truth(f, vt, op):
+    raise GraphBreak("branch on a tensor's value", hint="use torch.where, or accept the break: "
+                                                         "the condition is evaluated in Python")
+
+
+@protocol.register("truth", V.Tuple, V.List, V.Dict)
+def _container_truth(f, vt, op):
+    return bool(vt.items)
+
+
+@protocol.register("truth", V.Opaque)
+def _opaque_truth(f, vt, op):
+    raise GraphBreak(f"truth of an opaque {vt.cls.__name__}")
+
+
+@protocol.register("truth", V.VT)
+def _object_truth(f, vt, op):
     return True
 
 
@@ -487,6 +521,5 @@ def dict_items(f, vt) -> dict:
     raise Unsupported(f"** of a {vt.python_type().__name__}")
 
 
-for _operation, _rule in (("python_value", python_value), ("truth", truth), ("iterate", iterate),
-                          ("subscript", subscript), ("binary", binary), ("contains", contains)):
+for _operation, _rule in (("iterate", iterate), ("subscript", subscript), ("binary", binary), ("contains", contains)):
     protocol.register(_operation, V.VT)(_rule)
