@@ -90,7 +90,7 @@ def explain(fn, *args, **kwargs) -> Explanation:
         for entry in frame.entries:
             stop = entry.stop
             report.frames.append(FrameReport(
-                frame.fn.__code__.co_qualname, entry.graph_code, list(entry.guard.guards),
+                frame.fn.__qualname__, entry.graph_code, list(entry.guard.guards),
                 list(entry.specializations),
                 None if stop is None else {"reason": stop.reason, "hint": stop.hint, "file": stop.file,
                                            "line": stop.line}))

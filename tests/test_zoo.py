@@ -7,6 +7,7 @@ fallback, and no more compiles than torch.compile's default needs on the same st
 for batch 1). Two of them also train: forward, backward and an optimizer step through aot_eager.
 Models are built from tiny configs with random weights; nothing is downloaded.
 """
+import re
 import sys
 from pathlib import Path
 
@@ -112,3 +113,24 @@ def test_zoo_training_step_matches_eager_through_aot_eager(build):
     stats = partialdyn.stats(optimized)
     assert stats["graph_breaks"] == 0 and stats["eager_fallbacks"] == 0, stats
     assert 1 <= stats["compiles"] <= TORCH_DEFAULT_COMPILES and stats["graphs"] == stats["compiles"], stats
+
+
+PROVENANCE_MODELS = ("gpt2", "resnet")       # a decoder, and a vision model whose guards come from nn.Conv2d
+
+
+@pytest.mark.parametrize("model", [m for m in ZOO if m.name in PROVENANCE_MODELS], ids=lambda m: m.name)
+def test_every_guard_of_a_zoo_run_has_a_provenance_and_each_recompile_names_a_line(model):
+    module, calls = model.build(), model.calls()
+    optimized = partialdyn.optimize(module, backend="eager", policy="static")    # static: a recompile per shape
+    with torch.no_grad():
+        for kwargs in calls:
+            optimized(**kwargs)
+    guards = [g for e in partialdyn.events("guards") for g in e["guards"]]
+    assert guards
+    missing = [g["text"] for g in guards
+               if not (g["provenance"] and g["provenance"]["op"] and g["provenance"]["file"] and g["provenance"]["line"])]
+    assert not missing, missing[:5]
+    reasons = [e["reason"] for e in partialdyn.events("compile") if e["recompile"]]
+    assert reasons
+    for reason in reasons:
+        assert re.search(r"\(from .* at \S+\.py:\d+", reason), reason

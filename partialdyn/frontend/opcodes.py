@@ -483,7 +483,8 @@ def get_iter(f, i):
 def for_iter(f, i):
     it = f.stack[-1]
     if not generators.is_iterator(it):
-        raise GraphBreak(f"iteration over a {it.python_type().__name__} the tracer cannot see into",
+        kind = it.python_type().__name__.removesuffix("_iterator")
+        raise GraphBreak(f"a for loop over a {kind} iterator made outside the traced code (e.g. at a graph break)",
                          hint="each loop step runs in Python and the body resumes compiled")
     item = generators.step(f, it)
     if item is not None:

@@ -3,7 +3,7 @@
 A resume function is the original bytecode with a new prologue: it takes the
 live stack values and locals as arguments, pushes the stack back (NULL markers
 included), and jumps to the instruction where execution continues.  Filename
-and line numbers are the original's, so tracebacks point at the user's code.  The
+names and line numbers are the original's, so tracebacks point at the user's code.  The
 result is checked (stack depths, exception table) before anyone can run it.
 """
 from __future__ import annotations
@@ -65,8 +65,8 @@ def _keep_handler_depths(code, bc):
 
 
 def _copy_header(bc, new, code, index, layout, local_names):
-    new.name = f"{code.co_name}__resume_at_{index}"
-    new.qualname = f"{code.co_qualname}.<resume at {index}>"
+    new.name = code.co_name             # a traceback through the resume function shows the user's function
+    new.qualname = code.co_qualname
     new.filename = bc.filename
     new.first_lineno = bc.first_lineno
     new.cellvars = list(bc.cellvars)
@@ -80,6 +80,21 @@ def _copy_header(bc, new, code, index, layout, local_names):
     new.docstring = None
 
 
-def make_resume_function(fn: types.FunctionType, index: int, layout: tuple, local_names: tuple):
+def make_resume_function(fn: types.FunctionType, index: int, layout: tuple, local_names: tuple,
+                         after_line: int | None = None):
+    """The resume function, named for users after the line of the break (`after_line`, else the line before
+    `index`): `f (after line 10)`.  Its code keeps `f`'s names, for tracebacks."""
     code = make_resume_code(fn.__code__, index, layout, local_names)
-    return types.FunctionType(code, fn.__globals__, code.co_name, None, fn.__closure__)
+    after = f" (after line {after_line or _break_line(fn.__code__, index)})"
+    resumed = types.FunctionType(code, fn.__globals__, code.co_name + after, None, fn.__closure__)
+    resumed.__qualname__ = code.co_qualname + after
+    return resumed
+
+
+def _break_line(code: types.CodeType, index: int) -> int:
+    """The line of the instruction before `index` (the one that broke), else the resumed one's."""
+    instructions = flat_instructions(bytecode.Bytecode.from_code(code))
+    for instr in reversed(instructions[:index + 1][-2:]):
+        if instr.lineno:
+            return instr.lineno
+    return code.co_firstlineno

@@ -66,7 +66,7 @@ class Provenance:
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.realpath(__file__))) + os.sep
 
 
-def _is_engine_file(filename: str) -> bool:
+def is_engine_file(filename: str) -> bool:
     """partialdyn's own modules (its demo's model is user code)."""
     real = os.path.realpath(filename)
     return real.startswith(_PACKAGE_DIR) and real != os.path.join(_PACKAGE_DIR, "demo.py")
@@ -79,7 +79,7 @@ def user_caller() -> tuple | None:
     frame = sys._getframe(1)
     while frame is not None:
         file = frame.f_code.co_filename
-        if not file.startswith("<") and not is_library_file(file) and not _is_engine_file(file):
+        if not file.startswith("<") and not is_library_file(file) and not is_engine_file(file):
             return file, frame.f_lineno, linecache.getline(file, frame.f_lineno).strip()
         frame = frame.f_back
     return None

@@ -231,7 +231,7 @@ def _make_step(opt, trace, stop, names, texts):
     paid = trace.consumer.backoff_break       # the resume functions of a backoff break are budgeted
 
     def resume(index, stack_layout):
-        return opt.resume_function(index, stack_layout, names, arg_texts=texts, paid=paid)
+        return opt.resume_function(index, stack_layout, names, arg_texts=texts, paid=paid, after_line=stop.line)
 
     def callee_resolver(optimize_callee):
         return opt.callee_resolver(optimize_callee, paid)
@@ -246,7 +246,7 @@ def _make_step(opt, trace, stop, names, texts):
             callee_slot = len(layout) - n - 1 if layout[len(layout) - n - 2] else len(layout) - n - 2
         elif name == "CALL_FUNCTION_EX" and stop.inside_callee:
             callee_slot = len(layout) - 2 - (instr.arg & 1)
-        return EagerRest(opt.resume_function(stop.index, layout, names, optimized=False), eager_rest,
+        return EagerRest(opt.resume_function(stop.index, layout, names, optimized=False, after_line=stop.line), eager_rest,
                          callee_slot, callee_resolver(True))
     code = opt.fn.__code__
     call = caller_at(code.co_filename, instr.lineno or code.co_firstlineno, opt.origin[0].__code__.co_name,
@@ -271,13 +271,13 @@ def _make_step(opt, trace, stop, names, texts):
         return ForIterStep(resume(nxt, layout + (False,)), resume(target, layout[:-1]))
     if name == "RAISE_VARARGS":
         # the user's own code raises it (plain Python from the raise on), so the traceback ends at their line
-        return RaiseStep(opt.resume_function(stop.index, layout, names, optimized=False))
+        return RaiseStep(opt.resume_function(stop.index, layout, names, optimized=False, after_line=stop.line))
     stack_op = _stack_op(instr)
     if stack_op is not None:
         fn, n, pushes = stack_op
         pushed = (True, False) if name == "LOAD_METHOD" else (False,) * pushes    # LOAD_METHOD pushes NULL first
         return StackOpStep(fn, n, pushes, resume(nxt, layout[:len(layout) - n] + pushed))
-    return EagerRest(opt.resume_function(stop.index, layout, names, optimized=False), eager_rest)
+    return EagerRest(opt.resume_function(stop.index, layout, names, optimized=False, after_line=stop.line), eager_rest)
 
 
 def _stack_op(instr):

@@ -31,7 +31,7 @@ from ..stance import current_stance
 from .binding import frame_argnames, make_binder
 from .budget import CompileBudget
 from .steps import GraphRaised
-from .userframes import substitute
+from .userframes import substitute, without_engine_frames
 
 
 @dataclass
@@ -104,20 +104,25 @@ class OptimizedFunction:
 
     # ------------------------------------------------------------ hot path
     def __call__(self, *args, **kwargs):
-        if self.fn.__defaults__ is not self._defaults[0] or self.fn.__kwdefaults__ is not self._defaults[1]:
-            self._rebind()
-        bound = self.binder(*args, **kwargs)
-        if self.root is self:
-            self.stats.calls += 1
-        for entry in self.entries:
-            if entry.guard.check(*bound):
-                self.stats.cache_hits += 1
-                try:
-                    return entry.run(*bound)
-                except GraphRaised as raised:
-                    error = raised.error
-                return self._rerun_eagerly(error, args, kwargs)     # outside the except: no chained traceback
-        return self._miss(bound, args, kwargs)
+        try:
+            if self.fn.__defaults__ is not self._defaults[0] or self.fn.__kwdefaults__ is not self._defaults[1]:
+                self._rebind()
+            bound = self.binder(*args, **kwargs)
+            if self.root is self:
+                self.stats.calls += 1
+            for entry in self.entries:
+                if entry.guard.check(*bound):
+                    self.stats.cache_hits += 1
+                    try:
+                        return entry.run(*bound)
+                    except GraphRaised as raised:
+                        error = raised.error
+                    return self._rerun_eagerly(error, args, kwargs)     # outside the except: no chained traceback
+            return self._miss(bound, args, kwargs)
+        except PartialdynError:
+            raise
+        except Exception as error:      # the user's exception: its traceback shows the user's frames only
+            raise without_engine_frames(error)
 
     def _rebind(self):
         """The function's defaults were reassigned: bind with the new ones."""
@@ -302,12 +307,19 @@ class OptimizedFunction:
                       stack=stop.chain)
 
     def _log(self, kind, **fields_):
-        code = self.fn.__code__
-        emit(kind, fn=self.root.name, code=f"{code.co_name} ({code.co_filename.rsplit('/', 1)[-1]}:"
-                                         f"{code.co_firstlineno})", **fields_)
+        emit(kind, fn=self.root.name, code=self.display_name, **fields_)
 
     # ------------------------------------------------------------ children
-    def resume_function(self, index, layout, local_names, optimized=True, arg_texts=None, paid=False):
+    @property
+    def display_name(self) -> str:
+        """How events name the traced code: `f (model.py:3)`, or a resume function's `f (after line 10)`."""
+        code = self.fn.__code__
+        if self.fn.__name__ != code.co_name:
+            return self.fn.__name__
+        return f"{code.co_name} ({code.co_filename.rsplit('/', 1)[-1]}:{code.co_firstlineno})"
+
+    def resume_function(self, index, layout, local_names, optimized=True, arg_texts=None, paid=False,
+                        after_line=None):
         """The continuation at `index` of this frame, always built from the original code (so loops reuse it).
         It shares the root's backoff state; `arg_texts` names its stack arguments as users know them, so
         those dims keep their names.  `paid`: it exists because of a backoff break (its compiles come out of
@@ -320,7 +332,7 @@ class OptimizedFunction:
         children = self.root.children
         if key not in children:
             self._bound_children()
-            fn = make_resume_function(original, index, layout, local_names)
+            fn = make_resume_function(original, index, layout, local_names, after_line)
             children[key] = OptimizedFunction(fn, self.options, root=self.root,
                                               origin=(original, len(layout) + 1)) if optimized else fn
         child = children[key]

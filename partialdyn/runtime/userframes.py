@@ -6,13 +6,17 @@ caller's module, line and registry; tracebacks show the caller) must see the
 user's line, not partialdyn's.  `caller_at` makes a tiny function whose code has
 the user's file name, line number, function name and globals and that only does
 `fn(*args, **kwargs)`.  `warn_as_user` is `warnings.warn` with `stacklevel`
-counted over user-visible frames only.
+counted over user-visible frames only.  `without_engine_frames` drops partialdyn's
+frames from a user exception's traceback, so it reads like eager's.
 """
 from __future__ import annotations
 
 import os
 import sys
+import types
 import warnings
+
+from ..guards.provenance import is_engine_file
 
 
 def _call(fn, args, kwargs): return fn(*args, **kwargs)  # noqa: E704 -- one line: every instruction on it
@@ -82,3 +86,18 @@ def substitute(fn):
         return SUBSTITUTES.get(fn, fn)
     except TypeError:          # unhashable callable
         return fn
+
+
+def without_engine_frames(error: BaseException) -> BaseException:
+    """`error` with the traceback entries of partialdyn's own code (runtime, runners, steps) removed: the
+    user's frames, under the user's names, are what is left."""
+    kept, entry = [], error.__traceback__
+    while entry is not None:
+        filename = entry.tb_frame.f_code.co_filename
+        if not (filename.startswith("<partialdyn") or is_engine_file(filename)):
+            kept.append(entry)
+        entry = entry.tb_next
+    rebuilt = None
+    for entry in reversed(kept):
+        rebuilt = types.TracebackType(rebuilt, entry.tb_frame, entry.tb_lasti, entry.tb_lineno)
+    return error.with_traceback(rebuilt)

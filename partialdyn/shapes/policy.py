@@ -21,6 +21,26 @@ from ..errors import GraphBreak
 from ..guards.kinds import GuardKind
 
 
+# What to do about a break on an unstable size, by the operation that needed its value; the default applies to
+# uses a torch op could take instead (arithmetic, indexing, int() feeding an op).
+TEXT_HINT = ("turning a size into text needs its value in Python; format it outside the optimized function "
+             "(return the tensor and read its shape there), or accept the break")
+LOOP_HINT = ("a Python loop over a size runs in Python; a tensor op over the whole dim (x.split, x.unfold, "
+             "reshape to blocks) keeps it in the graph")
+UNSTABLE_HINTS = {
+    "str formatting": TEXT_HINT, "an f-string part": TEXT_HINT, "% formatting": TEXT_HINT, "str()": TEXT_HINT,
+    "print()": TEXT_HINT, "range()": LOOP_HINT, "iteration over a tensor": LOOP_HINT,
+}
+BOOL_HINT = "a branch on the size runs in Python; torch.where or a mask keeps the choice in the graph"
+DEFAULT_HINT = "keep the size symbolic (pass it to torch ops) to avoid the break"
+
+
+def unstable_hint(use: str, op: str) -> str:
+    if use == "bool use":
+        return BOOL_HINT
+    return UNSTABLE_HINTS.get(op, DEFAULT_HINT)
+
+
 @dataclass
 class FrameShapeState:
     """What the policy remembers across compiles.  The dim tables are shared by a function and all its resume
@@ -108,8 +128,7 @@ class Consumer:
         if unstable and self.break_allowed:
             self.backoff_break = True
             raise GraphBreak(f"{', '.join(unstable)} is unstable (recompiled too often); "
-                             f"its {use} by {op} runs in Python",
-                             hint="keep the size symbolic (pass it to torch ops) to avoid the break")
+                             f"its {use} by {op} runs in Python", hint=unstable_hint(use, op))
 
     def as_bool(self, value, op: str) -> bool:
         self._check(value, "bool use", op)

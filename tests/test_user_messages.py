@@ -1,0 +1,58 @@
+"""Messages in the user's terms: resume functions by the user's name and line, tracebacks like eager's,
+hints that apply to the break they are given for."""
+from __future__ import annotations
+
+import traceback
+
+import pytest
+import torch
+
+import partialdyn
+
+HERE = __file__
+
+
+def breaks_then_fails(x):
+    print("side effect")
+    y = x + 1
+    return y.view(7)
+
+
+def test_a_resume_function_is_named_by_the_function_and_the_line_of_the_break_in_events_and_explain():
+    partialdyn.reset()
+    opt = partialdyn.optimize(breaks_then_fails)
+    opt(torch.ones(7))
+    break_line = breaks_then_fails.__code__.co_firstlineno + 1
+    codes = [e["code"] for e in partialdyn.events("compile")]
+    assert f"breaks_then_fails (after line {break_line})" in codes, codes
+    assert not any("resume" in code for code in codes), codes
+    frames = [frame.name for frame in partialdyn.explain(breaks_then_fails, torch.ones(7)).frames]
+    assert any(name.endswith(f"breaks_then_fails (after line {break_line})") for name in frames), frames
+
+
+def test_a_traceback_after_a_graph_break_shows_the_users_frames_and_names_as_eager_does():
+    partialdyn.reset()
+    opt = partialdyn.optimize(breaks_then_fails)
+
+    def frames_of(fn):
+        with pytest.raises(RuntimeError) as raised:
+            fn(torch.ones(3))
+        return traceback.extract_tb(raised.value.__traceback__)
+    eager, optimized = frames_of(breaks_then_fails), frames_of(opt)
+    assert partialdyn.stats(opt)["graph_breaks"] == 1
+    user = [(f.filename, f.name, f.lineno) for f in optimized if "partialdyn" not in f.filename]
+    assert user == [(f.filename, f.name, f.lineno) for f in eager]
+    assert optimized[-1].name == "breaks_then_fails"
+    assert len(optimized) - len(user) <= 1, [(f.filename, f.name) for f in optimized]
+
+
+def test_the_hint_for_formatting_an_unstable_size_does_not_suggest_torch_ops():
+    def label(x):
+        text = f"rows={x.size(0)}"
+        return x * 2, text
+    partialdyn.reset()
+    opt = partialdyn.optimize(label, recompile_limit=1)
+    for rows in (2, 3, 4, 5):
+        assert opt(torch.ones(rows))[1] == f"rows={rows}"
+    (event,) = [e for e in partialdyn.events("graph_break") if "unstable" in e["reason"]][:1]
+    assert "torch ops" not in event["hint"] and "format it outside" in event["hint"], event["hint"]
