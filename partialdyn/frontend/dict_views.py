@@ -98,3 +98,8 @@ def _view_value(f, vt, op):
 @protocol.register("truth", V.DictView)
 def _view_truth(f, vt, op):
     return bool(vt.dict.items)
+
+
+@protocol.register("iterate", V.DictView)
+def _view_items(f, vt):
+    return items_of(vt)

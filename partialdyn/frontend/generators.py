@@ -279,3 +279,6 @@ def b_islice(f, iterable, *bounds):
 
 
 ITERTOOLS = {itertools.count: b_count, itertools.repeat: b_repeat, itertools.islice: b_islice}
+
+
+protocol.register("iterate", V.Generator, V.LazyIterator)(drain)

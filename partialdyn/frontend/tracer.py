@@ -29,7 +29,7 @@ from ..guards.kinds import GuardSet
 from ..guards.provenance import Provenance, provenance_of, user_caller
 from ..shapes.fake import provenance_of_sloc
 from ..shapes.policy import POLICIES, Consumer
-from . import attributes, calls, values  # noqa: F401  (they register their rules in protocol.py)
+from . import attributes, calls, dict_views, values  # noqa: F401  (they register their rules in protocol.py)
 from . import generators
 from .dataobjects import is_plain_class
 from .. import sources as S

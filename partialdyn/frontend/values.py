@@ -17,7 +17,6 @@ import torch
 
 from . import dataobjects
 from . import dict_views
-from . import generators
 from . import protocol
 from . import reads
 from . import environment
@@ -435,43 +434,63 @@ def mutate(f, container):
     f.trace.side_effects.mutate(container)
 
 
-def iterate(f, vt) -> list:
-    """The items a `for` loop / unpacking / * would produce, as trackers."""
-    if isinstance(vt, V.Iterator):
-        items = vt.items[vt.pos:]
-        f.trace.side_effects.step(vt, "pos", len(vt.items))
-        return items
-    if isinstance(vt, (V.Generator, V.LazyIterator)):
-        return generators.drain(f, vt)
-    if isinstance(vt, V.DictView):
-        return dict_views.items_of(vt)
-    if isinstance(vt, (V.Tuple, V.List)):
-        return list(vt.items)
-    if isinstance(vt, V.Dict):
-        return [V.Known(k) for k in vt.items]
-    if isinstance(vt, V.Known) and isinstance(vt.value, torch.nn.Module):
+iterate = protocol.iterate      # the items a `for` loop / unpacking / * would produce, as trackers
+
+
+@protocol.register("iterate", V.Iterator)
+def _iterator_items(f, vt):
+    items = vt.items[vt.pos:]
+    f.trace.side_effects.step(vt, "pos", len(vt.items))
+    return items
+
+
+@protocol.register("iterate", V.Tuple, V.List)
+def _sequence_items(f, vt):
+    return list(vt.items)
+
+
+@protocol.register("iterate", V.Dict)
+def _dict_items(f, vt):
+    return [V.Known(k) for k in vt.items]
+
+
+@protocol.register("iterate", V.DataObject)
+def _object_items(f, vt):
+    if vt.mapping is not None:
+        raise GraphBreak(f"iteration over a {vt.python_type().__name__}",
+                         hint="the loop runs in Python around a graph break")
+    if reads.static_lookup(vt.cls, "__iter__") is collections.abc.Sequence.__iter__:
+        # the mixin's __iter__ ends on an IndexError; a Sequence is its len() items
+        n = python_value(f, dataobjects.call_method(f, vt, "__len__", [], {}), "len()")
+        return [dataobjects.call_method(f, vt, "__getitem__", [V.Known(i)], {}) for i in range(n)]
+    return iterate(f, dataobjects.call_method(f, vt, "__iter__", [], {}))
+
+
+@protocol.register("iterate", V.Known)
+def _known_items(f, vt):
+    value = vt.value
+    if isinstance(value, torch.nn.Module):
         return _module_items(f, vt)
-    if isinstance(vt, V.DataObject) and vt.mapping is None:
-        if reads.static_lookup(vt.cls, "__iter__") is collections.abc.Sequence.__iter__:
-            # the mixin's __iter__ ends on an IndexError; a Sequence is its len() items
-            n = python_value(f, dataobjects.call_method(f, vt, "__len__", [], {}), "len()")
-            return [dataobjects.call_method(f, vt, "__getitem__", [V.Known(i)], {}) for i in range(n)]
-        return iterate(f, dataobjects.call_method(f, vt, "__iter__", [], {}))
-    if isinstance(vt, V.Known):
-        value = vt.value
-        if isinstance(value, range) and len(value) > MAX_UNROLL:
-            raise Unsupported("loop too long to unroll")
-        try:
-            values = list(value)
-        except TypeError as e:
-            raise UserError(e) from e
-        if vt.source is not None:
-            return _iterate_source(f, vt, values)
-        return [reads.known_result(v) for v in values]
-    if isinstance(vt, V.Tensor):
-        n = f.trace.consumer.as_value(vt.fake.size(0), "iteration over a tensor") if isinstance(
-            vt.fake.size(0), torch.SymInt) else vt.fake.size(0)
-        return [subscript(f, vt, V.Known(i)) for i in range(n)]
+    if isinstance(value, range) and len(value) > MAX_UNROLL:
+        raise Unsupported("loop too long to unroll")
+    try:
+        values = list(value)
+    except TypeError as e:
+        raise UserError(e) from e
+    if vt.source is not None:
+        return _iterate_source(f, vt, values)
+    return [reads.known_result(v) for v in values]
+
+
+@protocol.register("iterate", V.Tensor)
+def _tensor_items(f, vt):
+    n = f.trace.consumer.as_value(vt.fake.size(0), "iteration over a tensor") if isinstance(
+        vt.fake.size(0), torch.SymInt) else vt.fake.size(0)
+    return [subscript(f, vt, V.Known(i)) for i in range(n)]
+
+
+@protocol.register("iterate", V.VT)
+def _no_items(f, vt):
     raise GraphBreak(f"iteration over a {vt.python_type().__name__}",
                      hint="the loop runs in Python around a graph break")
 
@@ -521,5 +540,5 @@ def dict_items(f, vt) -> dict:
     raise Unsupported(f"** of a {vt.python_type().__name__}")
 
 
-for _operation, _rule in (("iterate", iterate), ("subscript", subscript), ("binary", binary), ("contains", contains)):
+for _operation, _rule in (("subscript", subscript), ("binary", binary), ("contains", contains)):
     protocol.register(_operation, V.VT)(_rule)
