@@ -108,6 +108,16 @@ def clone(value, storages=None, shared=()):
     return value
 
 
+def _clone_tensor(t, memo, shared):
+    ptr = t.untyped_storage().data_ptr()
+    if ptr not in shared:
+        return t.detach().clone()
+    key = ("storage", ptr, t.dtype)
+    if key not in memo:
+        memo[key] = torch.empty(0, dtype=t.dtype).set_(t.untyped_storage().clone())
+    return memo[key].as_strided(t.shape, t.stride(), t.storage_offset())
+
+
 def same(a, b, where="output"):
     """Assert a (eager) and b (optimized) are the same value, recursively."""
     if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):

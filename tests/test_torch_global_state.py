@@ -1,5 +1,5 @@
 """Torch global state: queries are guarded by their answer, setters run in Python on every call, autocast and
-deterministic algorithms are part of every entry's GLOBAL_STATE guard.  Differential against eager, with the
+inference mode, deterministic algorithms are part of every entry's GLOBAL_STATE guard.  Differential against eager, with the
 state changed between calls (the hooks run before both the eager and the optimized call)."""
 import contextlib
 
@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import partialdyn
-from helpers import check, r
+from partialdyn.backends import aot_eager
+from helpers import CountingBackend, check, r, same
 
 
 def setup_function():
@@ -186,3 +187,34 @@ def test_explain_lists_autocast_and_deterministic_guards():
         torch.set_autocast_dtype("cpu", torch.bfloat16)
         report = str(partialdyn.explain(lambda x: x + 1, r(2)))
     assert "autocast is on for cpu with torch.bfloat16" in report
+
+
+def doubled(x):
+    return x * 2
+
+
+@pytest.mark.parametrize("traced_inside", [False, True])
+def test_an_entry_traced_on_one_side_of_inference_mode_is_not_reused_on_the_other(traced_inside):
+    # grad mode is on on both sides (enable_grad inside inference mode): only inference mode differs
+    backend = CountingBackend(aot_eager)
+    opt = partialdyn.optimize(doubled, backend=backend)
+    x = r(3, requires_grad=True)
+    sides = [True, False] if traced_inside else [False, True]
+    for inside in sides + sides:
+        with torch.inference_mode(inside), torch.enable_grad():
+            got, expected = opt(x), doubled(x)
+            assert got.is_inference() is expected.is_inference() is inside
+        same(expected, got)
+    stats = partialdyn.stats(opt)
+    assert backend.runs == 4 and stats["compiles"] == 2 and stats["cache_hits"] == 2, stats
+
+
+def test_inference_mode_query_in_the_function_is_answered_on_each_side():
+    def branch(x):
+        return x + 1 if torch.is_inference_mode_enabled() else x - 1
+    backend = CountingBackend()
+    opt = partialdyn.optimize(branch, backend=backend)
+    for inside in (False, True, False):
+        with torch.inference_mode(inside):
+            same(branch(r(3)), opt(r(3)))
+    assert backend.runs == 3 and partialdyn.stats(opt)["compiles"] == 2

@@ -25,7 +25,7 @@ import torch
 
 from ..graph.builder import GraphBuilder
 from ..names import FUNCTION, GLOBALS, PREFIX, Constants
-from ..guards.kinds import GuardSet
+from ..guards.kinds import GuardSet, storage_key
 from ..guards.provenance import Provenance, provenance_of, user_caller
 from ..shapes.fake import provenance_of_sloc
 from ..shapes.policy import POLICIES, Consumer
@@ -115,6 +115,8 @@ class Trace:
         self.side_effects = SideEffects()           # mutations, attribute and global writes, iterator steps
         self.generators: list = []                  # generator objects made in the trace
         self.instructions = 0
+        self.tensor_inputs: list = []   # (source, tensor, is module state) of every tensor graph input
+        self.shared_storages: set = set()   # memory blocks whose tensors are static (set by the frame's caller)
         self.free_strides: list = []    # (source, dim, stride) of input dims of size 0/1: any stride is legal there
         self.strides_read = False
         self.globals_owner = V.Known(self.globals, S.Src(GLOBALS, "G"))
@@ -274,6 +276,19 @@ class Trace:
                 if other is not w and other.source is not None and other.python_type() is w.python_type():
                     self.guards.alias(w.source, other.source, same=False)
 
+    def guard_tensor_aliasing(self):
+        """Before the guards are built: if the graph writes the memory of a tensor input, which tensor inputs
+        share memory is part of what it computes (a functionalized graph assumed it): guard it (ALIASING).
+        Parameters and buffers count only when written (tied weights are one object, guarded by `is`)."""
+        effects = self.builder.effects
+        if not effects.writes_inputs:
+            return
+        fakes = {src.code: node.meta["val"] for src, node in self.builder.inputs}
+        chosen = [(src, t) for src, t, module_state in self.tensor_inputs
+                  if not module_state or effects.writes(fakes[src.code])]
+        if len(chosen) > 1:
+            self.guards.storage_aliasing([src for src, _ in chosen], [t for _, t in chosen])
+
     def _wrap_local_function(self, fn, source):
         """A function made by the traced code's previous part (a lambda or local def passed across a graph break):
         guarded by its code, not its identity, so a new closure per call does not recompile."""
@@ -292,13 +307,17 @@ class Trace:
                        if d in marks.get("dynamic", ()) or
                        (self.policy.starts_dynamic(self.shape_state, S.size(source, d))
                         and d not in marks.get("static", ()))}
-        fully_static = static or not _plain_layout(t)
+        # tensors sharing memory with another argument, in a graph that writes an input, are static
+        fully_static = static or not _plain_layout(t) or storage_key(t) in self.shared_storages
+        if fully_static:
+            dynamic = set()
         self.guards.tensor_match(source, t, static=fully_static)
         vt = self.builder.tensor_input(t, source, dynamic)
         for d in marks.get("strict", set()) & dynamic:     # partialdyn.mark_dynamic: specializing it is an error
             size = vt.fake.shape[d]
             if isinstance(size, torch.SymInt) and size.node.expr.is_Symbol:
                 self.strict_dynamic[size.node.expr] = (source, d)
+        self.tensor_inputs.append((source, t, static))
         for d, s in enumerate(vt.fake.shape):
             if not fully_static and not (isinstance(s, torch.SymInt) and s.node.expr.free_symbols):
                 # static by policy, or a dynamic dim of size 0/1 that the ShapeEnv made a constant
@@ -315,6 +334,25 @@ class Trace:
             torch._C._set_grad_enabled(enabled)   # fake execution follows the mode
             self.grad_enabled = enabled
             self.grad_mode_changed = True
+
+
+def shared_storages(values) -> set:
+    """Memory blocks that two distinct tensors among `values` (arguments, and tensors in their lists, tuples and
+    dicts) share: `f(x, x[0])`, `f(a.t(), a)`."""
+    owners: dict = {}
+
+    def visit(value, depth):
+        if isinstance(value, torch.Tensor):
+            owners.setdefault(storage_key(value), set()).add(id(value))
+        elif depth < 3 and isinstance(value, (list, tuple)):
+            for item in value:
+                visit(item, depth + 1)
+        elif depth < 3 and isinstance(value, dict):
+            for item in value.values():
+                visit(item, depth + 1)
+    for value in values:
+        visit(value, 0)
+    return {key for key, ids in owners.items() if len(ids) > 1}
 
 
 def _read_by_contents(value) -> bool:

@@ -2,7 +2,7 @@
 
 While the tracer runs ops on fake values, `EffectRecorder` (a dispatch mode on top of the fake mode) sees
 every aten op and notes whether any writes to the memory of a graph input (an argument, a parameter, a
-buffer, or a view of one) or draws random numbers.  A graph that does neither can be run again from the
+buffer, or a view of one), which ones, and whether any draws random numbers.  A graph that does neither can be run again from the
 start by plain Python when it raises: nothing it did is visible, so the re-run is exactly the eager call.
 """
 from __future__ import annotations
@@ -16,11 +16,19 @@ class EffectRecorder(TorchDispatchMode):
     def __init__(self):
         super().__init__()
         self._input_storages: set = set()
-        self.writes_inputs = False
+        self.written_storages: set = set()      # the input storages some op writes
         self.draws_random = False
 
     def add_input(self, fake: torch.Tensor) -> None:
         self._input_storages.add(StorageWeakRef(fake.untyped_storage()))
+
+    @property
+    def writes_inputs(self) -> bool:
+        return bool(self.written_storages)
+
+    def writes(self, fake: torch.Tensor) -> bool:
+        """Does some recorded op write the memory of this input (or of a view of it)?"""
+        return StorageWeakRef(fake.untyped_storage()) in self.written_storages
 
     @property
     def rerunnable(self) -> bool:
@@ -30,12 +38,11 @@ class EffectRecorder(TorchDispatchMode):
         kwargs = kwargs or {}
         if torch.Tag.nondeterministic_seeded in func.tags:
             self.draws_random = True
-        if func._schema.is_mutable and not self.writes_inputs:
-            self.writes_inputs = any(self._is_input_memory(t) for t in _written(func, args, kwargs))
+        if func._schema.is_mutable:
+            for t in _written(func, args, kwargs):
+                if isinstance(t, torch.Tensor) and (ref := StorageWeakRef(t.untyped_storage())) in self._input_storages:
+                    self.written_storages.add(ref)
         return func(*args, **kwargs)
-
-    def _is_input_memory(self, t) -> bool:
-        return isinstance(t, torch.Tensor) and StorageWeakRef(t.untyped_storage()) in self._input_storages
 
 
 def _written(func, args, kwargs):

@@ -12,7 +12,7 @@ import math
 import torch
 
 from ..names import FUNCTION, GLOBALS, PREFIX
-from .kinds import Guard, signature_difference, tensor_signature
+from .kinds import Guard, signature_difference, storage_groups, tensor_signature
 
 
 def _describe_sig(t):
@@ -24,11 +24,13 @@ def _namespace(constants: dict, globals_: dict, fn) -> dict:
     name can shadow it (names.argument_name)."""
     ns = {GLOBALS: globals_, FUNCTION: fn, PREFIX + "describe_sig": _describe_sig, PREFIX + "named": NamedValues,
           PREFIX + "grad_enabled": torch.is_grad_enabled, PREFIX + "default_dtype": torch.get_default_dtype,
+          PREFIX + "inference_mode": torch.is_inference_mode_enabled,
           PREFIX + "any_autocast": torch._C._is_any_autocast_enabled,
           PREFIX + "autocast_enabled": torch.is_autocast_enabled,
           PREFIX + "autocast_dtype": torch.get_autocast_dtype, PREFIX + "autocast_cache": torch.is_autocast_cache_enabled,
           PREFIX + "deterministic": torch._C._get_deterministic_algorithms,
-          PREFIX + "deterministic_warn_only": torch._C._get_deterministic_algorithms_warn_only, "math": math}
+          PREFIX + "deterministic_warn_only": torch._C._get_deterministic_algorithms_warn_only,
+          PREFIX + "storage_groups": storage_groups, "math": math}
     ns.update(constants)
     return ns
 

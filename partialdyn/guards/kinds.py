@@ -34,7 +34,7 @@ class GuardKind(enum.StrEnum):
     MODULE_STRUCTURE = "MODULE_STRUCTURE"            # an nn.Module's children, parameters and hooks
     FUNCTION_MATCH = "FUNCTION_MATCH"                # the code (and closure size) of a function called
     ALIASING = "ALIASING"                            # two inputs are (or are not) the same object
-    GLOBAL_STATE = "GLOBAL_STATE"                    # grad mode, default dtype
+    GLOBAL_STATE = "GLOBAL_STATE"                    # grad mode, default dtype, inference mode, autocast
 
 
 def in_log_order(guards) -> list:
@@ -247,6 +247,19 @@ class GuardSet:
         op = "is" if same else "is not"
         self.add(Guard(GuardKind.ALIASING, f"{src.code} {op} {other.code}", f"{src} {op} {other}", str(src)))
 
+    def storage_aliasing(self, sources: list, tensors: list):
+        """Which of these tensor inputs share memory, as in the traced call (the graph writes one of them: a
+        functionalized graph computed as if aliased inputs were distinct, or the reverse, is wrong)."""
+        for src in sources:
+            self._refs(src)
+        args = ", ".join(src.code for src in sources)
+        groups = storage_groups(*tensors)
+        shared = [str(src) for src, g in zip(sources, groups) if groups.count(g) > 1]
+        text = (f"{', '.join(shared)} share memory as traced" if shared else
+                f"{', '.join(map(str, sources))} share no memory")
+        self.add(Guard(GuardKind.ALIASING, f"{PREFIX}storage_groups({args}) == {self.constant(groups)}", text,
+                       actual=f"{PREFIX}storage_groups({args})"))
+
     def _temp(self, src) -> str:
         """A name for a long source evaluated once in a guard (`(__pd_tN := a.b.c)`)."""
         return src.code if src.code.isidentifier() else f"{PREFIX}t{len(self._guards)}"
@@ -260,14 +273,17 @@ class GuardSet:
                        dims=(name,), actual=code))
 
     def global_state(self):
-        """The process-wide state every entry assumes: grad mode, default dtype, autocast, deterministic
-        algorithms.  The common case (autocast and deterministic algorithms off) costs one C call each."""
+        """The process-wide state every entry assumes: grad mode, default dtype, inference mode, autocast,
+        deterministic algorithms.  The common case (autocast and deterministic algorithms off) costs one C call each."""
         grad = torch.is_grad_enabled()
         self.add(Guard(GuardKind.GLOBAL_STATE, f"{PREFIX}grad_enabled() is {grad}", f"grad mode is {'on' if grad else 'off'}",
                        actual=f"{PREFIX}grad_enabled()"))
         k = self.constant(torch.get_default_dtype())
         self.add(Guard(GuardKind.GLOBAL_STATE, f"{PREFIX}default_dtype() is {k}",
                        f"default dtype is {torch.get_default_dtype()}", actual=f"{PREFIX}default_dtype()"))
+        inference = torch.is_inference_mode_enabled()
+        self.add(Guard(GuardKind.GLOBAL_STATE, f"{PREFIX}inference_mode() is {inference}",
+                       f"inference mode is {'on' if inference else 'off'}", actual=f"{PREFIX}inference_mode()"))
         self._autocast_state()
         deterministic = torch._C._get_deterministic_algorithms()
         self.add(Guard(GuardKind.GLOBAL_STATE, f"{PREFIX}deterministic() is {deterministic}",
@@ -310,6 +326,21 @@ class GuardSet:
         compare = "is" if value is None or type(value) is bool else "=="
         self.add(Guard(GuardKind.GLOBAL_STATE, f"{call} {compare} {k(value)}", f"{name}({shown}) {compare} {value!r}",
                        actual=call))
+
+
+def storage_key(t: torch.Tensor) -> int:
+    """The address of a tensor's memory block (tensors without storage count as their own block)."""
+    try:
+        return t.untyped_storage().data_ptr()
+    except (RuntimeError, NotImplementedError):
+        return id(t)
+
+
+def storage_groups(*tensors) -> tuple:
+    """For each tensor, the position of the first tensor sharing its memory: (0, 1, 0) when the third is (a
+    view of) the first.  Empty tensors may all count as one block; the trace saw the same."""
+    first: dict = {}
+    return tuple(first.setdefault(storage_key(t), i) for i, t in enumerate(tensors))
 
 
 def global_module_hooks() -> tuple:

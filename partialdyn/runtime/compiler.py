@@ -23,7 +23,7 @@ from ..errors import Unsupported
 from ..frontend.instructions import CONDITIONAL_JUMPS, OR_POP_JUMPS
 from ..frontend.resume import STACK_PREFIX
 from ..frontend.side_effects import SideEffects
-from ..frontend.tracer import Frame, Trace
+from ..frontend.tracer import Frame, Trace, shared_storages
 from .rebuild import OUTPUTS
 from ..guards.codegen import GuardFunction
 from ..guards.shape import shape_guards
@@ -47,10 +47,12 @@ class Entry:
     backend_seconds: float = 0.0
 
 
-def trace_frame(opt, bound: tuple, break_allowed: bool = True) -> tuple[Trace, object]:
+def trace_frame(opt, bound: tuple, break_allowed: bool = True, shared: set = frozenset()) -> tuple[Trace, object]:
+    """`shared`: memory blocks whose tensors are made static (argument tensors sharing memory)."""
     fn = opt.fn
     trace = Trace(fn, opt.options, opt.shape_state)
     trace.consumer.break_allowed = break_allowed
+    trace.shared_storages = shared
     code = fn.__code__
     locals_ = {name: trace.wrap(value, S.argument(param, opt.arg_texts.get(name, param_name(name))), frame_input=True)
                for name, param, value in zip(frame_argnames(code), opt.argnames, bound)}
@@ -83,6 +85,10 @@ def compile_entry(opt, bound: tuple, break_allowed: bool = True) -> Entry:
     """`break_allowed`: an unstable dim may graph-break (else it is specialized)."""
     t0 = time.perf_counter()
     trace, result = trace_frame(opt, bound, break_allowed)
+    if trace.builder.effects.writes_inputs and (shared := shared_storages(bound)):
+        # the graph writes an input and some argument tensors share memory: aot_autograd rebuilds those from
+        # one base, which needs their sizes static; trace again with them static
+        trace, result = trace_frame(opt, bound, break_allowed, shared)
     trace.check_strict_dynamic()
     rebuilder = Rebuilder(trace.owned)
     if result.stop is None:
@@ -96,6 +102,7 @@ def compile_entry(opt, bound: tuple, break_allowed: bool = True) -> Entry:
     compiled = _lower(opt, trace, gm) if has_graph else None
     t2 = time.perf_counter()
     trace.assume_distinct()
+    trace.guard_tensor_aliasing()
     guard = GuardFunction(list(trace.guards) + shape_guards(trace.builder.shapes), opt.argnames,
                           {**trace.guards.constants, **trace.source_constants}, opt.fn.__globals__, opt.fn)
     if compiled is not None and (trace.grad_mode_changed or trace.grad_enabled != torch.is_grad_enabled()):
