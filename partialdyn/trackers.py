@@ -15,6 +15,7 @@ Every value the traced code touches is one of:
   LazyIterator zip / enumerate / map / filter / itertools.count & co, pulled one item at a time
   DictView     d.keys() / d.values() / d.items(): a live view of a Dict tracker
   GradMode / GradModeExit   torch.no_grad() & co, and the exit of their `with`
+  Autocast / AutocastExit   torch.autocast(...) and the exit of its `with` (a region in the graph)
   Slice        a slice with symbolic bounds
   DataObject   a dataclass or plain-class instance created in the trace
   Super        super() of a class and an instance
@@ -196,6 +197,28 @@ class GradMode(VT):
 @dataclass(eq=False)
 class GradModeExit(VT):
     restore: bool
+
+    def python_type(self):
+        return type(len)
+
+
+@dataclass(eq=False)
+class Autocast(VT):
+    """`torch.autocast(...)` made in the trace, its arguments resolved (frontend/autocast.py)."""
+    device_type: str
+    dtype: Any
+    enabled: bool
+    cache_enabled: bool
+
+    def python_type(self):
+        return torch.autocast
+
+
+@dataclass(eq=False)
+class AutocastExit(VT):
+    """The exit of a traced autocast region: the graph node that entered it and the mode entered at trace time."""
+    node: Any
+    mode: Any
 
     def python_type(self):
         return type(len)

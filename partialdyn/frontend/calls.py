@@ -18,6 +18,7 @@ import types
 
 import torch
 
+from . import autocast
 from . import dataobjects
 from .builtins_table import BUILTINS, CONSTANT_FOLD, GRAD_MODE, call_getter, container_method, tensor_method
 from . import environment
@@ -42,6 +43,8 @@ def call(f, fn, args, kwargs):
     if isinstance(fn, V.GradModeExit):
         f.trace.set_grad_enabled(fn.restore)
         return V.Known(None)
+    if isinstance(fn, V.AutocastExit):
+        return autocast.exit_(f, fn)
     if isinstance(fn, V.Partial):
         return call(f, fn.fn, list(fn.args) + list(args), {**fn.kwargs, **kwargs})
     if isinstance(fn, V.Known):
@@ -66,6 +69,8 @@ def call_known(f, fn_vt, args, kwargs):
     optimized = escapes.optimized_original(fn)
     if optimized is not None:       # an optimized function called from traced code is traced as part of it
         return call(f, V.Known(optimized, _attr_source(fn_vt, escapes.OPTIMIZED_MARKER)), args, kwargs)
+    if fn is autocast.AUTOCAST_CLASS and not f.trace.shape_state.autocast_breaks:
+        return autocast.make(f, args, kwargs)
     handler = _lookup(BUILTINS, fn)
     if handler is not None:
         return handler(f, *args, **kwargs)

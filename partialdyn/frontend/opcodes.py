@@ -13,6 +13,7 @@ from bytecode import BinaryOp, Compare
 
 from . import attributes as A
 from . import calls as C
+from . import autocast
 from . import contexts
 from . import generators
 from . import reads
@@ -498,6 +499,10 @@ def for_iter(f, i):
 @handles("BEFORE_WITH")
 def before_with(f, i):
     ctx = f.pop()
+    if isinstance(ctx, V.Autocast):
+        f.push(autocast.enter(f, ctx))
+        f.push(ctx)
+        return
     if not isinstance(ctx, V.GradMode):
         exit_, value = contexts.enter(f, ctx)
         f.push(exit_)

@@ -92,6 +92,8 @@ def call(f, fn, kind, args, kwargs):
                          hint="it runs in Python; the code after it is traced under the new state")
     if takes_graph_values:
         return None
+    if f.trace.autocast_open and "autocast" in name:
+        raise GraphBreak(f"{name}() inside a traced autocast region")    # answered in Python (AutocastRestart)
     if kind == "unknown":
         raise GraphBreak(f"{name}() is a torch function that reads or changes global state the tracer "
                          f"does not model", hint="it runs in Python between two graphs")

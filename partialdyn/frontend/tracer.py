@@ -34,6 +34,7 @@ from . import generators
 from .dataobjects import is_plain_class
 from .. import sources as S
 from .. import trackers as V
+from .autocast import AutocastRestart
 from ..errors import GraphBreak, PartialdynError, Unsupported, UserError
 from ..rebuilt import GradRestore
 from .instructions import decode
@@ -113,6 +114,8 @@ class Trace:
         self.grad_enabled = torch.is_grad_enabled()
         self.grad_mode_changed = False
         self.side_effects = SideEffects()           # mutations, attribute and global writes, iterator steps
+        self.autocast_open: list = []               # autocast modes entered by traced regions, innermost last
+        self.autocast_regions = 0                   # regions the graph enters
         self.generators: list = []                  # generator objects made in the trace
         self.instructions = 0
         self.tensor_inputs: list = []   # (source, tensor, is module state) of every tensor graph input
@@ -506,10 +509,14 @@ class Frame:
                     generators.check_dropped(self.trace)
                     return Result(value=self.return_value)
             except (GraphBreak, Unsupported) as e:
+                if self.trace.autocast_open:
+                    raise AutocastRestart(e.reason) from e
                 return Result(stop=self._stop_here(e, saved))
             except UserError as e:
                 if not self.decoded.is_user_try(self.current):
                     raise
+                if self.trace.autocast_open:
+                    raise AutocastRestart(str(e)) from e
                 return Result(stop=self._stop_here(GraphBreak(f"exception inside a try block: {e}",
                                                               hint="the try block runs in Python"), saved))
 

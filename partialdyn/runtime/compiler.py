@@ -20,6 +20,8 @@ from ..backends import lookup
 from .. import sources as S
 from .. import trackers as V
 from ..errors import Unsupported
+from ..frontend import autocast
+from ..frontend.autocast import AutocastRestart
 from ..frontend.instructions import CONDITIONAL_JUMPS, OR_POP_JUMPS
 from ..frontend.resume import STACK_PREFIX
 from ..frontend.side_effects import SideEffects
@@ -32,7 +34,7 @@ from .binding import frame_argnames, param_name
 from .rebuild import Rebuilder
 from .userframes import caller_at
 from .steps import (NULL, BranchStep, CallExStep, CallStep, EagerRest, ForIterStep, GraphRaised, RaiseStep,
-                    StackOpStep, restore_grad_mode)
+                    StackOpStep, restore_autocast_on_error, restore_grad_mode)
 
 
 @dataclass
@@ -71,6 +73,7 @@ def trace_frame(opt, bound: tuple, break_allowed: bool = True, shared: set = fro
     try:
         result = frame.run_root()
     finally:
+        autocast.close_all(trace)
         torch._C._set_grad_enabled(grad)
     return trace, result
 
@@ -84,7 +87,11 @@ def _star_names(code):
 def compile_entry(opt, bound: tuple, break_allowed: bool = True) -> Entry:
     """`break_allowed`: an unstable dim may graph-break (else it is specialized)."""
     t0 = time.perf_counter()
-    trace, result = trace_frame(opt, bound, break_allowed)
+    try:
+        trace, result = trace_frame(opt, bound, break_allowed)
+    except AutocastRestart:
+        opt.shape_state.autocast_breaks = True      # a region could not be traced: autocast calls break
+        trace, result = trace_frame(opt, bound, break_allowed)
     if trace.builder.effects.writes_inputs and (shared := shared_storages(bound)):
         # the graph writes an input and some argument tensors share memory: aot_autograd rebuilds those from
         # one base, which needs their sizes static; trace again with them static
@@ -107,6 +114,8 @@ def compile_entry(opt, bound: tuple, break_allowed: bool = True) -> Entry:
                           {**trace.guards.constants, **trace.source_constants}, opt.fn.__globals__, opt.fn)
     if compiled is not None and (trace.grad_mode_changed or trace.grad_enabled != torch.is_grad_enabled()):
         compiled = restore_grad_mode(compiled, torch.is_grad_enabled(), trace.grad_enabled)
+    if compiled is not None and trace.autocast_regions:
+        compiled = restore_autocast_on_error(compiled)
     run = _make_runner(opt, trace, rebuilder, compiled, body, stop_step)
     return Entry(guard, run, gm.code if has_graph else "", has_graph, result.stop,
                  trace.consumer.specializations, t1 - t0, t2 - t1)

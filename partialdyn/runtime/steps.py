@@ -12,6 +12,8 @@ import types
 
 import torch
 
+from ..guards.kinds import AUTOCAST_DEVICES
+
 NULL = type("NULL", (), {"__repr__": lambda self: "NULL"})()
 
 
@@ -143,6 +145,42 @@ def restore_grad_mode(compiled, entry_mode: bool, exit_mode: bool):
         torch._C._set_grad_enabled(exit_mode)
         return out
     return run
+
+
+def restore_autocast_on_error(compiled):
+    """Run a graph with autocast regions; if it raises inside one, leave autocast as it was before the call."""
+    def run(*args):
+        saved = autocast_state()
+        try:
+            return compiled(*args)
+        except BaseException:
+            restore_autocast(saved)
+            raise
+    return run
+
+
+def _autocast_nesting() -> int:
+    depth = torch.autocast_increment_nesting() - 1
+    torch.autocast_decrement_nesting()
+    return depth
+
+
+def autocast_state():
+    return _autocast_nesting(), torch.is_autocast_cache_enabled(), [
+        (device, torch.is_autocast_enabled(device), torch.get_autocast_dtype(device)) for device in AUTOCAST_DEVICES]
+
+
+def restore_autocast(saved):
+    nesting, cache, devices = saved
+    for device, enabled, dtype in devices:
+        torch.set_autocast_enabled(device, enabled)
+        torch.set_autocast_dtype(device, dtype)
+    torch.set_autocast_cache_enabled(cache)
+    leaked = _autocast_nesting() - nesting
+    for _ in range(leaked):
+        torch.autocast_decrement_nesting()
+    if leaked > 0 and nesting == 0:
+        torch.clear_autocast_cache()
 
 
 def make_function(code, globals_, name, defaults, kwdefaults, closure_values):

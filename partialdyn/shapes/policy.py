@@ -44,12 +44,13 @@ def unstable_hint(use: str, op: str) -> str:
 @dataclass
 class FrameShapeState:
     """What the policy remembers across compiles.  The dim tables are shared by a function and all its resume
-    functions and callees (`shared_with`); `constant_floats` is per code object."""
+    functions and callees (`shared_with`); `constant_floats` and `autocast_breaks` are per code object."""
     recompiles_by_dim: dict = field(default_factory=dict)   # dim key -> recompiles it caused
     charge_by_dim: dict = field(default_factory=dict)       # dim key -> backoff charge (predicate-only: 1/2)
     unstable: set = field(default_factory=set)               # dim keys that graph-break when consumed
     changed: set = field(default_factory=set)                # automatic: dims seen changing
     constant_floats: bool = False   # the backend cannot take symbolic float inputs here: floats are constants
+    autocast_breaks: bool = False   # an autocast region here could not be traced: torch.autocast is a break
 
     def shared_with(self) -> "FrameShapeState":
         """A state for a child code object: the same dim tables, its own float flag."""
