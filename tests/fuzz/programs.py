@@ -542,6 +542,16 @@ def _torch_autocast(ch, i):
             out = out + 5""")]))
 
 
+def _torch_autocast_region(ch, i):
+    return Atom("torch.autocast_region", world=f"AC{i} = True", mutations=(f"AC{i} = not AC{i}",),
+                body=ch.choice([
+                    f"with torch.autocast('cpu', dtype=torch.bfloat16, enabled=AC{i}):\n"
+                    "    out = (out @ torch.ones(4, 4)).float()",
+                    "with torch.autocast('cpu'):\n    out = out @ torch.ones(4, 4)\nout = out.float()",
+                    "with torch.autocast('cpu', dtype=torch.bfloat16):\n"
+                    "    if torch.is_autocast_enabled('cpu'):\n        out = out + 1"]))
+
+
 def _torch_num_threads(ch, i):
     return Atom("torch.num_threads", body="out = out * torch.get_num_threads()")
 
@@ -616,6 +626,7 @@ KINDS = {
     "torch.default_dtype": _torch_default_dtype,
     "torch.deterministic": _torch_deterministic,
     "torch.autocast": _torch_autocast,
+    "torch.autocast_region": _torch_autocast_region,
     "torch.num_threads": _torch_num_threads,
     "torch.state_writes": _torch_state_writes,
     "shapes.predicate": _shapes_predicate,
