@@ -59,4 +59,4 @@ def test_the_recompile_reason_says_which_arguments_share_memory():
     t = r(4)
     opt(t, t)
     reasons = [e["reason"] for e in partialdyn.events("compile") if e["recompile"]]
-    assert reasons == ["a, b share no memory failed: got (0, 0)"]
+    assert len(reasons) == 1 and reasons[0].startswith("a, b share no memory failed: got (0, 0)"), reasons
