@@ -21,11 +21,8 @@ class AutocastRestart(Exception):
     """A region could not be traced into the graph: trace again with `torch.autocast` calls as graph breaks."""
 
 
-def make(f, args, kwargs):
-    """`torch.autocast(...)` with constant arguments."""
-    from .values import python_value
-    values = [python_value(f, a, "torch.autocast") for a in args]
-    kw = {k: python_value(f, v, "torch.autocast") for k, v in kwargs.items()}
+def make(f, values: list, kw: dict):
+    """`torch.autocast(...)` called with these Python values."""
     names = ("device_type", "dtype", "enabled", "cache_enabled")
     given = dict(zip(names, values), **kw)
     if set(given) - set(names) or "device_type" not in given:

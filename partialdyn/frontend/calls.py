@@ -70,7 +70,8 @@ def call_known(f, fn_vt, args, kwargs):
     if optimized is not None:       # an optimized function called from traced code is traced as part of it
         return call(f, V.Known(optimized, _attr_source(fn_vt, escapes.OPTIMIZED_MARKER)), args, kwargs)
     if fn is autocast.AUTOCAST_CLASS and not f.trace.shape_state.autocast_breaks:
-        return autocast.make(f, args, kwargs)
+        return autocast.make(f, [Vals.python_value(f, a, "torch.autocast") for a in args],
+                             {k: Vals.python_value(f, v, "torch.autocast") for k, v in kwargs.items()})
     handler = _lookup(BUILTINS, fn)
     if handler is not None:
         return handler(f, *args, **kwargs)
