@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import partialdyn
+from partialdyn.backends import aot_eager
 from helpers import CountingBackend, check, r, same
 
 
@@ -24,10 +25,10 @@ def matmul_in_bfloat16(x, w):
     return z.float() * 2, z.dtype
 
 
-@pytest.mark.parametrize("functionalize", [False, True])
-def test_an_autocast_region_in_the_function_is_part_of_one_graph_compiled_once(functionalize):
+@pytest.mark.parametrize("inner", [None, aot_eager])
+def test_an_autocast_region_in_the_function_is_part_of_one_graph_compiled_once(inner):
     x, w = r(2, 3), r(3, 4)
-    stats = check(matmul_in_bfloat16, [(x, w)] * 4, breaks=0, backend=CountingBackend(functionalize))
+    stats = check(matmul_in_bfloat16, [(x, w)] * 4, breaks=0, backend=CountingBackend(inner))
     assert stats["compiles"] == 1 and stats["cache_hits"] == 3, stats
     assert not torch.is_autocast_enabled("cpu")
 
@@ -37,7 +38,7 @@ def test_gradients_through_a_traced_autocast_region_match_eager():
         with torch.autocast("cpu", dtype=torch.bfloat16):
             z = torch.relu(x @ w)
         return z.float().sum()
-    opt = partialdyn.optimize(loss, backend=CountingBackend(functionalize=True))
+    opt = partialdyn.optimize(loss, backend=CountingBackend(aot_eager))
     for _ in range(2):
         w_ref, w_opt = r(3, 4, requires_grad=True), r(3, 4, requires_grad=True)
         same(loss(r(2, 3), w_ref), opt(r(2, 3), w_opt))
