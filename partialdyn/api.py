@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import sys
 import types
 import warnings
 import weakref
@@ -13,7 +14,7 @@ import torch
 from .backends import check_backend
 from .config import config, validate
 from .frontend.escapes import allow_in_graph as register_allowed_in_graph
-from .logs import clear_events, emit
+from .logs import clear_events, emit, events
 from .runtime.function import OptimizedFunction, Options, forget_warnings
 
 _ROOTS: "weakref.WeakSet[OptimizedFunction]" = weakref.WeakSet()
@@ -204,7 +205,15 @@ def emit_stats() -> None:
             emit("stats", fn=opt.name, **opt.stats.as_dict())
 
 
-atexit.register(emit_stats)
+def _at_exit() -> None:
+    """The `stats` events, then the summary on stderr when PARTIALDYN_LOGS (config.logs) has `summary`."""
+    emit_stats()
+    if "summary" in config.logs:
+        from .logs.summary import summary
+        print(summary(events()), file=sys.stderr)
+
+
+atexit.register(_at_exit)
 
 
 def reset() -> None:

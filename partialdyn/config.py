@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass, fields
 
 POLICIES = ("partial", "dynamic", "static", "automatic")
-LOG_TOPICS = ("recompiles", "guards", "graph_breaks", "specializations", "fallbacks", "compiles")
+LOG_TOPICS = ("recompiles", "guards", "graph_breaks", "specializations", "fallbacks", "compiles", "summary")
 
 
 @dataclass

@@ -2,7 +2,12 @@
 hints that apply to the break they are given for."""
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 import traceback
+from pathlib import Path
 
 import pytest
 import torch
@@ -56,3 +61,30 @@ def test_the_hint_for_formatting_an_unstable_size_does_not_suggest_torch_ops():
         assert opt(torch.ones(rows))[1] == f"rows={rows}"
     (event,) = [e for e in partialdyn.events("graph_break") if "unstable" in e["reason"]][:1]
     assert "torch ops" not in event["hint"] and "format it outside" in event["hint"], event["hint"]
+
+
+SUMMARY_PROGRAM = """
+import torch, partialdyn
+
+def rows(x):
+    total = x[0]
+    for i in range(1, x.size(0)):
+        total = total + x[i]
+    return total
+
+opt = partialdyn.optimize(rows, policy="static")
+for n in (2, 3, 4, 4):
+    opt(torch.ones(n, 2))
+"""
+
+
+def test_partialdyn_logs_summary_prints_compiles_recompiles_by_reason_and_compile_time_at_exit(tmp_path):
+    program = tmp_path / "summary_program.py"
+    program.write_text(SUMMARY_PROGRAM)
+    env = {**os.environ, "PARTIALDYN_LOGS": "summary", "PYTHONPATH": str(Path(partialdyn.__file__).parents[1])}
+    done = subprocess.run([sys.executable, str(program)], env=env, capture_output=True, text=True, check=True)
+    lines = done.stderr.strip().splitlines()
+    start = lines.index("partialdyn summary:")
+    assert re.fullmatch(r"  rows: 4 calls, 3 compiles \(2 recompiles\), 0 graph breaks, 0 eager fallbacks; "
+                        r"\d+\.\d\d s compiling", lines[start + 1]), lines[start:]
+    assert lines[start + 2].startswith("    2 x recompile on x.size(0) == N (from argument at "), lines[start:]
