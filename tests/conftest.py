@@ -3,9 +3,10 @@
 - A skipped test is a failed test: a missing package, a missing ../shared or a missing browser must
   not make tests vanish with the run green.  The one exception is a test that needs hardware this
   kind of machine does not have: it skips with a reason starting "needs hardware:".
-- PARTIALDYN_BROKEN_ENGINE=identity|fallback|nohit runs the suite against a deliberately broken
-  engine (tests/broken_engines.py); tests/meta/run_broken_engines.py uses it to prove that every
-  engine test fails when the engine does not compile.
+- BROKEN_PARTIALDYN_ENGINE=identity|fallback|nocache runs the suite against a deliberately broken
+  engine (tests/broken_engines.py; only this file reads the variable, not a PARTIALDYN_* name: the engine
+  rejects unknown ones); tests/test_meta_broken_engines.py
+  uses it to prove that every engine test fails when the engine does not compile.
 """
 import os
 
@@ -15,10 +16,17 @@ HARDWARE_REASON = "needs hardware:"
 
 
 
+BROKEN_ENGINE = os.environ.get("BROKEN_PARTIALDYN_ENGINE", "")
+
+
 def pytest_configure(config):
-    if os.environ.get("PARTIALDYN_BROKEN_ENGINE"):
+    if BROKEN_ENGINE:
         import broken_engines
-        config.pluginmanager.register(broken_engines, "partialdyn_broken_engine")
+        broken_engines.install(BROKEN_ENGINE)
+
+
+def pytest_report_header(config):
+    return f"partialdyn: BROKEN ENGINE {BROKEN_ENGINE!r} (meta-test run)" if BROKEN_ENGINE else None
 
 
 def _skip_reason(report) -> str:

@@ -307,3 +307,21 @@ def outcome(opt, *args, **kwargs):
     if after["cache_hits"] > before["cache_hits"]:
         return out, "hit"
     return out, "eager"
+
+
+def assert_compiled(opt, *, hits=1, fallbacks=0):
+    """What `opt` did so far: at least one compile, at least `hits` cache hits, `fallbacks` eager fallbacks
+    (exact; None to not check).  For tests that make their own calls and compare with eager."""
+    stats = dict(partialdyn.stats(opt))
+    assert stats["compiles"] >= 1, f"never compiled: {stats}"
+    assert stats["cache_hits"] >= hits, f"fewer than {hits} cache hits: {stats}"
+    if fallbacks is not None:
+        assert stats["eager_fallbacks"] == fallbacks, f"eager_fallbacks {stats['eager_fallbacks']} != {fallbacks}: {stats}"
+    return stats
+
+
+def assert_fell_back(because: str):
+    """An `eager_fallback` event was logged with `because` in its reason: for tests of what runs eagerly by
+    design (the engine decided it, for that reason)."""
+    reasons = [event["reason"] for event in partialdyn.events("eager_fallback")]
+    assert any(because in reason for reason in reasons), f"no eager fallback because {because!r}: {reasons}"

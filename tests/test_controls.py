@@ -112,7 +112,7 @@ def test_fullgraph_raises_the_exported_partialdynerror():
     def breaks(x):
         print("side effect")
         return x + 1
-    with pytest.raises(partialdyn.PartialdynError):
+    with pytest.raises(partialdyn.PartialdynError, match="fullgraph=True: graph break"):
         partialdyn.optimize(breaks, fullgraph=True)(torch.ones(2))
     assert issubclass(partialdyn.PartialdynError, RuntimeError)
 

@@ -64,6 +64,7 @@ def test_exception_from_a_graph_comes_from_the_users_line():
     last = traceback.extract_tb(error.__traceback__)[-1]
     assert last.name == "indexes" and last.filename == __file__
     assert error.__context__ is None and error.__cause__ is None
+    assert partialdyn.stats(opt)["compiles"] >= 1 and partialdyn.stats(opt)["cache_hits"] >= 1
 
 
 def breaks_then_raises(x, idx, log):

@@ -327,6 +327,7 @@ def test_user_exception_after_break_keeps_location():
         opt(r(6))
     last = traceback.extract_tb(info.value.__traceback__)[-1]
     assert (os.path.abspath(last.filename), last.lineno) == (HERE, line_of("RAISE-LINE"))
+    assert partialdyn.stats(opt)["graph_breaks"] >= 1
 
 
 def shape_error_after_break(x, w):

@@ -320,13 +320,14 @@ def default_scale(x, s=2.0):
 
 
 def test_reassigned_defaults_are_honoured():
-    opt = partialdyn.optimize(default_scale, backend="eager")
     x = rand(3)
+    opt = compiled_on(default_scale, (x,))
     saved = default_scale.__defaults__
     try:
-        torch.testing.assert_close(opt(x), default_scale(x))
         default_scale.__defaults__ = (4.0,)
-        torch.testing.assert_close(opt(x), default_scale(x))
+        out, what = outcome(opt, x)
+        assert what in ("hit", "recompile"), what      # a symbolic float may be reused: the result decides
+        torch.testing.assert_close(out, default_scale(x))
     finally:
         default_scale.__defaults__ = saved
 
@@ -337,7 +338,7 @@ def mutate_then_read(x, y):
 
 
 def test_aliased_inputs_with_mutation_match_eager():
-    opt = partialdyn.optimize(mutate_then_read, backend="eager")
+    opt = partialdyn.optimize(mutate_then_read, backend=CountingBackend())
     for aliased in (False, True, False, True):
         a, b = torch.zeros(3), torch.zeros(3)
         c, d = torch.zeros(3), torch.zeros(3)
@@ -349,6 +350,8 @@ def test_aliased_inputs_with_mutation_match_eager():
     base, ref = torch.ones(4), torch.ones(4)
     torch.testing.assert_close(opt(base[:2], base[:2]), mutate_then_read(ref[:2], ref[:2]))
     torch.testing.assert_close(base, ref)
+    stats = partialdyn.stats(opt)
+    assert stats["compiles"] >= 1 and stats["cache_hits"] >= 2 and stats["eager_fallbacks"] == 0, stats
 
 
 def test_grad_mode_is_guarded():

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 import partialdyn
-from helpers import check, r
+from helpers import assert_compiled, assert_fell_back, check, r
 
 
 def setup_function():
@@ -39,6 +39,7 @@ def test_break_in_a_method_after_it_changed_an_object_made_in_the_trace_runs_cor
             torch.testing.assert_close(a, b)
         assert len(got[2]) == 1
         torch.testing.assert_close(got[2][0], want[2][0])
+    assert_fell_back("a call that graph-broke had already mutated the caller's containers")
 
 
 class Stack(nn.Module):
@@ -68,6 +69,7 @@ def test_slice_of_a_module_list_follows_a_layer_replaced_later():
     torch.testing.assert_close(opt(x), model.layers[1](model.layers[0](x)))
     model.used = 3
     torch.testing.assert_close(opt(x), model.layers[2](model.layers[1](model.layers[0](x))))
+    assert assert_compiled(opt, hits=0)["recompiles"] == 2
 
 
 class PartialActivation(nn.Module):
@@ -90,3 +92,5 @@ def test_functools_partial_object_follows_its_replacement():
     torch.testing.assert_close(opt(x), nn.functional.gelu(x, approximate="tanh"))
     model.act = functools.partial(torch.mul, 3.0)
     torch.testing.assert_close(opt(x), x * 3.0)
+    assert_compiled(opt, hits=0)
+    assert partialdyn.stats(opt)["recompiles"] == 1

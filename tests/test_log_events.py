@@ -51,6 +51,7 @@ def test_every_event_is_versioned_json(log_path):
         opt(torch.randn(b, 3))
     rows = read(log_path)
     assert rows and all(r["v"] == 1 and "kind" in r and "time" in r for r in rows)
+    assert [r["recompile"] for r in rows if r["kind"] == "compile"] == [False, True]
 
 
 def test_branch_on_size_logs_compile_reason_guards_and_predicate(log_path):

@@ -36,6 +36,7 @@ def check_stream(opt, fn, calls):
     """Run each call through the optimized fn and eager; results must match."""
     for args in calls:
         torch.testing.assert_close(opt(*args), fn(*args))
+    assert partialdyn.stats(opt)["compiles"] >= 1, partialdyn.stats(opt)
 
 
 def counters(opt):
@@ -426,6 +427,7 @@ def test_unstable_dims_stay_unstable_in_resume_functions():
     before = partialdyn.stats(opt)["compiles"]
     check_stream(opt, two_factorials, [(rand(*s),) for s in [(5, 6), (6, 7), (7, 8), (8, 9)]])
     assert partialdyn.stats(opt)["compiles"] == before
+    assert partialdyn.stats(opt)["cache_hits"] >= 4
     assert all(e["dim"].startswith("x.") for e in partialdyn.events("backoff"))
 
 

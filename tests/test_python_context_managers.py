@@ -8,7 +8,7 @@ import contextlib
 import torch
 
 import partialdyn
-from helpers import check, r
+from helpers import assert_compiled, assert_fell_back, check, r
 
 
 def setup_function():
@@ -196,6 +196,7 @@ def test_with_over_an_object_without_the_protocol_raises_type_error():
         except TypeError:
             continue
         raise AssertionError(f"{fn} did not raise TypeError")
+    assert_fell_back("the traced code raises here: TypeError")
 
 
 @contextlib.contextmanager
@@ -218,6 +219,7 @@ def test_contextmanager_that_never_yields_raises_runtime_error():
             assert "didn't yield" in str(e)
             continue
         raise AssertionError(f"{fn} did not raise RuntimeError")
+    assert_fell_back("the traced code raises here: RuntimeError")
 
 
 def grad_inside_user_manager(x):

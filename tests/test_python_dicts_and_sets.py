@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import partialdyn
-from helpers import check, r
+from helpers import assert_compiled, assert_fell_back, check, r
 
 
 def setup_function():
@@ -74,6 +74,7 @@ def test_values_view_set_operation_raises_type_error():
         except TypeError:
             continue
         raise AssertionError(f"{fn} did not raise TypeError")
+    assert_fell_back("the traced code raises here: TypeError")
 
 
 def set_algebra(x):
@@ -100,6 +101,7 @@ def test_set_made_in_the_trace_is_a_new_object_on_every_call():
     first.add("caller's own")
     second, _ = opt(r(4))
     assert second == {1} and second is not first
+    assert_compiled(opt)
 
 
 def size_as_dict_key(x):

@@ -10,7 +10,7 @@ import itertools
 import torch
 
 import partialdyn
-from helpers import check, r
+from helpers import assert_compiled, assert_fell_back, check, r
 
 
 def setup_function():
@@ -261,6 +261,7 @@ def test_generator_alive_at_a_graph_break_runs_eagerly_with_the_eager_result(cap
         x = r(n)
         torch.testing.assert_close(opt(x), generator_alive_at_a_break(x))
     assert partialdyn.stats(opt)["eager_fallbacks"] == 2
+    assert_fell_back("alive at a graph break")
 
 
 def guarded():
@@ -280,3 +281,4 @@ def test_throw_into_a_generator_that_catches_it_gives_the_eager_result():
     opt = partialdyn.optimize(throw_into_handler)
     x = r(3)
     torch.testing.assert_close(opt(x), throw_into_handler(x))
+    assert_fell_back("left suspended inside try/with")

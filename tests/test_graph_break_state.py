@@ -1,0 +1,155 @@
+"""Python state around a graph break: containers, iterators, closures and values the trace read or wrote
+before it stay what eager has after it (regressions found in review: each gave a wrong result silently)."""
+import torch
+
+import partialdyn
+from helpers import assert_compiled, assert_fell_back
+
+
+def setup_function():
+    partialdyn.reset()
+
+
+def comprehension_with_break(x):
+    return [print() or x + i for i in range(3)]
+
+
+def test_comprehension_whose_body_breaks_keeps_every_item(capsys):
+    opt = partialdyn.optimize(comprehension_with_break)
+    for n in (2, 3):
+        x = torch.randn(n)
+        got, want = opt(x), comprehension_with_break(x)
+        assert len(got) == len(want) == 3
+        for a, b in zip(got, want):
+            torch.testing.assert_close(a, b)
+    assert_compiled(opt, hits=0, fallbacks=None)
+
+
+def mutate_inputs_around_break(x, xs, d):
+    xs.append(x * 3)
+    print()
+    xs.append(x * 2)
+    d["k"] = x
+    xs[0] = x
+    return len(xs)
+
+
+def test_caller_containers_mutated_in_the_trace_are_the_same_objects_afterwards(capsys):
+    opt = partialdyn.optimize(mutate_inputs_around_break)
+    for n in (2, 3, 4):
+        x = torch.randn(n)
+        xs, d = [torch.zeros(n)], {"a": 1}
+        ys, e = [torch.zeros(n)], {"a": 1}
+        assert opt(x, xs, d) == mutate_inputs_around_break(x, ys, e)
+        assert len(xs) == len(ys) == 3 and xs[0] is x and d.keys() == e.keys() and d["k"] is x
+        for a, b in zip(xs, ys):
+            torch.testing.assert_close(a, b)
+    assert_compiled(opt, hits=0, fallbacks=None)
+
+
+def helper_advancing_iterator(it, x):
+    first = next(it)
+    print()
+    return x + first
+
+
+def caller_sharing_iterator(x):
+    it = iter([1, 2, 3])
+    y = helper_advancing_iterator(it, x)
+    return y + next(it)
+
+
+def test_iterator_advanced_by_a_callee_that_breaks_is_rolled_back(capsys):
+    opt = partialdyn.optimize(caller_sharing_iterator)
+    x = torch.randn(3)
+    torch.testing.assert_close(opt(x), caller_sharing_iterator(x))
+    assert_compiled(opt, hits=0, fallbacks=None)
+
+
+def read_then_overwrite(xs, x):
+    y = xs[0]
+    xs[0] = x
+    return y
+
+
+def pop_then_break(xs):
+    t = xs.pop()
+    print()
+    return t
+
+
+class Holder:
+    def __init__(self):
+        self.lst = [1, 2]
+        self.name = "a"
+
+
+def take_and_reset(m, x):
+    y = m.lst
+    m.lst = []
+    old = m.name
+    m.name = "b"
+    return y, old, x + 1
+
+
+def test_values_are_read_before_the_trace_s_writes_are_replayed(capsys):
+    opt = partialdyn.optimize(read_then_overwrite)
+    xs = [1, 2]
+    assert opt(xs, 5) == 1 and xs == [5, 2]
+    opt2 = partialdyn.optimize(pop_then_break)
+    xs = [0, 1, 2]
+    assert opt2(xs) == 2 and xs == [0, 1]
+    opt3 = partialdyn.optimize(take_and_reset)
+    m = Holder()
+    original = m.lst
+    y, old, _ = opt3(m, torch.ones(2))
+    assert y is original and y == [1, 2] and old == "a" and m.lst == [] and m.name == "b"
+    for compiled in (opt, opt2, opt3):
+        assert_compiled(compiled, hits=0, fallbacks=None)
+
+
+def remove_one(xs):
+    xs.remove(1)
+    return len(xs)
+
+
+def identity_list(xs):
+    return xs
+
+
+def test_list_remove_and_returned_containers_keep_python_semantics():
+    xs = [1, 2, 1]
+    removing, returning = partialdyn.optimize(remove_one), partialdyn.optimize(identity_list)
+    assert removing(xs) == 2 and xs == [2, 1]
+    ys = [torch.ones(2)]
+    assert returning(ys) is ys
+    for compiled in (removing, returning):
+        assert_compiled(compiled, hits=0)
+
+
+def nonlocal_counter(x):
+    n = 0
+
+    def inc():
+        nonlocal n
+        n += 1
+    inc()
+    print("b")
+    inc()
+    return x * n
+
+
+def late_binding(x):
+    n = 1
+    g = lambda: n  # noqa: E731
+    print("b")
+    n = 2
+    return x * g()
+
+
+def test_closures_made_before_a_break_share_their_cells(capsys):
+    for fn in (nonlocal_counter, late_binding):
+        x = torch.ones(2)
+        opt = partialdyn.optimize(fn)
+        torch.testing.assert_close(opt(x), fn(x))
+        assert_fell_back("after creating a closure over this funct")     # the engine chose to run it eagerly
