@@ -357,44 +357,63 @@ def contains(f, container, item) -> bool:
 
 
 # ---------------------------------------------------------------- items
-def subscript(f, obj, index):
-    if isinstance(obj, V.Tensor):
-        if isinstance(index, V.Sym) and index.python_type() is int:
-            # x[i] with a symbolic i: select keeps i symbolic where __getitem__ would specialize it
-            return f.trace.builder.call("call_function", torch.select, (obj, V.Known(0), index), {})
-        return f.trace.builder.call("call_function", operator.getitem, (obj, index), {})
-    if isinstance(obj, (V.Tuple, V.List)):
-        key = python_value(f, index, "indexing a sequence")
-        try:
-            picked = obj.items[key]
-        except Exception as e:
-            raise UserError(e) from e
-        if isinstance(key, slice):
-            return V.Size(picked) if isinstance(obj, V.Size) else (
-                V.List(picked) if isinstance(obj, V.List) else V.Tuple(picked))
-        return picked
-    if isinstance(obj, V.Dict):
-        key = python_value(f, index, "dict lookup")
-        if key not in obj.items:
-            raise UserError(KeyError(key))
-        return obj.items[key]
-    if isinstance(obj, V.DataObject) and obj.mapping is None:
+subscript = protocol.subscript      # `obj[index]`
+
+
+@protocol.register("subscript", V.Tensor)
+def _tensor_item(f, obj, index):
+    if isinstance(index, V.Sym) and index.python_type() is int:
+        # x[i] with a symbolic i: select keeps i symbolic where __getitem__ would specialize it
+        return f.trace.builder.call("call_function", torch.select, (obj, V.Known(0), index), {})
+    return f.trace.builder.call("call_function", operator.getitem, (obj, index), {})
+
+
+@protocol.register("subscript", V.Tuple, V.List)
+def _sequence_item(f, obj, index):
+    key = python_value(f, index, "indexing a sequence")
+    try:
+        picked = obj.items[key]
+    except Exception as e:
+        raise UserError(e) from e
+    if isinstance(key, slice):
+        return V.Size(picked) if isinstance(obj, V.Size) else (
+            V.List(picked) if isinstance(obj, V.List) else V.Tuple(picked))
+    return picked
+
+
+@protocol.register("subscript", V.Dict)
+def _dict_item(f, obj, index):
+    key = python_value(f, index, "dict lookup")
+    if key not in obj.items:
+        raise UserError(KeyError(key))
+    return obj.items[key]
+
+
+@protocol.register("subscript", V.DataObject)
+def _object_item(f, obj, index):
+    if obj.mapping is None:
         return dataobjects.call_method(f, obj, "__getitem__", [index], {})
-    if isinstance(obj, V.DataObject):
-        return dataobjects.get_item(f, obj, python_value(f, index, "indexing"))
-    if isinstance(obj, V.Known) and environment.is_environ(obj.value):
+    return dataobjects.get_item(f, obj, python_value(f, index, "indexing"))
+
+
+@protocol.register("subscript", V.Known)
+def _known_item(f, obj, index):
+    if environment.is_environ(obj.value):
         return environment.call_method(f, "__getitem__", [index], {})
-    if isinstance(obj, V.Known):
-        key = python_value(f, index, "indexing")
-        value = run_python(operator.getitem, obj.value, key)
-        if obj.source is not None and isinstance(key, slice) and isinstance(obj.value, MODULE_SEQUENCES):
-            return _module_slice(f, value, S.item(obj.source, key))
-        if obj.source is not None:
-            if not isinstance(key, LITERAL_KEYS):       # `List[int]`: the key is named through the constant table
-                source = S.Src(f"{obj.source.code}[{f.trace.source_constant(key)}]", f"{obj.source}[{key!r}]")
-                return f.trace.wrap(value, source)
-            return f.trace.wrap(value, S.item(obj.source, key))
-        return reads.known_result(value)
+    key = python_value(f, index, "indexing")
+    value = run_python(operator.getitem, obj.value, key)
+    if obj.source is not None and isinstance(key, slice) and isinstance(obj.value, MODULE_SEQUENCES):
+        return _module_slice(f, value, S.item(obj.source, key))
+    if obj.source is not None:
+        if not isinstance(key, LITERAL_KEYS):       # `List[int]`: the key is named through the constant table
+            source = S.Src(f"{obj.source.code}[{f.trace.source_constant(key)}]", f"{obj.source}[{key!r}]")
+            return f.trace.wrap(value, source)
+        return f.trace.wrap(value, S.item(obj.source, key))
+    return reads.known_result(value)
+
+
+@protocol.register("subscript", V.VT)
+def _no_item(f, obj, index):
     raise GraphBreak(f"indexing a {obj.python_type().__name__}")
 
 
@@ -540,5 +559,5 @@ def dict_items(f, vt) -> dict:
     raise Unsupported(f"** of a {vt.python_type().__name__}")
 
 
-for _operation, _rule in (("subscript", subscript), ("binary", binary), ("contains", contains)):
+for _operation, _rule in (("binary", binary), ("contains", contains)):
     protocol.register(_operation, V.VT)(_rule)
