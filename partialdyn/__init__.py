@@ -20,7 +20,8 @@ def check_python_version(version_info=None) -> None:
 
 check_python_version()
 
-from .api import allow_in_graph, disable, mark_dynamic, mark_static, maybe_mark_dynamic, optimize, reset, stats
+from .api import (allow_in_graph, disable, mark_dynamic, mark_static, mark_unbacked, maybe_mark_dynamic, optimize,
+                  reset, stats)
 from .backends import register_backend
 from .config import config
 from .errors import PartialdynError
@@ -28,5 +29,6 @@ from .explain import explain
 from .logs import events
 from .stance import set_stance
 
-__all__ = ["optimize", "stats", "reset", "mark_static", "mark_dynamic", "maybe_mark_dynamic", "register_backend",
+__all__ = ["optimize", "stats", "reset", "mark_static", "mark_dynamic", "maybe_mark_dynamic", "mark_unbacked",
+           "register_backend",
            "config", "events", "explain", "disable", "allow_in_graph", "set_stance", "PartialdynError"]

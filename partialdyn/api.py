@@ -250,15 +250,24 @@ def maybe_mark_dynamic(t: torch.Tensor, dim: int) -> None:
     _mark(t, dim, "dynamic")
 
 
-def _mark(t, dim, kind, strict=False):
+def mark_unbacked(t: torch.Tensor, dim: int) -> None:
+    """Trace `t`'s dim `dim` as a size without a known value (like torch's mark_unbacked): one entry serves
+    every size, 0 and 1 included (no separate 0/1 entries, no guards on the dim); torch ops use size-oblivious
+    rules, and Python consuming the size (`if`, `range`, `str`) is a graph break."""
+    _mark(t, dim, "dynamic", unbacked=True)
+
+
+def _mark(t, dim, kind, strict=False, unbacked=False):
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"mark_{kind} expects a tensor, got {type(t).__name__}")
     if not -t.dim() <= dim < t.dim():
         raise IndexError(f"dim {dim} out of range for a tensor of {t.dim()} dims")
-    marks = getattr(t, "_partialdyn_marks", None) or {"static": set(), "dynamic": set(), "strict": set()}
+    marks = getattr(t, "_partialdyn_marks", None) or {"static": set(), "dynamic": set(), "strict": set(),
+                                                       "unbacked": set()}
     other = "dynamic" if kind == "static" else "static"
     dim = dim % t.dim()
     marks[kind].add(dim)
     marks[other].discard(dim)
     (marks["strict"].add if strict else marks["strict"].discard)(dim)
+    (marks["unbacked"].add if unbacked else marks["unbacked"].discard)(dim)
     t._partialdyn_marks = marks

@@ -133,3 +133,35 @@ def test_the_repr_of_an_explanation_is_the_readable_report():
     explanation = partialdyn.explain(rows_in_if, torch.randn(6, 3))
     assert repr(explanation) == str(explanation)
     assert repr(explanation).startswith("partialdyn.explain: 1 graph(s)")
+
+
+def project(x, weight):
+    return (x @ weight).relu().sum(0) + x.size(0)
+
+
+def branch_on_rows(x):
+    if x.size(0) > 2:
+        return x + 1
+    return x - 1
+
+
+def test_mark_unbacked_serves_sizes_0_and_1_and_others_from_one_entry():
+    weight = torch.randn(3, 4)
+    stats = run_marked_with(project, (1, 0, 2, 5, 1), partialdyn.mark_unbacked, weight)
+    assert (stats["compiles"], stats["cache_hits"]) == (1, 4), stats
+
+
+def test_python_consuming_an_unbacked_size_is_a_graph_break_not_a_guess():
+    stats = run_marked_with(branch_on_rows, (1, 3, 5), partialdyn.mark_unbacked)
+    assert stats["graph_breaks"] >= 1 and stats["recompiles"] == 0, stats
+
+
+def run_marked_with(fn, batches, mark, *extra, **options):
+    partialdyn.reset()
+    opt = partialdyn.optimize(fn, **options)
+    for batch in batches:
+        x = marked(batch, mark)
+        torch.testing.assert_close(opt(x, *extra), fn(x, *extra))
+    stats = partialdyn.stats(opt)
+    assert stats["graphs"] >= 1 and stats["eager_fallbacks"] == 0, stats
+    return stats

@@ -315,7 +315,7 @@ class Trace:
         if fully_static:
             dynamic = set()
         self.guards.tensor_match(source, t, static=fully_static)
-        vt = self.builder.tensor_input(t, source, dynamic)
+        vt = self.builder.tensor_input(t, source, dynamic, frozenset(marks.get("unbacked", ())) & dynamic)
         for d in marks.get("strict", set()) & dynamic:     # partialdyn.mark_dynamic: specializing it is an error
             size = vt.fake.shape[d]
             if isinstance(size, torch.SymInt) and size.node.expr.is_Symbol:

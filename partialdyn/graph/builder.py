@@ -47,8 +47,9 @@ class GraphBuilder:
         self.inputs.append((source, node))
         return node
 
-    def tensor_input(self, t: torch.Tensor, source, dynamic_dims: set[int]) -> V.Tensor:
-        fake = self.shapes.fake_tensor(t, source, dynamic_dims)
+    def tensor_input(self, t: torch.Tensor, source, dynamic_dims: set[int],
+                     unbacked_dims: frozenset = frozenset()) -> V.Tensor:
+        fake = self.shapes.fake_tensor(t, source, dynamic_dims, unbacked_dims)
         self.effects.add_input(fake)
         node = self._placeholder(source, fake)
         cls = type(t) if isinstance(t, torch.nn.Parameter) else torch.Tensor

@@ -50,8 +50,12 @@ class Shapes:
         self.symbol_code: dict[sympy.Symbol, str] = {}      # symbol -> `x.shape[0]` (fast guard code)
         self.symbol_dims: dict[sympy.Symbol, tuple[str, int | None]] = {}
 
-    def fake_tensor(self, t: torch.Tensor, source: Src, dynamic_dims: set[int]) -> torch.Tensor:
-        dims = [DimDynamic.DYNAMIC if d in dynamic_dims else DimDynamic.STATIC for d in range(t.dim())]
+    def fake_tensor(self, t: torch.Tensor, source: Src, dynamic_dims: set[int],
+                    unbacked_dims: frozenset = frozenset()) -> torch.Tensor:
+        """`unbacked_dims` (partialdyn.mark_unbacked) get a symbol without a hint: no 0/1 specialization and no
+        guards; Python consuming it graph-breaks."""
+        dims = [DimDynamic.UNBACKED if d in unbacked_dims else DimDynamic.DYNAMIC if d in dynamic_dims
+                else DimDynamic.STATIC for d in range(t.dim())]
         fake = self.fake_mode.from_tensor(t, source=source,
                                           symbolic_context=StatelessSymbolicContext(dynamic_sizes=dims))
         for d, s in enumerate(fake.shape):
