@@ -43,6 +43,7 @@ NOT_ENGINE_TESTS = [
     # a child interpreter, which the broken engine (installed by conftest) does not reach
     "tests/test_internal_errors.py::test_logging_call_in_traced_code_does_not_kill_the_interpreter",
     "tests/test_internal_errors.py::test_exception_handler_of_a_try_resumed_inside_a_with_block_runs",
+    "tests/test_user_messages.py::test_partialdyn_logs_summary_prints_compiles_recompiles_by_reason_and_compile_time_at_exit",
 ]
 # what runs eagerly by design (the engine never compiles it) passes when compiling is broken
 EAGER_BY_DESIGN = [
