@@ -320,6 +320,19 @@ def assert_compiled(opt, *, hits=1, fallbacks=0):
     return stats
 
 
+def assert_raises_like_eager(fn, error: type, *args, match: str = ""):
+    """`fn` and its optimized version both raise `error` (with `match` in its message) on `args`, and the
+    optimized one ran eagerly because the traced code raises there."""
+    for candidate in (fn, partialdyn.optimize(fn)):
+        try:
+            candidate(*args)
+        except error as raised:
+            assert match in str(raised), f"{candidate}: {raised!r} does not say {match!r}"
+            continue
+        raise AssertionError(f"{candidate} did not raise {error.__name__}")
+    assert_fell_back(f"the traced code raises here: {error.__name__}")
+
+
 def assert_fell_back(because: str):
     """An `eager_fallback` event was logged with `because` in its reason: for tests of what runs eagerly by
     design (the engine decided it, for that reason)."""

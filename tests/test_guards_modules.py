@@ -100,7 +100,9 @@ def test_a_forward_set_on_the_instance_is_what_a_call_runs():
     assert stats["cache_hits"] == 1
 
 
-def test_a_forward_replaced_on_the_class_after_the_compile_is_what_a_call_runs():
+@pytest.mark.parametrize("name, replacement", [("forward", lambda self, x: x - 1),
+                                               ("__call__", lambda self, x: x * 10)])
+def test_a_forward_or_call_method_set_on_the_module_class_after_the_compile_is_what_a_call_runs(name, replacement):
     class M(torch.nn.Module):
         def forward(self, x):
             return x + 1
@@ -109,23 +111,9 @@ def test_a_forward_replaced_on_the_class_after_the_compile_is_what_a_call_runs()
     def f(x):
         return m(x) * 2
 
-    def replace_forward(target):
-        M.forward = lambda self, x: x - 1
-    check(f, [(r(2),), (r(2),), (r(2),)], before={1: replace_forward}, recompiles=1)
-
-
-def test_a_call_method_given_to_the_module_class_after_the_compile_is_what_a_call_runs():
-    class M(torch.nn.Module):
-        def forward(self, x):
-            return x + 1
-    m = M()
-
-    def f(x):
-        return m(x) * 2
-
-    def give_call(target):
-        M.__call__ = lambda self, x: x * 10
-    check(f, [(r(2),), (r(2),), (r(2),)], before={1: give_call}, recompiles=1)
+    def patch_class(target):
+        setattr(M, name, replacement)
+    check(f, [(r(2),), (r(2),), (r(2),)], before={1: patch_class}, recompiles=1)
 
 
 class WithHelpers(torch.nn.Module):

@@ -37,10 +37,12 @@ class GuardKind(enum.StrEnum):
     GLOBAL_STATE = "GLOBAL_STATE"                    # grad mode, default dtype, inference mode, autocast
 
 
+_LOG_RANK = {kind: rank for rank, kind in enumerate(GuardKind)}
+
+
 def in_log_order(guards) -> list:
     """Guards grouped by kind in GuardKind's order (stable within a kind), as logs list them."""
-    order = {kind: rank for rank, kind in enumerate(GuardKind)}
-    return sorted(guards, key=lambda g: order[g.kind])
+    return sorted(guards, key=lambda g: _LOG_RANK[g.kind])
 
 
 @dataclass(frozen=True)
