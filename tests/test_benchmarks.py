@@ -77,3 +77,10 @@ def test_partialdyn_rows():
         check_measured(row)
         assert row.compiles >= 1
         assert row.compiles_ratio is not None and row.trace_time_ratio is not None
+
+
+def test_cache_hit_benchmark_reports_both_engines_on_x_plus_y():
+    from benchmarks.cache_hit import main as cache_hit_main
+    [result] = cache_hit_main(["--workloads", "tiny", "--rounds", "1", "--calls", "5", "--warmup", "1"])
+    assert result.case == "tiny" and result.correct is True
+    assert result.eager_us > 0 and result.partialdyn_us > 0 and result.torch_us > 0

@@ -105,13 +105,15 @@ class GuardSet:
         member's repr is not Python)."""
         self._refs(src)
         k = self.constant(type(value))
+        c = self._temp(src)     # the source is read once: an attribute read can run Python (configs)
+        first = c if c == src.code else f"({c} := {src.code})"
         if type(value) is float:
             # bit-exact: `==` would take -0.0 for 0.0 and never match a NaN
-            code = f"type({src.code}) is {k} and {src.code}.hex() == {self.constant(value.hex())}"
+            code = f"type({first}) is {k} and {c}.hex() == {self.constant(value.hex())}"
         elif type(value).__module__ == "numpy" and hasattr(value, "tobytes"):    # a numpy scalar, bit-exact too
-            code = f"type({src.code}) is {k} and {src.code}.tobytes() == {self.constant(value.tobytes())}"
+            code = f"type({first}) is {k} and {c}.tobytes() == {self.constant(value.tobytes())}"
         else:
-            code = f"type({src.code}) is {k} and {src.code} == {self.constant(value)}"
+            code = f"type({first}) is {k} and {c} == {self.constant(value)}"
         self.add(Guard(GuardKind.CONSTANT_MATCH, code, f"{src} == {value!r}", str(src), actual=src.code))
 
     def tensor_match(self, src, t: torch.Tensor, static: bool):
