@@ -3,6 +3,7 @@ included."""
 from __future__ import annotations
 
 import ast
+import dis
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "partialdyn"
@@ -117,3 +118,14 @@ def test_the_import_parser_sees_function_level_and_relative_imports(tmp_path):
     assert import_cycles(graph) == []
     (root / "b.py").write_text("from .sub import c\n")
     assert import_cycles(import_graph(root)) == [frozenset({"pkg.b", "pkg.sub.c"})]
+
+
+def test_the_runtime_names_no_opcode_it_reads_what_an_opcode_does_at_a_break_from_its_handler():
+    """Each opcode's behaviour at a graph break is declared next to its tracing handler (frontend/opcodes.py);
+    the runtime that performs the break step must not re-implement opcodes by name."""
+    named = []
+    for path in sorted((PACKAGE / "runtime").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in dis.opmap:
+                named.append(f"{path.name}:{node.lineno} {node.value}")
+    assert named == []

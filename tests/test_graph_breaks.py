@@ -554,3 +554,47 @@ def test_module_forward_with_break():
 
     s = check(M(), [(r(b, 4),) for b in B], breaks=1)
     assert s["graph_runs"] == 2 * 3
+
+
+# ====================================================================== the step at the break, per kind of instruction
+def _noisy_product(a, b=1):
+    print("noisy")
+    return a * b
+
+
+def _and_of_tensor_truth(x):
+    y = x * 2
+    return x + ((y.sum() > 0) and y.sum())
+
+
+def _while_on_tensor_truth(x):
+    y = x.abs() + 1
+    steps = 0
+    while y.sum() > 2 and steps < 3:
+        y = y / 2
+        steps += 1
+    return y, steps
+
+
+def _star_call_breaking_inside(x):
+    args = (x, 2)
+    return x + _noisy_product(*args)
+
+
+def _star_star_call_breaking_inside(x):
+    kwargs = {"a": x, "b": 3}
+    return x - _noisy_product(**kwargs)
+
+
+def _not_of_tensor_truth(x):
+    y = x.sum()
+    return x * 2 if not (y > 0) else x * 3
+
+
+@pytest.mark.parametrize("fn", [_and_of_tensor_truth, _while_on_tensor_truth,
+                                _star_call_breaking_inside, _star_star_call_breaking_inside, _not_of_tensor_truth],
+                         ids=lambda fn: fn.__name__.strip("_"))
+def test_a_break_at_each_kind_of_instruction_resumes_with_the_values_python_leaves(fn, capsys):
+    calls = [(r(b, seed=s),) for b in B for s in range(2)] + [(-torch.ones(4),), (torch.ones(4),)]
+    s = check(fn, calls, breaks=None, recompiles=None)
+    assert s["graph_breaks"] >= 1

@@ -3,10 +3,15 @@
 This is the one place that knows the interpreter version's instruction set
 layout: it flattens `bytecode.Bytecode` into a list of real instructions, maps
 jump labels to indexes, and records which exception-table region covers each
-instruction (3.11 `with` blocks and `try` blocks both use the table).
+instruction (3.11 `with` blocks and `try` blocks both use the table).  It
+also says which CPython versions an opcode exists in (`applies`) and what an
+instruction does to the stack depth (`stack_effect`).
 """
 from __future__ import annotations
 
+import dis
+import functools
+import sys
 from dataclasses import dataclass
 from types import CodeType
 
@@ -23,6 +28,21 @@ NONE_JUMPS = {
 }
 OR_POP_JUMPS = {"JUMP_IF_TRUE_OR_POP": True, "JUMP_IF_FALSE_OR_POP": False}
 PROLOGUE = {"MAKE_CELL", "COPY_FREE_VARS", "RESUME"}
+VERSION = sys.version_info[:2]
+DECODE_CACHE_SIZE = 1024         # code objects kept decoded (least recently used ones are decoded again)
+
+
+def applies(since: tuple[int, int], until: tuple[int, int] | None) -> bool:
+    """Does an opcode that exists from CPython `since` up to (not including) `until` exist in this one?"""
+    return since <= VERSION and (until is None or VERSION < until)
+
+
+def stack_effect(instr: Instr, jump: bool) -> int:
+    """The change of stack depth when `instr` runs and takes (`jump`) or skips its jump.  3.11's tables charge
+    a call's pops to the PRECALL before it; a CALL reached at a break pops them itself."""
+    if instr.name == "CALL" and VERSION == (3, 11):
+        return -instr.arg - 1
+    return instr.stack_effect(jump=jump)
 
 
 @dataclass
@@ -38,13 +58,9 @@ class Decoded:
         return h is not None and h not in self.with_handlers
 
 
-_CACHE: dict[CodeType, Decoded] = {}
-
-
+@functools.lru_cache(maxsize=DECODE_CACHE_SIZE)
 def decode(code: CodeType) -> Decoded:
-    if code not in _CACHE:
-        _CACHE[code] = _decode(code)
-    return _CACHE[code]
+    return _decode(code)
 
 
 def flat_instructions(bc: bytecode.Bytecode) -> list[Instr]:
@@ -83,3 +99,11 @@ def _is_with_cleanup(instrs: list[Instr], h: int) -> bool:
         return True
     # the cleanup's own nested regions (re-raise paths) are never traced into
     return names[:1] in (["COPY"], ["POP_TOP"], ["RERAISE"])
+
+
+def writes_cells(code: CodeType) -> bool:
+    """Does `code` or any function nested in it assign a cell variable (`nonlocal`, or a local that closures
+    capture assigned again)?"""
+    if any(instr.opname in ("STORE_DEREF", "DELETE_DEREF") for instr in dis.get_instructions(code)):
+        return True
+    return any(writes_cells(const) for const in code.co_consts if isinstance(const, CodeType))

@@ -1,7 +1,10 @@
-"""One handler per CPython 3.11 opcode, over trackers.
+"""One handler per CPython opcode, over trackers.
 
 Each handler takes the frame and the instruction and changes the frame's stack,
-locals or instruction pointer.  Semantics that several opcodes share live in
+locals or instruction pointer.  Its registration (`handles`) also declares the
+CPython versions the opcode exists in (`since=`, `until=`: registered only
+there) and how it behaves at a graph break (`at_break=`, see `breaks.py`: the
+runtime reads it from `AT_BREAK`).  Semantics that several opcodes share live in
 `values.py` (operators, truth, items, iteration: `Vals`), `attributes.py` (`A`)
 and `calls.py` (calls and globals: `C`).
 """
@@ -18,9 +21,11 @@ from . import contexts
 from . import generators
 from . import reads
 from . import values as Vals
+from . import breaks
 from .. import trackers as V
 from ..errors import GraphBreak, Unsupported
-from .instructions import CONDITIONAL_JUMPS, NONE_JUMPS, OR_POP_JUMPS
+from .breaks import AtBreak
+from .instructions import CONDITIONAL_JUMPS, NONE_JUMPS, OR_POP_JUMPS, applies
 from .tracer import RETURN, YIELD
 
 BINARY = {
@@ -40,19 +45,28 @@ COMPARE = {Compare.LT: operator.lt, Compare.LE: operator.le, Compare.EQ: operato
            Compare.NE: operator.ne, Compare.GT: operator.gt, Compare.GE: operator.ge}
 UNARY = {"UNARY_NEGATIVE": operator.neg, "UNARY_POSITIVE": operator.pos, "UNARY_INVERT": operator.invert}
 
-HANDLERS = {}
+HANDLERS = {}      # opcode name -> handler, for the running CPython's opcodes only
+AT_BREAK: dict[str, AtBreak] = {}     # opcode name -> its behaviour at a graph break
+WORDS: dict[str, str] = {}            # opcode name -> what it does, in words, for the provenance of its guards
 
 
-def handles(*names):
+def handles(*names, since=(3, 11), until=None, at_break: AtBreak = breaks.EAGER, words: str | None = None):
+    """Register the decorated handler for `names`, which exist from CPython `since` up to (not including)
+    `until`."""
     def register(fn):
-        for n in names:
-            HANDLERS[n] = fn
+        if applies(since, until):
+            for name in names:
+                HANDLERS[name] = fn
+                AT_BREAK[name] = at_break
+                if words is not None:
+                    WORDS[name] = words
         return fn
     return register
 
 
 # ---------------------------------------------------------------- no-ops and the stack
-@handles("NOP", "RESUME", "PRECALL", "COPY_FREE_VARS", "EXTENDED_ARG")
+@handles("NOP", "RESUME", "COPY_FREE_VARS", "EXTENDED_ARG")
+@handles("PRECALL", until=(3, 12), words="call")
 def nop(f, i):
     pass
 
@@ -100,7 +114,7 @@ def load_const(f, i):
     f.push(V.Known(i.arg))
 
 
-@handles("LOAD_GLOBAL")
+@handles("LOAD_GLOBAL", words="global read")
 def load_global(f, i):
     push_null_first, name = i.arg
     if push_null_first:
@@ -114,7 +128,8 @@ def make_cell(f, i):
     f.cells[name] = V.Cell(f.locals.pop(name, None))
 
 
-@handles("LOAD_DEREF", "LOAD_CLASSDEREF")
+@handles("LOAD_DEREF", words="closure read")
+@handles("LOAD_CLASSDEREF", until=(3, 12), words="closure read")
 def load_deref(f, i):
     cell = f.cells[i.arg.name]
     if cell.contents is None:
@@ -137,19 +152,21 @@ def load_closure(f, i):
 
 
 # ---------------------------------------------------------------- attributes and items
-@handles("LOAD_ATTR")
+@handles("LOAD_ATTR", until=(3, 12), words="attribute read",
+         at_break=breaks.stack_op(lambda name: lambda obj: getattr(obj, name), 1))
 def load_attr(f, i):
     f.push(A.getattr_vt(f, f.pop(), i.arg))
 
 
-@handles("LOAD_METHOD")
+@handles("LOAD_METHOD", until=(3, 12), words="attribute read",
+         at_break=breaks.stack_op(lambda name: lambda obj: getattr(obj, name), 1, pushes_null=True))
 def load_method(f, i):
     obj = f.pop()
     f.push(V.NULL)
     f.push(A.getattr_vt(f, obj, i.arg))
 
 
-@handles("STORE_ATTR")
+@handles("STORE_ATTR", at_break=breaks.stack_op(lambda name: lambda value, obj: setattr(obj, name, value), 2))
 def store_attr(f, i):
     obj, value = f.stack[-1], f.stack[-2]
     A.store_attr(f, obj, i.arg, value)
@@ -162,13 +179,14 @@ def delete_attr(f, i):
     f.pop()
 
 
-@handles("BINARY_SUBSCR")
+@handles("BINARY_SUBSCR", at_break=breaks.stack_op(lambda arg: operator.getitem, 2), words="indexing")
 def binary_subscr(f, i):
     index = f.pop()
     f.push(Vals.subscript(f, f.pop(), index))
 
 
-@handles("STORE_SUBSCR")
+@handles("STORE_SUBSCR", words="item assignment", at_break=breaks.stack_op(
+    lambda arg: lambda value, container, key: operator.setitem(container, key, value), 3))
 def store_subscr(f, i):
     key, container, value = f.stack[-1], f.stack[-2], f.stack[-3]
     Vals.store_subscript(f, container, key, value)
@@ -197,21 +215,22 @@ def build_slice(f, i):
 
 
 # ---------------------------------------------------------------- operators
-@handles("BINARY_OP")
+@handles("BINARY_OP", at_break=breaks.stack_op(BINARY.__getitem__, 2), words="arithmetic")
 def binary_op(f, i):
     b = f.pop()
     a = f.pop()
     f.push(Vals.binary(f, BINARY[i.arg], a, b))
 
 
-@handles("COMPARE_OP")
+@handles("COMPARE_OP", until=(3, 12), at_break=breaks.stack_op(COMPARE.__getitem__, 2), words="comparison")
 def compare_op(f, i):
     b = f.pop()
     a = f.pop()
     f.push(Vals.binary(f, COMPARE[i.arg], a, b))
 
 
-@handles("IS_OP")
+@handles("IS_OP", words="identity test",
+         at_break=breaks.stack_op(lambda negated: lambda a, b: (a is b) != bool(negated), 2))
 def is_op(f, i):
     b = f.pop()
     a = f.pop()
@@ -219,19 +238,22 @@ def is_op(f, i):
     f.push(V.Known(same != bool(i.arg)))
 
 
-@handles("CONTAINS_OP")
+@handles("CONTAINS_OP", words="`in` test", at_break=breaks.stack_op(
+    lambda negated: lambda item, container: (item in container) != bool(negated), 2))
 def contains_op(f, i):
     container = f.pop()
     item = f.pop()
     f.push(V.Known(Vals.contains(f, container, item) != bool(i.arg)))
 
 
-@handles("UNARY_NEGATIVE", "UNARY_POSITIVE", "UNARY_INVERT")
+@handles("UNARY_NEGATIVE", at_break=breaks.stack_op(lambda arg: operator.neg, 1))
+@handles("UNARY_INVERT", at_break=breaks.stack_op(lambda arg: operator.invert, 1))
+@handles("UNARY_POSITIVE", until=(3, 12), at_break=breaks.stack_op(lambda arg: operator.pos, 1))
 def unary(f, i):
     f.push(Vals.unary(f, UNARY[i.name], f.pop()))
 
 
-@handles("UNARY_NOT")
+@handles("UNARY_NOT", at_break=breaks.stack_op(lambda arg: operator.not_, 1))
 def unary_not(f, i):
     f.push(Vals.logical_not(f, f.pop()))
 
@@ -266,13 +288,13 @@ def build_const_key_map(f, i):
     f.push(V.Dict(dict(zip(keys, f.popn(i.arg)))))
 
 
-@handles("BUILD_STRING")
+@handles("BUILD_STRING", words="str formatting")
 def build_string(f, i):
     parts = Vals.constant_values(f.popn(i.arg), "an f-string part")
     f.push(V.Known("".join(parts)))
 
 
-@handles("FORMAT_VALUE")
+@handles("FORMAT_VALUE", until=(3, 13), words="str formatting")
 def format_value(f, i):
     spec = f.pop().value if i.arg & 0x04 else ""
     value = Vals.python_value(f, f.pop(), "str formatting")
@@ -323,7 +345,7 @@ def store_global(f, i):
     f.trace.side_effects.write(f.trace.globals_owner, i.arg, f.pop())
 
 
-@handles("LIST_TO_TUPLE")
+@handles("LIST_TO_TUPLE", until=(3, 12))
 def list_to_tuple(f, i):
     f.push(V.Tuple(list(f.pop().items)))
 
@@ -336,7 +358,7 @@ def dict_update(f, i):
     target.items.update(Vals.dict_items(f, other))
 
 
-@handles("UNPACK_SEQUENCE")
+@handles("UNPACK_SEQUENCE", words="unpacking")
 def unpack_sequence(f, i):
     items = Vals.iterate(f, f.pop())
     if len(items) != i.arg:
@@ -344,7 +366,7 @@ def unpack_sequence(f, i):
     f.stack.extend(reversed(items))
 
 
-@handles("UNPACK_EX")
+@handles("UNPACK_EX", words="unpacking")
 def unpack_ex(f, i):
     before, after = i.arg & 0xFF, i.arg >> 8
     items = Vals.iterate(f, f.pop())
@@ -355,12 +377,13 @@ def unpack_ex(f, i):
 
 
 # ---------------------------------------------------------------- calls and functions
-@handles("KW_NAMES")
+@handles("KW_NAMES", until=(3, 13))
 def kw_names(f, i):
     f.kw_names = i.arg
 
 
-@handles("CALL")
+@handles("CALL", until=(3, 12), words="call",
+         at_break=AtBreak(breaks.BreakKind.CALL, pops=lambda argc: argc + 2))
 def call(f, i):
     n = i.arg
     args = f.popn(n)
@@ -373,7 +396,8 @@ def call(f, i):
     f.push(C.call(f, fn, positional, kwargs))
 
 
-@handles("CALL_FUNCTION_EX")
+@handles("CALL_FUNCTION_EX", until=(3, 12), words="call", at_break=AtBreak(
+    breaks.BreakKind.CALL_EX, pops=lambda flags: 3 + (flags & 1), null_optional=True))
 def call_function_ex(f, i):
     kwargs = Vals.dict_items(f, f.pop()) if i.arg & 1 else {}
     args = Vals.iterate(f, f.pop())
@@ -383,7 +407,7 @@ def call_function_ex(f, i):
     f.push(C.call(f, fn, args, kwargs))
 
 
-@handles("MAKE_FUNCTION")
+@handles("MAKE_FUNCTION", until=(3, 13))
 def make_function(f, i):
     code = f.pop().value
     closure = tuple(f.pop().items) if i.arg & 0x08 else ()
@@ -394,7 +418,7 @@ def make_function(f, i):
     f.push(V.Function(code, f.globals, code.co_name, defaults, kwdefaults, closure))
 
 
-@handles("RETURN_VALUE")
+@handles("RETURN_VALUE", words="return")
 def return_value(f, i):
     f.return_value = f.pop()
     return RETURN
@@ -421,7 +445,7 @@ def get_yield_from_iter(f, i):
     f.push(generators.make_iterator(f, f.pop()))
 
 
-@handles("SEND")
+@handles("SEND", until=(3, 12))
 def send(f, i):
     """`yield from`: pass the sent value to the inner iterator; its return value ends the loop."""
     sent = f.pop()
@@ -467,20 +491,19 @@ def _or_pop(f, i):
         f.pop()
 
 
-for _name in CONDITIONAL_JUMPS:
-    HANDLERS[_name] = _conditional
-for _name in NONE_JUMPS:
-    HANDLERS[_name] = _none_jump
-for _name in OR_POP_JUMPS:
-    HANDLERS[_name] = _or_pop
+for _name, _jump_if in CONDITIONAL_JUMPS.items():
+    handles(_name, until=(3, 12), at_break=breaks.branch(_jump_if), words="if")(_conditional)
+handles(*NONE_JUMPS, until=(3, 12), words="is None test")(_none_jump)
+for _name, _jump_if in OR_POP_JUMPS.items():
+    handles(_name, until=(3, 12), at_break=breaks.branch(_jump_if), words="and/or")(_or_pop)
 
 
-@handles("GET_ITER")
+@handles("GET_ITER", at_break=breaks.stack_op(lambda arg: iter, 1), words="iteration")
 def get_iter(f, i):
     f.push(generators.make_iterator(f, f.pop()))
 
 
-@handles("FOR_ITER")
+@handles("FOR_ITER", until=(3, 12), at_break=breaks.FOR_ITER, words="iteration")
 def for_iter(f, i):
     it = f.stack[-1]
     if not generators.is_iterator(it):
@@ -496,7 +519,7 @@ def for_iter(f, i):
 
 
 # ---------------------------------------------------------------- with blocks and raise
-@handles("BEFORE_WITH")
+@handles("BEFORE_WITH", words="with")
 def before_with(f, i):
     ctx = f.pop()
     if isinstance(ctx, V.Autocast):
@@ -517,7 +540,7 @@ def before_with(f, i):
     f.push(V.Known(None))
 
 
-@handles("RAISE_VARARGS")
+@handles("RAISE_VARARGS", at_break=breaks.RAISE)
 def raise_varargs(f, i):
     raise GraphBreak("raise statement", hint="the exception is raised by Python after the graph ran")
 

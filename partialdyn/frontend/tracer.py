@@ -41,20 +41,6 @@ from .instructions import decode
 from .side_effects import SideEffects
 
 MAX_INLINE_DEPTH = 32
-# what an instruction does, in words, for the provenance of the guards it makes
-OPERATION_WORDS = {
-    "LOAD_ATTR": "attribute read", "LOAD_METHOD": "attribute read", "LOAD_GLOBAL": "global read",
-    "LOAD_DEREF": "closure read", "LOAD_CLASSDEREF": "closure read", "LOAD_NAME": "name read",
-    "BINARY_SUBSCR": "indexing", "STORE_SUBSCR": "item assignment", "CALL": "call", "CALL_FUNCTION_EX": "call",
-    "PRECALL": "call", "COMPARE_OP": "comparison", "IS_OP": "identity test", "CONTAINS_OP": "`in` test",
-    "BINARY_OP": "arithmetic", "GET_ITER": "iteration", "FOR_ITER": "iteration", "UNPACK_SEQUENCE": "unpacking",
-    "UNPACK_EX": "unpacking", "FORMAT_VALUE": "str formatting", "BUILD_STRING": "str formatting",
-    "POP_JUMP_FORWARD_IF_TRUE": "if", "POP_JUMP_BACKWARD_IF_TRUE": "if", "POP_JUMP_FORWARD_IF_FALSE": "if",
-    "POP_JUMP_BACKWARD_IF_FALSE": "if", "JUMP_IF_TRUE_OR_POP": "and/or", "JUMP_IF_FALSE_OR_POP": "and/or",
-    "POP_JUMP_FORWARD_IF_NONE": "is None test", "POP_JUMP_FORWARD_IF_NOT_NONE": "is None test",
-    "POP_JUMP_BACKWARD_IF_NONE": "is None test", "POP_JUMP_BACKWARD_IF_NOT_NONE": "is None test",
-    "BEFORE_WITH": "with", "RETURN_VALUE": "return",
-}
 MAX_INSTRUCTIONS = 500_000     # per trace: an endless Python loop or generator stops tracing, never hangs
 
 
@@ -165,8 +151,9 @@ class Trace:
             line = linecache.getline(code.co_filename, code.co_firstlineno).strip()
             return provenance_of("argument", [(code.co_filename, code.co_firstlineno, line)], self.caller)
         innermost = frames[-1]
-        op = self.builder.shapes.current_op or OPERATION_WORDS.get(
-            innermost.decoded.instrs[innermost.current].name, "instruction")
+        from .opcodes import WORDS
+        op = self.builder.shapes.current_op or WORDS.get(innermost.decoded.instrs[innermost.current].name,
+                                                          "instruction")
         return provenance_of(op, [f.location() for f in frames], self.caller)
 
     # ------------------------------------------------------------ inputs
@@ -469,56 +456,44 @@ class Frame:
         """Run an inlined frame to its return (a generator frame: to its next yield); any break propagates to
         the root."""
         from .opcodes import HANDLERS
-        instrs = self.decoded.instrs
         while True:
-            self.current = self.ip
-            instr = instrs[self.ip]
-            self.ip += 1
-            self._count()
-            handler = HANDLERS.get(instr.name)
-            if handler is None:
-                raise Unsupported(f"opcode {instr.name} is not supported")
-            try:
-                outcome = handler(self, instr)
-                if outcome is RETURN or outcome is YIELD:
-                    self.suspended = outcome is YIELD
-                    return self.return_value
-            except UserError as e:
-                if self.decoded.is_user_try(self.current):
-                    raise GraphBreak(f"exception inside a try block: {e}",
-                                     hint="the try block runs in Python") from e
-                raise
+            outcome = self._execute_next(HANDLERS)
+            if outcome is RETURN or outcome is YIELD:
+                self.suspended = outcome is YIELD
+                return self.return_value
 
     def run_root(self) -> Result:
         """Run the traced frame; on a graph break return where it stopped instead of raising."""
         from .opcodes import HANDLERS
-        instrs = self.decoded.instrs
         builder = self.trace.builder
         while True:
-            self.current = self.ip
-            instr = instrs[self.ip]
-            self.ip += 1
             saved = Checkpoint(list(self.stack), dict(self.locals), self.kw_names, _last_node(builder.graph),
                                self.trace.grad_enabled, self.trace.side_effects.checkpoint())
             try:
-                self._count()
-                handler = HANDLERS.get(instr.name)
-                if handler is None:
-                    raise Unsupported(f"opcode {instr.name} is not supported")
-                if handler(self, instr) is RETURN:
+                if self._execute_next(HANDLERS) is RETURN:
                     generators.check_dropped(self.trace)
                     return Result(value=self.return_value)
             except (GraphBreak, Unsupported) as e:
                 if self.trace.autocast_open:
                     raise AutocastRestart(e.reason) from e
                 return Result(stop=self._stop_here(e, saved))
-            except UserError as e:
-                if not self.decoded.is_user_try(self.current):
-                    raise
-                if self.trace.autocast_open:
-                    raise AutocastRestart(str(e)) from e
-                return Result(stop=self._stop_here(GraphBreak(f"exception inside a try block: {e}",
-                                                              hint="the try block runs in Python"), saved))
+
+    def _execute_next(self, handlers: dict):
+        """Run the instruction at `ip` with its handler; a user exception inside a `try` block becomes a graph
+        break there."""
+        self.current = self.ip
+        instr = self.decoded.instrs[self.ip]
+        self.ip += 1
+        self._count()
+        handler = handlers.get(instr.name)
+        if handler is None:
+            raise Unsupported(f"opcode {instr.name} is not supported")
+        try:
+            return handler(self, instr)
+        except UserError as e:
+            if not self.decoded.is_user_try(self.current):
+                raise
+            raise GraphBreak(f"exception inside a try block: {e}", hint="the try block runs in Python") from e
 
     def _count(self):
         self.trace.instructions += 1

@@ -20,9 +20,11 @@ from ..backends import lookup
 from .. import sources as S
 from .. import trackers as V
 from ..errors import Unsupported
-from ..frontend import autocast
+from ..frontend import autocast, breaks
 from ..frontend.autocast import AutocastRestart
-from ..frontend.instructions import CONDITIONAL_JUMPS, OR_POP_JUMPS
+from ..frontend.breaks import BreakKind
+from ..frontend.instructions import stack_effect, writes_cells
+from ..frontend.opcodes import AT_BREAK
 from ..frontend.resume import STACK_PREFIX
 from ..frontend.side_effects import SideEffects
 from ..frontend.tracer import Frame, Trace, shared_storages
@@ -210,18 +212,8 @@ def _make_runner(opt, trace, rebuilder, compiled, body, step):
     return run
 
 
-def _cells_written(code) -> bool:
-    """Does `code` or any function nested in it assign a cell variable (`nonlocal`, or a local that closures
-    capture assigned again)?  Only then must closures and the frame share the very same cells."""
-    import dis
-    for instr in dis.get_instructions(code):
-        if instr.opname in ("STORE_DEREF", "DELETE_DEREF"):
-            return True
-    return any(_cells_written(c) for c in code.co_consts if isinstance(c, type(code)))
-
-
 def _break_body(opt, trace, stop, rebuilder):
-    if trace.frame.closure_made and _cells_written(opt.fn.__code__):
+    if trace.frame.closure_made and writes_cells(opt.fn.__code__):
         # the closure and the resume function would hold different cells: writes on one side would be lost
         raise Unsupported(f"graph break ({stop.reason}, line {stop.line}) after creating a closure over "
                           f"this function's variables")
@@ -240,87 +232,94 @@ def _break_body(opt, trace, stop, rebuilder):
 
 
 def _make_step(opt, trace, stop, names, texts):
-    instr = trace.frame.decoded.instrs[stop.index]
-    layout = tuple(v is V.NULL for v in stop.stack)
-    target = trace.frame.decoded.targets.get(stop.index)
-    nxt = stop.index + 1
-    paid = trace.consumer.backoff_break       # the resume functions of a backoff break are budgeted
-
-    def resume(index, stack_layout):
-        return opt.resume_function(index, stack_layout, names, arg_texts=texts, paid=paid, after_line=stop.line)
-
-    def callee_resolver(optimize_callee):
-        return opt.callee_resolver(optimize_callee, paid)
-    eager_rest = opt.eager_run_recorder(stop.reason, stop.file, stop.line)
-    name = instr.name
-    if trace.frame.decoded.is_user_try(stop.index):
+    """The step for the instruction the trace stopped at, built from the break behaviour its opcode declares
+    (`opcodes.AT_BREAK`)."""
+    site = BreakSite(opt, trace, stop, names, texts)
+    if site.decoded.is_user_try(stop.index):
         # the rest runs as plain Python (the try keeps its handlers); a callee that broke inside is still
         # optimized: the callable on the stack is swapped for its optimized version
         callee_slot = None
-        if name == "CALL" and stop.inside_callee:
-            n = instr.arg
-            callee_slot = len(layout) - n - 1 if layout[len(layout) - n - 2] else len(layout) - n - 2
-        elif name == "CALL_FUNCTION_EX" and stop.inside_callee:
-            callee_slot = len(layout) - 2 - (instr.arg & 1)
-        return EagerRest(opt.resume_function(stop.index, layout, names, optimized=False, after_line=stop.line), eager_rest,
-                         callee_slot, callee_resolver(True))
-    code = opt.fn.__code__
-    call = caller_at(code.co_filename, instr.lineno or code.co_firstlineno, opt.origin[0].__code__.co_name,
-                     opt.fn.__globals__)
-    if name == "CALL":
-        n = instr.arg
-        below = layout[:len(layout) - n - 2]
-        return CallStep(n, stop.kw_names, resume(nxt, below + (False,)), callee_resolver(stop.inside_callee),
-                        call)
-    if name == "CALL_FUNCTION_EX":
-        below = layout[:len(layout) - 2 - (instr.arg & 1)]
-        if below and below[-1]:
-            below = below[:-1]
-        return CallExStep(bool(instr.arg & 1), resume(nxt, below + (False,)),
-                          callee_resolver(stop.inside_callee), call)
-    if name in CONDITIONAL_JUMPS:
-        rest = layout[:-1]
-        return BranchStep(CONDITIONAL_JUMPS[name], True, bool, resume(target, rest), resume(nxt, rest))
-    if name in OR_POP_JUMPS:
-        return BranchStep(OR_POP_JUMPS[name], False, bool, resume(target, layout), resume(nxt, layout[:-1]))
-    if name == "FOR_ITER":
-        return ForIterStep(resume(nxt, layout + (False,)), resume(target, layout[:-1]))
-    if name == "RAISE_VARARGS":
-        # the user's own code raises it (plain Python from the raise on), so the traceback ends at their line
-        return RaiseStep(opt.resume_function(stop.index, layout, names, optimized=False, after_line=stop.line))
-    stack_op = _stack_op(instr)
-    if stack_op is not None:
-        fn, n, pushes = stack_op
-        pushed = (True, False) if name == "LOAD_METHOD" else (False,) * pushes    # LOAD_METHOD pushes NULL first
-        return StackOpStep(fn, n, pushes, resume(nxt, layout[:len(layout) - n] + pushed))
-    return EagerRest(opt.resume_function(stop.index, layout, names, optimized=False, after_line=stop.line), eager_rest)
+        if site.at_break.kind in (BreakKind.CALL, BreakKind.CALL_EX) and stop.inside_callee:
+            base = site.base()
+            callee_slot = base + 1 if site.layout[base] else base
+        return EagerRest(site.plain_python(), site.eager_recorder(), callee_slot, site.callee_resolver(True))
+    return BREAK_STEPS[site.at_break.kind](site)
 
 
-def _stack_op(instr):
-    from ..frontend.opcodes import BINARY, COMPARE, UNARY
-    name, arg = instr.name, instr.arg
-    if name == "BINARY_OP":
-        return BINARY[arg], 2, 1
-    if name == "COMPARE_OP":
-        return COMPARE[arg], 2, 1
-    if name == "BINARY_SUBSCR":
-        return operator.getitem, 2, 1
-    if name == "STORE_SUBSCR":
-        return (lambda value, container, key: operator.setitem(container, key, value)), 3, 0
-    if name in UNARY:
-        return UNARY[name], 1, 1
-    if name == "UNARY_NOT":
-        return operator.not_, 1, 1
-    if name == "GET_ITER":
-        return iter, 1, 1
-    if name == "LOAD_ATTR":
-        return (lambda obj: getattr(obj, arg)), 1, 1
-    if name == "LOAD_METHOD":
-        return (lambda obj: (NULL, getattr(obj, arg))), 1, 2
-    if name == "STORE_ATTR":
-        return (lambda value, obj: setattr(obj, arg, value)), 2, 0
-    if name == "CONTAINS_OP":
-        return (lambda item, container: (item in container) != bool(arg)), 2, 1
-    if name == "IS_OP":
-        return (lambda a, b: (a is b) != bool(arg)), 2, 1
-    return None
+class BreakSite:
+    """The instruction a trace stopped at, and the resume functions for where it continues."""
+
+    def __init__(self, opt, trace, stop, names, texts):
+        self.opt, self.stop, self.names, self.texts = opt, stop, names, texts
+        self.decoded = trace.frame.decoded
+        self.instr = self.decoded.instrs[stop.index]
+        self.at_break = AT_BREAK.get(self.instr.name, breaks.EAGER)
+        self.layout = tuple(v is V.NULL for v in stop.stack)      # True where the stack holds NULL
+        self.paid = trace.consumer.backoff_break       # the resume functions of a backoff break are budgeted
+
+    def pops(self, jump: bool) -> int:
+        """Values the instruction takes from the stack: declared, else what its stack effect removes."""
+        if self.at_break.pops is not None:
+            return self.at_break.pops(self.instr.arg)
+        return max(0, -stack_effect(self.instr, jump))
+
+    def pushes(self, jump: bool) -> int:
+        return self.pops(jump) + stack_effect(self.instr, jump)
+
+    def base(self, jump: bool = False) -> int:
+        """The stack position of the first value the instruction pops (past an absent optional NULL)."""
+        base = len(self.layout) - self.pops(jump)
+        if self.at_break.null_optional and not self.layout[base]:
+            base += 1
+        return base
+
+    def after(self, jump: bool):
+        """The resume function for where the instruction continues, taking (`jump`) or skipping its jump."""
+        pushes = self.pushes(jump)
+        pushed = (True,) + (False,) * (pushes - 1) if self.at_break.pushes_null else (False,) * pushes
+        index = self.decoded.targets[self.stop.index] if jump else self.stop.index + 1
+        return self.opt.resume_function(index, self.layout[:self.base(jump)] + pushed, self.names,
+                                        arg_texts=self.texts, paid=self.paid, after_line=self.stop.line)
+
+    def plain_python(self):
+        """The resume function that runs the rest of the frame, this instruction included, as plain Python."""
+        return self.opt.resume_function(self.stop.index, self.layout, self.names, optimized=False,
+                                        after_line=self.stop.line)
+
+    def callee_resolver(self, optimize_callee: bool):
+        return self.opt.callee_resolver(optimize_callee, self.paid)
+
+    def eager_recorder(self):
+        return self.opt.eager_run_recorder(self.stop.reason, self.stop.file, self.stop.line)
+
+    def call_site(self):
+        """Makes a call from a frame at the user's line."""
+        code = self.opt.fn.__code__
+        return caller_at(code.co_filename, self.instr.lineno or code.co_firstlineno,
+                         self.opt.origin[0].__code__.co_name, self.opt.fn.__globals__)
+
+
+def _stack_op_step(site):
+    operation = site.at_break.operation(site.instr.arg)
+    if site.at_break.pushes_null:
+        operation = _null_first(operation)
+    return StackOpStep(operation, site.pops(False), site.pushes(False), site.after(False))
+
+
+def _null_first(operation):
+    return lambda *values: (NULL, operation(*values))
+
+
+BREAK_STEPS = {
+    BreakKind.CALL: lambda site: CallStep(site.instr.arg, site.stop.kw_names, site.after(False),
+                                          site.callee_resolver(site.stop.inside_callee), site.call_site()),
+    BreakKind.CALL_EX: lambda site: CallExStep(bool(site.instr.arg & 1), site.after(False),
+                                               site.callee_resolver(site.stop.inside_callee), site.call_site()),
+    BreakKind.BRANCH: lambda site: BranchStep(site.at_break.jump_if, stack_effect(site.instr, True) < 0, bool,
+                                              site.after(True), site.after(False)),
+    BreakKind.FOR_ITER: lambda site: ForIterStep(site.after(False), site.after(True)),
+    # the user's own code raises it (plain Python from the raise on), so the traceback ends at their line
+    BreakKind.RAISE: lambda site: RaiseStep(site.plain_python()),
+    BreakKind.STACK_OP: _stack_op_step,
+    BreakKind.EAGER: lambda site: EagerRest(site.plain_python(), site.eager_recorder()),
+}
