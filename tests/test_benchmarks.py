@@ -84,3 +84,13 @@ def test_cache_hit_benchmark_reports_both_engines_on_x_plus_y():
     [result] = cache_hit_main(["--workloads", "tiny", "--rounds", "1", "--calls", "5", "--warmup", "1"])
     assert result.case == "tiny" and result.correct is True
     assert result.eager_us > 0 and result.partialdyn_us > 0 and result.torch_us > 0
+
+
+def test_first_call_benchmark_times_a_one_layer_encoder_and_prints_ratios():
+    from benchmarks.first_call import first_call_seconds, to_markdown
+    engines = ["partialdyn-partial", "partialdyn-static"]
+    results = [first_call_seconds("encoder", engine, layers=1) for engine in engines]
+    assert [r["engine"] for r in results] == engines and all(r["first_call_s"] > 0 for r in results)
+    table = to_markdown({("encoder", r["engine"]): r["first_call_s"] for r in results}, ["encoder"], engines, "eager")
+    assert table.splitlines()[1] == "| model | partialdyn-partial s | partialdyn-static s | partial/static |"
+    assert table.splitlines()[3].startswith("| encoder |")

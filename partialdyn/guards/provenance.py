@@ -7,6 +7,7 @@ message can say both which library line assumed it and which user line called it
 """
 from __future__ import annotations
 
+import functools
 import linecache
 import os
 import sys
@@ -20,8 +21,10 @@ _LIBRARY_DIRS = tuple(sorted({os.path.realpath(p) + os.sep for p in (
     os.path.dirname(os.path.dirname(torch.__file__)))}))
 
 
+@functools.lru_cache(maxsize=4096)
 def is_library_file(filename: str | None) -> bool:
-    """Library code: the standard library and installed packages (torch among them)."""
+    """Library code: the standard library and installed packages (torch among them).  Cached per file name:
+    asked for every frame of every guard a trace makes (realpath is a few stat calls)."""
     if not filename or filename.startswith("<"):
         return bool(filename) and filename.startswith("<frozen")
     return os.path.realpath(filename).startswith(_LIBRARY_DIRS)
@@ -66,6 +69,7 @@ class Provenance:
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.realpath(__file__))) + os.sep
 
 
+@functools.lru_cache(maxsize=4096)
 def is_engine_file(filename: str) -> bool:
     """partialdyn's own modules (its demo's model is user code)."""
     real = os.path.realpath(filename)

@@ -56,6 +56,8 @@ class Shapes:
         guards; Python consuming it graph-breaks."""
         dims = [DimDynamic.UNBACKED if d in unbacked_dims else DimDynamic.DYNAMIC if d in dynamic_dims
                 else DimDynamic.STATIC for d in range(t.dim())]
+        if dynamic_dims or unbacked_dims:
+            self.symbolic()
         fake = self.fake_mode.from_tensor(t, source=source,
                                           symbolic_context=StatelessSymbolicContext(dynamic_sizes=dims))
         for d, s in enumerate(fake.shape):
@@ -64,6 +66,13 @@ class Shapes:
                 self.symbol_code.setdefault(s.node.expr, size_code(source, d))
                 self.symbol_dims.setdefault(s.node.expr, (source.code, d))
         return fake
+
+    def symbolic(self) -> None:
+        """The trace has symbols: torch's fake-tensor dispatch cache is off from here on.  Making a cache
+        entry re-synthesizes the op's output with symbolic sizes (sympy arithmetic per size and stride), and a
+        first trace rarely hits what it stored: GPT-2's symbolic trace spends about a quarter of its time
+        there (docs/performance.md).  Results are the same with or without the cache."""
+        self.fake_mode.cache_enabled = False
 
     @property
     def provenance(self):
@@ -83,6 +92,7 @@ class Shapes:
             self.current_op = outer
 
     def sym_int(self, value: int, source: Src) -> torch.SymInt:
+        self.symbolic()
         sym = self.shape_env.create_symbol(value, source, dynamic_dim=DimDynamic.DYNAMIC,
                                            positive=None, do_not_specialize_zero_one=True)
         self.symbol_names[sym] = str(source)
@@ -91,6 +101,7 @@ class Shapes:
         return self.shape_env.create_symintnode(sym, hint=value, source=source)
 
     def sym_float(self, value: float, source: Src) -> torch.SymFloat:
+        self.symbolic()
         sym = self.shape_env.create_unspecified_symbol(value, source, dynamic_dim=DimDynamic.DYNAMIC)
         self.symbol_names[sym] = str(source)
         self.symbol_code[sym] = source.code
