@@ -75,7 +75,9 @@ def test_an_autocast_query_inside_a_region_is_answered_as_in_eager():
         with torch.autocast("cpu", dtype=torch.bfloat16):
             on = torch.is_autocast_enabled("cpu")
         return x * 2 if on else x
-    check(query, [(r(3),)] * 2, breaks=None, recompiles=None, fallbacks=None, graph_every_call=False)
+    # the `with` runs in Python (no graph); the calls after the first reuse its entries instead of recompiling
+    stats = check(query, [(r(3),)] * 3, breaks=None, recompiles=0, fallbacks=None, graph_every_call=False)
+    assert stats["cache_hits"] >= 2, stats
 
 
 def test_autocast_is_off_again_after_a_graph_raises_inside_a_region():
@@ -84,6 +86,7 @@ def test_autocast_is_off_again_after_a_graph_raises_inside_a_region():
             z = x[idx] @ x.t()
         return z.float()
     # the second call's graph raises after entering the region (it re-runs as plain Python, which raises too)
-    check(gather, [(r(3, 3), torch.tensor([0, 2])), (r(3, 3), torch.tensor([0, 7]))], recompiles=None,
-          fallbacks=None)
+    stats = check(gather, [(r(3, 3), torch.tensor([0, 2])), (r(3, 3), torch.tensor([0, 7]))], recompiles=None,
+                  fallbacks=None)
+    assert stats["compiles"] == 1 and stats["cache_hits"] == 1, stats    # the graph that raised is the first call's
     assert not torch.is_autocast_enabled("cpu")

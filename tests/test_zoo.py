@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import partialdyn
-from helpers import CountingBackend
+from helpers import CountingBackend, outcome
 
 pytest.importorskip("transformers")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # `benchmarks` is not installed
@@ -125,6 +125,7 @@ def test_every_guard_of_a_zoo_run_has_a_provenance_and_each_recompile_names_a_li
     with torch.no_grad():
         for kwargs in calls:
             optimized(**kwargs)
+        assert outcome(optimized, **calls[0])[1] == "hit"     # the guards accept what they were made for
     guards = [g for e in partialdyn.events("guards") for g in e["guards"]]
     assert guards
     missing = [g["text"] for g in guards
