@@ -18,14 +18,14 @@ from types import CodeType
 import bytecode
 from bytecode import Instr, Label, TryBegin, TryEnd
 
-CONDITIONAL_JUMPS = {
+CONDITIONAL_JUMPS = {      # opcode -> the truth value that jumps (3.11 names; 3.12 has one per direction)
     "POP_JUMP_FORWARD_IF_TRUE": True, "POP_JUMP_BACKWARD_IF_TRUE": True,
     "POP_JUMP_FORWARD_IF_FALSE": False, "POP_JUMP_BACKWARD_IF_FALSE": False,
-}
-NONE_JUMPS = {
+} if sys.version_info < (3, 12) else {"POP_JUMP_IF_TRUE": True, "POP_JUMP_IF_FALSE": False}
+NONE_JUMPS = {             # opcode -> whether it jumps on None
     "POP_JUMP_FORWARD_IF_NONE": True, "POP_JUMP_BACKWARD_IF_NONE": True,
     "POP_JUMP_FORWARD_IF_NOT_NONE": False, "POP_JUMP_BACKWARD_IF_NOT_NONE": False,
-}
+} if sys.version_info < (3, 12) else {"POP_JUMP_IF_NONE": True, "POP_JUMP_IF_NOT_NONE": False}
 OR_POP_JUMPS = {"JUMP_IF_TRUE_OR_POP": True, "JUMP_IF_FALSE_OR_POP": False}
 PROLOGUE = {"MAKE_CELL", "COPY_FREE_VARS", "RESUME"}
 VERSION = sys.version_info[:2]
@@ -97,8 +97,9 @@ def _is_with_cleanup(instrs: list[Instr], h: int) -> bool:
     names = [i.name for i in instrs[h:h + 2]]
     if names == ["PUSH_EXC_INFO", "WITH_EXCEPT_START"]:
         return True
-    # the cleanup's own nested regions (re-raise paths) are never traced into
-    return names[:1] in (["COPY"], ["POP_TOP"], ["RERAISE"])
+    # the cleanup's own nested regions (re-raise paths) are never traced into; from 3.12 an inlined
+    # comprehension's handler (SWAP, POP_TOP, ...) restores the loop variable it hid
+    return names[:1] in (["COPY"], ["POP_TOP"], ["RERAISE"]) or names == ["SWAP", "POP_TOP"]
 
 
 def writes_cells(code: CodeType) -> bool:

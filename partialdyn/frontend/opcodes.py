@@ -99,9 +99,24 @@ def load_fast(f, i):
     f.push(f.locals[i.arg])
 
 
+@handles("LOAD_FAST_CHECK", since=(3, 12))
+def load_fast_check(f, i):
+    load_fast(f, i)
+
+
+@handles("LOAD_FAST_AND_CLEAR", since=(3, 12))
+def load_fast_and_clear(f, i):
+    """An inlined comprehension hides the enclosing frame's variable of the same name (NULL when unbound)."""
+    f.push(f.locals.pop(i.arg, V.NULL))
+
+
 @handles("STORE_FAST")
 def store_fast(f, i):
-    f.locals[i.arg] = f.pop()
+    value = f.pop()
+    if value is V.NULL:          # 3.12: an inlined comprehension restores a variable that was unbound
+        f.locals.pop(i.arg, None)
+    else:
+        f.locals[i.arg] = value
 
 
 @handles("DELETE_FAST")
@@ -158,6 +173,16 @@ def load_attr(f, i):
     f.push(A.getattr_vt(f, f.pop(), i.arg))
 
 
+@handles("LOAD_ATTR", since=(3, 12), words="attribute read")
+def load_attr_or_method(f, i):
+    """3.12: the arg's flag asks for NULL below the attribute, like 3.11's LOAD_METHOD."""
+    push_null, name = i.arg
+    obj = f.pop()
+    if push_null:
+        f.push(V.NULL)
+    f.push(A.getattr_vt(f, obj, name))
+
+
 @handles("LOAD_METHOD", until=(3, 12), words="attribute read",
          at_break=breaks.stack_op(lambda name: lambda obj: getattr(obj, name), 1, pushes_null=True))
 def load_method(f, i):
@@ -193,6 +218,21 @@ def store_subscr(f, i):
     f.popn(3)
 
 
+@handles("BINARY_SLICE", since=(3, 12), words="indexing")
+def binary_slice(f, i):
+    start, stop = f.popn(2)
+    build_slice_of(f, [start, stop])
+    index = f.pop()
+    f.push(Vals.subscript(f, f.pop(), index))
+
+
+@handles("STORE_SLICE", since=(3, 12), words="item assignment")
+def store_slice(f, i):
+    start, stop = f.popn(2)
+    build_slice_of(f, [start, stop])
+    store_subscr(f, i)
+
+
 @handles("DELETE_SUBSCR")
 def delete_subscr(f, i):
     key, container = f.stack[-1], f.stack[-2]
@@ -206,8 +246,11 @@ def delete_subscr(f, i):
 
 @handles("BUILD_SLICE")
 def build_slice(f, i):
-    parts = f.popn(i.arg)
-    parts += [V.Known(None)] * (3 - len(parts))
+    build_slice_of(f, f.popn(i.arg))
+
+
+def build_slice_of(f, parts):
+    parts = parts + [V.Known(None)] * (3 - len(parts))
     if all(isinstance(p, V.Known) for p in parts):
         f.push(V.Known(slice(*[p.value for p in parts])))
     else:
@@ -222,7 +265,7 @@ def binary_op(f, i):
     f.push(Vals.binary(f, BINARY[i.arg], a, b))
 
 
-@handles("COMPARE_OP", until=(3, 12), at_break=breaks.stack_op(COMPARE.__getitem__, 2), words="comparison")
+@handles("COMPARE_OP", words="comparison", at_break=breaks.stack_op(COMPARE.__getitem__, 2))
 def compare_op(f, i):
     b = f.pop()
     a = f.pop()
@@ -350,6 +393,18 @@ def list_to_tuple(f, i):
     f.push(V.Tuple(list(f.pop().items)))
 
 
+INTRINSIC_1 = {"INTRINSIC_LIST_TO_TUPLE": list_to_tuple,
+               "INTRINSIC_UNARY_POSITIVE": lambda f, i: f.push(Vals.unary(f, operator.pos, f.pop()))}
+
+
+@handles("CALL_INTRINSIC_1", since=(3, 12))
+def call_intrinsic_1(f, i):
+    handler = INTRINSIC_1.get(i.arg.name)
+    if handler is None:
+        raise Unsupported(f"CALL_INTRINSIC_1 {i.arg.name} is not supported")
+    handler(f, i)
+
+
 @handles("DICT_UPDATE", "DICT_MERGE")
 def dict_update(f, i):
     other = f.pop()
@@ -382,7 +437,7 @@ def kw_names(f, i):
     f.kw_names = i.arg
 
 
-@handles("CALL", until=(3, 12), words="call",
+@handles("CALL", words="call",
          at_break=AtBreak(breaks.BreakKind.CALL, pops=lambda argc: argc + 2))
 def call(f, i):
     n = i.arg
@@ -396,7 +451,7 @@ def call(f, i):
     f.push(C.call(f, fn, positional, kwargs))
 
 
-@handles("CALL_FUNCTION_EX", until=(3, 12), words="call", at_break=AtBreak(
+@handles("CALL_FUNCTION_EX", words="call", at_break=AtBreak(
     breaks.BreakKind.CALL_EX, pops=lambda flags: 3 + (flags & 1), null_optional=True))
 def call_function_ex(f, i):
     kwargs = Vals.dict_items(f, f.pop()) if i.arg & 1 else {}
@@ -421,6 +476,12 @@ def make_function(f, i):
 @handles("RETURN_VALUE", words="return")
 def return_value(f, i):
     f.return_value = f.pop()
+    return RETURN
+
+
+@handles("RETURN_CONST", since=(3, 12), words="return")
+def return_const(f, i):
+    f.return_value = V.Known(i.arg)
     return RETURN
 
 
@@ -492,10 +553,23 @@ def _or_pop(f, i):
 
 
 for _name, _jump_if in CONDITIONAL_JUMPS.items():
-    handles(_name, until=(3, 12), at_break=breaks.branch(_jump_if), words="if")(_conditional)
-handles(*NONE_JUMPS, until=(3, 12), words="is None test")(_none_jump)
+    handles(_name, at_break=breaks.branch(_jump_if), words="if")(_conditional)
+handles(*NONE_JUMPS, words="is None test")(_none_jump)
 for _name, _jump_if in OR_POP_JUMPS.items():
     handles(_name, until=(3, 12), at_break=breaks.branch(_jump_if), words="and/or")(_or_pop)
+
+
+@handles("FOR_ITER", since=(3, 12), words="iteration")
+def for_iter_skipping_end_for(f, i):
+    """3.12: an exhausted loop pops the iterator and jumps past the END_FOR at its target."""
+    for_iter(f, i)
+    if f.ip == f.decoded.targets[f.current]:
+        f.ip += 1
+
+
+@handles("END_FOR", since=(3, 12))
+def end_for(f, i):
+    f.popn(2)
 
 
 @handles("GET_ITER", at_break=breaks.stack_op(lambda arg: iter, 1), words="iteration")
