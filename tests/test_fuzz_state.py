@@ -32,7 +32,7 @@ def run_fuzzer(examples, derandomize):
 
 
 def assert_ran_compiled(coverage):
-    assert coverage.compiles > coverage.configs, coverage
+    assert coverage.compiles >= coverage.configs, coverage      # every run compiled (a program need not recompile)
     assert coverage.graph_runs >= coverage.calls // 2, coverage
 
 
