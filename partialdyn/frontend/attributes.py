@@ -149,7 +149,8 @@ def _module_attr(f, obj, name):
             return f.trace.wrap(value, S.module_entry(obj.source, table, name), static=True)
     if name in d.get("_modules", {}):
         sub = d["_modules"][name]
-        return f.trace.wrap(sub, S.module_entry(obj.source, "_modules", name)) if src is not None else V.Known(sub)
+        return f.trace.wrap(sub, S.module_entry(obj.source, "_modules", name), frame_input=obj.by_contents) \
+            if src is not None else V.Known(sub)
     if name in d:
         return f.trace.wrap(d[name], src) if src is not None else reads.known_result(d[name])
     attr = getattr(type(m), name, None)

@@ -213,6 +213,12 @@ class Trace:
             self.wrap(value.__self__, S.attr(source, "__self__"))
             g.id_match(S.attr(source, "__func__"), value.__func__)
             return V.Known(value, source)
+        if frame_input and isinstance(value, torch.nn.Module):
+            # `self` of a layer's forward compiled as its own frame (a break inside it): guarded by its type and
+            # what the trace reads (structure, parameters through their sources, attributes), so every layer of a
+            # stack shares the entry instead of compiling once per instance
+            g.type_match(source, value)
+            return V.Known(value, source, by_contents=True)
         if frame_input and _read_by_contents(value):
             # a config object or a set passed per call: guarded by what the trace reads of it (its fields,
             # membership, length), so a fresh equal one hits; a use that needs the object itself adds ID_MATCH
