@@ -106,6 +106,33 @@ class List(VT):
         return list
 
 
+class CallerList(List):
+    """A list of the caller's world whose length and items are read (and guarded, by `load`) only when the
+    trace first needs them: a trace that only appends to it (a log) does not depend on how long it is, as
+    eager would not.  Appends made before that wait in `appended` and are replayed with `extend`."""
+
+    def __init__(self, source, load):
+        self.source, self._load, self._items, self.appended = source, load, None, []
+
+    @property
+    def loaded(self) -> bool:
+        return self._items is not None
+
+    @property
+    def items(self) -> list:
+        if self._items is None:
+            self._items = self._load() + self.appended
+            self.appended = []
+        return self._items
+
+    @items.setter
+    def items(self, items):
+        self._items = items
+
+    def __repr__(self):
+        return f"CallerList({self.source}, {'loaded' if self.loaded else f'{len(self.appended)} appended'})"
+
+
 @dataclass(eq=False)
 class Dict(VT):
     items: dict                # python key -> VT

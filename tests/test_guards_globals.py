@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import partialdyn
-from helpers import check, r
+from helpers import Compiled, check, r
 
 
 @pytest.fixture(autouse=True)
@@ -68,3 +68,29 @@ def test_a_module_attribute_read_after_an_import_inside_the_function_is_guarded(
         assert stats["cache_hits"] == 1
     finally:
         del sys.modules["pd_guards_cfg"]
+
+
+LOG_SOURCE = """
+LOG = ["before"]
+def only_appends(x):
+    LOG.append(x.shape[0])
+    LOG.extend(["call"])
+    return x + 1
+def appends_then_reads(x):
+    LOG.append("call")
+    return x + len(LOG) + len(LOG[-2])
+"""
+
+
+@pytest.mark.parametrize("name, recompiles", [("only_appends", 0), ("appends_then_reads", 3)])
+def test_appending_to_a_global_list_guards_its_length_only_when_the_function_reads_it(name, recompiles):
+    eager, traced = _exec(LOG_SOURCE), _exec(LOG_SOURCE)
+    compiled = Compiled(traced[name])
+    for b in (2, 3, 3, 4):
+        x = r(b)
+        want = eager[name](x.clone())
+        got = compiled(x.clone())
+        torch.testing.assert_close(got, want)
+        assert traced["LOG"] == eager["LOG"]
+    # only appending: eager reads nothing of the list, so one compile serves every length
+    compiled.stats(recompiles=recompiles)

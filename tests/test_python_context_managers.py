@@ -93,8 +93,7 @@ def contextmanager_value(x):
 
 
 def test_contextmanager_yields_the_value_bound_by_as():
-    # rehit=False: the trace appends to GLOBAL_LOG and guards its length, so each call recompiles
-    check(contextmanager_value, [(r(3),)], rehit=False)
+    check(contextmanager_value, [(r(3),)])
 
 
 def with_nullcontext(x):

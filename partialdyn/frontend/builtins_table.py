@@ -567,10 +567,11 @@ def container_method(f, obj, name, args, kwargs):
 def _list_method(f, lst, name, args):
     if name in ("append", "extend", "insert", "pop", "clear", "reverse"):
         mutate(f, lst)
+    unread = isinstance(lst, V.CallerList) and not lst.loaded
     if name == "append":
-        lst.items.append(args[0])
+        (lst.appended if unread else lst.items).append(args[0])
     elif name == "extend":
-        lst.items.extend(iterate(f, args[0]))
+        (lst.appended if unread else lst.items).extend(iterate(f, args[0]))
     elif name == "insert":
         lst.items.insert(python_value(f, args[0], "list.insert"), args[1])
     elif name == "pop":

@@ -191,6 +191,13 @@ class Trace:
         if isinstance(value, GradRestore):
             g.constant_match(S.attr(source, "restore"), value.restore)
             return V.GradModeExit(value.restore)
+        if type(value) is list:
+            g.type_match(source, value)
+
+            def load():
+                g.length(source, len(value))
+                return [self.wrap(v, S.item(source, i), frame_input) for i, v in enumerate(value)]
+            return V.CallerList(source, load)
         if isinstance(value, (tuple, list)) and type(value) in (tuple, list, torch.Size) or _is_namedtuple(value):
             g.type_match(source, value, f"len({{}}) == {len(value)}",
                          actual=PREFIX + "named({{'type': type({0}), 'len': len({0})}})")

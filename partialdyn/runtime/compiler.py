@@ -132,7 +132,9 @@ def _side_effects(trace, rebuilder) -> list[tuple[str, str]]:
         if c.source is None or id(c) in seen or not isinstance(c, (V.List, V.Dict)):
             continue
         seen.add(id(c))
-        if isinstance(c, V.List):
+        if isinstance(c, V.CallerList) and not c.loaded:
+            effects.append((f"{c.source.code}.extend({{}})", f"[{', '.join(rebuilder.expr(i) for i in c.appended)}]"))
+        elif isinstance(c, V.List):
             effects.append((f"{c.source.code}[:] = {{}}", f"[{', '.join(rebuilder.expr(i) for i in c.items)}]"))
         else:
             items = ", ".join(f"{rebuilder.constant(k)}: {rebuilder.expr(v)}" for k, v in c.items.items())
