@@ -195,7 +195,8 @@ class Trace:
             g.type_match(source, value)
 
             def load():
-                g.length(source, len(value))
+                g.type_match(source, value, f"len({{}}) == {len(value)}",
+                             actual=PREFIX + "named({{'type': type({0}), 'len': len({0})}})")
                 return [self.wrap(v, S.item(source, i), frame_input) for i, v in enumerate(value)]
             return V.CallerList(source, load)
         if isinstance(value, (tuple, list)) and type(value) in (tuple, list, torch.Size) or _is_namedtuple(value):
