@@ -4,8 +4,8 @@ A small transformer (hand-written causal attention that reads `x.shape`, views i
 heads and scales by `math.sqrt(head_dim)`, an MLP, layer norms) runs over a fixed-seed
 stream of inputs whose batch (1..8) and sequence length (3..40) vary. Each engine sees
 the same stream; its outputs are checked against eager and a table compares compiles,
-recompiles, graph breaks, eager fallbacks and wall time. Then the events of the
-`partial` run are rendered as `python -m partialdyn log view FILE` renders a log file.
+recompiles, graph breaks, eager fallbacks and wall time. Then the `partial` run's
+log file is rendered as `python -m partialdyn log view FILE` renders it.
 
 Only the public API is used: `partialdyn.optimize`, `partialdyn.stats`,
 `partialdyn.reset`, `partialdyn.config`, and the log viewer.
@@ -15,7 +15,9 @@ from __future__ import annotations
 import argparse
 import copy
 import math
+import os
 import random
+import tempfile
 import time
 
 import torch
@@ -87,7 +89,8 @@ def check(outs, expected) -> str:
 
 
 def run_partialdyn(model, inputs, expected, policy: str, log_file: str | None = None):
-    """Run the stream under one policy; return (table row, the run's log events)."""
+    """Run the stream under one policy; return (table row, the run's log events, read back from `log_file`
+    after `partialdyn.reset()` wrote its stats snapshot; None without a log file)."""
     import partialdyn
 
     saved_log = partialdyn.config.log_file
@@ -98,22 +101,22 @@ def run_partialdyn(model, inputs, expected, policy: str, log_file: str | None = 
         opt = partialdyn.optimize(copy.deepcopy(model), policy=policy, backend="eager")
         outs, seconds = run_stream(opt, inputs)
         s = partialdyn.stats(opt)
-        run_events = recorded_events()
     finally:
+        partialdyn.reset()      # writes the stats event and closes the log file
         partialdyn.config.log_file = saved_log
-        partialdyn.reset()      # also closes the log file
+    run_events = recorded_events(log_file) if log_file is not None else None
     row = {"engine": f"partialdyn {policy}", "compiles": s["compiles"], "recompiles": s["recompiles"],
            "graph breaks": s["graph_breaks"], "eager fallbacks": s["eager_fallbacks"],
            "seconds": seconds, "correct": check(outs, expected)}
     return row, run_events
 
 
-def recorded_events() -> list[dict] | None:
+def recorded_events(log_file: str) -> list[dict] | None:
     try:
-        from partialdyn.logs import events
+        from partialdyn.logs.viewer import read_jsonl
     except ImportError:
         return None
-    return list(events())
+    return read_jsonl(log_file)[0]
 
 
 def run_torch_compile(model, inputs, expected) -> dict:
@@ -174,8 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="fewer calls (6 instead of 12)")
     p.add_argument("--log", metavar="FILE", help="also write the partial run's event log to FILE (JSON Lines)")
     args = p.parse_args(argv)
-    if args.log:
-        open(args.log, "w").close()     # the log sink appends: start this run's log afresh
+    log_file = args.log or os.path.join(tempfile.mkdtemp(prefix="partialdyn-demo-"), "partial.jsonl")
+    open(log_file, "w").close()     # the log sink appends: start this run's log afresh
 
     torch.set_num_threads(1)    # small graphs time far more stably on one thread
     torch.manual_seed(0)
@@ -193,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     for policy in POLICIES:
         try:
             row, run_events = run_partialdyn(model, inputs, expected, policy,
-                                             args.log if policy == "partial" else None)
+                                             log_file if policy == "partial" else None)
         except Exception as e:  # report and go on: the table is the point
             row, run_events = {"engine": f"partialdyn {policy}", "compiles": "-", "recompiles": "-",
                                "graph breaks": "-", "eager fallbacks": "-", "seconds": "-",
@@ -207,7 +210,12 @@ def main(argv: list[str] | None = None) -> int:
     print(format_table(rows))
     print_log(partial_events)
     if args.log:
-        print(f"\nThe partial run's log is in {args.log}: python -m partialdyn log view {args.log} --html report.html")
+        print(f"\nThe partial run's log is in {args.log}: python -m partialdyn log view {args.log} --full "
+              f"--html report.html")
+    else:
+        os.remove(log_file)
+        os.rmdir(os.path.dirname(log_file))
+        print("\nEvery guard, graph code and a timeline: python -m partialdyn demo --log run.jsonl")
 
     return 0 if all(r["correct"] == "yes" for r in rows) else 1
 

@@ -50,7 +50,7 @@ def test_every_event_is_versioned_json(log_path):
     for b in (4, 32):
         opt(torch.randn(b, 3))
     rows = read(log_path)
-    assert rows and all(r["v"] == 1 and "kind" in r and "time" in r for r in rows)
+    assert rows and all(r["v"] == 2 and "kind" in r and "time" in r and "run" in r and "pid" in r for r in rows)
     assert [r["recompile"] for r in rows if r["kind"] == "compile"] == [False, True]
 
 

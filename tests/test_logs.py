@@ -29,8 +29,8 @@ def fresh_log():
 
 def test_emit_returns_the_recorded_event_with_its_envelope():
     event = emit("cache_limit", fn="f", code="f (a.py:1)", limit=8)
-    assert list(event)[:3] == ["v", "kind", "time"]
-    assert event["v"] == 1 and event["kind"] == "cache_limit" and isinstance(event["time"], float)
+    assert list(event)[:5] == ["v", "kind", "time", "run", "pid"]
+    assert event["v"] == 2 and event["kind"] == "cache_limit" and isinstance(event["time"], float)
     assert event["limit"] == 8
     assert events() == [event]
 
@@ -46,8 +46,9 @@ def test_events_filters_by_kind_and_clear_events_forgets_them():
 
 
 def test_envelope_fields_cannot_be_overwritten():
-    event = emit("specialization", kind="value", v=7, source="x.size(1)", value=64)
-    assert event["kind"] == "specialization" and event["v"] == 1
+    event = emit("specialization", kind="value", v=7, run="mine", pid=0, source="x.size(1)", value=64)
+    assert event["kind"] == "specialization" and event["v"] == 2
+    assert event["run"] != "mine" and event["pid"] != 0
     assert event["value"] == 64
 
 
@@ -73,7 +74,7 @@ def test_log_file_gets_one_json_object_per_event(fresh_log, tmp_path):
          guards=[{"kind": "SHAPE", "text": "x.size(0) > 16", "source": "x"}])
     written = read_lines(path)
     assert written[0] == first
-    assert written[1]["v"] == 1 and written[1]["kind"] == "guards"
+    assert written[1]["v"] == 2 and written[1]["kind"] == "guards"
     assert written[1]["guards"][0]["text"] == "x.size(0) > 16"
     assert written[1]["odd"].startswith("<object object")
 

@@ -252,7 +252,8 @@ def test_env_backend(from_environment):
 
 # ---------------------------------------------------------------- the demo
 
-def test_demo_quick_prints_the_table():
+def test_demo_prints_the_table_then_a_short_log_whose_recompile_names_the_user_line():
+    """The one recompile reason is on screen, next to a user line, not buried under parameter guards."""
     out = run_cli("demo", "--quick", timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
     header = "engine  compiles  recompiles  graph breaks  eager fallbacks  seconds  correct"
@@ -263,6 +264,14 @@ def test_demo_quick_prints_the_table():
         row = next((line for line in lines if line.startswith(engine + " ")), None)
         assert row is not None, f"no row for {engine}:\n{out.stdout}"
         assert row.rstrip().endswith("yes"), row
+    printed = (out.stdout + out.stderr).splitlines()
+    assert len(printed) <= 40, "\n".join(printed)
+    summaries = [line for line in printed if line.startswith(("summary:", "overall:"))]
+    assert summaries and not any("?" in line for line in summaries), summaries
+    recompiles = [line for line in printed if line.lstrip().startswith("+") and " recompile " in line]
+    assert recompiles, out.stdout
+    assert all(re.search(r" failed: got \d+ \(from .+ at \S*demo\.py:\d+\)$", line) for line in recompiles), recompiles
+    assert any("parameters of TinyTransformer: static shapes" in line for line in printed), out.stdout
 
 
 # ---------------------------------------------------------------- the suite's own rules

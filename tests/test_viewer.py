@@ -233,3 +233,84 @@ def test_events_emitted_to_a_log_file_read_back_in_the_viewer(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "+0.000s  compile  f (add.py:3) #0  1       0       0.100s  0.200s   first call" in out
     assert "summary: 1 call, 0 cache hits, 1 compile (0 recompiles)" in out
+
+
+def guard(kind, text, dims=()):
+    return {"kind": kind, "text": text, "source": text.split(":")[0], "dims": list(dims), "provenance": None}
+
+
+MODULE = dict(fn="Net.forward", code="forward (net.py:10)")
+PARAMETERS = [guard("TENSOR_MATCH_STATIC", f"self.layers[{i}].weight: Parameter float32 cpu ndim=2 shape=(8, 8)")
+              for i in range(26)]
+FIXED = [guard("ID_MATCH", "self is the same Net object"), guard("GLOBAL_STATE", "grad mode is on")]
+
+
+def module_run(run, pid, first_batch):
+    """A module's two compiles in one run: entry #1 recompiled on the batch size."""
+    envelope = dict(v=2, run=run, pid=pid, **MODULE)
+    entry_guards = [guard("TENSOR_MATCH_DYNAMIC", "x: Tensor float32 cpu ndim=2"), *PARAMETERS, *FIXED]
+    return [
+        dict(kind="compile", time=2000.0, **envelope, entry=0, recompile=False, reason="first call"),
+        dict(kind="guards", time=2000.1, **envelope, entry=0,
+             guards=[*entry_guards, guard("TENSOR_MATCH_STATIC", f"x.size(0) == {first_batch}", ["x.size(0)"])]),
+        dict(kind="compile", time=2001.0, **envelope, entry=1, recompile=True,
+             reason=f"x.size(0) == {first_batch} failed: got 3 (from argument at net.py:10)",
+             failed_entry=0, failed_guard=f"x.size(0) == {first_batch}"),
+        dict(kind="guards", time=2001.1, **envelope, entry=1,
+             guards=[*entry_guards, guard("TENSOR_MATCH_STATIC", "x.size(0) == 3", ["x.size(0)"])]),
+        dict(kind="stats", time=2002.0, **envelope, calls=4, cache_hits=2, compiles=2, recompiles=1, graphs=2,
+             graph_breaks=0, eager_fallbacks=0),
+    ]
+
+
+def test_guards_that_never_change_are_folded_and_what_differs_is_listed():
+    text = viewer.render_text(module_run("a1.0", 11, first_batch=1))
+    assert """\
+guards
+  entry                   kind                  guard
+  forward (net.py:10) #0  TENSOR_MATCH_DYNAMIC  x: Tensor float32 cpu ndim=2
+                          TENSOR_MATCH_STATIC   x.size(0) == 1
+                          (folded)              26 parameters of Net: static shapes
+                                                2 guards on no input dim: 1 ID_MATCH, 1 GLOBAL_STATE
+  forward (net.py:10) #1  TENSOR_MATCH_STATIC   x.size(0) == 3
+                          (folded)              29 guards as in #0
+""" in text, text
+    full = viewer.render_text(module_run("a1.0", 11, first_batch=1), full=True)
+    assert "self.layers[25].weight: Parameter" in full and "(folded)" not in full
+
+
+def test_two_runs_appended_to_one_log_are_reported_and_counted_apart(tmp_path, capsys):
+    log = tmp_path / "run.jsonl"
+    write_log(log, [json.dumps(e) for e in module_run("a1.0", 11, 1) + module_run("b2.0", 22, 5)])
+    assert viewer.main(["view", str(log)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("partialdyn log: 10 events, 2 functions in 2 runs\n"), out
+    first, second = out.split("== Net.forward ==")[1:]
+    assert first.startswith("  run a1.0 (pid 11)") and second.startswith("  run b2.0 (pid 22)")
+    for report in (first, second):
+        assert report.count(" recompile ") == 1 and report.count(" compile ") == 1, report
+        assert "summary: 4 calls, 2 cache hits, 2 compiles (1 recompile)" in report
+    assert "overall: 8 calls, 4 cache hits, 4 compiles (2 recompiles)" in out
+
+
+def test_every_event_names_its_run_and_process_and_reset_starts_a_new_run():
+    import os
+    from partialdyn.logs import clear_events, emit
+    first = emit("compile", fn="f")
+    clear_events()
+    second = emit("compile", fn="f")
+    clear_events()
+    assert first["v"] == second["v"] == 2 and first["pid"] == second["pid"] == os.getpid()
+    assert first["run"] != second["run"] and first["run"].split(".")[0] == second["run"].split(".")[0]
+
+
+def test_a_log_of_an_unknown_schema_version_is_a_clear_error(tmp_path, capsys):
+    log = tmp_path / "future.jsonl"
+    write_log(log, [json.dumps(STREAM[0]), json.dumps({**STREAM[1], "v": 7})])
+    assert viewer.main(["view", str(log)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert (f"{log}: line 2: event schema version 7 is unknown to this viewer (it reads versions 1, 2)"
+            in captured.err), captured.err
+    with pytest.raises(ValueError, match="schema version 'two' is unknown"):
+        viewer.render_html([{**STREAM[0], "v": "two"}])

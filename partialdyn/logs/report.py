@@ -1,14 +1,19 @@
-"""Groups an event stream into one report per optimized function, ready to render.
+"""Groups an event stream into one report per run and optimized function, ready to render.
 
-A report is a fixed list of sections (tables of text cells) plus a summary. The
-summary is the function's last `stats` snapshot, or, when the log has none, what
-can be counted from the other events (calls and cache hits stay unknown).
+A report is a fixed list of sections (tables of text cells), the cache entries of
+each traced code with their events (for the HTML page), plus a summary. The summary
+is the function's last `stats` snapshot in that run, or, when the log has none, what
+can be counted from the other events (calls and cache hits stay unknown). Unless
+`full`, guard tables fold what never changes: guards on no input dim (parameters,
+attributes, globals, global state) are counted per kind, and a later entry of the
+same code lists only the guards its previous entry did not have.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
 
+from .events import KNOWN_SCHEMA_VERSIONS
 from .describe import (backoff_decision, code_entry, guard_text, guards_in_order, location, plural,
                        specialization_guard, specialization_use, value_of)
 
@@ -17,7 +22,22 @@ SUMMARY_KEYS = ("calls", "cache_hits", "compiles", "recompiles", "graphs", "grap
 SUMMARY_NOUNS = ("call", "cache hit", "compile", "recompile", "graph", "graph break", "eager fallback")
 COUNTABLE_KEYS = ("compiles", "recompiles", "graphs", "graph_breaks", "eager_fallbacks")
 NO_FUNCTION = "(no function)"
-RAW_OMITTED = ("v", "kind", "time", "fn")  # fields an unknown kind's raw dump leaves out
+RAW_OMITTED = ("v", "kind", "time", "fn", "run", "pid")  # fields an unknown kind's raw dump leaves out
+FOLDED = "(folded)"
+
+
+class UnknownSchemaVersion(ValueError):
+    """An event of a schema version this viewer cannot read (written by another partialdyn)."""
+
+
+def check_schema(event: dict) -> None:
+    """Raise UnknownSchemaVersion for an event whose `v` is not one this viewer reads (a missing `v` is
+    tolerated as a malformed event)."""
+    version = event.get("v")
+    if "v" in event and (not isinstance(version, int) or version not in KNOWN_SCHEMA_VERSIONS):
+        known = ", ".join(map(str, KNOWN_SCHEMA_VERSIONS))
+        raise UnknownSchemaVersion(f"event schema version {version!r} is unknown to this viewer (it reads "
+                                   f"versions {known}); view the log with the partialdyn that wrote it")
 
 
 @dataclass
@@ -41,13 +61,29 @@ def _new_sections() -> dict[str, Section]:
 
 
 @dataclass
+class Entry:
+    """One cache entry of one traced code: its compile event and what was logged with it."""
+    code: str
+    index: object
+    compile: dict
+    guards: list = field(default_factory=list)
+    specializations: list = field(default_factory=list)
+    graph_break: dict | None = None
+
+
+@dataclass
 class FunctionReport:
     fn: str
     start: float  # time of the stream's first event; compile times are relative to it
+    run: str | None = None
+    pid: int | None = None
+    full: bool = False  # every guard listed, nothing folded
     sections: dict[str, Section] = field(default_factory=_new_sections)
     settings: str = ""  # "policy partial, backend eager", from the first compile
     stats: dict | None = None
     counted: dict = field(default_factory=lambda: dict.fromkeys(COUNTABLE_KEYS, 0))
+    entries: list[Entry] = field(default_factory=list)
+    timeline: list[dict] = field(default_factory=list)
 
     def add(self, event: dict) -> None:
         kind = event.get("kind")
@@ -55,14 +91,25 @@ class FunctionReport:
         if kind == "stats":
             self.stats = event
             return
+        self.timeline.append(event)
         self._count(kind, event)
+        self._attach(kind, event)
         if kind == "compile":
             self.settings = self.settings or _policy_and_backend(event)
             section, rows = "compile", [_compile_row(event, self.start)]
+        elif kind == "guards":
+            section, rows = "guards", _guard_rows(event, self._previous_guards(event), self.owner(), self.full)
         else:
             section, make_rows = _ROWS.get(kind, ("other", _other_rows))
             rows = make_rows(event)
         self.sections[section].rows += [[_one_line(cell) for cell in row] for row in rows]
+
+    def owner(self) -> str:
+        """The class of a module's forward (`TinyTransformer` of `TinyTransformer.forward`), else the function."""
+        return self.fn.rsplit(".", 1)[0] if "." in self.fn else self.fn
+
+    def entry_of(self, code, index) -> Entry | None:
+        return next((e for e in self.entries if e.code == code and e.index == index), None)
 
     def shown_sections(self) -> list[Section]:
         return [s for s in self.sections.values() if s.rows]
@@ -72,6 +119,31 @@ class FunctionReport:
         if self.stats is not None:
             return {key: self.stats.get(key) for key in SUMMARY_KEYS}, True
         return {"calls": None, "cache_hits": None, **self.counted}, False
+
+    def _attach(self, kind: str | None, event: dict) -> None:
+        """Files compile/guards/specialization/graph_break events under their cache entry (the engine logs an
+        entry's events right after its compile event)."""
+        code = event.get("code")
+        if kind == "compile":
+            self.entries.append(Entry(str(code), event.get("entry"), event))
+            return
+        entry = next((e for e in reversed(self.entries) if e.code == str(code)), None)
+        if entry is None:
+            return
+        if kind == "guards":
+            entry.guards = guards_in_order(event.get("guards"))
+        elif kind == "specialization":
+            entry.specializations.append(event)
+        elif kind == "graph_break":
+            entry.graph_break = event
+
+    def _previous_guards(self, event: dict) -> tuple[str, list[dict]] | None:
+        """(name, guards) of the entry compiled before this guards event's entry for the same code."""
+        same_code = [e for e in self.entries if e.code == str(event.get("code"))]
+        if len(same_code) < 2 or not same_code[-2].guards:
+            return None
+        previous = same_code[-2]
+        return f"#{previous.index}", previous.guards
 
     def _count(self, kind: str | None, event: dict) -> None:
         if kind == "compile":
@@ -85,14 +157,24 @@ class FunctionReport:
             self.counted["eager_fallbacks"] += 1
 
 
-def build_reports(events: list[dict]) -> list[FunctionReport]:
-    """One report per `fn`, in order of first appearance."""
+def build_reports(events: list[dict], *, full: bool = False) -> list[FunctionReport]:
+    """One report per (run, `fn`), in order of first appearance; UnknownSchemaVersion for an event of a schema
+    version this viewer does not read."""
     start = min((e["time"] for e in events if isinstance(e.get("time"), (int, float))), default=0.0)
-    reports: dict[str, FunctionReport] = {}
+    reports: dict[tuple, FunctionReport] = {}
     for event in events:
-        fn = str(event.get("fn") or NO_FUNCTION)
-        reports.setdefault(fn, FunctionReport(fn, start)).add(event)
+        check_schema(event)
+        fn, run = str(event.get("fn") or NO_FUNCTION), event.get("run")
+        run = run if isinstance(run, str) else None
+        report = reports.get((run, fn))
+        if report is None:
+            report = reports[(run, fn)] = FunctionReport(fn, start, run, event.get("pid"), full)
+        report.add(event)
     return list(reports.values())
+
+
+def runs_of(reports: list[FunctionReport]) -> list[str | None]:
+    return list(dict.fromkeys(r.run for r in reports))
 
 
 def overall_summary(reports: list[FunctionReport]) -> dict:
@@ -110,9 +192,19 @@ def summary_text(summary: dict) -> str:
 
 def stream_header(events: list[dict], reports: list[FunctionReport], skipped_lines: int) -> str:
     header = f"{plural(len(events), 'event')}, {plural(len(reports), 'function')}"
+    runs = runs_of(reports)
+    if len(runs) > 1:
+        header += f" in {plural(len(runs), 'run')}"
     if skipped_lines:
         header += f", {plural(skipped_lines, 'unreadable line')} skipped"
     return header
+
+
+def report_title(report: FunctionReport, several_runs: bool) -> str:
+    """`f  run 3f2a9c1b.0 (pid 4242), policy partial, backend eager`: the run only when the log has several."""
+    parts = [f"run {report.run or '?'} (pid {report.pid if report.pid is not None else '?'})"] if several_runs else []
+    parts += [report.settings] if report.settings else []
+    return ", ".join(parts)
 
 
 def _sum_or_none(values) -> int | None:
@@ -145,18 +237,58 @@ def _compile_row(event: dict, start: float) -> list[str]:
              value_of(event, "reason")]
 
 
-def _guard_rows(event: dict) -> list[list[str]]:
-    """One row per guard; the entry and each kind are named on their first row only."""
+def _guard_rows(event: dict, previous: tuple[str, list[dict]] | None, owner: str, full: bool) -> list[list[str]]:
+    """One row per guard; the entry and each kind are named on their first row only. Unless `full`, guards the
+    previous entry of the same code had are one row, and fixed guards (no input dim) one row per kind."""
     guards = guards_in_order(event.get("guards"))
     if not guards:
         return [[code_entry(event), "", "(no guards)"]]
+    shown, folded = guards, []
+    if not full:
+        known = {_guard_key(g) for g in previous[1]} if previous else set()
+        repeated = [g for g in guards if _guard_key(g) in known]
+        fresh = [g for g in guards if _guard_key(g) not in known]
+        shown = [g for g in fresh if not _is_fixed(g)]
+        folded = ([f"{plural(len(repeated), 'guard')} as in {previous[0]}"] if repeated else []) + \
+            fixed_guard_summary([g for g in fresh if _is_fixed(g)], owner)
     rows, previous_kind = [], None
-    for i, guard in enumerate(guards):
+    for guard in shown:
         kind = str(guard.get("kind", "?"))
-        rows.append([code_entry(event) if i == 0 else "", kind if kind != previous_kind else "",
-                     guard_text(guard)])
+        rows.append(["", kind if kind != previous_kind else "", guard_text(guard)])
         previous_kind = kind
+    rows += [["", FOLDED if i == 0 else "", text] for i, text in enumerate(folded)]
+    rows[0][0] = code_entry(event)
     return rows
+
+
+def _guard_key(guard: dict) -> tuple[str, str]:
+    return str(guard.get("kind")), guard_text(guard)
+
+
+def is_parameter(guard: dict) -> bool:
+    return str(guard.get("kind", "")).startswith("TENSOR_MATCH") and ": Parameter " in guard_text(guard)
+
+
+def _is_fixed(guard: dict) -> bool:
+    """A guard on no input dim: a parameter's shape, an attribute, a global, the global state. Input tensors
+    (their dtype, device, ndim) and guards logged without `dims` (old logs) are never folded."""
+    if "dims" not in guard or guard.get("dims"):
+        return False
+    return is_parameter(guard) or not str(guard.get("kind", "")).startswith("TENSOR_MATCH")
+
+
+def fixed_guard_summary(guards: list[dict], owner: str) -> list[str]:
+    """`26 parameters of TinyTransformer: static shapes` and `87 more: 5 TYPE_MATCH, 28 ID_MATCH, ...`."""
+    parameters = [g for g in guards if is_parameter(g)]
+    others: dict[str, int] = {}
+    for guard in guards:
+        if not is_parameter(guard):
+            others[str(guard.get("kind", "?"))] = others.get(str(guard.get("kind", "?")), 0) + 1
+    lines = [f"{plural(len(parameters), 'parameter')} of {owner}: static shapes"] if parameters else []
+    if others:
+        counts = ", ".join(f"{count} {kind}" for kind, count in others.items())
+        lines.append(f"{plural(sum(others.values()), 'guard')} on no input dim: {counts}")
+    return lines
 
 
 def _specialization_rows(event: dict) -> list[list[str]]:
@@ -190,7 +322,6 @@ def _other_rows(event: dict) -> list[list[str]]:
 
 
 _ROWS = {
-    "guards": ("guards", _guard_rows),
     "specialization": ("specialization", _specialization_rows),
     "backoff": ("backoff", _backoff_rows),
     "graph_break": ("graph_break", _graph_break_rows),

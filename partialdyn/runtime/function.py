@@ -175,7 +175,7 @@ class OptimizedFunction:
         break_allowed = budget.affords(2 if budgeted else 1)
         from .compiler import compile_entry
         try:
-            reason = self._recompile_reason(bound)
+            reason, failure = self._recompile_reason(bound)
             try:
                 entry = compile_entry(self, bound, break_allowed)
             except Exception as e:
@@ -193,7 +193,7 @@ class OptimizedFunction:
             raise
         except Exception as e:  # an internal tracer error must never reach the user's program
             return self._internal_error(e)
-        self._record_compile(entry, reason)
+        self._record_compile(entry, reason, failure)
         self.entries.append(entry)
         if budgeted:
             budget.spend()
@@ -205,7 +205,7 @@ class OptimizedFunction:
         stance = current_stance()
         if stance == "default":
             return True
-        _, reason, _ = self._closest_failure(bound)
+        _, reason, _, _ = self._closest_failure(bound)
         if stance == "fail_on_recompile":
             raise PartialdynError(f"{self.name} would recompile under partialdyn.set_stance('fail_on_recompile'): "
                                   f"{reason}")
@@ -214,20 +214,22 @@ class OptimizedFunction:
         return False
 
     def _closest_failure(self, bound):
-        """(first failed guard, sentence, every failed guard) of the closest entry: fewest failing guards,
-        the newest on a tie."""
-        _, _, closest = min((len(fs), -i, e) for i, e in enumerate(self.entries)
-                            for fs in [e.guard.failures(bound)])
+        """(first failed guard, sentence, every failed guard, its index) of the closest entry: fewest failing
+        guards, the newest on a tie."""
+        _, negative_index, closest = min((len(fs), -i, e) for i, e in enumerate(self.entries)
+                                         for fs in [e.guard.failures(bound)])
         first, sentence = closest.guard.explain_failure(bound)
-        return first, sentence, closest.guard.failures(bound)
+        return first, sentence, closest.guard.failures(bound), -negative_index
 
-    def _recompile_reason(self, bound) -> str:
+    def _recompile_reason(self, bound) -> tuple[str, dict]:
+        """(the compile event's reason, its `failed_entry` and `failed_guard` fields: the closest entry's index
+        and the text of its guard that failed, both None on a first call)."""
         if not self.entries:
-            return "first call"
-        first, sentence, failed = self._closest_failure(bound)
+            return "first call", {"failed_entry": None, "failed_guard": None}
+        first, sentence, failed, index = self._closest_failure(bound)
         if first is not None:
             self._account_recompile(failed)
-        return sentence
+        return sentence, {"failed_entry": index, "failed_guard": first.text if first is not None else None}
 
     def _account_recompile(self, failed):
         """Backoff: the policy charges the recompile to the dims the failed guards name (Policy.charge_recompile);
@@ -265,7 +267,7 @@ class OptimizedFunction:
     def _on_cache_limit(self, bound):
         if not self.cache_limit_hit:
             self.cache_limit_hit = True
-            _, last_reason, _ = self._closest_failure(bound)
+            _, last_reason, _, _ = self._closest_failure(bound)
             warnings.warn(f"partialdyn: {self.name} reached cache_size_limit={self.options.cache_size_limit}; "
                           f"new inputs run eagerly. Last reason: {last_reason}. "
                           f"PARTIALDYN_LOGS=recompiles shows every recompile and why", stacklevel=5)
@@ -280,7 +282,7 @@ class OptimizedFunction:
             self.fallbacks_logged.add(key)
             self._log("eager_fallback", reason=reason, file=file, line=line)
 
-    def _record_compile(self, entry, reason):
+    def _record_compile(self, entry, reason, failure):
         s = self.stats
         recompile = bool(self.entries)
         s.compiles += 1
@@ -295,7 +297,8 @@ class OptimizedFunction:
         self._log("compile", entry=len(self.entries), recompile=recompile, reason=reason,
                   trace_seconds=round(entry.trace_seconds, 6), backend_seconds=round(entry.backend_seconds, 6),
                   graphs=int(entry.has_graph), graph_breaks=int(stop is not None), policy=self.options.policy,
-                  backend=getattr(self.options.backend, "__name__", str(self.options.backend)))
+                  backend=getattr(self.options.backend, "__name__", str(self.options.backend)),
+                  graph_code=entry.graph_code, **failure)
         self._log("guards", entry=len(self.entries),
                   guards=[{"kind": g.kind, "text": g.text, "source": g.source, "dims": list(g.dims),
                            "provenance": g.provenance.as_dict() if g.provenance else None}
