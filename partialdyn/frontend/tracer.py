@@ -218,7 +218,7 @@ class Trace:
                 isinstance(value, types.FunctionType) and frame_input and "<locals>" in value.__qualname__):
             return self._wrap_local_function(value, source)
         if isinstance(value, types.MethodType):
-            self.wrap(value.__self__, S.attr(source, "__self__"))
+            self.wrap(value.__self__, S.attr(source, "__self__"), frame_input)
             g.id_match(S.attr(source, "__func__"), value.__func__)
             return V.Known(value, source)
         if frame_input and isinstance(value, torch.nn.Module):
