@@ -1,5 +1,8 @@
 """Guards on functions the trace runs: an inlined callee's code, defaults and closure are read through the
 callee's source, so changing any of them recompiles, and leaving them alone hits the cache."""
+import functools
+import inspect
+
 import pytest
 import torch
 
@@ -114,3 +117,29 @@ def test_reassigning_the_code_of_the_optimized_function_itself_recompiles():
     finally:
         _first.__code__ = saved
     assert stats["cache_hits"] == 1
+
+
+def _exposes_extra_keyword(fn):
+    """A decorator in the style of transformers' deprecate_kwarg(expose_in_signature=True): the wrapper runs
+    `(*args, **kwargs)` code but advertises the wrapped function's parameters plus one through `__signature__`."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        kwargs.pop("old_name", None)
+        return fn(*args, **kwargs)
+    signature = inspect.signature(fn)
+    wrapper.__signature__ = signature.replace(parameters=[
+        *signature.parameters.values(),
+        inspect.Parameter("old_name", inspect.Parameter.KEYWORD_ONLY, default=None)])
+    return wrapper
+
+
+@_exposes_extra_keyword
+def _scaled_with_defaults(x, scale=2.0, shift=None):
+    return x * scale if shift is None else x * scale + shift
+
+
+def test_a_called_function_whose_signature_attribute_differs_from_its_code_is_inlined_by_its_code():
+    def f(x):
+        return _scaled_with_defaults(x) + _scaled_with_defaults(x, 3.0, shift=x)
+
+    check(f, [(r(3),), (r(5),)])

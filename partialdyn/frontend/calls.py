@@ -386,7 +386,11 @@ def _cell_filled(cell) -> bool:
 
 
 def _signature(fn):
-    return inspect.signature(fn, follow_wrapped=False)
+    """The parameters of the code that runs. A `__signature__` attribute (set by decorators such as transformers'
+    deprecate_kwarg) describes what callers see, not the code's own parameters, so it is not consulted."""
+    plain = types.FunctionType(fn.__code__, {}, fn.__name__, fn.__defaults__, fn.__closure__)
+    plain.__kwdefaults__ = fn.__kwdefaults__
+    return inspect.signature(plain)
 
 
 def _code_argnames(code) -> list[str]:
