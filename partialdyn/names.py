@@ -12,6 +12,7 @@ PREFIX = "__pd_"
 ARGUMENT_PREFIX = PREFIX + "a_"      # no other generated name starts with this
 GLOBALS = PREFIX + "globals"         # the traced function's globals dict
 FUNCTION = PREFIX + "fn"             # the traced function itself
+READ_ONCE = PREFIX + "read"          # locals holding a source that generated code reads once (guards.hoisting)
 
 
 def argument_name(name: str) -> str:

@@ -17,11 +17,10 @@ import ast
 import re
 from collections import Counter
 
-from ..names import PREFIX
+from ..names import PREFIX, READ_ONCE
 
 _GUARD_TEMP = re.compile(re.escape(PREFIX) + r"t\d+$")     # what GuardSet names a source read once in a check
 _GUARD_TEMP_IN_CODE = re.compile(re.escape(PREFIX) + r"t\d+\b")
-_LOCAL = PREFIX + "c"
 _OPAQUE = (ast.Lambda, ast.GeneratorExp, ast.ListComp, ast.SetComp, ast.DictComp)   # own scope: not rewritten
 
 
@@ -125,6 +124,10 @@ class _Reads:
         self.temps, self.renamed = {}, {}
         self._visit(parent, field, index, TRUE)
 
+    def visit_evaluated(self, parent, field, index):
+        """An expression that is evaluated in full (not a check that must come out true)."""
+        self._visit(parent, field, index, RUNS)
+
     def _visit(self, parent, field, index, ctx):
         node = _get(parent, field, index)
         key = path_key(node)
@@ -206,15 +209,33 @@ def _rewrite(reads: _Reads, fresh):
         _set(parent, field, index, expr)
 
 
+def _fresh_names():
+    count = iter(range(1, 1 << 62))
+    return lambda: f"{READ_ONCE}{next(count)}"
+
+
+def read_once(codes: list[str]) -> list[str]:
+    """Expressions evaluated one after the other, each in full (a graph call's arguments), rewritten so that a
+    path several of them read is read once: the first reads it into a local, the others use that."""
+    if not codes:
+        return []
+    fresh = _fresh_names()
+    holder = ast.parse("(\n" + ",\n".join(f"({code})" for code in codes) + ",\n)", mode="eval").body
+    reads = _Reads(fresh)
+    for index in range(len(codes)):
+        reads.visit_evaluated(holder, "elts", index)
+    _rewrite(reads, fresh)
+    return [ast.unparse(expr) for expr in holder.elts]
+
+
 def joined_checks(codes: list[str]) -> ast.expr:
     """The guards' codes as one `and` chain reading each shared source once."""
-    count = iter(range(1, 1 << 62))
-    fresh = lambda: f"{_LOCAL}{next(count)}"      # noqa: E731
+    fresh = _fresh_names()
     distinct = {}                      # the same check again cannot fail where the first passed
     for code in codes:
         distinct.setdefault(_canonical(code), code)
     if not distinct:
-        return ast.Constant(True)
+        return ast.parse("True", mode="eval").body
     trees = ast.parse("(\n" + ",\n".join(f"({code})" for code in distinct.values()) + ",\n)", mode="eval").body.elts
     chain = ast.copy_location(ast.BoolOp(ast.And(), trees), trees[0])
     reads = _Reads(fresh)

@@ -30,6 +30,7 @@ from ..frontend.side_effects import SideEffects
 from ..frontend.tracer import Frame, Trace, shared_storages
 from .rebuild import OUTPUTS
 from ..guards.codegen import GuardFunction
+from ..guards.hoisting import read_once
 from ..guards.shape import shape_guards
 from ..names import FUNCTION, GLOBALS, PREFIX
 from .binding import frame_argnames, param_name
@@ -197,7 +198,7 @@ def _sync_dict(target: dict, contents: dict) -> None:
 
 def _make_runner(opt, trace, rebuilder, compiled, body, step):
     args = ", ".join(opt.argnames)
-    inputs = ", ".join(src.code for src, _ in trace.builder.inputs)
+    inputs = ", ".join(read_once([src.code for src, _ in trace.builder.inputs]))
     call = f"    {OUTPUTS} = {PREFIX}graph({inputs})\n" if compiled is not None else ""
     if compiled is not None and trace.builder.effects.rerunnable:
         # nothing the graph did is visible if it raises: the call re-runs as plain Python (GraphRaised)
