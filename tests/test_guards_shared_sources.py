@@ -106,3 +106,21 @@ def test_a_closure_cell_and_the_defaults_of_its_function_read_by_several_guards_
         box["helper"].__closure__[0].cell_contents = 4.0
     check(f, [(r(3),), (r(3),), (r(3),), (r(3),), (r(3),)],
           before={2: new_defaults, 3: new_cell, 4: lambda fn: box.update(helper=make(2.0))}, recompiles=3)
+
+
+class Flags:
+    def __init__(self):
+        self.strict, self.limit = True, None
+
+
+def test_a_bool_or_none_attribute_is_guarded_by_identity_so_equal_values_of_other_types_recompile():
+    flags = Flags()
+
+    def f(x):
+        y = x * 2 if flags.strict is True else x * 3
+        return y if flags.limit is None else y + 1
+    check(f, [(r(3),), (r(3),), (r(3),), (r(3),), (r(3),)],
+          before={2: lambda fn: setattr(flags, "strict", 1),        # == True, but not True
+                  3: lambda fn: setattr(flags, "limit", False),     # falsy like None, not None
+                  4: lambda fn: setattr(flags, "strict", True)},
+          recompiles=3)

@@ -104,6 +104,10 @@ class GuardSet:
         """Guard code names the expected value through the constant table, never through its repr (an Enum
         member's repr is not Python)."""
         self._refs(src)
+        if value is None or type(value) is bool:     # singletons of final types: identity is type and value
+            self.add(Guard(GuardKind.CONSTANT_MATCH, f"{src.code} is {value}", f"{src} == {value!r}", str(src),
+                           actual=src.code))
+            return
         k = self.constant(type(value))
         c = self._temp(src)     # the source is read once: an attribute read can run Python (configs)
         first = c if c == src.code else f"({c} := {src.code})"
