@@ -1,9 +1,10 @@
 """What backends get and ask for: an input resized in the function, aot_autograd's restart for float inputs
-(regressions found in review: each gave a wrong result silently)."""
+(regressions found in review: each gave a wrong result silently), and a graph that reads each symbolic size
+once."""
 import torch
 
 import partialdyn
-from helpers import assert_compiled
+from helpers import assert_compiled, check
 
 
 def setup_function():
@@ -40,3 +41,17 @@ def test_backend_restart_request_for_float_inputs_is_honoured():
         torch.testing.assert_close(got[0], want[0])
         assert got[1:] == want[1:] and type(got[1]) is int and type(got[2]) is float
     assert partialdyn.stats(opt)["graphs"] >= 1
+
+
+def reshape_through_layers(x):
+    a = torch.relu(x)
+    b = a.view(a.size(0), 2, 2) * 2
+    c = b.reshape(b.size(0), 4) + 1
+    d = torch.cat([c, c])                  # size(0) is 2 * x.size(0): a different value, read on its own
+    return d.view(d.size(0), -1).sum(1) + d.size(0) + c.view(c.size(0), 2, 2).sum()
+
+
+def test_a_symbolic_size_asked_again_of_a_later_tensor_is_read_once_in_the_graph():
+    stats = check(reshape_through_layers, [(torch.randn(3, 4),), (torch.randn(5, 4),), (torch.randn(7, 4),)])
+    sizes = stats["backend"].ops().count("size")
+    assert sizes == 2, f"{sizes} size reads: x.size(0) once, d.size(0) once"

@@ -171,6 +171,7 @@ PURE_FUNCTIONS = {operator.getitem, operator.add, operator.sub, operator.mul, op
 def _finish_graph(trace, outputs):
     graph = trace.builder.graph
     graph.output(tuple(outputs))
+    _share_equal_sizes(graph)
     for node in reversed(list(graph.nodes)):
         if node.users or node.op in ("placeholder", "output"):
             continue
@@ -180,6 +181,19 @@ def _finish_graph(trace, outputs):
     has_graph = any(n.op not in ("placeholder", "output") for n in graph.nodes) or bool(outputs)
     gm = fx.GraphModule(torch.nn.Module(), graph)
     return gm, has_graph
+
+
+def _share_equal_sizes(graph) -> None:
+    """A `t.size(d)` whose symbolic value an earlier `size` node already computed (every layer asks its input
+    for the batch and sequence sizes again) reuses that node: the ShapeEnv proved them equal for every input the
+    guards accept.  Each size read the graph keeps costs a call per run."""
+    first: dict = {}
+    for node in list(graph.nodes):
+        value = node.meta.get("val") if node.op == "call_method" and node.target == "size" else None
+        if isinstance(value, torch.SymInt):
+            earlier = first.setdefault(value.node.expr, node)
+            if earlier is not node:
+                node.replace_all_uses_with(earlier)
 
 
 def _lower(opt, trace, gm):
