@@ -556,6 +556,22 @@ def test_module_forward_with_break():
     assert s["graph_runs"] == 2 * 3
 
 
+class _Scaled(torch.nn.Module):
+    def forward(self, x):
+        return x * 3
+
+
+class _ScaledAfterABreak(_Scaled):
+    def forward(self, x):
+        y = x + _noisy_product(x.relu())      # the break leaves x on the stack of the resumed frame
+        return super().forward(y) - 1
+
+
+def test_zero_argument_super_after_a_break_in_the_same_method_finds_the_methods_self(capsys):
+    s = check(_ScaledAfterABreak(), [(r(b, 4),) for b in B], breaks=None)
+    assert s["graph_breaks"] >= 1
+
+
 # ====================================================================== the step at the break, per kind of instruction
 def _noisy_product(a, b=1):
     print("noisy")

@@ -1,8 +1,10 @@
 """Resume functions: the rest of a code object after a graph break.
 
 A resume function is the original bytecode with a new prologue: it takes the
-live stack values and locals as arguments, pushes the stack back (NULL markers
-included), and jumps to the instruction where execution continues.  Filename
+live locals and then the stack values as arguments, pushes the stack back (NULL
+markers included), and jumps to the instruction where execution continues.  The
+locals come first, the original's first parameter first when it is live:
+zero-argument `super()` reads the frame's first argument slot.  Filename
 names and line numbers are the original's, so tracebacks point at the user's code.  The
 result is checked (stack depths, exception table) before anyone can run it.
 """
@@ -71,7 +73,7 @@ def _copy_header(bc, new, code, index, layout, local_names):
     new.first_lineno = bc.first_lineno
     new.cellvars = list(bc.cellvars)
     new.freevars = list(bc.freevars)
-    new.argnames = stack_names(layout) + list(local_names)
+    new.argnames = list(local_names) + stack_names(layout)
     new.argcount = len(new.argnames)
     new.posonlyargcount = 0
     new.kwonlyargcount = 0

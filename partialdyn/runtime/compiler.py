@@ -8,6 +8,7 @@ stack and locals at a graph break followed by the break step.
 """
 from __future__ import annotations
 
+import inspect
 import operator
 import time
 from dataclasses import dataclass, field
@@ -239,13 +240,19 @@ def _break_body(opt, trace, stop, rebuilder):
     live = {n: v for n, v in stop.locals.items() if n in code.co_varnames and not n.startswith(STACK_PREFIX)}
     live.update({n: c.contents for n, c in trace.frame.cells.items()
                  if n in code.co_cellvars and c.contents is not None})
-    names = tuple(live)
+    names = tuple(sorted(live, key=lambda name: name != _first_parameter(code)))   # super() reads slot 0
     locals_expr = "[" + ", ".join(rebuilder.expr(live[n]) for n in names) + "]"
     stack_values = [v for v in stop.stack if v is not V.NULL]
     texts = {f"{STACK_PREFIX}{i}": str(v.source) for i, v in enumerate(stack_values)
              if getattr(v, "source", None) is not None and isinstance(v, (V.Tensor, V.Sym))}
     step = _make_step(opt, trace, stop, names, texts)
     return step, f"({stack_expr}, {locals_expr})"
+
+
+def _first_parameter(code) -> str | None:
+    star_parameters = code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS)
+    has_parameters = code.co_argcount or code.co_kwonlyargcount or star_parameters
+    return code.co_varnames[0] if has_parameters else None
 
 
 def _make_step(opt, trace, stop, names, texts):

@@ -3,8 +3,9 @@
 After the graph before the break has run and the stack and locals are rebuilt,
 the step performs the one instruction the tracer could not (a call, a branch on
 a runtime value, a loop step, a raise, a stack operation), then calls the
-resume function for wherever execution continues.  Every broken call goes
-through one of these `__call__`s, so they stay short.
+resume function for wherever execution continues (it takes the live locals, then
+the stack values: `frontend/resume.py`).  Every broken call goes through one of
+these `__call__`s, so they stay short.
 """
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ class CallStep:
         k = len(self.kw_names)
         kwargs = dict(zip(self.kw_names, args[len(args) - k:])) if k else {}
         result = self.call(self.resolve(fn), args[:len(args) - k], kwargs)
-        return self.resume(*without_nulls(stack[:-n - 2]), result, *locals_)
+        return self.resume(*locals_, *without_nulls(stack[:-n - 2]), result)
 
 
 class CallExStep:
@@ -53,7 +54,7 @@ class CallExStep:
         if stack and stack[-1] is NULL:
             stack.pop()
         result = self.call(self.resolve(fn), list(args), dict(kwargs))
-        return self.resume(*without_nulls(stack), result, *locals_)
+        return self.resume(*locals_, *without_nulls(stack), result)
 
 
 class BranchStep:
@@ -68,8 +69,8 @@ class BranchStep:
         jump = self.test(value) == self.jump_if
         if jump:
             rest = stack[:-1] if self.pop_always else stack
-            return self.resume_jump(*without_nulls(rest), *locals_)
-        return self.resume_next(*without_nulls(stack[:-1]), *locals_)
+            return self.resume_jump(*locals_, *without_nulls(rest))
+        return self.resume_next(*locals_, *without_nulls(stack[:-1]))
 
 
 class ForIterStep:
@@ -82,8 +83,8 @@ class ForIterStep:
         try:
             value = next(stack[-1])
         except StopIteration:
-            return self.resume_exit(*without_nulls(stack[:-1]), *locals_)
-        return self.resume_body(*without_nulls(stack), value, *locals_)
+            return self.resume_exit(*locals_, *without_nulls(stack[:-1]))
+        return self.resume_body(*locals_, *without_nulls(stack), value)
 
 
 class StackOpStep:
@@ -97,7 +98,7 @@ class StackOpStep:
         result = self.fn(*values)
         rest = stack[:len(stack) - self.n]
         pushed = list(result) if self.pushes > 1 else [result] if self.pushes else []
-        return self.resume(*without_nulls(rest + pushed), *locals_)
+        return self.resume(*locals_, *without_nulls(rest + pushed))
 
 
 class RaiseStep:
@@ -107,7 +108,7 @@ class RaiseStep:
         self.resume = resume
 
     def __call__(self, stack, locals_):
-        return self.resume(*without_nulls(stack), *locals_)
+        return self.resume(*locals_, *without_nulls(stack))
 
 
 class EagerRest:
@@ -122,7 +123,7 @@ class EagerRest:
         self.on_run()
         if self.callee_slot is not None:
             stack[self.callee_slot] = self.resolve(stack[self.callee_slot])
-        return self.resume(*without_nulls(stack), *locals_)
+        return self.resume(*locals_, *without_nulls(stack))
 
 
 class GraphRaised(Exception):
