@@ -247,3 +247,22 @@ def sequence_type_check(x, shape: Sequence[int]):
 
 def test_library_style_isinstance_checks_on_sequences_of_ints():
     check(sequence_type_check, [(r(6), [2, 3]), (r(6), (3, 2))], recompiles=None)
+
+
+class _Doubling(torch.nn.Module):
+    factor = 2.0
+
+    def forward(self, x):
+        return x * self.factor
+
+
+class _DoublingPlusOne(_Doubling):
+    factor = 3.0
+
+    def forward(self, x):
+        # zero-argument super() calls a method; the two-argument form reads a class attribute past this class
+        return super().forward(x) + super(_DoublingPlusOne, self).factor
+
+
+def test_super_in_both_forms_reads_past_the_class_in_the_mro():
+    check(_DoublingPlusOne(), [(r(2, 3),), (r(4, 3),)])

@@ -31,7 +31,8 @@ class AtBreak:
     pops: Callable[[object], int] | None = None          # instruction arg -> values taken from the stack
     operation: Callable[[object], Callable] | None = None  # STACK_OP: instruction arg -> the Python operation
     jump_if: bool | None = None                         # BRANCH: the truth value that takes the jump
-    pushes_null: bool = False                           # STACK_OP: NULL is pushed below the operation's result
+    pushes_null: Callable[[object], bool] = lambda arg: False   # STACK_OP: instruction arg -> NULL goes below
+                                                        # the operation's result
     null_optional: bool = False                         # CALL_EX: the NULL under the callable may be absent
 
 
@@ -44,5 +45,6 @@ def branch(jump_if: bool) -> AtBreak:
     return AtBreak(BreakKind.BRANCH, jump_if=jump_if)
 
 
-def stack_op(operation: Callable[[object], Callable], pops: int, pushes_null: bool = False) -> AtBreak:
+def stack_op(operation: Callable[[object], Callable], pops: int,
+             pushes_null: Callable[[object], bool] = lambda arg: False) -> AtBreak:
     return AtBreak(BreakKind.STACK_OP, pops=lambda arg: pops, operation=operation, pushes_null=pushes_null)

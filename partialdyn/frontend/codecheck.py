@@ -3,20 +3,18 @@
 CPython trusts a code object's stack size and exception table: a wrong handler
 depth or a stack deeper than `co_stacksize` crashes the interpreter instead of
 raising.  `check_code` walks every instruction reachable from the entry and from
-exception handlers, following `dis.stack_effect`, and raises `BadCode` (an internal
-error: the frame then runs eagerly) if the depths do not agree with the header.
+exception handlers, following the interpreter's stack effects (`instructions.py`, the
+one place with those facts), and raises `BadCode` (an internal error: the frame then
+runs eagerly) if the depths do not agree with the header.
 """
 from __future__ import annotations
 
 import dis
 import types
 
-UNCONDITIONAL = {"JUMP_FORWARD", "JUMP_BACKWARD", "JUMP_BACKWARD_NO_INTERRUPT"}
-TERMINAL = {"RETURN_VALUE", "RERAISE", "RAISE_VARARGS"} | UNCONDITIONAL
+from .instructions import ends_block, stack_effect
+
 JUMPS = set(dis.hasjrel) | set(dis.hasjabs)
-# Where the interpreter's real effect differs from dis.stack_effect's accounting: a generator frame resumes
-# with the sent value pushed; 3.11 charges a call's pops to PRECALL, but resume code may jump straight to CALL.
-EFFECT = {"RETURN_GENERATOR": lambda arg: 1, "PRECALL": lambda arg: 0, "CALL": lambda arg: -arg - 1}
 
 
 class BadCode(RuntimeError):
@@ -52,7 +50,6 @@ def check_code(code: types.CodeType) -> None:
     while todo:
         offset, depth = todo.pop()
         ins = instrs[at[offset]]
-        arg = ins.arg if ins.opcode >= dis.HAVE_ARGUMENT else None
         for e in entries:
             if e.start <= offset < e.end:
                 if depth < e.depth:
@@ -61,10 +58,9 @@ def check_code(code: types.CodeType) -> None:
                 reach(e.target, e.depth + e.lasti + 1, "an exception handler")
                 break
         if ins.opcode in JUMPS:
-            reach(ins.argval, depth + dis.stack_effect(ins.opcode, arg, jump=True), ins.opname)
-        if ins.opname not in TERMINAL:
+            reach(ins.argval, depth + stack_effect(ins, jump=True), ins.opname)
+        if not ends_block(ins.opcode):
             following = at[offset] + 1
             if following >= len(instrs):
                 raise BadCode(f"{code.co_qualname}: execution runs off the end after {ins.opname}")
-            effect = EFFECT[ins.opname](arg) if ins.opname in EFFECT else dis.stack_effect(ins.opcode, arg, jump=False)
-            reach(instrs[following].offset, depth + effect, ins.opname)
+            reach(instrs[following].offset, depth + stack_effect(ins, jump=False), ins.opname)

@@ -17,6 +17,7 @@ from types import CodeType
 
 import bytecode
 from bytecode import Instr, Label, TryBegin, TryEnd
+from bytecode.instr import IS_INSTR_FINAL
 
 CONDITIONAL_JUMPS = {      # opcode -> the truth value that jumps (3.11 names; 3.12 has one per direction)
     "POP_JUMP_FORWARD_IF_TRUE": True, "POP_JUMP_BACKWARD_IF_TRUE": True,
@@ -37,12 +38,29 @@ def applies(since: tuple[int, int], until: tuple[int, int] | None) -> bool:
     return since <= VERSION and (until is None or VERSION < until)
 
 
-def stack_effect(instr: Instr, jump: bool) -> int:
-    """The change of stack depth when `instr` runs and takes (`jump`) or skips its jump.  3.11's tables charge
-    a call's pops to the PRECALL before it; a CALL reached at a break pops them itself."""
-    if instr.name == "CALL" and VERSION == (3, 11):
-        return -instr.arg - 1
+# Where the interpreter's real stack effect differs from the tables' (`dis.stack_effect`, which `bytecode` uses): a
+# generator frame resumes after RETURN_GENERATOR with the sent value pushed; 3.11 charges a call's pops to the PRECALL
+# before it, but a CALL reached at a break or by a resume function's jump pops them itself.
+REAL_EFFECT = {"RETURN_GENERATOR": lambda arg: 1}
+if VERSION == (3, 11):
+    REAL_EFFECT.update({"PRECALL": lambda arg: 0, "CALL": lambda arg: -arg - 1})
+
+
+def stack_effect(instr: Instr | dis.Instruction, jump: bool) -> int:
+    """The change of stack depth when `instr` (decoded by `bytecode` or by `dis`) runs and takes (`jump`) or
+    skips its jump."""
+    if isinstance(instr, dis.Instruction):
+        if instr.opname in REAL_EFFECT:
+            return REAL_EFFECT[instr.opname](instr.arg)
+        return dis.stack_effect(instr.opcode, instr.arg if instr.opcode >= dis.HAVE_ARGUMENT else None, jump=jump)
+    if instr.name in REAL_EFFECT:
+        return REAL_EFFECT[instr.name](instr.arg)
     return instr.stack_effect(jump=jump)
+
+
+def ends_block(opcode: int) -> bool:
+    """Does execution never go on to the next instruction (a return, a raise, an unconditional jump)?"""
+    return opcode in IS_INSTR_FINAL
 
 
 @dataclass
@@ -88,6 +106,7 @@ def _decode(code: CodeType) -> Decoded:
     for lab in pending_labels:
         label_at[id(lab)] = len(instrs)
     handler_idx = [label_at[id(t)] if t is not None else None for t in handler]
+    handler_idx = [None if h is not None and _is_stop_iteration_guard(instrs[h]) else h for h in handler_idx]
     targets = {i: label_at[id(ins.arg)] for i, ins in enumerate(instrs) if isinstance(ins.arg, Label)}
     with_handlers = {h for h in set(handler_idx) if h is not None and _is_with_cleanup(instrs, h)}
     return Decoded(code, instrs, targets, handler_idx, with_handlers)
@@ -98,8 +117,15 @@ def _is_with_cleanup(instrs: list[Instr], h: int) -> bool:
     if names == ["PUSH_EXC_INFO", "WITH_EXCEPT_START"]:
         return True
     # the cleanup's own nested regions (re-raise paths) are never traced into; from 3.12 an inlined
-    # comprehension's handler (SWAP, POP_TOP, ...) restores the loop variable it hid
-    return names[:1] in (["COPY"], ["POP_TOP"], ["RERAISE"]) or names == ["SWAP", "POP_TOP"]
+    # comprehension's handler (SWAP, POP_TOP, ...) restores the loop variable it hid, and CLEANUP_THROW
+    # covers the yield of a `yield from` (a throw() into it: generators.py does not model it)
+    return names[:1] in (["COPY"], ["POP_TOP"], ["RERAISE"], ["CLEANUP_THROW"]) or names == ["SWAP", "POP_TOP"]
+
+
+def _is_stop_iteration_guard(instr: Instr) -> bool:
+    """3.12 covers a generator's whole body with a handler that turns a StopIteration escaping it into a
+    RuntimeError (PEP 479, which generators.resume models): no handler of the user's."""
+    return instr.name == "CALL_INTRINSIC_1" and instr.arg.name == "INTRINSIC_STOPITERATION_ERROR"
 
 
 def writes_cells(code: CodeType) -> bool:

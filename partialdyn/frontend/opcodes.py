@@ -173,7 +173,8 @@ def load_attr(f, i):
     f.push(A.getattr_vt(f, f.pop(), i.arg))
 
 
-@handles("LOAD_ATTR", since=(3, 12), words="attribute read")
+@handles("LOAD_ATTR", since=(3, 12), words="attribute read", at_break=breaks.stack_op(
+    lambda arg: lambda obj: getattr(obj, arg[1]), 1, pushes_null=lambda arg: arg[0]))
 def load_attr_or_method(f, i):
     """3.12: the arg's flag asks for NULL below the attribute, like 3.11's LOAD_METHOD."""
     push_null, name = i.arg
@@ -183,8 +184,32 @@ def load_attr_or_method(f, i):
     f.push(A.getattr_vt(f, obj, name))
 
 
+def _super_lookup(load_method_and_form):
+    """LOAD_SUPER_ATTR's Python operation: `super(cls, obj).name`; the zero-argument form calls a `super` that
+    is not the builtin with no arguments, as CPython does."""
+    _, two_arguments, name = load_method_and_form
+
+    def lookup(super_, cls, obj):
+        return getattr(super_(cls, obj) if two_arguments or super_ is super else super_(), name)
+    return lookup
+
+
+@handles("LOAD_SUPER_ATTR", since=(3, 12), words="attribute read",
+         at_break=breaks.stack_op(_super_lookup, 3, pushes_null=lambda arg: arg[0]))
+def load_super_attr(f, i):
+    """3.12: `super().name` / `super(cls, obj).name` from the global `super`, the class and the first argument
+    the compiler loaded; the flag asks for NULL below the attribute, as LOAD_ATTR's does."""
+    load_method, two_arguments, name = i.arg
+    super_, cls, obj = f.popn(3)
+    builtin = isinstance(super_, V.Known) and super_.value is super
+    sup = C.call(f, super_, [cls, obj] if two_arguments or builtin else [], {})
+    if load_method:
+        f.push(V.NULL)
+    f.push(A.getattr_vt(f, sup, name))
+
+
 @handles("LOAD_METHOD", until=(3, 12), words="attribute read",
-         at_break=breaks.stack_op(lambda name: lambda obj: getattr(obj, name), 1, pushes_null=True))
+         at_break=breaks.stack_op(lambda name: lambda obj: getattr(obj, name), 1, pushes_null=lambda name: True))
 def load_method(f, i):
     obj = f.pop()
     f.push(V.NULL)
@@ -506,24 +531,41 @@ def get_yield_from_iter(f, i):
     f.push(generators.make_iterator(f, f.pop()))
 
 
+def _delegate(f, inner, sent):
+    """`yield from`: pass the sent value to the inner iterator: (True, what it yields) or (False, its return
+    value)."""
+    if isinstance(inner, V.Generator):
+        return generators.resume(f, inner, sent)
+    if Vals.is_none(sent):
+        value = generators.step(f, inner)
+        return value is not None, value if value is not None else V.Known(None)
+    raise Unsupported(f"send() into a {inner.python_type().__name__} by yield from")
+
+
 @handles("SEND", until=(3, 12))
 def send(f, i):
-    """`yield from`: pass the sent value to the inner iterator; its return value ends the loop."""
+    """3.11: the inner iterator's return value replaces it on the stack and ends the loop."""
     sent = f.pop()
-    inner = f.stack[-1]
-    if isinstance(inner, V.Generator):
-        yielded, value = generators.resume(f, inner, sent)
-    elif Vals.is_none(sent):
-        value = generators.step(f, inner)
-        yielded, value = value is not None, value if value is not None else V.Known(None)
-    else:
-        raise Unsupported(f"send() into a {inner.python_type().__name__} by yield from")
-    if yielded:
-        f.push(value)
-    else:
+    yielded, value = _delegate(f, f.stack[-1], sent)
+    if not yielded:
         f.pop()
-        f.push(value)
         f.jump()
+    f.push(value)
+
+
+@handles("SEND", since=(3, 12))
+def send_to_end_send(f, i):
+    """3.12: the inner iterator stays on the stack under what it yields or returns; its return jumps to
+    END_SEND."""
+    yielded, value = _delegate(f, f.stack[-2], f.stack[-1])
+    f.stack[-1] = value
+    if not yielded:
+        f.jump()
+
+
+@handles("END_SEND", since=(3, 12))
+def end_send(f, i):
+    del f.stack[-2]
 
 
 # ---------------------------------------------------------------- control flow
@@ -559,7 +601,7 @@ for _name, _jump_if in OR_POP_JUMPS.items():
     handles(_name, until=(3, 12), at_break=breaks.branch(_jump_if), words="and/or")(_or_pop)
 
 
-@handles("FOR_ITER", since=(3, 12), words="iteration")
+@handles("FOR_ITER", since=(3, 12), at_break=breaks.FOR_ITER, words="iteration")
 def for_iter_skipping_end_for(f, i):
     """3.12: an exhausted loop pops the iterator and jumps past the END_FOR at its target."""
     for_iter(f, i)

@@ -300,7 +300,8 @@ class BreakSite:
     def after(self, jump: bool):
         """The resume function for where the instruction continues, taking (`jump`) or skipping its jump."""
         pushes = self.pushes(jump)
-        pushed = (True,) + (False,) * (pushes - 1) if self.at_break.pushes_null else (False,) * pushes
+        null_first = self.at_break.pushes_null(self.instr.arg)
+        pushed = (True,) + (False,) * (pushes - 1) if null_first else (False,) * pushes
         index = self.decoded.targets[self.stop.index] if jump else self.stop.index + 1
         return self.opt.resume_function(index, self.layout[:self.base(jump)] + pushed, self.names,
                                         arg_texts=self.texts, paid=self.paid, after_line=self.stop.line)
@@ -325,7 +326,7 @@ class BreakSite:
 
 def _stack_op_step(site):
     operation = site.at_break.operation(site.instr.arg)
-    if site.at_break.pushes_null:
+    if site.at_break.pushes_null(site.instr.arg):
         operation = _null_first(operation)
     return StackOpStep(operation, site.pops(False), site.pushes(False), site.after(False))
 
@@ -341,7 +342,8 @@ BREAK_STEPS = {
                                                site.callee_resolver(site.stop.inside_callee), site.call_site()),
     BreakKind.BRANCH: lambda site: BranchStep(site.at_break.jump_if, stack_effect(site.instr, True) < 0, bool,
                                               site.after(True), site.after(False)),
-    BreakKind.FOR_ITER: lambda site: ForIterStep(site.after(False), site.after(True)),
+    BreakKind.FOR_ITER: lambda site: ForIterStep(site.after(False), site.after(True), site.pops(True),
+                                                 site.pushes(True)),
     # the user's own code raises it (plain Python from the raise on), so the traceback ends at their line
     BreakKind.RAISE: lambda site: RaiseStep(site.plain_python()),
     BreakKind.STACK_OP: _stack_op_step,

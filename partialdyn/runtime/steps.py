@@ -74,16 +74,20 @@ class BranchStep:
 
 
 class ForIterStep:
-    """FOR_ITER over an iterator the tracer cannot see into: one `next()` in Python."""
+    """FOR_ITER over an iterator the tracer cannot see into: one `next()` in Python.  The loop's exit takes
+    `exit_pops` values and pushes `exit_pushes` (3.11 pops the iterator; 3.12 jumps to an END_FOR that pops
+    it and a value, pushed here as None)."""
 
-    def __init__(self, resume_body, resume_exit):
+    def __init__(self, resume_body, resume_exit, exit_pops, exit_pushes):
         self.resume_body, self.resume_exit = resume_body, resume_exit
+        self.exit_pops, self.exit_pushes = exit_pops, exit_pushes
 
     def __call__(self, stack, locals_):
         try:
             value = next(stack[-1])
         except StopIteration:
-            return self.resume_exit(*locals_, *without_nulls(stack[:-1]))
+            rest = stack[:len(stack) - self.exit_pops] + [None] * self.exit_pushes
+            return self.resume_exit(*locals_, *without_nulls(rest))
         return self.resume_body(*locals_, *without_nulls(stack), value)
 
 
