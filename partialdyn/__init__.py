@@ -6,16 +6,17 @@ a dim, consuming it becomes a graph break instead.  See README.md and docs/.
 """
 import sys
 
-SUPPORTED_PYTHON = (3, 11)      # the opcode tables are CPython 3.11's; pyproject's requires-python says the same
+SUPPORTED_PYTHON = ((3, 11), (3, 12))   # the CPython versions whose opcodes the frontend handles; pyproject's
+                                        # requires-python says the same
 
 
 def check_python_version(version_info=None) -> None:
-    """Raise ImportError on a CPython other than 3.11 (a real check: `python -O` strips asserts)."""
+    """Raise ImportError on a CPython the frontend does not handle (a real check: `python -O` strips asserts)."""
     found = tuple((version_info or sys.version_info)[:2])
-    if found != SUPPORTED_PYTHON:
-        raise ImportError(f"partialdyn supports CPython {'.'.join(map(str, SUPPORTED_PYTHON))} only "
-                          f"(its opcode tables are that version's); this is Python "
-                          f"{'.'.join(map(str, found))}")
+    if found not in SUPPORTED_PYTHON:
+        names = " and ".join(".".join(map(str, v)) for v in SUPPORTED_PYTHON)
+        raise ImportError(f"partialdyn supports CPython {names} only (its opcode tables are those versions'); "
+                          f"this is Python {'.'.join(map(str, found))}")
 
 
 check_python_version()

@@ -127,21 +127,22 @@ def test_every_package_the_tests_import_is_installed_by_the_project():
 
 # ---------------------------------------------------------------- Python version
 
-def test_requires_python_is_the_version_the_package_supports():
+def test_requires_python_is_the_versions_the_package_supports():
     import partialdyn
-    major, minor = partialdyn.SUPPORTED_PYTHON
+    (first_major, first_minor), *_, (last_major, last_minor) = partialdyn.SUPPORTED_PYTHON
     meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert meta["project"]["requires-python"] == f">={major}.{minor},<{major}.{minor + 1}"
-    assert sys.version_info[:2] == partialdyn.SUPPORTED_PYTHON
+    assert meta["project"]["requires-python"] == f">={first_major}.{first_minor},<{last_major}.{last_minor + 1}"
+    assert partialdyn.SUPPORTED_PYTHON == tuple((3, minor) for minor in range(first_minor, last_minor + 1))
+    assert sys.version_info[:2] in partialdyn.SUPPORTED_PYTHON
 
 
-@pytest.mark.parametrize("version", [(3, 12, 0, "final", 0), (3, 10, 13, "final", 0)])
+@pytest.mark.parametrize("version", [(3, 13, 0, "final", 0), (3, 10, 13, "final", 0)])
 def test_import_on_an_unsupported_python_raises_a_clear_import_error_even_under_dash_o(version):
     script = f"import sys; sys.version_info = {version!r}; import partialdyn"
     out = subprocess.run([sys.executable, "-O", "-c", script], cwd=ROOT, env=clean_env(),
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 1
-    assert (f"ImportError: partialdyn supports CPython 3.11 only (its opcode tables are that version's); "
+    assert (f"ImportError: partialdyn supports CPython 3.11 and 3.12 only (its opcode tables are those versions'); "
             f"this is Python {version[0]}.{version[1]}") in out.stderr
 
 
