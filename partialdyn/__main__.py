@@ -24,6 +24,8 @@ def _parser() -> argparse.ArgumentParser:
     view = log_sub.add_parser("view", help="render a guard/recompile log as text, or as HTML")
     view.add_argument("file", metavar="FILE", help="log written via PARTIALDYN_LOG=FILE")
     view.add_argument("--html", metavar="OUT", help="also write a self-contained HTML report to OUT")
+    view.add_argument("--full", action="store_true", help="list every guard (by default what never changes "
+                                                          "is folded)")
     return p
 
 
@@ -42,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
         view_argv = ["view", args.file]
         if args.html:
             view_argv += ["--html", args.html]
+        if args.full:
+            view_argv.append("--full")
         return viewer.main(view_argv)
     return 2  # unreachable: argparse requires a known subcommand
 

@@ -178,7 +178,8 @@ def test_cli_dispatches_log_view(monkeypatch):
 
     assert main(["log", "view", "run.jsonl"]) == 7
     assert main(["log", "view", "run.jsonl", "--html", "out.html"]) == 7
-    assert seen == [["view", "run.jsonl"], ["view", "run.jsonl", "--html", "out.html"]]
+    assert main(["log", "view", "run.jsonl", "--full"]) == 7
+    assert seen == [["view", "run.jsonl"], ["view", "run.jsonl", "--html", "out.html"], ["view", "run.jsonl", "--full"]]
 
 
 def test_cli_dispatches_demo(monkeypatch):

@@ -24,6 +24,7 @@ COUNTABLE_KEYS = ("compiles", "recompiles", "graphs", "graph_breaks", "eager_fal
 NO_FUNCTION = "(no function)"
 RAW_OMITTED = ("v", "kind", "time", "fn", "run", "pid")  # fields an unknown kind's raw dump leaves out
 FOLDED = "(folded)"
+NO_STATS_NOTE = "  (counted from events: no stats snapshot)"
 
 
 class UnknownSchemaVersion(ValueError):
@@ -243,22 +244,28 @@ def _guard_rows(event: dict, previous: tuple[str, list[dict]] | None, owner: str
     guards = guards_in_order(event.get("guards"))
     if not guards:
         return [[code_entry(event), "", "(no guards)"]]
-    shown, folded = guards, []
-    if not full:
-        known = {_guard_key(g) for g in previous[1]} if previous else set()
-        repeated = [g for g in guards if _guard_key(g) in known]
-        fresh = [g for g in guards if _guard_key(g) not in known]
-        shown = [g for g in fresh if not _is_fixed(g)]
-        folded = ([f"{plural(len(repeated), 'guard')} as in {previous[0]}"] if repeated else []) + \
-            fixed_guard_summary([g for g in fresh if _is_fixed(g)], owner)
+    shown, folds = (guards, []) if full else fold_guards(guards, previous, owner)
     rows, previous_kind = [], None
     for guard in shown:
         kind = str(guard.get("kind", "?"))
         rows.append(["", kind if kind != previous_kind else "", guard_text(guard)])
         previous_kind = kind
-    rows += [["", FOLDED if i == 0 else "", text] for i, text in enumerate(folded)]
+    rows += [["", FOLDED if i == 0 else "", label] for i, (label, _) in enumerate(folds)]
     rows[0][0] = code_entry(event)
     return rows
+
+
+def fold_guards(guards: list[dict], previous: tuple[str, list[dict]] | None,
+                owner: str) -> tuple[list[dict], list[tuple[str, list[dict]]]]:
+    """(the guards to list, [(label, guards) of each fold]): guards the previous entry `(name, guards)` of the
+    same code had fold into `10 guards as in #0`; of the others, guards on no input dim fold per
+    `fixed_guard_folds`."""
+    known = {_guard_key(g) for g in previous[1]} if previous else set()
+    repeated = [g for g in guards if _guard_key(g) in known]
+    fresh = [g for g in guards if _guard_key(g) not in known]
+    folds = [(f"{plural(len(repeated), 'guard')} as in {previous[0]}", repeated)] if repeated else []
+    folds += fixed_guard_folds([g for g in fresh if _is_fixed(g)], owner)
+    return [g for g in fresh if not _is_fixed(g)], folds
 
 
 def _guard_key(guard: dict) -> tuple[str, str]:
@@ -277,18 +284,19 @@ def _is_fixed(guard: dict) -> bool:
     return is_parameter(guard) or not str(guard.get("kind", "")).startswith("TENSOR_MATCH")
 
 
-def fixed_guard_summary(guards: list[dict], owner: str) -> list[str]:
-    """`26 parameters of TinyTransformer: static shapes` and `87 more: 5 TYPE_MATCH, 28 ID_MATCH, ...`."""
+def fixed_guard_folds(guards: list[dict], owner: str) -> list[tuple[str, list[dict]]]:
+    """`26 parameters of TinyTransformer: static shapes` and `87 guards on no input dim: 5 TYPE_MATCH, ...`,
+    each with its guards."""
     parameters = [g for g in guards if is_parameter(g)]
-    others: dict[str, int] = {}
-    for guard in guards:
-        if not is_parameter(guard):
-            others[str(guard.get("kind", "?"))] = others.get(str(guard.get("kind", "?")), 0) + 1
-    lines = [f"{plural(len(parameters), 'parameter')} of {owner}: static shapes"] if parameters else []
+    others = [g for g in guards if not is_parameter(g)]
+    counts: dict[str, int] = {}
+    for guard in others:
+        counts[str(guard.get("kind", "?"))] = counts.get(str(guard.get("kind", "?")), 0) + 1
+    folds = [(f"{plural(len(parameters), 'parameter')} of {owner}: static shapes", parameters)] if parameters else []
     if others:
-        counts = ", ".join(f"{count} {kind}" for kind, count in others.items())
-        lines.append(f"{plural(sum(others.values()), 'guard')} on no input dim: {counts}")
-    return lines
+        by_kind = ", ".join(f"{count} {kind}" for kind, count in counts.items())
+        folds.append((f"{plural(len(others), 'guard')} on no input dim: {by_kind}", others))
+    return folds
 
 
 def _specialization_rows(event: dict) -> list[list[str]]:

@@ -3,22 +3,22 @@
 Per run and optimized function: compiles over time with their reasons, each entry's
 guards by kind (what never changes folded unless `--full`), which line specialized
 which dim, backoff decisions, graph breaks, fallbacks, and a summary; then an overall
-summary. The HTML page adds, per function, the recompile chain (each failed guard
-linked to what made it), every entry with its guards and graph code, and a
-timeline. `render_text` / `render_html` also serve in-memory events
+summary. The HTML page (logs/page.py) adds, per function, the recompile chain (each
+failed guard linked to what made it), every entry with its guards and graph code,
+and a timeline. `render_text` / `render_html` also serve in-memory events
 (`partialdyn.logs.events()`).
 """
 from __future__ import annotations
 
 import argparse
-import html
 import json
 import sys
 
-from .report import (FunctionReport, Section, UnknownSchemaVersion, build_reports, check_schema, overall_summary,
-                     report_title, runs_of, stream_header, summary_text)
+from .page import render_html
+from .report import (NO_STATS_NOTE, FunctionReport, UnknownSchemaVersion, build_reports, check_schema,
+                     overall_summary, report_title, runs_of, stream_header, summary_text)
 
-NO_STATS_NOTE = "  (counted from events: no stats snapshot)"
+__all__ = ["main", "read_jsonl", "render_text", "render_html"]
 
 
 def main(argv: list[str]) -> int:
@@ -108,52 +108,3 @@ def _aligned(rows: list[list[str]]) -> list[str]:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     return ["  ".join([*(cell.ljust(w) for cell, w in zip(row, widths)), row[-1]]).rstrip()
             for row in rows]
-
-
-# ---- HTML ---------------------------------------------------------------------------------
-
-_CSS = """
-body { font: 14px/1.4 system-ui, sans-serif; margin: 2em; color: #222; }
-h1 { font-size: 1.4em; }
-details { border: 1px solid #ccc; border-radius: 6px; margin: 1em 0; padding: .5em 1em; }
-summary { cursor: pointer; font-weight: 600; }
-summary .counts { font-weight: normal; color: #555; }
-h3 { font-size: 1em; margin: 1em 0 .3em; }
-table { border-collapse: collapse; }
-th, td { text-align: left; padding: 2px 10px 2px 0; vertical-align: top; }
-th { color: #555; font-weight: 600; border-bottom: 1px solid #ddd; }
-td { font-family: ui-monospace, monospace; font-size: 13px; }
-.note { color: #777; }
-"""
-
-
-def render_html(events: list[dict], *, skipped_lines: int = 0) -> str:
-    """One self-contained page: inline CSS, no scripts, no external resources."""
-    reports = build_reports(events)
-    body = [f"<h1>partialdyn log</h1>\n<p>{_e(stream_header(events, reports, skipped_lines))}</p>"]
-    body += [_function_html(report) for report in reports]
-    body.append(f"<h2>overall</h2>\n<p>{_e(summary_text(overall_summary(reports)))}</p>")
-    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-            f"<title>partialdyn log</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
-            + "\n".join(body) + "\n</body>\n</html>\n")
-
-
-def _function_html(report: FunctionReport) -> str:
-    summary, from_stats = report.summary()
-    note = "" if from_stats else f" <span class=\"note\">{_e(NO_STATS_NOTE.strip())}</span>"
-    settings = f" <span class=\"counts\">{_e(report.settings)}</span>" if report.settings else ""
-    parts = [f"<details open>\n<summary>{_e(report.fn)}{settings} "
-             f"<span class=\"counts\">— {_e(summary_text(summary))}</span></summary>"]
-    parts += [_section_html(section) for section in report.shown_sections()]
-    parts.append(f"<p>summary: {_e(summary_text(summary))}{note}</p>\n</details>")
-    return "\n".join(parts)
-
-
-def _section_html(section: Section) -> str:
-    header = "".join(f"<th>{_e(c)}</th>" for c in section.columns)
-    rows = "\n".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in section.rows)
-    return f"<h3>{_e(section.title)}</h3>\n<table>\n<tr>{header}</tr>\n{rows}\n</table>"
-
-
-def _e(text: str) -> str:
-    return html.escape(text, quote=True)

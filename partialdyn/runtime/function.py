@@ -310,7 +310,8 @@ class OptimizedFunction:
                       stack=stop.chain)
 
     def _log(self, kind, **fields_):
-        emit(kind, fn=self.root.name, code=self.display_name, **fields_)
+        """An event of this code; `call` is the optimized function's call count so far (the call it happened in)."""
+        emit(kind, fn=self.root.name, code=self.display_name, call=self.stats.calls, **fields_)
 
     # ------------------------------------------------------------ children
     @property
