@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, fields
 
 POLICIES = ("partial", "dynamic", "static", "automatic")
+FAKE_REUSE = ("on", "off", "check")      # check: propagate anyway and compare with the reused result
 LOG_TOPICS = ("recompiles", "guards", "graph_breaks", "specializations", "fallbacks", "compiles", "summary")
 
 
@@ -25,6 +26,7 @@ class Config:
     suppress_errors: bool = True    # an internal error while tracing: warn and run eagerly (False: raise)
     log_file: str | None = None     # JSON Lines event log
     logs: tuple = ()                # topics printed to stderr, like TORCH_LOGS
+    fake_reuse: str = "on"          # an op identical to an earlier one in the trace reuses its fake result
 
     def __setattr__(self, name, value):
         if name not in {f.name for f in fields(self)}:
@@ -48,6 +50,9 @@ def validate(name: str, value):
     elif name in ("fullgraph", "suppress_errors"):
         if not isinstance(value, bool):
             raise ValueError(f"{name} must be True or False, got {value!r}")
+    elif name == "fake_reuse":
+        if value not in FAKE_REUSE:
+            raise ValueError(f"unknown fake_reuse {value!r}; valid values: {', '.join(FAKE_REUSE)}")
     elif name == "logs":
         if isinstance(value, str):
             value = tuple(t.strip() for t in value.split(",") if t.strip())
@@ -73,6 +78,7 @@ _ENV = {
     "PARTIALDYN_SUPPRESS_ERRORS": ("suppress_errors", _parse_bool),
     "PARTIALDYN_LOG": ("log_file", str),
     "PARTIALDYN_LOGS": ("logs", str),
+    "PARTIALDYN_FAKE_REUSE": ("fake_reuse", str),
 }
 
 

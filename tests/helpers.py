@@ -283,6 +283,12 @@ def entries(fn) -> list[list[dict]]:
     return [event["guards"] for event in partialdyn.events("guards") if event["code"] == name]
 
 
+def compile_events(fn) -> list[dict]:
+    """The `compile` events of `fn`'s own code (see `entries`), in entry order."""
+    name = _code_name(fn)
+    return [event for event in partialdyn.events("compile") if event["code"] == name]
+
+
 def guards(fn, entry=0, kinds=None) -> list[dict]:
     """The guards of one cache entry of `fn` (see `entries`), only those of `kinds` when given."""
     found = entries(fn)

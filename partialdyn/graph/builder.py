@@ -18,9 +18,11 @@ from torch._dispatch.python import enable_python_dispatcher
 from torch.fx.experimental.symbolic_shapes import GuardOnDataDependentSymNode
 
 from .. import trackers as V
+from ..config import config
 from ..errors import GraphBreak, Unsupported, UserError
 from ..shapes.fake import Shapes
 from .effects import EffectRecorder
+from .reuse import FakeResults
 
 SYM_TYPES = (torch.SymInt, torch.SymFloat, torch.SymBool)
 
@@ -33,6 +35,7 @@ class GraphBuilder:
         self._last_placeholder = None
         self._by_fake: dict[int, V.Tensor] = {}           # id(fake value) -> its tracker (identity of results)
         self.effects = EffectRecorder()                    # input writes and randomness of the recorded ops
+        self.reuse = FakeResults(self.shapes, self.effects, config.fake_reuse)  # fake results an identical later op rebuilds
 
     # ------------------------------------------------------------ inputs
     def _placeholder(self, source, value) -> fx.Node:
@@ -70,7 +73,7 @@ class GraphBuilder:
         node_args, fake_args = split(args)
         node_kwargs, fake_kwargs = split(kwargs)
         with self.shapes.operation(describe(target)):
-            result = self.run_fake(kind, target, fake_args, fake_kwargs)
+            result = self.reuse.run(kind, target, fake_args, fake_kwargs, self.run_fake)
         if not contains_graph_value(result):
             if result is None and contains_graph_value((fake_args, fake_kwargs)):
                 # ran for its effect on a tensor (`x[0] = v`, `lst.sort()`-style ops): keep the node

@@ -4,6 +4,7 @@ While the tracer runs ops on fake values, `EffectRecorder` (a dispatch mode on t
 every aten op and notes whether any writes to the memory of a graph input (an argument, a parameter, a
 buffer, or a view of one), which ones, and whether any draws random numbers.  A graph that does neither can be run again from the
 start by plain Python when it raises: nothing it did is visible, so the re-run is exactly the eager call.
+It also notes the storages the op running now writes (graph/reuse.py asks).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ class EffectRecorder(TorchDispatchMode):
         self._input_storages: set = set()
         self.written_storages: set = set()      # the input storages some op writes
         self.draws_random = False
+        self.op_writes: set = set()             # storages written since the last start_op()
 
     def add_input(self, fake: torch.Tensor) -> None:
         self._input_storages.add(StorageWeakRef(fake.untyped_storage()))
@@ -30,6 +32,9 @@ class EffectRecorder(TorchDispatchMode):
         """Does some recorded op write the memory of this input (or of a view of it)?"""
         return StorageWeakRef(fake.untyped_storage()) in self.written_storages
 
+    def start_op(self) -> None:
+        self.op_writes = set()
+
     @property
     def rerunnable(self) -> bool:
         return not (self.writes_inputs or self.draws_random)
@@ -40,7 +45,11 @@ class EffectRecorder(TorchDispatchMode):
             self.draws_random = True
         if func._schema.is_mutable:
             for t in _written(func, args, kwargs):
-                if isinstance(t, torch.Tensor) and (ref := StorageWeakRef(t.untyped_storage())) in self._input_storages:
+                if not isinstance(t, torch.Tensor):
+                    continue
+                ref = StorageWeakRef(t.untyped_storage())
+                self.op_writes.add(ref)
+                if ref in self._input_storages:
                     self.written_storages.add(ref)
         return func(*args, **kwargs)
 

@@ -51,6 +51,7 @@ class Entry:
     specializations: list = field(default_factory=list)
     trace_seconds: float = 0.0
     backend_seconds: float = 0.0
+    fake_results_reused: int = 0     # ops whose fake result was rebuilt from an identical earlier op's
 
 
 def trace_frame(opt, bound: tuple, break_allowed: bool = True, shared: set = frozenset()) -> tuple[Trace, object]:
@@ -122,7 +123,7 @@ def compile_entry(opt, bound: tuple, break_allowed: bool = True) -> Entry:
         compiled = restore_autocast_on_error(compiled)
     run = _make_runner(opt, trace, rebuilder, compiled, body, stop_step)
     return Entry(guard, run, gm.code if has_graph else "", has_graph, result.stop,
-                 trace.consumer.specializations, t1 - t0, t2 - t1)
+                 trace.consumer.specializations, t1 - t0, t2 - t1, trace.builder.reuse.hits)
 
 
 def _side_effects(trace, rebuilder) -> list[tuple[str, str]]:

@@ -298,7 +298,7 @@ class OptimizedFunction:
                   trace_seconds=round(entry.trace_seconds, 6), backend_seconds=round(entry.backend_seconds, 6),
                   graphs=int(entry.has_graph), graph_breaks=int(stop is not None), policy=self.options.policy,
                   backend=getattr(self.options.backend, "__name__", str(self.options.backend)),
-                  graph_code=entry.graph_code, **failure)
+                  graph_code=entry.graph_code, fake_results_reused=entry.fake_results_reused, **failure)
         self._log("guards", entry=len(self.entries),
                   guards=[{"kind": g.kind, "text": g.text, "source": g.source, "dims": list(g.dims),
                            "provenance": g.provenance.as_dict() if g.provenance else None}
