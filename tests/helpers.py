@@ -172,9 +172,9 @@ def check(fn, calls, *, kwargs=None, before=None, breaks=0, fallbacks=0, recompi
     breaks, fallbacks, recompiles: the expected stats value (exact), or None to not check.
                recompiles defaults to 0 when every call succeeds, else unchecked.
     graph_every_call: every call that does not raise must run at least one compiled graph.
-    rehit:     when no call raised or fell back to eager, the last call is made again (optimized only, after the comparisons) with
-               fresh copies of its arguments and must hit the cache (False where that call changes what its
-               own guards read).
+    rehit:     the last call that ran compiled (no exception, no eager fallback, a graph ran) is made again
+               (optimized only, after the comparisons) with fresh copies of its arguments and must hit the
+               cache (False where that call changes what its own guards read, or where no call ran compiled).
     shared:    argument objects not copied (compared by identity in the function: sentinels, ...).
     opts:      passed to partialdyn.optimize; the backend defaults to a CountingBackend.
 
@@ -188,6 +188,7 @@ def check(fn, calls, *, kwargs=None, before=None, breaks=0, fallbacks=0, recompi
     opt = partialdyn.optimize(target, backend=backend, **opts)
     counting = isinstance(backend, CountingBackend)
     raised = False
+    last_compiled = last_ok = None
     for i, args in enumerate(calls):
         kw = kwargs[i] if kwargs else {}
         if before and i in before:
@@ -198,6 +199,7 @@ def check(fn, calls, *, kwargs=None, before=None, breaks=0, fallbacks=0, recompi
         k_ref, k_opt, k_again = (clone(kw, shared=shared) for _ in range(3))
         out_ref, err_ref = _call(ref, a_ref, k_ref)
         runs = backend.runs if counting else 0
+        fallbacks_before = partialdyn.stats(opt)["eager_fallbacks"]
         out_opt, err_opt = _call(opt, a_opt, k_opt)
         if err_ref is not None or err_opt is not None:
             raised = True
@@ -209,7 +211,9 @@ def check(fn, calls, *, kwargs=None, before=None, breaks=0, fallbacks=0, recompi
         same(k_ref, k_opt, f"call {i} kwargs after call")
         if counting and graph_every_call:
             assert backend.runs > runs, f"call {i} ran no compiled graph; stats {partialdyn.stats(opt)}"
-        last_again = (i, a_again, k_again)
+        if partialdyn.stats(opt)["eager_fallbacks"] == fallbacks_before and (not counting or backend.runs > runs):
+            last_compiled = (i, a_again, k_again)
+        last_ok = (i, a_again, k_again)
     if isinstance(fn, torch.nn.Module):
         same(dict(ref.state_dict()), dict(target.state_dict()), "module state")
     stats = dict(partialdyn.stats(opt))
@@ -224,8 +228,10 @@ def check(fn, calls, *, kwargs=None, before=None, breaks=0, fallbacks=0, recompi
         stats["graph_runs"] = backend.runs
         stats["backend_graphs"] = backend.graphs
     stats["backend"] = backend
-    if rehit and not raised and not stats["eager_fallbacks"]:
-        _rehit(opt, fn, *last_again)
+    if rehit and last_compiled is not None:
+        _rehit(opt, fn, *last_compiled)
+    elif rehit and not raised and not stats["eager_fallbacks"]:     # no graph ran (no tensor op): the last call
+        _rehit(opt, fn, *last_ok)
     return stats
 
 
