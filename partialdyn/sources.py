@@ -114,10 +114,11 @@ def attr_name(name: str) -> str:
 
 
 def _identifier(name: str) -> str:
-    """A Python identifier (a global or attribute name from bytecode) as a string literal."""
-    if not name.isidentifier():
-        raise ValueError(f"not an identifier: {name!r}")
-    return f"'{name}'"
+    """A global or attribute name from bytecode as a string literal; names that are not identifiers (pytest's
+    assertion rewriting reads the global '@pytest_ar') are spelled exactly, so they never collide."""
+    if type(name) is not str:
+        raise ValueError(f"not a name: {type(name).__name__}")
+    return str.__repr__(name)
 
 
 def size(base: Src, dim: int) -> str:
