@@ -66,12 +66,16 @@ def test_ci_runs_the_readme_install_and_test_commands_in_that_environment():
     commands = ci_commands()
     installs = [c.strip() for c in INSTALL_AND_DEMO.split("&&") if c.strip().startswith("pip ")]
     assert installs == ["pip install torch==2.13.0", "pip install -e '.[test]'"]
-    assert [c for c in commands if "pip install" in c] == ["python -m " + c for c in installs]
+    # the 3.11 leg, then the 3.12 leg in its own environment
+    assert [c for c in commands if "pip install" in c] == ["python -m " + c for c in installs] * 2
     readme = (ROOT / "README.md").read_text()
     assert f"`{SLOW_TEST_COMMAND}`" in readme
     tests = [c for c in commands if c.startswith("python -m pytest")]
-    assert tests == [TEST_COMMAND, SLOW_TEST_COMMAND]
+    assert tests == [TEST_COMMAND, SLOW_TEST_COMMAND, TEST_COMMAND]
     assert commands.index(TEST_COMMAND) > commands.index("python -m pip install -e '.[test]'")
+    second_leg = commands.index('export PATH="$WORK/venv312/bin:$PATH"')
+    assert '"$PY312" -m venv "$WORK/venv312"' in commands[:second_leg]
+    assert commands[second_leg + 2:] == ["python -m " + c for c in installs] + [TEST_COMMAND]
 
 
 def test_ci_installs_the_browser_only_when_missing():
