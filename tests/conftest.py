@@ -19,6 +19,16 @@ HARDWARE_REASON = "needs hardware:"
 BROKEN_ENGINE = os.environ.get("BROKEN_PARTIALDYN_ENGINE", "")
 
 
+@pytest.fixture
+def fresh_partialdyn():
+    """No cache, policy memory or counter left from an earlier test, before and after (files opt in with
+    `pytestmark = pytest.mark.usefixtures("fresh_partialdyn")`)."""
+    import partialdyn
+    partialdyn.reset()
+    yield
+    partialdyn.reset()
+
+
 def pytest_configure(config):
     if BROKEN_ENGINE:
         import broken_engines

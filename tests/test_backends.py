@@ -6,11 +6,7 @@ import partialdyn
 from helpers import guards
 
 
-@pytest.fixture(autouse=True)
-def fresh():
-    partialdyn.reset()
-    yield
-    partialdyn.reset()
+pytestmark = pytest.mark.usefixtures("fresh_partialdyn")   # tests/conftest.py
 
 
 def rand(*shape, seed=0, requires_grad=False):

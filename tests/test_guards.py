@@ -14,11 +14,7 @@ import partialdyn
 from helpers import CountingBackend, entries, outcome
 
 
-@pytest.fixture(autouse=True)
-def fresh():
-    partialdyn.reset()
-    yield
-    partialdyn.reset()
+pytestmark = pytest.mark.usefixtures("fresh_partialdyn")   # tests/conftest.py
 
 
 def rand(*shape, seed=0, dtype=torch.float32):

@@ -3,15 +3,10 @@ a class attribute of an instance made in the trace through the class lookup itse
 import pytest
 import torch
 
-import partialdyn
 from helpers import check, r
 
 
-@pytest.fixture(autouse=True)
-def fresh():
-    partialdyn.reset()
-    yield
-    partialdyn.reset()
+pytestmark = pytest.mark.usefixtures("fresh_partialdyn")   # tests/conftest.py
 
 
 class Cfg:

@@ -6,15 +6,10 @@ import inspect
 import pytest
 import torch
 
-import partialdyn
 from helpers import check, r
 
 
-@pytest.fixture(autouse=True)
-def fresh():
-    partialdyn.reset()
-    yield
-    partialdyn.reset()
+pytestmark = pytest.mark.usefixtures("fresh_partialdyn")   # tests/conftest.py
 
 
 def _scaled(t, k=2):

@@ -6,15 +6,10 @@ import types
 import pytest
 import torch
 
-import partialdyn
 from helpers import Compiled, check, r
 
 
-@pytest.fixture(autouse=True)
-def fresh():
-    partialdyn.reset()
-    yield
-    partialdyn.reset()
+pytestmark = pytest.mark.usefixtures("fresh_partialdyn")   # tests/conftest.py
 
 
 def _exec(source, **names):

@@ -5,15 +5,10 @@ change nothing still hit the cache."""
 import pytest
 import torch
 
-import partialdyn
 from helpers import check, r
 
 
-@pytest.fixture(autouse=True)
-def fresh():
-    partialdyn.reset()
-    yield
-    partialdyn.reset()
+pytestmark = pytest.mark.usefixtures("fresh_partialdyn")   # tests/conftest.py
 
 
 class Inner:

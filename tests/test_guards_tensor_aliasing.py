@@ -9,11 +9,7 @@ from partialdyn.backends import aot_eager
 from helpers import CountingBackend, check, outcome, r
 
 
-@pytest.fixture(autouse=True)
-def fresh():
-    partialdyn.reset()
-    yield
-    partialdyn.reset()
+pytestmark = pytest.mark.usefixtures("fresh_partialdyn")   # tests/conftest.py
 
 
 def add_one_then_double(a, b):

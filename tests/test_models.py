@@ -8,11 +8,7 @@ import partialdyn
 transformers.logging.set_verbosity_error()
 
 
-@pytest.fixture(autouse=True)
-def fresh():
-    partialdyn.reset()
-    yield
-    partialdyn.reset()
+pytestmark = pytest.mark.usefixtures("fresh_partialdyn")   # tests/conftest.py
 
 
 def test_gpt2_with_its_kv_cache_compiles_once_without_breaks():

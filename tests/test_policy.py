@@ -19,11 +19,7 @@ from helpers import entries, guards
 THIS_FILE = __file__
 
 
-@pytest.fixture(autouse=True)
-def fresh():
-    partialdyn.reset()
-    yield
-    partialdyn.reset()
+pytestmark = pytest.mark.usefixtures("fresh_partialdyn")   # tests/conftest.py
 
 
 # ---------------------------------------------------------------- helpers

@@ -29,11 +29,7 @@ TORCH_DEFAULT_COMPILES = 3
 KNOWN_FAILING: dict = {}
 
 
-@pytest.fixture(autouse=True)
-def fresh():
-    partialdyn.reset()
-    yield
-    partialdyn.reset()
+pytestmark = pytest.mark.usefixtures("fresh_partialdyn")   # tests/conftest.py
 
 
 def assert_same_output(got, want, where):
