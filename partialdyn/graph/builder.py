@@ -20,11 +20,9 @@ from torch.fx.experimental.symbolic_shapes import GuardOnDataDependentSymNode
 from .. import trackers as V
 from ..config import config
 from ..errors import GraphBreak, Unsupported, UserError
-from ..shapes.fake import Shapes
+from ..shapes.fake import SYM_TYPES, Shapes
 from .effects import EffectRecorder
 from .reuse import FakeResults
-
-SYM_TYPES = (torch.SymInt, torch.SymFloat, torch.SymBool)
 
 
 class GraphBuilder:

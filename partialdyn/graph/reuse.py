@@ -11,8 +11,8 @@ Reuse is limited to what a second propagation cannot do differently:
   structure of those (anything else is not remembered);
 - the op made no new symbol (data-dependent sizes), drew no random numbers and wrote no tensor that existed
   before it ran;
-- every result is a fresh dense tensor (not a view, no aliasing of an argument or of another result, offset
-  0) that does not require grad;
+- every result tensor does not require grad and is one of: an argument itself (`x.contiguous()`), a view of
+  an argument's memory, a fresh tensor, or a view of a fresh tensor (one fresh tensor is never returned twice);
 - the ShapeEnv already holds every guard the first run made, so a second run adds none.
 The `fake_reuse` option turns it off, or ("check") propagates anyway and compares (tests).
 """
@@ -22,7 +22,8 @@ import torch
 from torch._subclasses.fake_tensor import FakeTensor
 from torch.multiprocessing.reductions import StorageWeakRef
 
-SYM_TYPES = (torch.SymInt, torch.SymFloat, torch.SymBool)
+from ..shapes.fake import SYM_TYPES
+
 PLAIN_KEYS = (type(None), bool, int, float, complex, str, torch.dtype, torch.device, torch.layout,
               torch.memory_format, type(Ellipsis))
 

@@ -19,6 +19,8 @@ from torch.fx.experimental.symbolic_shapes import (DimDynamic, ShapeEnv, Statele
 
 from ..sources import Src, size, size_code
 
+SYM_TYPES = (torch.SymInt, torch.SymFloat, torch.SymBool)     # the symbolic scalars a ShapeEnv hands out
+
 
 @dataclass(frozen=True)
 class ProvenanceSLoc(SLoc):
@@ -113,7 +115,7 @@ class Shapes:
         exprs = []
         if isinstance(value, torch.Tensor):
             exprs = [s.node.expr for s in value.shape if isinstance(s, torch.SymInt)]
-        elif isinstance(value, (torch.SymInt, torch.SymFloat, torch.SymBool)):
+        elif isinstance(value, SYM_TYPES):
             exprs = [value.node.expr]
         return {f for e in exprs for f in e.free_symbols if f in self.symbol_names}
 
