@@ -9,6 +9,7 @@ import zlib
 import pytest
 
 from partialdyn.logs import viewer
+from partialdyn.logs.page import render_html
 
 F = dict(fn="f", code="f (add.py:3)")
 G = dict(fn="Net.forward", code="forward (net.py:10)")
@@ -103,7 +104,7 @@ def test_unknown_kinds_and_missing_fields_are_tolerated():
     assert "?     compile  ? #?   ?" in text
     assert re.search(r'mystery +\{"a": \[1\]\}', text)
     assert "6 events, 2 functions" in text
-    assert "(no function)" in viewer.render_html(odd)
+    assert "(no function)" in render_html(odd)
 
 
 def test_empty_log():
@@ -117,7 +118,7 @@ def test_html_is_self_contained_escaped_and_covers_each_function():
     stream = STREAM + [dict(v=1, kind="compile", time=1006.0, fn="make.<locals>.<lambda>",
                             code="<lambda> (m.py:2)", entry=0, recompile=False,
                             reason="first call <script>alert(1)</script>")]
-    page = viewer.render_html(stream)
+    page = render_html(stream)
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page)
     assert "<script" not in page and "<link" not in page
@@ -168,7 +169,7 @@ def png_pixels(path):
 
 def test_html_renders_in_headless_chromium_with_the_report_on_the_page(tmp_path):
     page, png = tmp_path / "report.html", tmp_path / "report.png"
-    page.write_text(viewer.render_html(STREAM), encoding="utf-8")
+    page.write_text(render_html(STREAM), encoding="utf-8")
     dom = chromium(tmp_path, "--dump-dom", page.as_uri())
     assert dom.returncode == 0, dom.stderr
     assert dom.stdout.count("<details open") == 2 and dom.stdout.count("<table") >= 5, dom.stdout
@@ -208,7 +209,7 @@ def test_view_html_option_writes_the_page_too(tmp_path, capsys):
     assert viewer.main(["view", str(log), "--html", str(page)]) == 0
     out = capsys.readouterr().out
     assert out.startswith(EXPECTED_TEXT) and f"HTML report written to {page}" in out
-    assert page.read_text(encoding="utf-8") == viewer.render_html(STREAM)
+    assert page.read_text(encoding="utf-8") == render_html(STREAM)
 
 
 def test_view_of_a_missing_file_is_a_clear_error(tmp_path, capsys):
@@ -317,4 +318,4 @@ def test_a_log_of_an_unknown_schema_version_is_a_clear_error(tmp_path, capsys):
     assert (f"{log}: line 2: event schema version 7 is unknown to this viewer (it reads versions 1, 2)"
             in captured.err), captured.err
     with pytest.raises(ValueError, match="schema version 'two' is unknown"):
-        viewer.render_html([{**STREAM[0], "v": "two"}])
+        render_html([{**STREAM[0], "v": "two"}])

@@ -5,7 +5,7 @@ guards by kind (what never changes folded unless `--full`), which line specializ
 which dim, backoff decisions, graph breaks, fallbacks, and a summary; then an overall
 summary. The HTML page (logs/page.py) adds, per function, the recompile chain (each
 failed guard linked to what made it), every entry with its guards and graph code,
-and a timeline. `render_text` / `render_html` also serve in-memory events
+and a timeline. `render_text` here and `page.render_html` also serve in-memory events
 (`partialdyn.logs.events()`).
 """
 from __future__ import annotations
@@ -14,11 +14,11 @@ import argparse
 import json
 import sys
 
-from .page import render_html
+from . import page
 from .report import (NO_STATS_NOTE, FunctionReport, UnknownSchemaVersion, build_reports, check_schema,
                      overall_summary, report_title, runs_of, stream_header, summary_text)
 
-__all__ = ["main", "read_jsonl", "render_text", "render_html"]
+__all__ = ["main", "read_jsonl", "render_text"]
 
 
 def main(argv: list[str]) -> int:
@@ -36,7 +36,7 @@ def main(argv: list[str]) -> int:
     if args.html:
         try:
             with open(args.html, "w", encoding="utf-8") as out:
-                out.write(render_html(events, skipped_lines=skipped_lines))
+                out.write(page.render_html(events, skipped_lines=skipped_lines))
         except OSError as error:
             print(f"partialdyn log view: cannot write {args.html}: {error.strerror or error}",
                   file=sys.stderr)
