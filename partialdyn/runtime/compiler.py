@@ -9,7 +9,6 @@ stack and locals at a graph break followed by the break step.
 from __future__ import annotations
 
 import inspect
-import operator
 import time
 from dataclasses import dataclass, field
 
@@ -29,6 +28,7 @@ from ..frontend.opcodes import AT_BREAK
 from ..frontend.resume import STACK_PREFIX
 from ..frontend.side_effects import SideEffects
 from ..frontend.tracer import Frame, Trace, shared_storages
+from ..graph.passes import remove_unused_size_arithmetic, share_equal_sizes
 from .rebuild import OUTPUTS
 from ..guards.codegen import GuardFunction
 from ..guards.hoisting import read_once
@@ -164,38 +164,14 @@ def _runner_body(rebuilder, result_expr: str, effects, step: bool) -> str:
 
 
 # ---------------------------------------------------------------- graph
-PURE_FUNCTIONS = {operator.getitem, operator.add, operator.sub, operator.mul, operator.floordiv,
-                  operator.truediv, operator.mod, operator.neg, operator.lt, operator.le, operator.gt,
-                  operator.ge, operator.eq, operator.ne, torch.sym_int, torch.sym_float, torch.sym_not,
-                  torch._sym_sqrt}
-
-
 def _finish_graph(trace, outputs):
     graph = trace.builder.graph
     graph.output(tuple(outputs))
-    _share_equal_sizes(graph)
-    for node in reversed(list(graph.nodes)):
-        if node.users or node.op in ("placeholder", "output"):
-            continue
-        if (node.op == "call_method" and node.target == "size") or (
-                node.op == "call_function" and node.target in PURE_FUNCTIONS):
-            graph.erase_node(node)
+    share_equal_sizes(graph)
+    remove_unused_size_arithmetic(graph)
     has_graph = any(n.op not in ("placeholder", "output") for n in graph.nodes) or bool(outputs)
     gm = fx.GraphModule(torch.nn.Module(), graph)
     return gm, has_graph
-
-
-def _share_equal_sizes(graph) -> None:
-    """A `t.size(d)` whose symbolic value an earlier `size` node already computed (every layer asks its input
-    for the batch and sequence sizes again) reuses that node: the ShapeEnv proved them equal for every input the
-    guards accept.  Each size read the graph keeps costs a call per run."""
-    first: dict = {}
-    for node in list(graph.nodes):
-        value = node.meta.get("val") if node.op == "call_method" and node.target == "size" else None
-        if isinstance(value, torch.SymInt):
-            earlier = first.setdefault(value.node.expr, node)
-            if earlier is not node:
-                node.replace_all_uses_with(earlier)
 
 
 def _lower(opt, trace, gm):
