@@ -95,3 +95,22 @@ def test_an_op_repeated_with_grad_mode_on_requires_grad_where_its_no_grad_twin_d
 def test_fake_reuse_rejects_unknown_modes():
     with pytest.raises(ValueError, match="valid values: on, off, check"):
         partialdyn.config.fake_reuse = "sometimes"
+
+
+def test_an_op_repeated_after_set_grad_enabled_mid_function_sees_the_new_grad_mode():
+    def switched(x, w):
+        torch.set_grad_enabled(False)
+        a = x @ w
+        torch.set_grad_enabled(True)
+        b = x @ w
+        return a, b, a.requires_grad, b.requires_grad        # read while tracing, from the fake values
+    check(switched, [(r(3, 4), r(4, 5, requires_grad=True)), (r(6, 4), r(4, 5, requires_grad=True))])
+
+
+def test_an_op_repeated_after_autocast_exit_gets_the_dtype_of_no_autocast_again():
+    def region(x, w):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            a = x @ w
+        b = x @ w
+        return a, b, a.dtype, b.dtype        # read while tracing, from the fake values
+    check(region, [(r(3, 4), r(4, 5)), (r(6, 4), r(4, 5))])

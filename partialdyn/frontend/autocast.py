@@ -42,7 +42,7 @@ def make(f, values: list, kw: dict):
 
 def enter(f, ctx: V.Autocast) -> V.AutocastExit:
     state = (ctx.device_type, ctx.dtype, ctx.enabled, ctx.cache_enabled)
-    node = f.trace.builder.graph.call_function(torch.amp._enter_autocast, state)
+    node = f.trace.builder.change_state(torch.amp._enter_autocast, state)
     mode = torch.amp._enter_autocast(*state)          # the fake ops inside run under it
     f.trace.autocast_open.append(mode)
     f.trace.autocast_regions += 1
@@ -50,7 +50,7 @@ def enter(f, ctx: V.Autocast) -> V.AutocastExit:
 
 
 def exit_(f, region: V.AutocastExit):
-    f.trace.builder.graph.call_function(torch.amp._exit_autocast, (region.node,)).meta["val"] = None
+    f.trace.builder.change_state(torch.amp._exit_autocast, (region.node,)).meta["val"] = None
     f.trace.autocast_open.remove(region.mode)
     torch.amp._exit_autocast(region.mode)
     return V.Known(None)

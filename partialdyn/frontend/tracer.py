@@ -334,7 +334,7 @@ class Trace:
     # ------------------------------------------------------------ grad mode
     def set_grad_enabled(self, enabled: bool):
         if enabled != self.grad_enabled:
-            self.builder.graph.call_function(torch._C._set_grad_enabled, (enabled,))
+            self.builder.change_state(torch._C._set_grad_enabled, (enabled,))
             torch._C._set_grad_enabled(enabled)   # fake execution follows the mode
             self.grad_enabled = enabled
             self.grad_mode_changed = True

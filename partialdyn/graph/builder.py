@@ -65,6 +65,13 @@ class GraphBuilder:
         sym = self.shapes.sym_int(value, source) if type(value) is int else self.shapes.sym_float(value, source)
         return V.Sym(self._placeholder(source, sym), sym, source)
 
+    # ------------------------------------------------------------ torch global state
+    def change_state(self, target, args: tuple) -> fx.Node:
+        """Record a node that changes torch's global state (`_set_grad_enabled`, autocast enter/exit); the caller
+        applies the change for real before the next op, whose fake propagation must see it."""
+        self.reuse.state_changed()
+        return self.graph.call_function(target, args)
+
     # ------------------------------------------------------------ ops
     def call(self, kind: str, target, args: tuple, kwargs: dict):
         """Add one op (`call_function` target or `call_method` name) and return its tracker."""

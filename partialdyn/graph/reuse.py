@@ -5,6 +5,9 @@ the fake propagation of layer k gives what layer 1's gave.  Under symbolic sizes
 of a trace's cost (torch's decompositions do sympy arithmetic per size), so `FakeResults` remembers, per
 (op, metadata of every argument, the torch state the op reads), the metadata of a result it may rebuild,
 and a later identical call gets a fresh fake tensor with that metadata instead of a second propagation.
+The torch state is read once and again after the trace changes it (`GraphBuilder.change_state`: grad mode,
+autocast) or after an op that is not reused ran (a user function may change it); setters of other state
+are graph breaks, so they never change it inside a trace.
 
 Reuse is limited to what a second propagation cannot do differently:
 - every argument is a fake tensor without a known constant value, a symbolic or plain scalar, or a
@@ -182,13 +185,25 @@ class FakeResults:
     def __init__(self, shapes, effects, mode: str):
         self.shapes, self.effects, self.mode = shapes, effects, mode
         self._recipes: dict = {}
+        self._state = None                  # state_key() until the trace changes torch's state
         self.hits = 0
+
+    def state_changed(self) -> None:
+        """The trace changed torch's global state (grad mode, autocast): the next op reads it again."""
+        self._state = None
+
+    def _current_state(self) -> tuple:
+        if self._state is None:
+            self._state = state_key()
+        elif self.mode == "check" and self._state != state_key():
+            raise AssertionError(f"torch state changed without state_changed(): {self._state} -> {state_key()}")
+        return self._state
 
     def key(self, kind, target, args, kwargs):
         if self.mode == "off" or not reusable_target(target):
             return None
         try:
-            return (kind, target, key_of(args), key_of(kwargs), state_key())
+            return (kind, target, key_of(args), key_of(kwargs), self._current_state())
         except (NotReusable, TypeError):     # TypeError: an unhashable constant
             return None
 
@@ -196,7 +211,10 @@ class FakeResults:
         """`propagate(kind, target, args, kwargs)`'s result, or a rebuilt copy of an identical op's result."""
         key = self.key(kind, target, args, kwargs)
         if key is None:
-            return propagate(kind, target, args, kwargs)
+            result = propagate(kind, target, args, kwargs)
+            if not reusable_target(target):
+                self.state_changed()        # a user function in the graph may have changed torch's state
+            return result
         arg_tensors = tensors_in((args, kwargs), [])
         recipe = self._recipes.get(key)
         if recipe is not None and self.mode == "on":
