@@ -72,11 +72,14 @@ def test_logging_call_logs_what_eager_logs_naming_the_users_line():
         log.info("rows %d", 7)
         return y + 1
     try:
-        check(f, [(r(b),) for b in B], breaks=1, rehit=False)  # the records are compared
+        check(f, [(r(b),) for b in B], breaks=1)  # eager and optimized call in turn, then the cache re-hit
     finally:
         log.removeHandler(records)
-    eager, optimized = records.seen[0::2], records.seen[1::2]
+    calls, rehit = records.seen[:-1], records.seen[-1]
+    eager, optimized = calls[0::2], calls[1::2]
+    assert len(eager) == len(optimized) == len(B)
     assert optimized == eager
+    assert rehit == eager[-1], "the call that hits the cache logs once, as eager does"
     assert eager[0][0] == __file__ and eager[0][2] == "f"
 
 
@@ -91,10 +94,12 @@ def test_warnings_are_attributed_to_the_users_lines():
         return careful(x * 2) + 1
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        check(f, [(r(b),) for b in B], breaks=None, rehit=False)  # the warnings are compared
+        check(f, [(r(b),) for b in B], breaks=None)  # eager and optimized call in turn, then the cache re-hit
     seen = [(w.filename, w.lineno, str(w.message)) for w in caught if "partialdyn" not in str(w.message)]
-    # each eager call warns twice, in f and (stacklevel=2) at f's call of careful; then the optimized call
-    assert len(seen) == 4 * len(B)
+    # each eager call warns twice, in f and (stacklevel=2) at f's call of careful; then the optimized call;
+    # the last call made again (it must hit the cache) warns twice more
+    assert len(seen) == 4 * len(B) + 2
     for i in range(len(B)):
         assert seen[4 * i + 2:4 * i + 4] == seen[4 * i:4 * i + 2]
+    assert seen[-2:] == seen[-6:-4], "the call that hits the cache warns as eager does"
     assert all(filename == __file__ for filename, _, _ in seen), seen
