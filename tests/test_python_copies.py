@@ -1,10 +1,11 @@
 """copy.deepcopy / copy.copy and id() inside traced code (transformers deep-copies its config in forward)."""
 import copy
 
+import pytest
 import torch
 
 import partialdyn
-from helpers import check, r
+from helpers import Compiled, check, outcome, r
 
 B = (2, 3, 5)
 
@@ -103,3 +104,106 @@ def test_id_of_a_list_made_in_the_trace_is_only_known_at_run_time():
         tagged = id([y]) != id(kept)       # both exist only at run time: Python answers
         return y + 1 if tagged else y
     check(f, [(r(b),) for b in B], breaks=1, recompiles=None, rehit=False)  # the resume gets a new id (an int) every call
+
+
+# ---------------------------------------------------------------- id() of an argument
+REGISTERED = Config()
+REGISTERED_ID = id(REGISTERED)
+
+
+def id_as_a_dict_key(x, obj):
+    memo = {id(obj): x * 2}
+    return memo[id(obj)] + obj.scale
+
+
+def id_compared_with_a_stored_id(x, obj):
+    return x * 2 if id(obj) == REGISTERED_ID else x - obj.scale
+
+
+def id_in_a_dict_argument(x, obj, table):
+    return x * table.get(id(obj), -1.0)
+
+
+ID_USES = [id_as_a_dict_key, id_compared_with_a_stored_id]
+
+
+@pytest.mark.parametrize("use", ID_USES, ids=lambda fn: fn.__name__)
+def test_id_of_the_same_argument_object_hits_the_cache_and_gives_eager_results(use):
+    check(use, [(r(b), REGISTERED) for b in B], shared=(REGISTERED,))
+
+
+@pytest.mark.parametrize("use", ID_USES, ids=lambda fn: fn.__name__)
+def test_id_of_a_fresh_argument_object_per_call_gives_eager_results(use):
+    # check() copies the object for each side and each call: every call sees a new object (a recompile is
+    # acceptable); the fresh copy made for the re-hit is one more new object
+    check(use, [(r(b), Config()) for b in B], recompiles=None, rehit=False)
+
+
+def test_id_of_an_argument_looked_up_in_a_dict_argument_gives_eager_results():
+    other = Config()
+    table = {REGISTERED_ID: 2.0, id(other): 3.0}
+    calls = [(r(2), REGISTERED, table), (r(3), other, table), (r(5), Config(), table), (r(5), REGISTERED, table)]
+    opt = Compiled(id_in_a_dict_argument)
+    for x, obj, table in calls:
+        torch.testing.assert_close(opt(x, obj, table), id_in_a_dict_argument(x, obj, table))
+    opt.stats(recompiles=None)
+    assert outcome(opt.opt, r(3), other, table)[1] == "hit"
+
+
+def test_id_returned_for_an_argument_is_the_id_of_that_calls_object():
+    def f(x, obj):
+        return x + obj.scale, id(obj)
+    opt = Compiled(f)
+    kept = []
+    for b in B:
+        obj = Config()
+        kept.append(obj)                     # alive: every call's object has its own id
+        out, got = opt(r(b), obj)
+        assert got == id(obj)
+        torch.testing.assert_close(out, r(b) + 0.5)
+    out, got = opt(r(3), REGISTERED)
+    assert got == REGISTERED_ID
+    result, what = outcome(opt.opt, r(2), REGISTERED)
+    assert what == "hit" and result[1] == REGISTERED_ID
+    opt.stats(recompiles=None)
+
+
+def test_id_of_tensor_arguments_compares_the_objects_of_each_call():
+    def f(x, y):
+        return x * 2 if id(x) == id(y) else x + y
+    opt = Compiled(f)
+    for b in B:
+        a, other = r(b), r(b, seed=1)
+        torch.testing.assert_close(opt(a, a), f(a, a))
+        torch.testing.assert_close(opt(a, other), f(a, other))
+    opt.stats(breaks=None, recompiles=None)
+
+
+def ids_of_containers(x, items, names, pair):
+    memo = {id(items): 1.0, id(names): 2.0, id(pair): 3.0}
+    return x * memo[id(items)] + memo[id(names)] * memo[id(pair)] + len(memo)
+
+
+def test_id_of_the_same_list_dict_and_tuple_arguments_hits_the_cache_without_a_break():
+    items, names, pair = [1, 2], {"a": 1}, (4, 5)
+    check(ids_of_containers, [(r(b), items, names, pair) for b in B], shared=(items, names, pair))
+
+
+def test_id_of_fresh_list_dict_and_tuple_arguments_per_call_gives_eager_results_without_a_break():
+    # a recompile per new object (identity guard), never a wrong result, a break or an eager fallback
+    check(ids_of_containers, [(r(b), [1, 2], {"a": 1}, (4, 5)) for b in B], recompiles=None, rehit=False)
+
+
+def test_id_keyed_memo_in_a_closure_counts_distinct_objects_as_eager_does():
+    def make():
+        seen = {}
+
+        def f(x, obj):
+            number = seen.setdefault(id(obj), len(seen))
+            return x * (number + 1)
+        return f
+    eager, opt = make(), Compiled(make())
+    first, second = Config(), Config()
+    for b, obj in zip((2, 3, 5, 5, 3), (first, second, first, second, Config())):
+        torch.testing.assert_close(opt(r(b), obj), eager(r(b), obj))
+    opt.stats(breaks=None, recompiles=None)

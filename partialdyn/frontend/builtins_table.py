@@ -54,12 +54,17 @@ LONG_LIVED = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionT
 
 
 def b_id(f, obj):
-    """`id(obj)`: a constant for an object of the caller's world (guarded to stay that object) or a class,
-    module or function the code names.  The id of an object made in the trace exists only at run time, and
-    so does a tensor's (guarding a frame input's identity would recompile on every new tensor): a break."""
+    """`id(obj)`: a constant for an object of the caller's world (guarded to stay that object: a list,
+    dict or plain object argument) or a class, module or function the code names.  The id of an object made
+    in the trace exists only at run time, and so does a tensor's (guarding a frame input's identity would
+    recompile on every new tensor): a break."""
     if isinstance(obj, V.Known) and obj.source is not None and not obj.owned:
         f.trace.guards.id_match(obj.source, obj.value)
         return V.Known(id(obj.value))
+    if obj.source is not None and obj.source.code in f.trace.caller_objects:    # tracked by its items
+        caller_object = f.trace.caller_objects[obj.source.code]
+        f.trace.guards.id_match(obj.source, caller_object)
+        return V.Known(id(caller_object))
     if isinstance(obj, V.Known) and obj.source is None and not obj.owned and isinstance(obj.value, LONG_LIVED):
         return V.Known(id(obj.value))
     raise GraphBreak(f"id() of a {obj.python_type().__name__} made in the trace (or of a tensor) is only "

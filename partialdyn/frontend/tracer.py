@@ -94,6 +94,7 @@ class Trace:
         self.policy = POLICIES[options.policy]
         self.consumer = Consumer(self.policy, shape_state, self.builder.shapes, where=self.where)
         self.wrapped: dict[str, V.VT] = {}          # source code -> tracker
+        self.caller_objects: dict[str, object] = {}  # source code -> the object a list, dict ... tracker stands for
         self.strict_dynamic: dict = {}              # symbol -> (tensor source, dim) of mark_dynamic dims
         self.by_identity: dict[int, V.VT] = {}      # id(python object) -> tracker with a source, or owned
         self.owned: list = []                       # copies made at trace time (frontend/copies.py)
@@ -172,6 +173,8 @@ class Trace:
         self.wrapped[source.code] = vt
         if not isinstance(value, (int, float, str, bool, type(None))):
             self.by_identity.setdefault(id(value), vt)
+            if isinstance(vt, (V.List, V.Tuple, V.Dict, V.Opaque)):    # id() reads the object behind them
+                self.caller_objects[source.code] = value
         return vt
 
     def _wrap_new(self, value, source, frame_input, static):
