@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 import partialdyn
-from helpers import assert_compiled, assert_fell_back, check, r
+from helpers import assert_compiled, assert_fell_back, check, outcome, r
 
 
 def setup_function():
@@ -90,7 +90,11 @@ def test_functools_partial_object_follows_its_replacement():
     opt = partialdyn.optimize(model)
     x = r(3)
     torch.testing.assert_close(opt(x), nn.functional.gelu(x, approximate="tanh"))
+    assert outcome(opt, x)[1] == "hit"
     model.act = functools.partial(torch.mul, 3.0)
     torch.testing.assert_close(opt(x), x * 3.0)
-    assert_compiled(opt, hits=0)
+    out, what = outcome(opt, x)
+    assert what == "hit"
+    torch.testing.assert_close(out, x * 3.0)
+    assert_compiled(opt, hits=2)
     assert partialdyn.stats(opt)["recompiles"] == 1

@@ -8,6 +8,7 @@ import torch
 
 import partialdyn
 from partialdyn.config import config
+from helpers import outcome
 
 
 @pytest.fixture
@@ -49,6 +50,7 @@ def test_every_event_is_versioned_json(log_path):
     opt = partialdyn.optimize(branch)
     for b in (4, 32):
         opt(torch.randn(b, 3))
+    assert outcome(opt, torch.randn(4, 3))[1] == "hit"
     rows = read(log_path)
     assert rows and all(r["v"] == 2 and "kind" in r and "time" in r and "run" in r and "pid" in r for r in rows)
     assert [r["recompile"] for r in rows if r["kind"] == "compile"] == [False, True]
@@ -108,12 +110,14 @@ def test_cache_size_limit_logs_cache_limit_and_stats(log_path):
     with pytest.warns(UserWarning, match="cache_size_limit"):
         for b in (2, 3, 5, 8):
             opt(torch.randn(b, 8), torch.randn(b, 8))
+    assert outcome(opt, torch.randn(3, 8), torch.randn(3, 8))[1] == "hit"     # the entries made stay in use
     partialdyn.reset()      # emits the stats snapshot
     rows = read(log_path)
     limit = [r for r in rows if r["kind"] == "cache_limit"]
     assert len(limit) == 1 and limit[0]["limit"] == 2 and limit[0]["fn"] == "add"
     stats = [r for r in rows if r["kind"] == "stats" and r["fn"] == "add"][-1]
-    assert stats["calls"] == 4 and stats["compiles"] == 2 and stats["eager_fallbacks"] == 2
+    assert stats["calls"] == 5 and stats["compiles"] == 2 and stats["eager_fallbacks"] == 2
+    assert stats["cache_hits"] == 1
 
 
 def test_log_view_renders_a_real_log(log_path, capsys):

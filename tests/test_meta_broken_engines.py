@@ -50,6 +50,14 @@ NOT_ENGINE_TESTS = [
 EAGER_BY_DESIGN = [
     "tests/test_escape_hatches.py::test_optimize_of_a_disabled_function_runs_it_eagerly",
 ]
+# frames that never make a cache entry by design (nothing to hit), so a cache that never accepts cannot break them
+NEVER_CACHED = [
+    # an internal error (here a failing backend) makes the frame run eagerly for good: no compile, no entry
+    "tests/test_internal_errors.py::test_internal_error_runs_the_frame_eagerly_and_warns_once_naming_the_error",
+    "tests/test_internal_errors.py::test_suppress_errors_false_raises_the_internal_error",
+    # a break after a callee mutated a container falls back for the whole frame on every call (compiles stays 0)
+    "tests/test_library_structures.py::test_break_in_a_method_after_it_changed_an_object_made_in_the_trace_runs_correctly",
+]
 # NOT YET FIXED (debt, to shrink to nothing): engine tests that pass when no guard ever accepts, as measured on
 # 2026-12-03 (a cache limit of 2).  Most check messages, events or eager results on calls that all compile;
 # each needs a cache-hit assertion (helpers.assert_compiled(opt) / outcome(...) == "hit") where it makes a call
@@ -101,15 +109,6 @@ NOCACHE_TO_FIX = [
     "tests/test_guards.py::test_size_zero_dims_are_guarded",
     "tests/test_guards.py::test_static_recompile_reason_names_the_dim_and_the_value",
     "tests/test_guards.py::test_tensor_property_recompile_reason_names_the_property",
-    "tests/test_internal_errors.py::test_internal_error_runs_the_frame_eagerly_and_warns_once_naming_the_error",
-    "tests/test_internal_errors.py::test_suppress_errors_false_raises_the_internal_error",
-    "tests/test_library_structures.py::test_break_in_a_method_after_it_changed_an_object_made_in_the_trace_runs_correctly",
-    "tests/test_library_structures.py::test_functools_partial_object_follows_its_replacement",
-    "tests/test_log_events.py::test_cache_size_limit_logs_cache_limit_and_stats",
-    "tests/test_log_events.py::test_every_event_is_versioned_json",
-    "tests/test_opcodes.py::test_called_under_no_grad_vs_grad",
-    "tests/test_opcodes.py::test_check_detects_missing_input_mutation",
-    "tests/test_opcodes.py::test_check_detects_wrong_results",
     "tests/test_policy.py::test_assert_on_a_size_logs_a_predicate_event",
     "tests/test_policy.py::test_explain_names_a_predicate_dim_with_its_line_and_op",
     "tests/test_policy.py::test_explain_names_a_value_specialized_dim_with_its_line_and_op",
@@ -134,7 +133,7 @@ NOCACHE_TO_FIX = [
 ALLOWED = {
     "identity": NOT_ENGINE_TESTS,
     "fallback": NOT_ENGINE_TESTS + EAGER_BY_DESIGN,
-    "nocache": NOT_ENGINE_TESTS + EAGER_BY_DESIGN + NOCACHE_TO_FIX,
+    "nocache": NOT_ENGINE_TESTS + EAGER_BY_DESIGN + NEVER_CACHED + NOCACHE_TO_FIX,
 }
 
 

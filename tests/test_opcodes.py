@@ -1207,6 +1207,11 @@ def test_called_under_no_grad_vs_grad():
         assert opt(x).requires_grad is False
     assert opt(x).requires_grad is True
     assert backend.runs == 2
+    with torch.no_grad():
+        out, what = outcome(opt, x)
+    assert what == "hit" and out.requires_grad is False      # each grad mode has its own entry
+    out, what = outcome(opt, x)
+    assert what == "hit" and out.requires_grad is True
 
 
 def test_backward_through_graph():
@@ -1285,6 +1290,7 @@ def test_check_detects_wrong_results():
 
     with pytest.raises(AssertionError, match="output"):
         check(f, batches(3), backend=OffByOneBackend())
+    check(f, batches(3))        # the same calls pass on a correct backend (and hit the cache when repeated)
 
 
 def test_check_detects_missing_input_mutation():
@@ -1299,6 +1305,7 @@ def test_check_detects_missing_input_mutation():
 
     with pytest.raises(AssertionError, match="inputs after call"):
         check(f, batches(3), backend=DropsMutation())
+    check(f, batches(3))        # the same calls pass on a correct backend (and hit the cache when repeated)
 
 
 def test_failing_assert_rewritten_by_pytest_is_traced_without_an_internal_error():
