@@ -282,3 +282,54 @@ def test_throw_into_a_generator_that_catches_it_gives_the_eager_result():
     x = r(3)
     torch.testing.assert_close(opt(x), throw_into_handler(x))
     assert_fell_back("left suspended inside try/with")
+
+
+def two_items():
+    yield 1
+    yield 2
+
+
+def delegating(sub):
+    got = yield from sub
+    yield got
+
+
+def close_of_a_delegating_generator(x):
+    sub = two_items()
+    outer = delegating(sub)
+    first = next(outer)
+    outer.close()
+    return x * first + x * next(sub, 10) + x * next(outer, 20)
+
+
+def test_close_of_a_generator_in_yield_from_closes_the_generator_it_delegates_to():
+    check(close_of_a_delegating_generator, [(r(3),), (r(4),)])
+
+
+def delegating_generator_left_suspended(x):
+    outer = delegating(two_items())
+    return x * next(outer)
+
+
+def test_a_generator_left_suspended_in_yield_from_without_try_compiles():
+    check(delegating_generator_left_suspended, [(r(3),), (r(4),)])
+
+
+def guarded_sub():
+    try:
+        yield 1
+    except ValueError:
+        yield 100
+
+
+def throw_caught_by_the_sub_generator(x):
+    outer = delegating(guarded_sub())
+    next(outer)
+    return x + outer.throw(ValueError("boom"))
+
+
+def test_throw_through_yield_from_into_a_sub_generator_that_catches_it_runs_eagerly():
+    opt = partialdyn.optimize(throw_caught_by_the_sub_generator)
+    x = r(3)
+    torch.testing.assert_close(opt(x), throw_caught_by_the_sub_generator(x))
+    assert_fell_back("inside try/with")

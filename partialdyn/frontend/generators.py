@@ -3,7 +3,8 @@
 Calling a generator function in traced code does not run its body: the frame is created
 suspended (`V.Generator`) and `step()` resumes it up to its next yield, so an endless
 generator consumed by `zip` or a few `next()` calls traces as Python runs it.  `send()` is
-modelled, and `throw()` / `close()` where no handler of the generator would run; anything
+modelled, and `throw()` / `close()` where no handler of the generator would run (through a `yield from` to
+the generator it delegates to, with the same rule for that one); anything
 else about a suspended generator (a handler that must run, a generator alive at a graph
 break) ends the trace, and the frame runs eagerly: the tracer cannot rebuild a suspended frame.
 `zip`, `enumerate`, `map`, `filter`, `itertools.count` / `repeat` / `islice` are lazy iterators
@@ -100,22 +101,71 @@ def send(f, gen, value):
     return result
 
 
+def delegate(gen):
+    """The iterator a generator suspended in `yield from` delegates to (below its yield, after SEND), or None."""
+    frame = gen.frame
+    if gen.state == "suspended" and frame.current > 0 and frame.decoded.instrs[frame.current - 1].name == "SEND":
+        return frame.stack[-1]
+    return None
+
+
 def inside_handler(gen) -> bool:
-    """Is the suspended generator's yield inside a try or with block (a handler would run on throw/close)?"""
-    return gen.state == "suspended" and gen.frame.decoded.handler[gen.frame.current] is not None
+    """Would an exception raised at the suspended generator's yield reach a try or with block of its own (a
+    handler would run on throw/close)?  3.12's CLEANUP_THROW around a `yield from` is no handler of the user's:
+    what counts is the handler around it."""
+    if gen.state != "suspended":
+        return False
+    decoded = gen.frame.decoded
+    handler = decoded.handler[gen.frame.current]
+    if handler is not None and decoded.instrs[handler].name == "CLEANUP_THROW":
+        handler = decoded.handler[handler]
+    return handler is not None
 
 
-def throw(f, gen, error):
-    if inside_handler(gen):
-        raise Unsupported("throw() into a generator suspended inside try/with: its handler would run")
+def _raise_out_of(gen, error):
+    """`error` raised at the yield of a generator that has no handler there: it finishes, and the error leaves
+    it (a StopIteration as RuntimeError, PEP 479)."""
+    if gen.state == "finished":
+        raise UserError(error)
     gen.state = "finished"
+    if isinstance(error, StopIteration):
+        raise UserError(RuntimeError("generator raised StopIteration")) from UserError(error)
     raise UserError(error)
 
 
+def throw(f, gen, error):
+    """gen.throw(error).  Suspended in `yield from`: the error goes to the inner generator first (closed
+    instead for GeneratorExit; an inner iterator with no throw() passes it on), and what the inner one raises
+    is raised at the `yield from`."""
+    inner = delegate(gen)
+    if inner is not None:
+        try:
+            if isinstance(error, GeneratorExit) and isinstance(inner, V.Generator):
+                close(f, inner)
+            elif isinstance(inner, V.Generator):
+                return throw(f, inner, error)
+        except UserError as e:
+            error = e.error
+    if inside_handler(gen):
+        raise Unsupported("throw() into a generator suspended inside try/with: its handler would run")
+    _raise_out_of(gen, error)
+
+
 def close(f, gen):
+    """gen.close(): GeneratorExit at the yield, after closing the generator it delegates to by `yield from`;
+    an error that closing raises is raised at the `yield from` instead."""
+    inner = delegate(gen)
+    error = GeneratorExit()
+    if isinstance(inner, V.Generator):
+        try:
+            close(f, inner)
+        except UserError as e:
+            error = e.error
     if inside_handler(gen):
         raise Unsupported("close() of a generator suspended inside try/with: its cleanup would run")
     gen.state = "finished"
+    if not isinstance(error, (GeneratorExit, StopIteration)):
+        raise UserError(error)
     return V.Known(None)
 
 

@@ -118,7 +118,7 @@ def _is_with_cleanup(instrs: list[Instr], h: int) -> bool:
         return True
     # the cleanup's own nested regions (re-raise paths) are never traced into; from 3.12 an inlined
     # comprehension's handler (SWAP, POP_TOP, ...) restores the loop variable it hid, and CLEANUP_THROW
-    # covers the yield of a `yield from` (a throw() into it: generators.py does not model it)
+    # covers the yield of a `yield from` (generators.py looks past it for a throw() or close())
     return names[:1] in (["COPY"], ["POP_TOP"], ["RERAISE"], ["CLEANUP_THROW"]) or names == ["SWAP", "POP_TOP"]
 
 
