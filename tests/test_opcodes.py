@@ -11,6 +11,7 @@ import collections
 import functools
 import math
 import operator
+import sys
 import types
 from typing import NamedTuple
 
@@ -1323,3 +1324,81 @@ def test_failing_assert_rewritten_by_pytest_is_traced_without_an_internal_error(
     out, what = outcome(opt, x)
     assert what == "hit"
     torch.testing.assert_close(out, f(x))
+
+
+# PEP 695 syntax exists from 3.12: each source below has a 3.11 spelling with typing.TypeVar, so the test runs (and
+# compares with eager) on every supported version.
+PEP_695 = sys.version_info >= (3, 12)
+GENERICS = """
+import typing
+
+def scale[T](x: T) -> T:
+    return x * 2 + 1
+
+class Box[T]:
+    def __init__(self, value: T):
+        self.value = value
+
+def uses_generics_defined_outside(x):
+    return scale(x) + Box(x).value
+
+def defines_a_generic_inside(x):
+    def shift[T](y: T) -> T:
+        return y + 1
+    return shift(x) * 2
+""" if PEP_695 else """
+import typing
+T = typing.TypeVar("T")
+
+def scale(x: T) -> T:
+    return x * 2 + 1
+
+class Box(typing.Generic[T]):
+    def __init__(self, value: T):
+        self.value = value
+
+def uses_generics_defined_outside(x):
+    return scale(x) + Box(x).value
+
+def defines_a_generic_inside(x):
+    U = typing.TypeVar("U")
+    def shift(y: U) -> U:
+        return y + 1
+    return shift(x) * 2
+"""
+generics = types.ModuleType("generics_for_tests")
+exec(compile(GENERICS, "<generics>", "exec"), generics.__dict__)
+
+
+def test_generic_function_and_class_defined_outside_the_function_compile_with_their_tensor_bodies():
+    check(generics.uses_generics_defined_outside, [(r(3),), (r(4),)])
+
+
+def test_generic_defined_inside_the_function_runs_its_definition_in_python_and_the_body_compiles():
+    # 3.12: the `<generic parameters of shift>` helper runs its rest eagerly (a fallback) at the break
+    stats = check(generics.defines_a_generic_inside, [(r(3),), (r(4),)], breaks=None, fallbacks=None)
+    assert stats["graph_breaks"] >= 1
+    if PEP_695:
+        assert any("PEP 695" in event["reason"] for event in partialdyn.events("graph_break"))
+
+
+def except_star_around_tensor_code(x, fail):
+    try:
+        y = x * 2
+        if fail:
+            raise ExceptionGroup("group", [ValueError("v"), KeyError("k")])
+    except* ValueError:
+        y = x - 1
+    except* KeyError:
+        y = y + 10
+    return y + 1
+
+
+def test_except_star_whose_body_raises_nothing_compiles():
+    check(except_star_around_tensor_code, [(r(3), False), (r(4), False)])
+
+
+def test_except_star_over_an_exception_group_raised_by_user_code_matches_eager():
+    stats = check(except_star_around_tensor_code, [(r(3), True), (r(4), True)], breaks=None, fallbacks=None,
+                  graph_every_call=False, rehit=False)
+    assert stats["graph_breaks"] >= 1

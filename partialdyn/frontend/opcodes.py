@@ -422,12 +422,42 @@ INTRINSIC_1 = {"INTRINSIC_LIST_TO_TUPLE": list_to_tuple,
                "INTRINSIC_UNARY_POSITIVE": lambda f, i: f.push(Vals.unary(f, operator.pos, f.pop()))}
 
 
+# PEP 695 type parameters and aliases made by traced code (`def f[T]`, `class C[T]`, `type A = ...` inside the
+# function): Python makes fresh ones per call with lazily evaluated bounds and values, which the trace cannot
+# rebuild, so the definition runs in Python (a generic defined outside the function is just a value).
+TYPE_PARAMETER_INTRINSICS = {"INTRINSIC_TYPEVAR", "INTRINSIC_PARAMSPEC", "INTRINSIC_TYPEVARTUPLE",
+                             "INTRINSIC_SUBSCRIPT_GENERIC", "INTRINSIC_TYPEALIAS", "INTRINSIC_TYPEVAR_WITH_BOUND",
+                             "INTRINSIC_TYPEVAR_WITH_CONSTRAINTS", "INTRINSIC_SET_FUNCTION_TYPE_PARAMS"}
+
+
+def _intrinsic(f, i, table):
+    name = i.arg.name
+    if name in TYPE_PARAMETER_INTRINSICS:
+        raise GraphBreak("a PEP 695 type parameter or type alias defined in traced code (def f[T], class C[T], "
+                         "type A = ...)", hint="the definition runs in Python; define generics outside the function")
+    if name == "INTRINSIC_PREP_RERAISE_STAR":
+        raise Unsupported("an except* handler (the tracer does not enter exception handlers)")
+    handler = table.get(name)
+    if handler is None:
+        raise Unsupported(f"{i.name} {name} is not supported")
+    handler(f, i)
+
+
 @handles("CALL_INTRINSIC_1", since=(3, 12))
 def call_intrinsic_1(f, i):
-    handler = INTRINSIC_1.get(i.arg.name)
-    if handler is None:
-        raise Unsupported(f"CALL_INTRINSIC_1 {i.arg.name} is not supported")
-    handler(f, i)
+    _intrinsic(f, i, INTRINSIC_1)
+
+
+@handles("CALL_INTRINSIC_2", since=(3, 12))
+def call_intrinsic_2(f, i):
+    """3.12: `except*`'s re-raise and PEP 695 definitions, none traced (`_intrinsic` says why)."""
+    _intrinsic(f, i, {})
+
+
+@handles("PREP_RERAISE_STAR", until=(3, 12))
+def prep_reraise_star(f, i):
+    """3.11's `except*` re-raise: only inside a handler, which the tracer never enters."""
+    raise Unsupported("an except* handler (the tracer does not enter exception handlers)")
 
 
 @handles("DICT_UPDATE", "DICT_MERGE")
