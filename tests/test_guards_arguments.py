@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import partialdyn
-from helpers import check, r
+from helpers import assert_compiled, check, outcome, r
 
 
 pytestmark = pytest.mark.usefixtures("fresh_partialdyn")   # tests/conftest.py
@@ -112,3 +112,85 @@ def test_a_model_output_made_before_a_break_does_not_recompile_the_resume_functi
         leave_the_graph()
         return out.last_hidden_state * 2 + out[0] + out["hidden_states"][0], out
     check(f, [(r(b),) for b in (2, 3, 4, 5, 6)], breaks=None, recompiles=0)
+
+
+# Defaults of the optimized function itself: the binder reads a default only when the call leaves it out,
+# so a call passing every argument reads nothing of the function, and reassigned defaults are honoured.
+
+def scaled(x, s=2.0, *, shift=1.0):
+    return x * s + shift
+
+
+def with_defaults_restored(fn, test):
+    saved = fn.__defaults__, fn.__kwdefaults__
+    try:
+        test()
+    finally:
+        fn.__defaults__, fn.__kwdefaults__ = saved[0], dict(saved[1]) if saved[1] is not None else None
+
+
+def test_a_keyword_only_default_changed_in_place_is_honoured():
+    def test():
+        x = r(3)
+        opt = partialdyn.optimize(scaled)
+        torch.testing.assert_close(opt(x), scaled(x))
+        scaled.__kwdefaults__["shift"] = 5.0          # the same dict, a new value: Python uses it
+        torch.testing.assert_close(opt(x), scaled(x))
+        assert_compiled(opt, hits=0)
+    with_defaults_restored(scaled, test)
+
+
+def test_removed_defaults_raise_python_s_type_error():
+    def test():
+        x = r(3)
+        opt = partialdyn.optimize(scaled)
+        torch.testing.assert_close(opt(x), scaled(x))
+        scaled.__defaults__ = None
+        scaled.__kwdefaults__ = None
+        for call in (lambda f: f(x), lambda f: f(x, 3.0)):
+            with pytest.raises(TypeError) as eager:
+                call(scaled)
+            with pytest.raises(TypeError) as optimized:
+                call(opt)
+            assert str(optimized.value) == str(eager.value)
+    with_defaults_restored(scaled, test)
+
+
+def test_a_parameter_that_gains_a_default_can_be_left_out_like_in_python():
+    def needs_two(x, y):
+        return x + y
+    x, y = r(3), r(3, seed=1)
+    opt = partialdyn.optimize(needs_two)
+    torch.testing.assert_close(opt(x, y), needs_two(x, y))
+    needs_two.__defaults__ = (y,)
+    torch.testing.assert_close(opt(x), needs_two(x))
+    out, what = outcome(opt, x)
+    assert what == "hit"
+    torch.testing.assert_close(out, needs_two(x))
+
+
+def test_a_call_passing_every_argument_hits_and_a_call_using_the_defaults_hits_its_own_entry():
+    x = r(3)
+    opt = partialdyn.optimize(scaled)
+    for args, kwargs in [((x, 3.0), {"shift": 2.0}), ((x,), {})]:
+        torch.testing.assert_close(opt(*args, **kwargs), scaled(*args, **kwargs))
+        out, what = outcome(opt, *args, **kwargs)
+        assert what == "hit"
+        torch.testing.assert_close(out, scaled(*args, **kwargs))
+
+
+def test_parameters_named_like_the_binder_s_own_names_bind_correctly():
+    def odd_names(__pd_missing, __pd_fn=2.0, *, __pd_positional_default=1.0):
+        return __pd_missing * __pd_fn + __pd_positional_default
+    check(odd_names, [(r(3),), (r(3), 4.0)])
+
+
+@pytest.mark.parametrize("call", [lambda f: f(), lambda f: f(r(3), 1.0, 2.0), lambda f: f(r(3), bad=1)],
+                         ids=["missing", "too_many", "unknown_keyword"])
+def test_a_wrong_call_raises_the_type_error_python_raises_naming_the_function(call):
+    opt = partialdyn.optimize(scaled)
+    with pytest.raises(TypeError) as eager:
+        call(scaled)
+    with pytest.raises(TypeError) as optimized:
+        call(opt)
+    assert str(optimized.value) == str(eager.value)

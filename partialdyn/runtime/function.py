@@ -28,7 +28,7 @@ from ..logs import emit
 from ..shapes.policy import POLICIES, FrameShapeState
 from ..names import argument_name
 from ..stance import current_stance
-from .binding import frame_argnames, make_binder
+from .binding import DefaultsChanged, frame_argnames, make_binder
 from .budget import CompileBudget
 from .steps import GraphRaised
 from .userframes import substitute, without_engine_frames
@@ -87,7 +87,6 @@ class OptimizedFunction:
         self.argnames = [argument_name(n) for n in frame_argnames(fn.__code__)]   # as generated code spells them
         self.arg_texts = {}                  # argument -> how users know it (a resume function's stack values)
         self.binder = make_binder(fn)
-        self._defaults = (fn.__defaults__, fn.__kwdefaults__)
         self.entries = []
         self.shape_state = root.shape_state.shared_with() if root else FrameShapeState()
         self.lock = threading.RLock()
@@ -105,9 +104,10 @@ class OptimizedFunction:
     # ------------------------------------------------------------ hot path
     def __call__(self, *args, **kwargs):
         try:
-            if self.fn.__defaults__ is not self._defaults[0] or self.fn.__kwdefaults__ is not self._defaults[1]:
-                self._rebind()
-            bound = self.binder(*args, **kwargs)
+            try:
+                bound = self.binder(*args, **kwargs)
+            except (TypeError, DefaultsChanged):
+                bound = self._bind_again(args, kwargs)
             if self.root is self:
                 self.stats.calls += 1
             for entry in self.entries:
@@ -124,10 +124,11 @@ class OptimizedFunction:
         except Exception as error:      # the user's exception: its traceback shows the user's frames only
             raise without_engine_frames(error)
 
-    def _rebind(self):
-        """The function's defaults were reassigned: bind with the new ones."""
+    def _bind_again(self, args, kwargs):
+        """The binder failed: the defaults may have been reassigned since it was made (else the call is wrong
+        and the new binder raises Python's TypeError for it)."""
         self.binder = make_binder(self.fn)
-        self._defaults = (self.fn.__defaults__, self.fn.__kwdefaults__)
+        return self.binder(*args, **kwargs)
 
     # ------------------------------------------------------------ miss
     def _miss(self, bound, args, kwargs):
