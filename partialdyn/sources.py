@@ -9,6 +9,11 @@ Source code never embeds the repr of a value: dict keys and other objects are
 named (`refs`), and whoever compiles code over a source puts its refs in that
 code's namespace.  Positions (`xs[0]`) are ints the tracer made itself, and
 attribute names are identifiers, so both are spelled directly.
+
+A source built from another one keeps its structure (`path`): a name, or a call over
+another source (`Over`), followed by attribute reads and subscripts whose code
+concatenates to `code`.  Generated code uses it to read a shared prefix once
+(guards/hoisting.py) without parsing `code` again.
 """
 from __future__ import annotations
 
@@ -20,10 +25,32 @@ from .names import FUNCTION, GLOBALS, PREFIX
 
 
 @dataclass(frozen=True)
+class Over:
+    """A call over another source (`template` has `{}` where the source's code goes): the first element of a
+    path whose value is computed, not read, so it is never shared (its base is)."""
+    template: str
+    base: "Src"
+
+    def code(self, base_code: str) -> str:
+        return self.template.format(base_code)
+
+
+@dataclass(frozen=True)
 class Src(Source):
     code: str                 # fast Python expression (guards and runners evaluate it every call)
     text: str = ""            # how users read it, when it differs from `code`
     refs: tuple = field(default=(), compare=False)    # (name, object) pairs `code` refers to
+    # (a name or an Over, then each attribute read or subscript as code: ".weight", "[0]") or None: opaque code
+    path: tuple | None = field(default=None, compare=False)
+
+    def __post_init__(self):
+        if self.path is None and self.code.isidentifier():
+            object.__setattr__(self, "path", (self.code,))
+
+    def extended(self, step: str, text: str, *refs) -> "Src":
+        """`self` followed by one attribute read or subscript (`step` is its code: ".weight", "[0]")."""
+        path = self.path + (step,) if self.path is not None else None
+        return Src(self.code + step, text, self.refs + refs, path)
 
     @property
     def name(self) -> str:
@@ -62,17 +89,21 @@ def argument(code_name: str, text: str) -> Src:
 
 
 def global_(name: str) -> Src:
-    return Src(f"{GLOBALS}[{_identifier(name)}]", f"G[{name!r}]")
+    return Src(GLOBALS).extended(f"[{_identifier(name)}]", f"G[{name!r}]")
 
 
 def closure(index: int, name: str) -> Src:
     """Cell `index` of the traced function's closure (the free variable `name`)."""
-    return Src(f"{FUNCTION}.__closure__[{index}].cell_contents", name)
+    return _cell_contents(Src(FUNCTION), index, name)
 
 
 def cell(function: Src, index: int, name: str) -> Src:
     """Cell `index` of another function's closure."""
-    return Src(f"{function.code}.__closure__[{index}].cell_contents", f"{function}.<closure {name}>", function.refs)
+    return _cell_contents(function, index, f"{function}.<closure {name}>")
+
+
+def _cell_contents(function: Src, index: int, text: str) -> Src:
+    return function.extended(".__closure__", "").extended(f"[{index}]", "").extended(".cell_contents", text)
 
 
 def constant(name: str, text: str, value) -> Src:
@@ -82,30 +113,30 @@ def constant(name: str, text: str, value) -> Src:
 
 def attr(base: Src, name: str) -> Src:
     if name.isidentifier():
-        return Src(f"{base.code}.{name}", f"{base}.{name}", base.refs)
+        return base.extended(f".{name}", f"{base}.{name}")
     key, value = KEYS.name_for(name)
-    return Src(f"getattr({base.code}, {key})", f"getattr({base}, {name!r})", base.refs + ((key, value),))
+    return derived(base, f"getattr({{}}, {key})", f"getattr({base}, {name!r})", (key, value))
 
 
 def module_entry(base: Src, table: str, name: str) -> Src:
     """A parameter, buffer or submodule: read from the module's table (nn.Module.__getattr__ is slow)."""
     text = f"{base}.{name}" if name.isidentifier() else f"{base}[{name}]"
     key, value = KEYS.name_for(name)
-    return Src(f"{base.code}.{table}[{key}]", text, base.refs + ((key, value),))
+    return base.extended(f".{table}", f"{base}.{table}").extended(f"[{key}]", text, (key, value))
 
 
 def item(base: Src, key) -> Src:
     """`base[key]`: a position the tracer counted (an int) is spelled directly, any other key is named."""
     text = f"{base}[{key!r}]"
     if type(key) is int:
-        return Src(f"{base.code}[{int.__repr__(key)}]", text, base.refs)
+        return base.extended(f"[{int.__repr__(key)}]", text)
     name, value = KEYS.name_for(key)
-    return Src(f"{base.code}[{name}]", text, base.refs + ((name, value),))
+    return base.extended(f"[{name}]", text, (name, value))
 
 
 def derived(base: Src, template: str, text: str, *refs) -> Src:
     """Another expression over `base`: `template` has `{}` where base's code goes."""
-    return Src(template.format(base.code), text, base.refs + tuple(refs))
+    return Src(template.format(base.code), text, base.refs + tuple(refs), (Over(template, base),))
 
 
 def attr_name(name: str) -> str:
@@ -126,6 +157,6 @@ def size(base: Src, dim: int) -> str:
     return f"{base}.size({dim})"
 
 
-def size_code(base: Src, dim: int) -> str:
-    """The same dim as fast guard code."""
-    return f"{base.code}.shape[{dim}]"
+def dim_source(base: Src, dim: int) -> Src:
+    """The same dim as the source guards read it from (`x.shape[0]`: fast guard code)."""
+    return base.extended(".shape", f"{base}.shape").extended(f"[{dim}]", size(base, dim))

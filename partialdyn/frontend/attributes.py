@@ -17,7 +17,6 @@ from . import protocol
 from . import reads
 from .. import sources as S
 from . import values as Vals
-from ..guards.kinds import Guard, GuardKind
 from .. import trackers as V
 from ..errors import GraphBreak, Unsupported, UserError
 from .side_effects import SideEffects
@@ -71,8 +70,7 @@ def guarded_flag(f, t, expr: str, value: bool):
     """A flag the fake value answers but the tensor guard does not pin (`is_leaf`, `_is_view()`): for a tensor
     from the caller's world (or an op result that is that tensor itself) the guard reads it again."""
     if t.source is not None:
-        f.trace.guards.add(Guard(GuardKind.TENSOR_MATCH_DYNAMIC, f"{t.source.code}.{expr} is {value}",
-                                 f"{t.source}.{expr} is {value}", str(t.source)))
+        f.trace.guards.tensor_flag(t.source, expr, value)
     return V.Known(value)
 
 

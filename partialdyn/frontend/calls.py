@@ -285,11 +285,13 @@ def read_only_call(f, receiver, qualname, args):
     values = [Vals.python_value(f, a, qualname) for a in args]
     if not all(isinstance(v, (str, int, float, bool, type(None))) for v in values):
         return None
-    result = run_python(getattr(getattr(builtins, owner), name), receiver.value, *values)
+    method = getattr(getattr(builtins, owner), name)
+    result = run_python(method, receiver.value, *values)
     named = [S.KEYS.name_for(v) for v in values]
-    call_src = S.derived(receiver.source, f"{S.PREFIX}builtins.{qualname}({{}}{''.join(', ' + n for n, _ in named)})",
+    method_name = f"{S.PREFIX}builtins_{owner}_{name}"         # one global load where guards call it again
+    call_src = S.derived(receiver.source, f"{method_name}({{}}{''.join(', ' + n for n, _ in named)})",
                          f"{qualname}({receiver.source}{''.join(', ' + repr(v) for v in values)})",
-                         (S.PREFIX + "builtins", builtins), *named)
+                         (method_name, method), *named)
     return f.trace.wrap(result, call_src)
 
 

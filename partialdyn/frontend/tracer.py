@@ -328,7 +328,7 @@ class Trace:
         for d, s in enumerate(vt.fake.shape):
             if not fully_static and not (isinstance(s, torch.SymInt) and s.node.expr.free_symbols):
                 # static by policy, or a dynamic dim of size 0/1 that the ShapeEnv made a constant
-                self.guards.static_dim(S.size(source, d), S.size_code(source, d), str(source), t.size(d))
+                self.guards.static_dim(source, d, t.size(d))
         self.free_strides += [(source, d, t.stride(d)) for d in range(t.dim()) if t.size(d) in (0, 1)]
         if self.strides_read:
             self.strides_observed()

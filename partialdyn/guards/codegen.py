@@ -7,7 +7,6 @@ value: that sentence is the recompile reason.
 """
 from __future__ import annotations
 
-import ast
 import math
 
 import torch
@@ -55,16 +54,10 @@ class GuardFunction:
         self.guards = guards
         self.argnames = argnames
         self.namespace = _namespace(constants, globals_, fn)
-        self._tree = ast.parse(f"def guard({', '.join(argnames)}):\n    try:\n        return True\n"
-                               f"    except Exception:\n        return False\n")
-        self._tree.body[0].body[0].body[0].value = joined_checks([g.code for g in guards])
-        exec(compile(self._tree, "<partialdyn guard>", "exec"), self.namespace)
+        self.source = (f"def guard({', '.join(argnames)}):\n    try:\n        return {joined_checks(guards)}\n"
+                       f"    except Exception:\n        return False\n")
+        exec(compile(self.source, "<partialdyn guard>", "exec"), self.namespace)
         self.check = self.namespace["guard"]
-
-    @property
-    def source(self) -> str:
-        """The guard function's Python source (for reading; it is compiled from its syntax tree)."""
-        return ast.unparse(self._tree)
 
     def explain_failure(self, args: tuple) -> tuple[Guard | None, str]:
         """The first guard that rejects `args`, and one line saying why: the guard as users read it, the

@@ -1,6 +1,7 @@
 """Guard kinds and the guard set one trace accumulates.
 
-A guard is one Python boolean expression over the call's inputs (`code`), the
+A guard is one condition over the call's inputs (`check`: a template over the
+sources it reads; `code` spells it out as one Python expression), the
 text a user reads (`text`, usually the same), the input dims it is about
 (`dims`, used to attribute recompiles for backoff), and where it came from
 (`provenance`: the operation and line that made the trace assume it).  `GuardSet`
@@ -11,11 +12,14 @@ constant table (`GuardSet.constant`), never through their repr.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, replace
+import operator
+import re
+from dataclasses import dataclass, field, replace
 
 import sympy
 import torch
 
+from .. import sources as S
 from ..names import PREFIX, Constants
 from .provenance import Provenance
 
@@ -45,16 +49,65 @@ def in_log_order(guards) -> list:
     return sorted(guards, key=lambda g: _LOG_RANK[g.kind])
 
 
+_MARK_BASE = 0xE000                   # marks are private-use characters: generated code never contains them
+MARKS = re.compile("([\ue000-\uf8ff])")
+
+
+def mark(index: int) -> str:
+    """Where a check's template puts the value of its `index`-th read."""
+    return chr(_MARK_BASE + index)
+
+
+def read_index(mark_: str) -> int:
+    return ord(mark_) - _MARK_BASE
+
+
+FIRST, SECOND, THIRD = mark(0), mark(1), mark(2)
+
+
+@dataclass(frozen=True)
+class Check:
+    """A condition over the sources it reads: `template` is Python with `mark(i)` wherever `reads[i]`'s value
+    goes.  Marks are evaluated in the order they appear, and the first mark of each read certainly runs
+    when the check comes out true (not right of an `or`, not in a branch of a conditional expression, a
+    comprehension or a lambda), so generated code may read the value there into a local and use it at the
+    read's later marks (guards/hoisting.py).  `binds=False` makes no such promise (printed shape
+    expressions): each mark is read again, and only locals bound elsewhere are used."""
+    template: str
+    reads: tuple = ()
+    binds: bool = True
+
+    def spelled(self) -> str:
+        """The check as one Python expression on its own: each read spelled in full at its first mark and,
+        for a read the template makes again (when the check binds), taken from a temporary after that."""
+        temps = {}
+
+        def spell(match) -> str:
+            mark_ = match.group()
+            if mark_ in temps:
+                return temps[mark_]
+            code = self.reads[read_index(mark_)].code
+            if self.binds and self.template.count(mark_) > 1:
+                temps[mark_] = temp = f"{PREFIX}t{len(temps)}"
+                return f"({temp} := {code})"
+            return code
+        return MARKS.sub(spell, self.template)
+
+
 @dataclass(frozen=True)
 class Guard:
     kind: GuardKind
-    code: str                 # Python expression that must be true
+    check: Check              # what must be true
     text: str                 # what the user reads
     source: str = ""
     dims: tuple = ()          # dim keys ("x.size(1)") this guard constrains
     actual: str = ""          # expression whose value explains a failure
     expected: str = ""        # constant name of the expected tensor signature (TENSOR_MATCH_DYNAMIC)
     provenance: Provenance | None = None
+    code: str = field(init=False)     # the check as one Python expression on its own (Check.spelled)
+
+    def __post_init__(self):
+        object.__setattr__(self, "code", self.check.spelled())
 
 
 class GuardSet:
@@ -90,14 +143,14 @@ class GuardSet:
         the value a failure reports (`list({})`)."""
         self._refs(src)
         k = self.constant(type(value))
-        code = f"type({src.code}) is {k}" + (f" and {extra.format(src.code)}" if extra else "")
+        template = f"type({FIRST}) is {k}" + (f" and {extra.format(FIRST)}" if extra else "")
         shown = f"type({src}) is {type(value).__qualname__}" + (f" and {extra.format(src)}" if extra else "")
-        self.add(Guard(GuardKind.TYPE_MATCH, code, shown, str(src),
+        self.add(Guard(GuardKind.TYPE_MATCH, Check(template, (src,)), shown, str(src),
                        actual=actual.format(src.code) if actual else f"type({src.code}).__qualname__"))
 
     def id_match(self, src, value):
         self._refs(src)
-        self.add(Guard(GuardKind.ID_MATCH, f"{src.code} is {self.constant(value)}",
+        self.add(Guard(GuardKind.ID_MATCH, Check(f"{FIRST} is {self.constant(value)}", (src,)),
                        f"{src} is the same {type(value).__name__} object", str(src)))
 
     def constant_match(self, src, value):
@@ -105,20 +158,20 @@ class GuardSet:
         member's repr is not Python)."""
         self._refs(src)
         if value is None or type(value) is bool:     # singletons of final types: identity is type and value
-            self.add(Guard(GuardKind.CONSTANT_MATCH, f"{src.code} is {value}", f"{src} == {value!r}", str(src),
-                           actual=src.code))
+            self.add(Guard(GuardKind.CONSTANT_MATCH, Check(f"{FIRST} is {value}", (src,)), f"{src} == {value!r}",
+                           str(src), actual=src.code))
             return
         k = self.constant(type(value))
-        c = self._temp(src)     # the source is read once: an attribute read can run Python (configs)
-        first = c if c == src.code else f"({c} := {src.code})"
+        # the source is read once (hoisting binds a read used twice): an attribute read can run Python (configs)
         if type(value) is float:
             # bit-exact: `==` would take -0.0 for 0.0 and never match a NaN
-            code = f"type({first}) is {k} and {c}.hex() == {self.constant(value.hex())}"
+            template = f"type({FIRST}) is {k} and {FIRST}.hex() == {self.constant(value.hex())}"
         elif type(value).__module__ == "numpy" and hasattr(value, "tobytes"):    # a numpy scalar, bit-exact too
-            code = f"type({first}) is {k} and {c}.tobytes() == {self.constant(value.tobytes())}"
+            template = f"type({FIRST}) is {k} and {FIRST}.tobytes() == {self.constant(value.tobytes())}"
         else:
-            code = f"type({first}) is {k} and {c} == {self.constant(value)}"
-        self.add(Guard(GuardKind.CONSTANT_MATCH, code, f"{src} == {value!r}", str(src), actual=src.code))
+            template = f"type({FIRST}) is {k} and {FIRST} == {self.constant(value)}"
+        self.add(Guard(GuardKind.CONSTANT_MATCH, Check(template, (src,)), f"{src} == {value!r}", str(src),
+                       actual=src.code))
 
     def tensor_match(self, src, t: torch.Tensor, static: bool):
         self._refs(src)
@@ -129,14 +182,9 @@ class GuardSet:
         shape and strides; a dynamic one to its rank and contiguity, sizes being guarded per dim.  With the
         exact type checked, the dispatch keys of a plain tensor vary only with inference mode (and conj/neg
         bits for complex dtypes), so those are checked instead of the slower full key set."""
-        k = self.constant
-        if src.code.isidentifier():
-            c, first = src.code, src.code
-        else:                                    # evaluate a longer source once: `type(__tN := src) is ...`
-            c = f"{PREFIX}t{len(self._guards)}"
-            first = f"({c} := {src.code})"
+        k, c = self.constant, FIRST
         device = f"{c}.is_cpu" if t.device.type == "cpu" else f"{c}.device == {k(t.device)}"
-        checks = [f"type({first}) is {k(type(t))}", f"{c}.dtype is {k(t.dtype)}", device,
+        checks = [f"type({c}) is {k(type(t))}", f"{c}.dtype is {k(t.dtype)}", device,
                   f"{c}.requires_grad is {t.requires_grad}", f"{c}.is_inference() is {t.is_inference()}"]
         if t.is_complex():
             checks += [f"{c}.is_conj() is {t.is_conj()}", f"{c}.is_neg() is {t.is_neg()}"]
@@ -146,19 +194,20 @@ class GuardSet:
         else:
             checks += [f"{c}.dim() == {t.dim()}", f"{c}.is_contiguous()", f"{c}.storage_offset() == 0"]
         text = f"{src}: {describe_signature(tensor_signature(t))}" + (f" shape={tuple(t.shape)}" if static else "")
-        self.add(Guard(GuardKind.TENSOR_MATCH_STATIC if static else GuardKind.TENSOR_MATCH_DYNAMIC, " and ".join(checks), text,
+        self.add(Guard(GuardKind.TENSOR_MATCH_STATIC if static else GuardKind.TENSOR_MATCH_DYNAMIC,
+                       Check(" and ".join(checks), (src,)), text,
                        str(src), actual=f"{PREFIX}describe_sig({src.code})", expected=k(tensor_signature(t))))
 
     def absent(self, src, name: str):
         """`src` has no attribute `name` (the trace took the missing branch of getattr/hasattr)."""
         self._refs(src)
-        self.add(Guard(GuardKind.ABSENT, f"not hasattr({src.code}, {self.constant(name)})",
+        self.add(Guard(GuardKind.ABSENT, Check(f"not hasattr({FIRST}, {self.constant(name)})", (src,)),
                        f"{src} has no attribute {name!r}", str(src)))
 
     def key_absent(self, src, key, text: str):
         """`key` is not in the mapping at `src` (a global name that would shadow a builtin, a dict key)."""
         self._refs(src)
-        self.add(Guard(GuardKind.ABSENT, f"{self.constant(key)} not in {src.code}", text, str(src)))
+        self.add(Guard(GuardKind.ABSENT, Check(f"{self.constant(key)} not in {FIRST}", (src,)), text, str(src)))
 
     def contents_match(self, src, value, items: list):
         """A mutable container read as a whole (a set, a deque, a list subclass): its exact type, and its
@@ -166,21 +215,22 @@ class GuardSet:
         self._refs(src)
         k, typ = self.constant, type(value)
         self.add(Guard(GuardKind.CONTENTS_MATCH,
-                       f"type({src.code}) is {k(typ)} and list({src.code}) == {k(items)} and "
-                       f"list(map(type, {src.code})) == {k([type(v) for v in items])}",
+                       Check(f"type({FIRST}) is {k(typ)} and list({FIRST}) == {k(items)} and "
+                             f"list(map(type, {FIRST})) == {k([type(v) for v in items])}", (src,)),
                        f"{src} == {typ.__name__}({items!r})", str(src), actual=f"list({src.code})"))
 
     def state_match(self, src, state):
         """An object copied as a whole (copy.deepcopy of a config): `src` computes its state, which must
         still be `state`."""
         self._refs(src)
-        self.add(Guard(GuardKind.CONTENTS_MATCH, f"{src.code} == {self.constant(state)}", f"{src} is unchanged",
+        self.add(Guard(GuardKind.CONTENTS_MATCH, Check(f"{FIRST} == {self.constant(state)}", (src,)),
+                       f"{src} is unchanged",
                        str(src), actual=src.code))
 
     def membership(self, src, key, result: bool):
         """`key in container` came out `result` (a set, a deque, a module dict of the caller's world)."""
         self._refs(src)
-        self.add(Guard(GuardKind.CONTENTS_MATCH, f"({self.constant(key)} in {src.code}) is {result}",
+        self.add(Guard(GuardKind.CONTENTS_MATCH, Check(f"({self.constant(key)} in {FIRST}) is {result}", (src,)),
                        f"{key!r} {'in' if result else 'not in'} {src}", str(src)))
 
     def keys_match(self, src, value):
@@ -188,13 +238,14 @@ class GuardSet:
         self._refs(src)
         keys = list(value)
         self.add(Guard(GuardKind.TYPE_MATCH,
-                       f"type({src.code}) is {self.constant(type(value))} and list({src.code}) == {self.constant(keys)}",
+                       Check(f"type({FIRST}) is {self.constant(type(value))} and list({FIRST}) == {self.constant(keys)}",
+                             (src,)),
                        f"type({src}) is {type(value).__qualname__} and list({src}) == {keys!r}", str(src),
                        actual=f"list({src.code})"))
 
     def length(self, src, n: int):
         self._refs(src)
-        self.add(Guard(GuardKind.TYPE_MATCH, f"len({src.code}) == {n}", f"len({src}) == {n}", str(src),
+        self.add(Guard(GuardKind.TYPE_MATCH, Check(f"len({FIRST}) == {n}", (src,)), f"len({src}) == {n}", str(src),
                        actual=f"len({src.code})"))
 
     def function_match(self, src, fn):
@@ -202,49 +253,48 @@ class GuardSet:
         values and cell contents it read are guarded by their own sources)."""
         self._refs(src)
         n, d = len(fn.__closure__ or ()), len(fn.__defaults__ or ())
-        c = self._temp(src)
-        first = c if c == src.code else f"({c} := {src.code})"
+        reads = (src, S.attr(src, "__closure__"), S.attr(src, "__defaults__"))   # cells and defaults read those
         self.add(Guard(GuardKind.FUNCTION_MATCH,
-                       f"{first}.__code__ is {self.constant(fn.__code__)} and len({c}.__closure__ or ()) == {n} "
-                       f"and len({c}.__defaults__ or ()) == {d}",
+                       Check(f"{FIRST}.__code__ is {self.constant(fn.__code__)} and len({SECOND} or ()) == {n} "
+                             f"and len({THIRD} or ()) == {d}", reads),
                        f"{src} runs the code of {fn.__qualname__} ({n} cells, {d} defaults)", str(src)))
 
     def module_structure(self, src, module, own_forward: bool):
         """An nn.Module the trace called: no hooks on it or global ones, and a `forward` set on the instance
         present or absent as traced.  (Its children, parameters and buffers are guarded where they are read.)"""
         self._refs(src)
-        c = self._temp(src)
-        first = c if c == src.code else f"({c} := {src.code})"
-        forward = "in" if own_forward else "not in"
+        forward, c = "in" if own_forward else "not in", FIRST
         self.add(Guard(GuardKind.MODULE_STRUCTURE,
-                       f"not ({first}._forward_hooks or {c}._forward_pre_hooks or {c}._backward_hooks or "
-                       f"{c}._backward_pre_hooks) and 'forward' {forward} {c}.__dict__",
+                       Check(f"not ({c}._forward_hooks or {c}._forward_pre_hooks or {c}._backward_hooks or "
+                             f"{c}._backward_pre_hooks) and 'forward' {forward} {c}.__dict__", (src,)),
                        f"{src} has no hooks" + (" and its own forward" if own_forward else ""), str(src)))
         hooks = " or ".join(self.constant(d) for d in global_module_hooks())
-        self.add(Guard(GuardKind.MODULE_STRUCTURE, f"not ({hooks})", "no global module hooks"))
+        self.add(Guard(GuardKind.MODULE_STRUCTURE, Check(f"not ({hooks})"), "no global module hooks"))
 
     def module_keys(self, src, table: str, keys: tuple):
         """The names in one of a module's tables (`_modules`, `_parameters`, `_buffers`), in order."""
         self._refs(src)
-        self.add(Guard(GuardKind.MODULE_STRUCTURE, f"tuple({src.code}.{table}) == {self.constant(keys)}",
+        self.add(Guard(GuardKind.MODULE_STRUCTURE,
+                       Check(f"tuple({FIRST}) == {self.constant(keys)}", (S.attr(src, table),)),
                        f"{src}.{table} keys are {list(keys)!r}", str(src), actual=f"tuple({src.code}.{table})"))
 
     def walk_names(self, src, method: str, args: tuple, kwargs: dict, names: tuple):
         """`m.parameters()` & co: the names the walk yields (the whole subtree's structure)."""
         self._refs(src)
-        code = (f"tuple(n for n, _ in {src.code}.{method}(*{self.constant(args)}, **{self.constant(kwargs)})) "
-                f"== {self.constant(names)}")
-        self.add(Guard(GuardKind.MODULE_STRUCTURE, code, f"{src}.{method}() yields {list(names)!r}", str(src)))
+        walk = f"{FIRST}.{method}(*{self.constant(args)}, **{self.constant(kwargs)})"    # (name, object) pairs
+        template = f"tuple(map({self.constant(_FIRST_OF_PAIR)}, {walk})) == {self.constant(names)}"
+        self.add(Guard(GuardKind.MODULE_STRUCTURE, Check(template, (src,)), f"{src}.{method}() yields {list(names)!r}",
+                       str(src)))
 
     def bound_method(self, src, owner, method, to_owner: bool):
         """`owner.name` (at `src`) binds `method.__func__` to `owner` itself (`to_owner`) or to its class (a
         classmethod): one check, as every read makes a new bound method."""
         self._refs(src)
         self._refs(owner)
-        c = f"{PREFIX}t{len(self._guards)}"
-        bound = owner.code if to_owner else self.constant(method.__self__)
+        bound = SECOND if to_owner else self.constant(method.__self__)
         self.add(Guard(GuardKind.ID_MATCH,
-                       f"({c} := {src.code}).__func__ is {self.constant(method.__func__)} and {c}.__self__ is {bound}",
+                       Check(f"{FIRST}.__func__ is {self.constant(method.__func__)} and {FIRST}.__self__ is {bound}",
+                             (src, owner) if to_owner else (src,)),
                        f"{src} is {method.__func__.__qualname__} bound to {owner if to_owner else 'its class'}",
                        str(src)))
 
@@ -253,76 +303,81 @@ class GuardSet:
         self._refs(src)
         self._refs(other)
         op = "is" if same else "is not"
-        self.add(Guard(GuardKind.ALIASING, f"{src.code} {op} {other.code}", f"{src} {op} {other}", str(src)))
+        self.add(Guard(GuardKind.ALIASING, Check(f"{FIRST} {op} {SECOND}", (src, other)), f"{src} {op} {other}",
+                       str(src)))
 
     def storage_aliasing(self, sources: list, tensors: list):
         """Which of these tensor inputs share memory, as in the traced call (the graph writes one of them: a
         functionalized graph computed as if aliased inputs were distinct, or the reverse, is wrong)."""
         for src in sources:
             self._refs(src)
-        args = ", ".join(src.code for src in sources)
         groups = storage_groups(*tensors)
         shared = [str(src) for src, g in zip(sources, groups) if groups.count(g) > 1]
         text = (f"{', '.join(shared)} share memory as traced" if shared else
                 f"{', '.join(map(str, sources))} share no memory")
-        self.add(Guard(GuardKind.ALIASING, f"{PREFIX}storage_groups({args}) == {self.constant(groups)}", text,
-                       actual=f"{PREFIX}storage_groups({args})"))
-
-    def _temp(self, src) -> str:
-        """A name for a long source evaluated once in a guard (`(__pd_tN := a.b.c)`)."""
-        return src.code if src.code.isidentifier() else f"{PREFIX}t{len(self._guards)}"
+        marks = ", ".join(mark(i) for i in range(len(sources)))
+        self.add(Guard(GuardKind.ALIASING, Check(f"{PREFIX}storage_groups({marks}) == {self.constant(groups)}",
+                                                 tuple(sources)), text,
+                       actual=f"{PREFIX}storage_groups({', '.join(src.code for src in sources)})"))
 
     def static_stride(self, src, dim: int, value: int):
-        self.add(Guard(GuardKind.TENSOR_MATCH_STATIC, f"{src.code}.stride({dim}) == {value}",
+        self.add(Guard(GuardKind.TENSOR_MATCH_STATIC, Check(f"{FIRST}.stride({dim}) == {value}", (src,)),
                        f"{src}.stride({dim}) == {value}", str(src), actual=f"{src.code}.stride({dim})"))
 
-    def static_dim(self, name: str, code: str, src: str, value: int):
-        self.add(Guard(GuardKind.TENSOR_MATCH_STATIC, f"{code} == {value}", f"{name} == {value}", src,
-                       dims=(name,), actual=code))
+    def static_dim(self, src, dim: int, value: int):
+        """Dim `dim` of the tensor at `src` has one allowed value."""
+        read, name = S.dim_source(src, dim), S.size(src, dim)
+        self.add(Guard(GuardKind.TENSOR_MATCH_STATIC, Check(f"{FIRST} == {value}", (read,)), f"{name} == {value}",
+                       str(src), dims=(name,), actual=read.code))
+
+    def tensor_flag(self, src, expr: str, value: bool):
+        """A flag of the tensor at `src` that the tensor guard does not pin (`is_leaf`, `_is_view()`)."""
+        self.add(Guard(GuardKind.TENSOR_MATCH_DYNAMIC, Check(f"{FIRST}.{expr} is {value}", (src,)),
+                       f"{src}.{expr} is {value}", str(src)))
 
     def global_state(self):
         """The process-wide state every entry assumes: grad mode, default dtype, inference mode, autocast,
         deterministic algorithms.  The common case (autocast and deterministic algorithms off) costs one C call each."""
         grad = torch.is_grad_enabled()
-        self.add(Guard(GuardKind.GLOBAL_STATE, f"{PREFIX}grad_enabled() is {grad}", f"grad mode is {'on' if grad else 'off'}",
+        self.add(Guard(GuardKind.GLOBAL_STATE, Check(f"{PREFIX}grad_enabled() is {grad}"), f"grad mode is {'on' if grad else 'off'}",
                        actual=f"{PREFIX}grad_enabled()"))
         k = self.constant(torch.get_default_dtype())
-        self.add(Guard(GuardKind.GLOBAL_STATE, f"{PREFIX}default_dtype() is {k}",
+        self.add(Guard(GuardKind.GLOBAL_STATE, Check(f"{PREFIX}default_dtype() is {k}"),
                        f"default dtype is {torch.get_default_dtype()}", actual=f"{PREFIX}default_dtype()"))
         inference = torch.is_inference_mode_enabled()
-        self.add(Guard(GuardKind.GLOBAL_STATE, f"{PREFIX}inference_mode() is {inference}",
+        self.add(Guard(GuardKind.GLOBAL_STATE, Check(f"{PREFIX}inference_mode() is {inference}"),
                        f"inference mode is {'on' if inference else 'off'}", actual=f"{PREFIX}inference_mode()"))
         self._autocast_state()
         deterministic = torch._C._get_deterministic_algorithms()
-        self.add(Guard(GuardKind.GLOBAL_STATE, f"{PREFIX}deterministic() is {deterministic}",
+        self.add(Guard(GuardKind.GLOBAL_STATE, Check(f"{PREFIX}deterministic() is {deterministic}"),
                        f"deterministic algorithms are {'on' if deterministic else 'off'}", actual=f"{PREFIX}deterministic()"))
         if deterministic:
             warn_only = torch._C._get_deterministic_algorithms_warn_only()
-            self.add(Guard(GuardKind.GLOBAL_STATE, f"{PREFIX}deterministic_warn_only() is {warn_only}",
+            self.add(Guard(GuardKind.GLOBAL_STATE, Check(f"{PREFIX}deterministic_warn_only() is {warn_only}"),
                            f"deterministic algorithms warn only: {warn_only}", actual=f"{PREFIX}deterministic_warn_only()"))
 
     def _autocast_state(self):
         if not torch._C._is_any_autocast_enabled():
-            self.add(Guard(GuardKind.GLOBAL_STATE, f"{PREFIX}any_autocast() is False", "autocast is off", actual=f"{PREFIX}any_autocast()"))
+            self.add(Guard(GuardKind.GLOBAL_STATE, Check(f"{PREFIX}any_autocast() is False"), "autocast is off", actual=f"{PREFIX}any_autocast()"))
             return
         enabled = [d for d in AUTOCAST_DEVICES if torch.is_autocast_enabled(d)]
         for device in enabled:
             dtype = torch.get_autocast_dtype(device)
             d = self.constant(device)
-            self.add(Guard(GuardKind.GLOBAL_STATE, f"{PREFIX}autocast_enabled({d}) and {PREFIX}autocast_dtype({d}) is {self.constant(dtype)}",
+            self.add(Guard(GuardKind.GLOBAL_STATE, Check(f"{PREFIX}autocast_enabled({d}) and {PREFIX}autocast_dtype({d}) is {self.constant(dtype)}"),
                            f"autocast is on for {device} with {dtype}", actual=f"{PREFIX}autocast_dtype({d})"))
         others = " and ".join(f"not {PREFIX}autocast_enabled({self.constant(d)})" for d in AUTOCAST_DEVICES
                               if d not in enabled)
-        self.add(Guard(GuardKind.GLOBAL_STATE, others or "True", "autocast is off for other device types"))
+        self.add(Guard(GuardKind.GLOBAL_STATE, Check(others or "True"), "autocast is off for other device types"))
         cache = torch.is_autocast_cache_enabled()
-        self.add(Guard(GuardKind.GLOBAL_STATE, f"{PREFIX}autocast_cache() is {cache}",
+        self.add(Guard(GuardKind.GLOBAL_STATE, Check(f"{PREFIX}autocast_cache() is {cache}"),
                        f"autocast cache is {'on' if cache else 'off'}", actual=f"{PREFIX}autocast_cache()"))
 
     def backend_flag(self, owner, name: str, value):
         """`torch.backends.<x>.<flag>` read at trace time: the guard reads it again."""
         compare = "is" if value is None or type(value) is bool else "=="
         where = getattr(owner, "__name__", None) or type(owner).__module__
-        self.add(Guard(GuardKind.GLOBAL_STATE, f"{self.constant(owner)}.{name} {compare} {self.constant(value)}",
+        self.add(Guard(GuardKind.GLOBAL_STATE, Check(f"{self.constant(owner)}.{name} {compare} {self.constant(value)}"),
                        f"{where}.{name} {compare} {value!r}", actual=f"{self.constant(owner)}.{name}"))
 
     def state_query(self, fn, name: str, args: list, kwargs: dict, value):
@@ -332,8 +387,11 @@ class GuardSet:
         call = f"{k(fn)}({', '.join(params)})"
         shown = ", ".join([repr(a) for a in args] + [f"{key}={v!r}" for key, v in kwargs.items()])
         compare = "is" if value is None or type(value) is bool else "=="
-        self.add(Guard(GuardKind.GLOBAL_STATE, f"{call} {compare} {k(value)}", f"{name}({shown}) {compare} {value!r}",
+        self.add(Guard(GuardKind.GLOBAL_STATE, Check(f"{call} {compare} {k(value)}"), f"{name}({shown}) {compare} {value!r}",
                        actual=call))
+
+
+_FIRST_OF_PAIR = operator.itemgetter(0)      # the name of a (name, object) pair a module walk yields
 
 
 def storage_key(t: torch.Tensor) -> int:

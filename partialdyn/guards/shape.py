@@ -11,45 +11,74 @@ replacement or the range bound (shapes/fake.py).
 """
 from __future__ import annotations
 
+import re
+
 import sympy
 from torch.utils._sympy.numbers import int_oo
 
-from ..shapes.fake import provenance_of_sloc
+from ..shapes.fake import print_python, provenance_of_sloc
 from ..names import PREFIX
-from .kinds import Guard, GuardKind, is_true
+from .kinds import FIRST, Check, Guard, GuardKind, is_true, mark
 
 
 def shape_guards(shapes) -> list[Guard]:
     se = shapes.shape_env
     out = []
     for sym, name in shapes.symbol_names.items():
-        code = shapes.symbol_code[sym]
+        read = shapes.symbol_reads[sym]
         source, dim = shapes.symbol_dims[sym]
         resolved = se.simplify(sym)
         if resolved != sym:
             made = provenance_of_sloc(se.replacements_slocs.get(sym))
             if resolved.is_number:
                 kind = GuardKind.TENSOR_MATCH_STATIC if dim is not None else GuardKind.CONSTANT_MATCH
-                out.append(Guard(kind, f"{code} == {_num(resolved)!r}", f"{name} == {_num(resolved)!r}", source,
-                                 dims=(name,), actual=code, provenance=made))
+                out.append(Guard(kind, Check(f"{FIRST} == {_num(resolved)!r}", (read,)),
+                                 f"{name} == {_num(resolved)!r}", source, dims=(name,), actual=read.code,
+                                 provenance=made))
             else:
-                out.append(Guard(GuardKind.SHAPE, f"{code} == {shapes.describe(resolved, as_code=True)}",
-                                 f"{name} == {shapes.describe(resolved)}", source,
-                                 dims=_dims(shapes, sym, resolved),
+                printer = _CodePrinter(shapes)
+                template = f"{printer(sym)} == {printer(resolved)}"
+                out.append(Guard(GuardKind.SHAPE, printer.check(template), f"{name} == {shapes.describe(resolved)}",
+                                 source, dims=_dims(shapes, sym, resolved),
                                  actual=_actuals(shapes, {sym} | resolved.free_symbols), provenance=made))
             continue
-        out.extend(_range_guard(shapes, sym, name, code, source))
+        out.extend(_range_guard(shapes, sym, name, read, source))
     for g in se.guards:
         expr = se.simplify(g.expr)
         if is_true(expr) or _implied_by_range(se, expr):
             continue
-        out.append(Guard(GuardKind.SHAPE, shapes.describe(expr, as_code=True), shapes.describe(expr),
+        printer = _CodePrinter(shapes)
+        out.append(Guard(GuardKind.SHAPE, printer.check(printer(expr)), shapes.describe(expr),
                          dims=_dims(shapes, *expr.free_symbols), actual=_actuals(shapes, expr.free_symbols),
                          provenance=provenance_of_sloc(g.sloc)))
     return _dedupe(out)
 
 
-def _range_guard(shapes, sym, name, code, source):
+class _CodePrinter:
+    """Guard code for expressions over input symbols: each symbol printed as the mark of its read (the dim or
+    scalar argument it stands for), for one Check.  Marks are handed out in the order of the reads' code, so
+    terms print in the order they would with the code itself.  A printed expression that may skip part of
+    itself (`or`, `and`, a conditional) makes a check that binds no locals."""
+
+    def __init__(self, shapes):
+        self.shapes, self.marks, self.reads = shapes, {}, []
+
+    def __call__(self, expr) -> str:
+        reads = self.shapes.symbol_reads
+        for sym in sorted((s for s in expr.free_symbols if s in reads), key=lambda s: reads[s].code):
+            if sym not in self.marks:
+                self.marks[sym] = sympy.Symbol(mark(len(self.reads)))
+                self.reads.append(reads[sym])
+        return print_python(expr, self.marks)
+
+    def check(self, template: str) -> Check:
+        return Check(template, tuple(self.reads), binds=_BRANCHES.search(template) is None)
+
+
+_BRANCHES = re.compile(r"\b(?:and|or|if|else|for|lambda)\b")     # printed code that may not evaluate all of itself
+
+
+def _range_guard(shapes, sym, name, read, source):
     vr = shapes.shape_env.var_to_range.get(sym)
     if vr is None:
         return []
@@ -62,8 +91,8 @@ def _range_guard(shapes, sym, name, code, source):
     # an upper bound was narrowed by something in the trace; the lower one may be the default 0/1 split
     slocs = shapes.shape_env.var_to_range_sloc.get(sym)
     sloc = None if slocs is None else slocs.upper if high else slocs.lower
-    return [Guard(GuardKind.SHAPE, bounds(code), bounds(name), source, dims=(name,), actual=code,
-                  provenance=provenance_of_sloc(sloc))]
+    return [Guard(GuardKind.SHAPE, Check(bounds(FIRST), (read,)), bounds(name), source, dims=(name,),
+                  actual=read.code, provenance=provenance_of_sloc(sloc))]
 
 
 def _num(value):
@@ -107,10 +136,11 @@ def _dims(shapes, *exprs):
 
 def _actuals(shapes, symbols) -> str:
     """An expression for the values a failure reports: the one input's value, or a dict of them by name."""
-    symbols = sorted((s for s in symbols if s in shapes.symbol_code), key=lambda s: shapes.symbol_names[s])
+    symbols = sorted((s for s in symbols if s in shapes.symbol_reads), key=lambda s: shapes.symbol_names[s])
     if len(symbols) == 1:
-        return shapes.symbol_code[symbols[0]]
-    return PREFIX + "named({" + ", ".join(f"{shapes.symbol_names[s]!r}: {shapes.symbol_code[s]}" for s in symbols) + "})"
+        return shapes.symbol_reads[symbols[0]].code
+    return PREFIX + "named({" + ", ".join(f"{shapes.symbol_names[s]!r}: {shapes.symbol_reads[s].code}"
+                                          for s in symbols) + "})"
 
 
 def _dedupe(guards):

@@ -190,7 +190,7 @@ def _sync_dict(target: dict, contents: dict) -> None:
 
 def _make_runner(opt, trace, rebuilder, compiled, body, step):
     args = ", ".join(opt.argnames)
-    inputs = ", ".join(read_once([src.code for src, _ in trace.builder.inputs]))
+    inputs = ", ".join(read_once([src for src, _ in trace.builder.inputs]))
     call = f"    {OUTPUTS} = {PREFIX}graph({inputs})\n" if compiled is not None else ""
     if compiled is not None and trace.builder.effects.rerunnable:
         # nothing the graph did is visible if it raises: the call re-runs as plain Python (GraphRaised)

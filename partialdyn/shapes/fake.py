@@ -17,7 +17,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.fx.experimental.symbolic_shapes import (DimDynamic, ShapeEnv, StatelessSymbolicContext,
                                                    free_unbacked_symbols)
 
-from ..sources import Src, size, size_code
+from ..sources import Src, dim_source, size
 
 SYM_TYPES = (torch.SymInt, torch.SymFloat, torch.SymBool)     # the symbolic scalars a ShapeEnv hands out
 
@@ -49,7 +49,7 @@ class Shapes:
         self.current_op = None          # the operation running on fake values now (a provenance's op)
         self.fake_mode = FakeTensorMode(shape_env=self.shape_env, allow_non_fake_inputs=True)
         self.symbol_names: dict[sympy.Symbol, str] = {}     # symbol -> `x.size(0)` (what users read)
-        self.symbol_code: dict[sympy.Symbol, str] = {}      # symbol -> `x.shape[0]` (fast guard code)
+        self.symbol_reads: dict[sympy.Symbol, Src] = {}     # symbol -> the source guards read (`x.shape[0]`)
         self.symbol_dims: dict[sympy.Symbol, tuple[str, int | None]] = {}
 
     def fake_tensor(self, t: torch.Tensor, source: Src, dynamic_dims: set[int],
@@ -65,7 +65,7 @@ class Shapes:
         for d, s in enumerate(fake.shape):
             if isinstance(s, torch.SymInt) and isinstance(s.node.expr, sympy.Symbol):
                 self.symbol_names.setdefault(s.node.expr, size(source, d))
-                self.symbol_code.setdefault(s.node.expr, size_code(source, d))
+                self.symbol_reads.setdefault(s.node.expr, dim_source(source, d))
                 self.symbol_dims.setdefault(s.node.expr, (source.code, d))
         return fake
 
@@ -98,7 +98,7 @@ class Shapes:
         sym = self.shape_env.create_symbol(value, source, dynamic_dim=DimDynamic.DYNAMIC,
                                            positive=None, do_not_specialize_zero_one=True)
         self.symbol_names[sym] = str(source)
-        self.symbol_code[sym] = source.code
+        self.symbol_reads[sym] = source
         self.symbol_dims[sym] = (source.code, None)
         return self.shape_env.create_symintnode(sym, hint=value, source=source)
 
@@ -106,7 +106,7 @@ class Shapes:
         self.symbolic()
         sym = self.shape_env.create_unspecified_symbol(value, source, dynamic_dim=DimDynamic.DYNAMIC)
         self.symbol_names[sym] = str(source)
-        self.symbol_code[sym] = source.code
+        self.symbol_reads[sym] = source
         self.symbol_dims[sym] = (source.code, None)
         return self.shape_env.create_symfloatnode(sym, hint=value, source=source)
 
@@ -122,9 +122,12 @@ class Shapes:
     def is_data_dependent(self, value) -> bool:
         return bool(free_unbacked_symbols(value))
 
-    def describe(self, expr, as_code: bool = False) -> str:
-        """A sympy expression over input symbols in the user's terms, or as fast guard code."""
-        from torch.utils._sympy.printers import PythonPrinter
-        table = self.symbol_code if as_code else self.symbol_names
-        names = {s: sympy.Symbol(n) for s, n in table.items()}
-        return PythonPrinter().doprint(expr.xreplace(names))
+    def describe(self, expr) -> str:
+        """A sympy expression over input symbols in the user's terms."""
+        return print_python(expr, {s: sympy.Symbol(n) for s, n in self.symbol_names.items()})
+
+
+def print_python(expr, symbols: dict) -> str:
+    """`expr` as Python, with the symbols in `symbols` replaced by theirs."""
+    from torch.utils._sympy.printers import PythonPrinter
+    return PythonPrinter().doprint(expr.xreplace(symbols))
