@@ -57,6 +57,16 @@ NEVER_CACHED = [
     "tests/test_internal_errors.py::test_suppress_errors_false_raises_the_internal_error",
     # a break after a callee mutated a container falls back for the whole frame on every call (compiles stays 0)
     "tests/test_library_structures.py::test_break_in_a_method_after_it_changed_an_object_made_in_the_trace_runs_correctly",
+    # the traced code raises, or leaves a generator suspended at a break: the frame falls back on every call
+    "tests/test_python_context_managers.py::test_contextmanager_that_never_yields_raises_runtime_error",
+    "tests/test_python_context_managers.py::test_with_over_an_object_without_the_protocol_raises_type_error",
+    "tests/test_python_dicts_and_sets.py::test_values_view_set_operation_raises_type_error",
+    "tests/test_python_generators.py::test_generator_alive_at_a_graph_break_runs_eagerly_with_the_eager_result",
+    "tests/test_python_generators.py::test_throw_into_a_generator_that_catches_it_gives_the_eager_result",
+    # explain() traces once beside the cache and never consults it
+    "tests/test_policy.py::test_explain_names_a_predicate_dim_with_its_line_and_op",
+    "tests/test_policy.py::test_explain_names_a_value_specialized_dim_with_its_line_and_op",
+    "tests/test_torch_global_state.py::test_explain_lists_autocast_and_deterministic_guards",
 ]
 # NOT YET FIXED (debt, to shrink to nothing): engine tests that pass when no guard ever accepts, as measured on
 # 2026-12-03 (a cache limit of 2).  Most check messages, events or eager results on calls that all compile;
@@ -109,24 +119,7 @@ NOCACHE_TO_FIX = [
     "tests/test_guards.py::test_size_zero_dims_are_guarded",
     "tests/test_guards.py::test_static_recompile_reason_names_the_dim_and_the_value",
     "tests/test_guards.py::test_tensor_property_recompile_reason_names_the_property",
-    "tests/test_policy.py::test_assert_on_a_size_logs_a_predicate_event",
-    "tests/test_policy.py::test_explain_names_a_predicate_dim_with_its_line_and_op",
-    "tests/test_policy.py::test_explain_names_a_value_specialized_dim_with_its_line_and_op",
-    "tests/test_policy.py::test_predicate_event_names_the_user_line_and_op",
     "tests/test_policy.py::test_random_shape_streams_match_eager_and_respect_the_cache_limit",
-    "tests/test_policy.py::test_value_use_logs_the_specialization_with_file_and_line[factorial]",
-    "tests/test_policy.py::test_value_use_logs_the_specialization_with_file_and_line[int_as_index]",
-    "tests/test_policy.py::test_value_use_logs_the_specialization_with_file_and_line[list_index]",
-    "tests/test_policy.py::test_value_use_logs_the_specialization_with_file_and_line[opaque_call]",
-    "tests/test_policy.py::test_value_use_logs_the_specialization_with_file_and_line[range_bound]",
-    "tests/test_policy.py::test_value_use_logs_the_specialization_with_file_and_line[str_of_size]",
-    "tests/test_python_context_managers.py::test_contextmanager_that_never_yields_raises_runtime_error",
-    "tests/test_python_context_managers.py::test_with_over_an_object_without_the_protocol_raises_type_error",
-    "tests/test_python_dicts_and_sets.py::test_values_view_set_operation_raises_type_error",
-    "tests/test_python_generators.py::test_generator_alive_at_a_graph_break_runs_eagerly_with_the_eager_result",
-    "tests/test_python_generators.py::test_throw_into_a_generator_that_catches_it_gives_the_eager_result",
-    "tests/test_tensor_identity.py::test_storage_queries_leave_the_graph",
-    "tests/test_torch_global_state.py::test_explain_lists_autocast_and_deterministic_guards",
 
 ]
 # and, per engine, the tests whose subject the engine does not break

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import partialdyn
-from helpers import entries, guards
+from helpers import entries, guards, outcome
 
 THIS_FILE = __file__
 
@@ -28,11 +28,17 @@ def rand(*shape, seed=0):
     return torch.randn(*shape, generator=g)
 
 
-def check_stream(opt, fn, calls):
-    """Run each call through the optimized fn and eager; results must match."""
+def check_stream(opt, fn, calls, rehit=False):
+    """Run each call through the optimized fn and eager; results must match.  `rehit`: the last call made
+    again (a copy of its arguments) must hit the cache."""
     for args in calls:
         torch.testing.assert_close(opt(*args), fn(*args))
     assert partialdyn.stats(opt)["compiles"] >= 1, partialdyn.stats(opt)
+    if rehit:
+        again = [a.clone() if isinstance(a, torch.Tensor) else a for a in calls[-1]]
+        out, what = outcome(opt, *again)
+        assert what == "hit", partialdyn.stats(opt)
+        torch.testing.assert_close(out, fn(*again))
 
 
 def counters(opt):
@@ -136,7 +142,7 @@ def test_assert_on_a_size_guards_it_without_recompiling_other_dims():
 
 def test_assert_on_a_size_logs_a_predicate_event():
     opt = partialdyn.optimize(assert_eq, backend="eager")
-    check_stream(opt, assert_eq, [(rand(3, 8),)])
+    check_stream(opt, assert_eq, [(rand(3, 8),)], rehit=True)
     specs = [e for e in partialdyn.events("specialization") if e["source"] == "x.size(1)"]
     assert specs and specs[0]["use"] == "predicate" and "x.size(1) == 8" in specs[0]["predicate"]
 
@@ -196,7 +202,7 @@ def test_value_use_specializes_exactly_that_dim(fn):
 @pytest.mark.parametrize("fn", VALUE_USES, ids=[f.__name__ for f in VALUE_USES])
 def test_value_use_logs_the_specialization_with_file_and_line(fn):
     opt = partialdyn.optimize(fn, backend="eager")
-    check_stream(opt, fn, [(rand(2, 4),)])
+    check_stream(opt, fn, [(rand(2, 4),)], rehit=True)
     specs = [e for e in partialdyn.events("specialization") if e["source"] == "x.size(1)"]
     assert specs, "a value use must log a specialization event"
     spec = specs[0]
@@ -467,7 +473,7 @@ def test_data_dependent_size_in_python_is_a_break_never_a_guess():
 # ================================================================ explain / logs
 def test_predicate_event_names_the_user_line_and_op():
     opt = partialdyn.optimize(branch_gt, backend="eager")
-    check_stream(opt, branch_gt, [(rand(4, 3),)])
+    check_stream(opt, branch_gt, [(rand(4, 3),)], rehit=True)
     (spec,) = partialdyn.events("specialization")
     assert spec["source"] == "x.size(0)" and spec["use"] == "predicate"
     assert spec["file"] == THIS_FILE

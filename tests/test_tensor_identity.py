@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import partialdyn
-from helpers import check, r
+from helpers import check, outcome, r
 
 
 def setup_function():
@@ -85,3 +85,5 @@ def test_storage_queries_leave_the_graph():
         assert got[:2] == want[:2]
         torch.testing.assert_close(got[2], want[2])
     assert partialdyn.stats(opt)["graph_breaks"] >= 1
+    got, what = outcome(opt, plain)
+    assert what == "hit" and got[:2] == (False, False)
