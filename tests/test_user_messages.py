@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import partialdyn
-from helpers import outcome
+from helpers import check, outcome, r
 
 HERE = __file__
 
@@ -35,6 +35,46 @@ def test_a_resume_function_is_named_by_the_function_and_the_line_of_the_break_in
     frames = [frame.name for frame in partialdyn.explain(breaks_then_fails, torch.ones(7)).frames]
     assert any(name.endswith(f"breaks_then_fails (after line {break_line})") for name in frames), frames
     assert outcome(opt, torch.ones(7))[1] == "hit"
+
+
+def two_breaks_on_one_line(x, n):
+    y = x + 1
+    print("first", y.shape); z = y * 2; print("second")
+    return z + 1 if n > 2 else z - 1
+
+
+def branches_on_a_tensor(x):
+    if x.sum() > 0: x = x + 1
+    return x * 2
+
+
+def test_two_graph_breaks_on_one_line_give_resume_functions_with_distinct_names_and_their_own_entries():
+    partialdyn.reset()
+    stats = check(two_breaks_on_one_line, [(r(3), 1), (r(3), 5)], breaks=2, recompiles=1)
+    line = two_breaks_on_one_line.__code__.co_firstlineno + 2
+    first = f"two_breaks_on_one_line (after line {line})"
+    second = f"two_breaks_on_one_line (after line {line}, 2nd break)"
+    compiles = {}
+    for event in partialdyn.events("compile"):
+        compiles.setdefault(event["code"], []).append(event["reason"])
+    resumed = {code: reasons for code, reasons in compiles.items() if "after line" in code}
+    assert resumed.keys() == {first, second}, compiles
+    assert resumed[first] == ["first call"], compiles                   # n is not used before the 2nd break
+    assert resumed[second][0] == "first call" and "n" in resumed[second][1], compiles   # recompiled on n
+    assert [e["code"] for e in partialdyn.events("graph_break")] == [
+        f"two_breaks_on_one_line ({Path(HERE).name}:{two_breaks_on_one_line.__code__.co_firstlineno})", first]
+    assert stats["compiles"] == 4, stats
+    frames = [frame.name for frame in partialdyn.explain(two_breaks_on_one_line, r(3), 1).frames]
+    assert [name.split(".")[-1] for name in frames[1:]] == [first, second], frames
+
+
+def test_the_two_continuations_of_a_branch_on_a_tensor_get_distinct_names():
+    partialdyn.reset()
+    check(branches_on_a_tensor, [(torch.ones(3),), (-torch.ones(3),)], breaks=1)
+    line = branches_on_a_tensor.__code__.co_firstlineno + 1
+    codes = {e["code"] for e in partialdyn.events("compile") if "after line" in e["code"]}
+    assert codes == {f"branches_on_a_tensor (after line {line})",
+                     f"branches_on_a_tensor (after line {line}, 2nd branch)"}, codes
 
 
 def test_a_traceback_after_a_graph_break_shows_the_users_frames_and_names_as_eager_does():

@@ -83,17 +83,25 @@ def _copy_header(bc, new, code, index, layout, local_names):
 
 
 def make_resume_function(fn: types.FunctionType, index: int, layout: tuple, local_names: tuple,
-                         after_line: int | None = None):
-    """The resume function, named for users after the line of the break (`after_line`, else the line before
-    `index`): `f (after line 10)`.  Its code keeps `f`'s names, for tracebacks."""
+                         line: int, nth_break: int = 1, nth_branch: int = 1):
+    """The resume function, named for users after the `line` of the break: `f (after line 10)`; the
+    `nth_break` other break on that line adds `, 2nd break`, the `nth_branch` continuation of one break
+    (a branch on a traced value) adds `, 2nd branch`.  Its code keeps `f`'s names, for tracebacks."""
     code = make_resume_code(fn.__code__, index, layout, local_names)
-    after = f" (after line {after_line or _break_line(fn.__code__, index)})"
+    ordinals = [f"{ordinal(n)} {what}" for n, what in ((nth_break, "break"), (nth_branch, "branch")) if n > 1]
+    after = f" ({', '.join([f'after line {line}'] + ordinals)})"
     resumed = types.FunctionType(code, fn.__globals__, code.co_name + after, None, fn.__closure__)
     resumed.__qualname__ = code.co_qualname + after
     return resumed
 
 
-def _break_line(code: types.CodeType, index: int) -> int:
+def ordinal(n: int) -> str:
+    """`2nd`, `3rd`, `11th`, `22nd`."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def break_line(code: types.CodeType, index: int) -> int:
     """The line of the instruction before `index` (the one that broke), else the resumed one's."""
     instructions = flat_instructions(bytecode.Bytecode.from_code(code))
     for instr in reversed(instructions[:index + 1][-2:]):

@@ -281,7 +281,8 @@ class BreakSite:
         pushed = (True,) + (False,) * (pushes - 1) if null_first else (False,) * pushes
         index = self.decoded.targets[self.stop.index] if jump else self.stop.index + 1
         return self.opt.resume_function(index, self.layout[:self.base(jump)] + pushed, self.names,
-                                        arg_texts=self.texts, paid=self.paid, after_line=self.stop.line)
+                                        arg_texts=self.texts, paid=self.paid, after_line=self.stop.line,
+                                        break_index=self.stop.index)
 
     def plain_python(self):
         """The resume function that runs the rest of the frame, this instruction included, as plain Python."""

@@ -22,7 +22,7 @@ import torch
 
 from ..errors import GraphBreak, PartialdynError, Unsupported, UserError
 from ..frontend.escapes import runs_in_python
-from ..frontend.resume import make_resume_function
+from ..frontend.resume import break_line, make_resume_function
 from ..guards.kinds import global_module_hooks, in_log_order
 from ..logs import emit
 from ..shapes.policy import POLICIES, FrameShapeState
@@ -97,6 +97,7 @@ class OptimizedFunction:
         self.never_traced = runs_in_python(fn)   # partialdyn.disable / torch.compiler.disable: always eager
         if root is None:
             self.children = {}               # resume functions and callees, by key
+            self.resume_breaks = {}          # (code, line) -> {break instruction: [resume indexes]}: names
             self.budget = CompileBudget(options.cache_size_limit)
         self.__wrapped__ = fn
         self._partialdyn_traced = fn         # traced code calling this object inlines fn (frontend.escapes)
@@ -324,12 +325,14 @@ class OptimizedFunction:
         return f"{code.co_name} ({code.co_filename.rsplit('/', 1)[-1]}:{code.co_firstlineno})"
 
     def resume_function(self, index, layout, local_names, optimized=True, arg_texts=None, paid=False,
-                        after_line=None):
+                        after_line=None, break_index=None):
         """The continuation at `index` of this frame, always built from the original code (so loops reuse it).
         It shares the root's backoff state; `arg_texts` names its stack arguments as users know them, so
         those dims keep their names.  `paid`: it exists because of a backoff break (its compiles come out of
-        the compile budget); so does everything a paid frame spawns."""
+        the compile budget); so does everything a paid frame spawns.  `break_index`: the instruction that
+        broke (default `index`), `after_line` its line: what the name says (`_resume_name_ordinals`)."""
         original, shift = self.origin
+        break_index = (index if break_index is None else break_index) - shift
         index -= shift
         # a closure's resume function binds that closure's cells: key it by the function object itself
         owner = original if original.__closure__ else original.__code__
@@ -337,7 +340,9 @@ class OptimizedFunction:
         children = self.root.children
         if key not in children:
             self._bound_children()
-            fn = make_resume_function(original, index, layout, local_names, after_line)
+            line = after_line or break_line(original.__code__, index)
+            ordinals = self._resume_name_ordinals(owner, line, break_index, index) if optimized else ()
+            fn = make_resume_function(original, index, layout, local_names, line, *ordinals)
             children[key] = OptimizedFunction(fn, self.options, root=self.root,
                                               origin=(original, len(layout) + 1)) if optimized else fn
         child = children[key]
@@ -345,6 +350,15 @@ class OptimizedFunction:
             child.arg_texts.update(arg_texts or {})
             child.paid |= paid or self.paid
         return child
+
+    def _resume_name_ordinals(self, owner, line, break_index, index):
+        """(nth break on `line` of `owner`, nth continuation of that break), counted in the order they
+        first appear, so two breaks on one line, or two branches of one break, get distinct names."""
+        breaks = self.root.resume_breaks.setdefault((owner, line), {})
+        continuations = breaks.setdefault(break_index, [])
+        if index not in continuations:
+            continuations.append(index)
+        return list(breaks).index(break_index) + 1, continuations.index(index) + 1
 
     def callee(self, fn: types.FunctionType, paid=False) -> "OptimizedFunction":
         key = ("callee", fn)
@@ -376,6 +390,7 @@ class OptimizedFunction:
         """Closures made anew on every call each get their own children; forget them all past a bound."""
         if len(self.root.children) >= MAX_CHILDREN:
             self.root.children.clear()
+            self.root.resume_breaks.clear()
 
     def eager_run_recorder(self, reason: str, file: str, line: int):
         """What a step that runs the rest of the frame as plain Python calls on each run: counted every
