@@ -5,6 +5,7 @@ import shutil
 import struct
 import subprocess
 import zlib
+from html.parser import HTMLParser
 
 import pytest
 
@@ -319,3 +320,69 @@ def test_a_log_of_an_unknown_schema_version_is_a_clear_error(tmp_path, capsys):
             in captured.err), captured.err
     with pytest.raises(ValueError, match="schema version 'two' is unknown"):
         render_html([{**STREAM[0], "v": "two"}])
+
+
+class _PageElements(HTMLParser):
+    """The text of every element with an id (`texts[id]`, with its tag in `tags`), and every link as
+    (class, target id, id of the nearest enclosing element with an id)."""
+
+    def __init__(self, page: str):
+        super().__init__()
+        self.texts, self.tags, self.links, self._open = {}, {}, [], []
+        self.feed(page)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "a" and attrs.get("href", "").startswith("#"):
+            within = next((element for _, element in reversed(self._open) if element), None)
+            self.links.append((attrs.get("class"), attrs["href"][1:], within))
+        if tag in VOID_TAGS:
+            return
+        self._open.append((tag, attrs.get("id")))
+        if attrs.get("id"):
+            self.texts[attrs["id"]], self.tags[attrs["id"]] = "", tag
+
+    def handle_endtag(self, tag):
+        while self._open and self._open.pop()[0] != tag:
+            pass
+
+    def handle_data(self, data):
+        for _, element in self._open:
+            if element:
+                self.texts[element] += data
+
+
+VOID_TAGS = {"meta", "br", "img", "hr", "input", "link"}
+
+
+def recompiles_for_two_dims(x):
+    if x.size(0) > 4:
+        x = x + 1
+    if x.size(1) > 2:
+        x = x * 2
+    return x.sum(0)
+
+
+def test_each_recompiles_failed_guard_links_to_that_guard_and_to_the_specialization_that_made_it():
+    import partialdyn
+    from helpers import check, r
+    partialdyn.reset()
+    check(recompiles_for_two_dims, [(r(3, 2),), (r(5, 2),), (r(5, 3),)], recompiles=2)
+    events = partialdyn.events()
+    page = _PageElements(render_html(events))
+    first_line = recompiles_for_two_dims.__code__.co_firstlineno
+    # (the dim each recompile failed on, the line of the `if` that specialized it)
+    expected = [("x.size(0)", first_line + 1), ("x.size(1)", first_line + 3)]
+    recompiles = [e for e in events if e["kind"] == "compile" and e["recompile"]]
+    assert len(recompiles) == len(expected), recompiles
+    for event, (dim, line) in zip(recompiles, expected):
+        chain_item = f"f0-e{event['entry']}-chain"
+        links = {kind: target for kind, target, within in page.links if within == chain_item}
+        failed_entry = f"f0-e{event['failed_entry']}"
+        assert links["failed-entry"] == failed_entry and page.tags[failed_entry] == "section", links
+        guard_row, made_by = links["failed-guard"], links["made-by"]
+        assert guard_row.startswith(f"{failed_entry}-g") and page.tags[guard_row] == "tr", links
+        assert event["failed_guard"] in page.texts[guard_row] and dim in event["failed_guard"], page.texts[guard_row]
+        assert made_by.startswith(f"{failed_entry}-s") and page.tags[made_by] == "tr", links
+        row = page.texts[made_by]
+        assert f"{recompiles_for_two_dims.__code__.co_filename}:{line}" in row and dim in row, (dim, line, row)
