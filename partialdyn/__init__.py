@@ -6,15 +6,16 @@ a dim, consuming it becomes a graph break instead.  See README.md and docs/.
 """
 import sys
 
-SUPPORTED_PYTHON = ((3, 11), (3, 12))   # the CPython versions whose opcodes the frontend handles; pyproject's
-                                        # requires-python says the same
+SUPPORTED_PYTHON = ((3, 11), (3, 12), (3, 13))  # the CPython versions whose opcodes the frontend handles;
+                                                # pyproject's requires-python says the same
 
 
 def check_python_version(version_info=None) -> None:
     """Raise ImportError on a CPython the frontend does not handle (a real check: `python -O` strips asserts)."""
     found = tuple((version_info or sys.version_info)[:2])
     if found not in SUPPORTED_PYTHON:
-        names = " and ".join(".".join(map(str, v)) for v in SUPPORTED_PYTHON)
+        *first, last = [".".join(map(str, v)) for v in SUPPORTED_PYTHON]
+        names = f"{', '.join(first)} and {last}" if first else last
         raise ImportError(f"partialdyn supports CPython {names} only (its opcode tables are those versions'); "
                           f"this is Python {'.'.join(map(str, found))}")
 

@@ -69,6 +69,13 @@ def test_equality_of_two_arguments_is_guarded():
     check(f, [(r(2), Cfg(1.0, 0.0), Cfg(1.0, 0.0)), (r(2), Cfg(1.0, 0.0), Cfg(2.0, 0.0))], recompiles=1)
 
 
+def test_identity_test_of_two_arguments_guards_whether_they_alias_not_each_object():
+    def f(x, a, b):
+        return x + 1 if a is b else x - 1
+    # fresh distinct objects reuse the entry (an ID_MATCH on each would recompile for every new pair)
+    check(f, [(r(2), Cfg(1.0, 0.0), Cfg(1.0, 0.0)), (r(2), Cfg(2.0, 0.0), Cfg(3.0, 0.0))], recompiles=0)
+
+
 def test_an_entry_traced_with_distinct_lists_rejects_aliased_ones():
     def f(a, b, x):
         a.append(1)

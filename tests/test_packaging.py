@@ -66,16 +66,19 @@ def test_ci_runs_the_readme_install_and_test_commands_in_that_environment():
     commands = ci_commands()
     installs = [c.strip() for c in INSTALL_AND_DEMO.split("&&") if c.strip().startswith("pip ")]
     assert installs == ["pip install torch==2.13.0", "pip install -e '.[test]'"]
-    # the 3.11 leg, then the 3.12 leg in its own environment
-    assert [c for c in commands if "pip install" in c] == ["python -m " + c for c in installs] * 2
+    # the 3.11 leg, then the 3.12 and 3.13 legs, each in its own environment
+    assert [c for c in commands if "pip install" in c] == ["python -m " + c for c in installs] * 3
     readme = (ROOT / "README.md").read_text()
     assert f"`{SLOW_TEST_COMMAND}`" in readme
     tests = [c for c in commands if c.startswith("python -m pytest")]
-    assert tests == [TEST_COMMAND, SLOW_TEST_COMMAND, TEST_COMMAND]
+    assert tests == [TEST_COMMAND, SLOW_TEST_COMMAND, TEST_COMMAND, TEST_COMMAND]
     assert commands.index(TEST_COMMAND) > commands.index("python -m pip install -e '.[test]'")
     second_leg = commands.index('export PATH="$WORK/venv312/bin:$PATH"')
+    third_leg = commands.index('export PATH="$WORK/venv313/bin:$PATH"')
     assert '"$PY312" -m venv "$WORK/venv312"' in commands[:second_leg]
-    assert commands[second_leg + 2:] == ["python -m " + c for c in installs] + [TEST_COMMAND]
+    assert commands[second_leg + 2:second_leg + 5] == ["python -m " + c for c in installs] + [TEST_COMMAND]
+    assert '"$PY313" -m venv "$WORK/venv313"' in commands[second_leg:third_leg]
+    assert commands[third_leg + 2:] == ["python -m " + c for c in installs] + [TEST_COMMAND]
 
 
 def test_ci_installs_the_browser_only_when_missing():
@@ -140,13 +143,13 @@ def test_requires_python_is_the_versions_the_package_supports():
     assert sys.version_info[:2] in partialdyn.SUPPORTED_PYTHON
 
 
-@pytest.mark.parametrize("version", [(3, 13, 0, "final", 0), (3, 10, 13, "final", 0)])
+@pytest.mark.parametrize("version", [(3, 14, 0, "final", 0), (3, 10, 13, "final", 0)])
 def test_import_on_an_unsupported_python_raises_a_clear_import_error_even_under_dash_o(version):
     script = f"import sys; sys.version_info = {version!r}; import partialdyn"
     out = subprocess.run([sys.executable, "-O", "-c", script], cwd=ROOT, env=clean_env(),
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 1
-    assert (f"ImportError: partialdyn supports CPython 3.11 and 3.12 only (its opcode tables are those versions'); "
+    assert (f"ImportError: partialdyn supports CPython 3.11, 3.12 and 3.13 only (its opcode tables are those versions'); "
             f"this is Python {version[0]}.{version[1]}") in out.stderr
 
 

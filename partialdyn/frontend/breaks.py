@@ -18,6 +18,7 @@ from typing import Callable
 class BreakKind(enum.Enum):
     EAGER = "eager"          # the rest of the frame runs as plain Python
     CALL = "call"            # the call runs in Python (its callee optimized separately)
+    CALL_KW = "call_kw"      # 3.13: the same, the keyword names a tuple on top of the stack
     CALL_EX = "call_ex"      # f(*args, **kwargs) in Python
     BRANCH = "branch"        # a conditional jump on a runtime value
     FOR_ITER = "for_iter"    # one next() in Python
@@ -31,8 +32,9 @@ class AtBreak:
     pops: Callable[[object], int] | None = None          # instruction arg -> values taken from the stack
     operation: Callable[[object], Callable] | None = None  # STACK_OP: instruction arg -> the Python operation
     jump_if: bool | None = None                         # BRANCH: the truth value that takes the jump
-    pushes_null: Callable[[object], bool] = lambda arg: False   # STACK_OP: instruction arg -> NULL goes below
-                                                        # the operation's result
+    pushes_null: Callable[[object], bool] = lambda arg: False   # STACK_OP: instruction arg -> a NULL goes next
+                                                        # to the operation's result (below it until 3.13,
+                                                        # above it from 3.13: instructions.NULL_AFTER_CALLABLE)
     null_optional: bool = False                         # CALL_EX: the NULL under the callable may be absent
 
 

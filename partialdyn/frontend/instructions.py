@@ -30,6 +30,7 @@ NONE_JUMPS = {             # opcode -> whether it jumps on None
 OR_POP_JUMPS = {"JUMP_IF_TRUE_OR_POP": True, "JUMP_IF_FALSE_OR_POP": False}
 PROLOGUE = {"MAKE_CELL", "COPY_FREE_VARS", "RESUME"}
 VERSION = sys.version_info[:2]
+NULL_AFTER_CALLABLE = VERSION >= (3, 13)   # a call's NULL (or self) sits above the callable from 3.13, below before
 DECODE_CACHE_SIZE = 1024         # code objects kept decoded (least recently used ones are decoded again)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import operator
 
 from bytecode import BinaryOp, Compare
+from bytecode.instr import CellVar, FormatValue, FreeVar
 
 from . import attributes as A
 from . import calls as C
@@ -25,7 +26,7 @@ from . import breaks
 from .. import trackers as V
 from ..errors import GraphBreak, Unsupported
 from .breaks import AtBreak
-from .instructions import CONDITIONAL_JUMPS, NONE_JUMPS, OR_POP_JUMPS, applies
+from .instructions import CONDITIONAL_JUMPS, NONE_JUMPS, NULL_AFTER_CALLABLE, OR_POP_JUMPS, applies
 from .tracer import RETURN, YIELD
 
 BINARY = {
@@ -43,6 +44,16 @@ BINARY = {
 }
 COMPARE = {Compare.LT: operator.lt, Compare.LE: operator.le, Compare.EQ: operator.eq,
            Compare.NE: operator.ne, Compare.GT: operator.gt, Compare.GE: operator.ge}
+# 3.13 fuses a TO_BOOL into the comparison before a jump or `not` (the _CAST forms): the tracer leaves the truth test
+# to that consumer, as it does for TO_BOOL; at a break the comparison runs in Python and casts
+COMPARE_CAST = {getattr(Compare, f"{c.name}_CAST"): op for c, op in COMPARE.items() if hasattr(Compare, f"{c.name}_CAST")}
+CONVERSIONS = {FormatValue.STR: str, FormatValue.REPR: repr, FormatValue.ASCII: ascii}
+
+
+def _compare_at_break(arg):
+    if arg in COMPARE_CAST:
+        return lambda a, b: bool(COMPARE_CAST[arg](a, b))
+    return COMPARE[arg]
 UNARY = {"UNARY_NEGATIVE": operator.neg, "UNARY_POSITIVE": operator.pos, "UNARY_INVERT": operator.invert}
 
 HANDLERS = {}      # opcode name -> handler, for the running CPython's opcodes only
@@ -94,9 +105,7 @@ def swap(f, i):
 # ---------------------------------------------------------------- names
 @handles("LOAD_FAST")
 def load_fast(f, i):
-    if i.arg not in f.locals:
-        raise Unsupported(f"local {i.arg!r} is unbound here (UnboundLocalError in Python)")
-    f.push(f.locals[i.arg])
+    push_local(f, i.arg)
 
 
 @handles("LOAD_FAST_CHECK", since=(3, 12))
@@ -112,11 +121,47 @@ def load_fast_and_clear(f, i):
 
 @handles("STORE_FAST")
 def store_fast(f, i):
+    store_local(f, i.arg)
+
+
+def store_local(f, name):
     value = f.pop()
     if value is V.NULL:          # 3.12: an inlined comprehension restores a variable that was unbound
-        f.locals.pop(i.arg, None)
+        f.locals.pop(name, None)
     else:
-        f.locals[i.arg] = value
+        f.locals[name] = value
+
+
+def push_local(f, name):
+    # 3.13 loads a cell for a closure with the LOAD_FAST family (`bytecode` names the cell of an argument by the
+    # argument's name: the two share a slot)
+    cell = name.name if isinstance(name, (CellVar, FreeVar)) else name if name not in f.locals else None
+    if cell in f.cells:
+        f.closure_made = True
+        f.push(f.cells[cell])
+        return
+    if name not in f.locals:
+        raise Unsupported(f"local {name!r} is unbound here (UnboundLocalError in Python)")
+    f.push(f.locals[name])
+
+
+@handles("LOAD_FAST_LOAD_FAST", since=(3, 13))
+def load_fast_load_fast(f, i):
+    for name in i.arg:
+        push_local(f, name)
+
+
+@handles("STORE_FAST_LOAD_FAST", since=(3, 13))
+def store_fast_load_fast(f, i):
+    store_local(f, i.arg[0])
+    push_local(f, i.arg[1])
+
+
+@handles("STORE_FAST_STORE_FAST", since=(3, 13))
+def store_fast_store_fast(f, i):
+    """The first name takes the top of the stack."""
+    for name in i.arg:
+        store_local(f, name)
 
 
 @handles("DELETE_FAST")
@@ -131,10 +176,12 @@ def load_const(f, i):
 
 @handles("LOAD_GLOBAL", words="global read")
 def load_global(f, i):
-    push_null_first, name = i.arg
-    if push_null_first:
+    push_null, name = i.arg
+    if push_null and not NULL_AFTER_CALLABLE:
         f.push(V.NULL)
     f.push(reads.global_name(f, name))
+    if push_null and NULL_AFTER_CALLABLE:
+        f.push(V.NULL)
 
 
 @handles("MAKE_CELL")
@@ -176,12 +223,20 @@ def load_attr(f, i):
 @handles("LOAD_ATTR", since=(3, 12), words="attribute read", at_break=breaks.stack_op(
     lambda arg: lambda obj: getattr(obj, arg[1]), 1, pushes_null=lambda arg: arg[0]))
 def load_attr_or_method(f, i):
-    """3.12: the arg's flag asks for NULL below the attribute, like 3.11's LOAD_METHOD."""
+    """From 3.12 the arg's flag asks for NULL next to the attribute (below it until 3.13, like 3.11's
+    LOAD_METHOD; above it from 3.13)."""
     push_null, name = i.arg
     obj = f.pop()
-    if push_null:
+    push_attribute(f, A.getattr_vt(f, obj, name), push_null)
+
+
+def push_attribute(f, value, push_null):
+    """Push a callable with the NULL a call expects next to it when `push_null`."""
+    if push_null and not NULL_AFTER_CALLABLE:
         f.push(V.NULL)
-    f.push(A.getattr_vt(f, obj, name))
+    f.push(value)
+    if push_null and NULL_AFTER_CALLABLE:
+        f.push(V.NULL)
 
 
 def _super_lookup(load_method_and_form):
@@ -203,9 +258,7 @@ def load_super_attr(f, i):
     super_, cls, obj = f.popn(3)
     builtin = isinstance(super_, V.Known) and super_.value is super
     sup = C.call(f, super_, [cls, obj] if two_arguments or builtin else [], {})
-    if load_method:
-        f.push(V.NULL)
-    f.push(A.getattr_vt(f, sup, name))
+    push_attribute(f, A.getattr_vt(f, sup, name), load_method)
 
 
 @handles("LOAD_METHOD", until=(3, 12), words="attribute read",
@@ -290,11 +343,17 @@ def binary_op(f, i):
     f.push(Vals.binary(f, BINARY[i.arg], a, b))
 
 
-@handles("COMPARE_OP", words="comparison", at_break=breaks.stack_op(COMPARE.__getitem__, 2))
+@handles("COMPARE_OP", words="comparison", at_break=breaks.stack_op(_compare_at_break, 2))
 def compare_op(f, i):
     b = f.pop()
     a = f.pop()
-    f.push(Vals.binary(f, COMPARE[i.arg], a, b))
+    f.push(Vals.binary(f, COMPARE_CAST.get(i.arg) or COMPARE[i.arg], a, b))
+
+
+@handles("TO_BOOL", since=(3, 13), at_break=breaks.stack_op(lambda arg: bool, 1))
+def to_bool(f, i):
+    """3.13: the value stays as it is: the jump or `not` that always follows tests its truth (and names the use
+    in guard provenance)."""
 
 
 @handles("IS_OP", words="identity test",
@@ -368,6 +427,23 @@ def format_value(f, i):
     value = Vals.python_value(f, f.pop(), "str formatting")
     conv = {0: None, 1: str, 2: repr, 3: ascii}[i.arg & 0x03]
     f.push(V.Known(format(conv(value) if conv else value, spec)))
+
+
+@handles("CONVERT_VALUE", since=(3, 13), words="str formatting")
+def convert_value(f, i):
+    value = Vals.python_value(f, f.pop(), "str formatting")
+    f.push(V.Known(CONVERSIONS[i.arg](value)))
+
+
+@handles("FORMAT_SIMPLE", since=(3, 13), words="str formatting")
+def format_simple(f, i):
+    f.push(V.Known(format(Vals.python_value(f, f.pop(), "str formatting"), "")))
+
+
+@handles("FORMAT_WITH_SPEC", since=(3, 13), words="str formatting")
+def format_with_spec(f, i):
+    spec = f.pop().value
+    f.push(V.Known(format(Vals.python_value(f, f.pop(), "str formatting"), spec)))
 
 
 @handles("LIST_APPEND")
@@ -495,24 +571,45 @@ def kw_names(f, i):
 @handles("CALL", words="call",
          at_break=AtBreak(breaks.BreakKind.CALL, pops=lambda argc: argc + 2))
 def call(f, i):
-    n = i.arg
-    args = f.popn(n)
-    b, a = f.pop(), f.pop()
-    fn, args = (b, args) if a is V.NULL else (a, [b] + args)
     names = f.kw_names or ()
     f.kw_names = None
+    call_with_names(f, i.arg, names)
+
+
+@handles("CALL_KW", since=(3, 13), words="call",
+         at_break=AtBreak(breaks.BreakKind.CALL_KW, pops=lambda argc: argc + 3))
+def call_kw(f, i):
+    """3.13: the keyword names are a tuple on top of the stack."""
+    call_with_names(f, i.arg, f.pop().value)
+
+
+def call_with_names(f, n, names):
+    """CALL n: the callable and NULL (or self) under n arguments, the last len(names) of them by keyword."""
+    args = f.popn(n)
+    upper, lower = f.pop(), f.pop()
+    fn, args = callable_and_args(lower, upper, args)
     positional = args[:len(args) - len(names)]
     kwargs = dict(zip(names, args[len(args) - len(names):]))
     f.push(C.call(f, fn, positional, kwargs))
 
 
+def callable_and_args(lower, upper, args):
+    """The callee and its arguments from the two slots under a call's arguments (NULL or self in one of them)."""
+    if NULL_AFTER_CALLABLE:
+        return (lower, args) if upper is V.NULL else (lower, [upper] + args)
+    return (upper, args) if lower is V.NULL else (lower, [upper] + args)
+
+
 @handles("CALL_FUNCTION_EX", words="call", at_break=AtBreak(
-    breaks.BreakKind.CALL_EX, pops=lambda flags: 3 + (flags & 1), null_optional=True))
+    breaks.BreakKind.CALL_EX, pops=lambda flags: 3 + (flags & 1), null_optional=not NULL_AFTER_CALLABLE))
 def call_function_ex(f, i):
+    """Until 3.13 the NULL under the callable may be absent; from 3.13 a NULL is always above it."""
     kwargs = Vals.dict_items(f, f.pop()) if i.arg & 1 else {}
     args = Vals.iterate(f, f.pop())
     fn = f.pop()
-    if f.stack and f.stack[-1] is V.NULL:
+    if fn is V.NULL:
+        fn = f.pop()
+    elif f.stack and f.stack[-1] is V.NULL:
         f.pop()
     f.push(C.call(f, fn, args, kwargs))
 
@@ -526,6 +623,27 @@ def make_function(f, i):
     kwdefaults = Vals.dict_items(f, f.pop()) if i.arg & 0x02 else {}
     defaults = tuple(Vals.iterate(f, f.pop())) if i.arg & 0x01 else ()
     f.push(V.Function(code, f.globals, code.co_name, defaults, kwdefaults, closure))
+
+
+@handles("MAKE_FUNCTION", since=(3, 13))
+def make_plain_function(f, i):
+    """3.13: a function from the code alone; SET_FUNCTION_ATTRIBUTE adds defaults and closure."""
+    code = f.pop().value
+    f.push(V.Function(code, f.globals, code.co_name))
+
+
+FUNCTION_ATTRIBUTES = {0x01: lambda f, fn, value: setattr(fn, "defaults", tuple(Vals.iterate(f, value))),
+                       0x02: lambda f, fn, value: setattr(fn, "kwdefaults", Vals.dict_items(f, value)),
+                       0x04: lambda f, fn, value: None,          # annotations
+                       0x08: lambda f, fn, value: setattr(fn, "closure", tuple(value.items))}
+
+
+@handles("SET_FUNCTION_ATTRIBUTE", since=(3, 13))
+def set_function_attribute(f, i):
+    fn = f.pop()
+    value = f.pop()
+    FUNCTION_ATTRIBUTES[i.arg](f, fn, value)
+    f.push(fn)
 
 
 @handles("RETURN_VALUE", words="return")
@@ -631,7 +749,7 @@ for _name, _jump_if in OR_POP_JUMPS.items():
     handles(_name, until=(3, 12), at_break=breaks.branch(_jump_if), words="and/or")(_or_pop)
 
 
-@handles("FOR_ITER", since=(3, 12), at_break=breaks.FOR_ITER, words="iteration")
+@handles("FOR_ITER", since=(3, 12), until=(3, 13), at_break=breaks.FOR_ITER, words="iteration")
 def for_iter_skipping_end_for(f, i):
     """3.12: an exhausted loop pops the iterator and jumps past the END_FOR at its target."""
     for_iter(f, i)
@@ -639,9 +757,22 @@ def for_iter_skipping_end_for(f, i):
         f.ip += 1
 
 
-@handles("END_FOR", since=(3, 12))
+@handles("FOR_ITER", since=(3, 13), at_break=breaks.FOR_ITER, words="iteration")
+def for_iter_skipping_end_for_pop_top(f, i):
+    """3.13: an exhausted loop pops the iterator and jumps past the END_FOR and POP_TOP at its target."""
+    for_iter(f, i)
+    if f.ip == f.decoded.targets[f.current]:
+        f.ip += 2
+
+
+@handles("END_FOR", since=(3, 12), until=(3, 13))
 def end_for(f, i):
     f.popn(2)
+
+
+@handles("END_FOR", since=(3, 13))
+def end_for_popping_one(f, i):
+    f.pop()
 
 
 @handles("GET_ITER", at_break=breaks.stack_op(lambda arg: iter, 1), words="iteration")

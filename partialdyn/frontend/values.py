@@ -105,10 +105,14 @@ def identical(f, a, b) -> bool:
     if a is b:
         return True
     if isinstance(a, V.Known) and isinstance(b, V.Known):
+        same = a.value is b.value
         if (a.by_contents or b.by_contents) and not (_is_constant(a.value) or _is_constant(b.value)):
-            f.trace.as_object(a)        # `cfg is other`: the answer depends on the objects themselves
-            f.trace.as_object(b)
-        return a.value is b.value
+            if a.by_contents and b.by_contents and a.source is not None and b.source is not None:
+                f.trace.guards.alias(a.source, b.source, same)   # `cfg is other`: only their aliasing matters
+            else:
+                f.trace.as_object(a)    # the answer depends on the objects themselves
+                f.trace.as_object(b)
+        return same
     if isinstance(a, V.Known) or isinstance(b, V.Known):
         known, other = (a, b) if isinstance(a, V.Known) else (b, a)
         if isinstance(other, (V.Opaque,)):

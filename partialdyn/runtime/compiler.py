@@ -23,7 +23,7 @@ from ..errors import Unsupported
 from ..frontend import autocast, breaks
 from ..frontend.autocast import AutocastRestart
 from ..frontend.breaks import BreakKind
-from ..frontend.instructions import stack_effect, writes_cells
+from ..frontend.instructions import NULL_AFTER_CALLABLE, stack_effect, writes_cells
 from ..frontend.opcodes import AT_BREAK
 from ..frontend.resume import STACK_PREFIX
 from ..frontend.side_effects import SideEffects
@@ -240,9 +240,9 @@ def _make_step(opt, trace, stop, names, texts):
         # the rest runs as plain Python (the try keeps its handlers); a callee that broke inside is still
         # optimized: the callable on the stack is swapped for its optimized version
         callee_slot = None
-        if site.at_break.kind in (BreakKind.CALL, BreakKind.CALL_EX) and stop.inside_callee:
+        if site.at_break.kind in (BreakKind.CALL, BreakKind.CALL_KW, BreakKind.CALL_EX) and stop.inside_callee:
             base = site.base()
-            callee_slot = base + 1 if site.layout[base] else base
+            callee_slot = base + 1 if site.layout[base] and not NULL_AFTER_CALLABLE else base
         return EagerRest(site.plain_python(), site.eager_recorder(), callee_slot, site.callee_resolver(True))
     return BREAK_STEPS[site.at_break.kind](site)
 
@@ -277,8 +277,9 @@ class BreakSite:
     def after(self, jump: bool):
         """The resume function for where the instruction continues, taking (`jump`) or skipping its jump."""
         pushes = self.pushes(jump)
-        null_first = self.at_break.pushes_null(self.instr.arg)
-        pushed = (True,) + (False,) * (pushes - 1) if null_first else (False,) * pushes
+        pushed = (False,) * pushes
+        if self.at_break.pushes_null(self.instr.arg):
+            pushed = pushed[:-1] + (True,) if NULL_AFTER_CALLABLE else (True,) + pushed[1:]
         index = self.decoded.targets[self.stop.index] if jump else self.stop.index + 1
         return self.opt.resume_function(index, self.layout[:self.base(jump)] + pushed, self.names,
                                         arg_texts=self.texts, paid=self.paid, after_line=self.stop.line,
@@ -305,17 +306,23 @@ class BreakSite:
 def _stack_op_step(site):
     operation = site.at_break.operation(site.instr.arg)
     if site.at_break.pushes_null(site.instr.arg):
-        operation = _null_first(operation)
+        operation = _with_null(operation)
     return StackOpStep(operation, site.pops(False), site.pushes(False), site.after(False))
 
 
-def _null_first(operation):
+def _with_null(operation):
+    """The operation's result and the NULL a call expects next to it."""
+    if NULL_AFTER_CALLABLE:
+        return lambda *values: (operation(*values), NULL)
     return lambda *values: (NULL, operation(*values))
 
 
 BREAK_STEPS = {
     BreakKind.CALL: lambda site: CallStep(site.instr.arg, site.stop.kw_names, site.after(False),
                                           site.callee_resolver(site.stop.inside_callee), site.call_site()),
+    BreakKind.CALL_KW: lambda site: CallStep(site.instr.arg, None, site.after(False),
+                                             site.callee_resolver(site.stop.inside_callee), site.call_site(),
+                                             names_on_stack=True),
     BreakKind.CALL_EX: lambda site: CallExStep(bool(site.instr.arg & 1), site.after(False),
                                                site.callee_resolver(site.stop.inside_callee), site.call_site()),
     BreakKind.BRANCH: lambda site: BranchStep(site.at_break.jump_if, stack_effect(site.instr, True) < 0, bool,

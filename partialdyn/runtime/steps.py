@@ -13,6 +13,7 @@ import types
 
 import torch
 
+from ..frontend.instructions import NULL_AFTER_CALLABLE
 from ..guards.kinds import AUTOCAST_DEVICES
 
 NULL = type("NULL", (), {"__repr__": lambda self: "NULL"})()
@@ -26,17 +27,23 @@ class CallStep:
     """CALL n: the callee runs in Python (optimized separately if the break was inside it).  `resolve` maps
     the callee to what runs (its optimized version); `call` makes the call from a frame at the user's line."""
 
-    def __init__(self, argc, kw_names, resume, resolve, call):
+    def __init__(self, argc, kw_names, resume, resolve, call, names_on_stack=False):
         self.argc, self.kw_names, self.resume = argc, kw_names or (), resume
-        self.resolve, self.call = resolve, call
+        self.resolve, self.call, self.names_on_stack = resolve, call, names_on_stack
 
     def __call__(self, stack, locals_):
+        kw_names = self.kw_names
+        if self.names_on_stack:          # 3.13's CALL_KW
+            kw_names, stack = stack[-1], stack[:-1]
         n = self.argc
         args = stack[len(stack) - n:]
-        a, b = stack[-n - 2], stack[-n - 1]
-        fn, args = (b, args) if a is NULL else (a, [b] + args)
-        k = len(self.kw_names)
-        kwargs = dict(zip(self.kw_names, args[len(args) - k:])) if k else {}
+        lower, upper = stack[-n - 2], stack[-n - 1]
+        if NULL_AFTER_CALLABLE:
+            fn, args = (lower, args) if upper is NULL else (lower, [upper] + args)
+        else:
+            fn, args = (upper, args) if lower is NULL else (lower, [upper] + args)
+        k = len(kw_names)
+        kwargs = dict(zip(kw_names, args[len(args) - k:])) if k else {}
         result = self.call(self.resolve(fn), args[:len(args) - k], kwargs)
         return self.resume(*locals_, *without_nulls(stack[:-n - 2]), result)
 
@@ -51,7 +58,9 @@ class CallExStep:
         kwargs = stack.pop() if self.has_kwargs else {}
         args = stack.pop()
         fn = stack.pop()
-        if stack and stack[-1] is NULL:
+        if fn is NULL:                   # from 3.13 the NULL is above the callable
+            fn = stack.pop()
+        elif stack and stack[-1] is NULL:
             stack.pop()
         result = self.call(self.resolve(fn), list(args), dict(kwargs))
         return self.resume(*locals_, *without_nulls(stack), result)
