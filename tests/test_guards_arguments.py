@@ -152,6 +152,8 @@ def test_removed_defaults_raise_python_s_type_error():
         x = r(3)
         opt = partialdyn.optimize(scaled)
         torch.testing.assert_close(opt(x), scaled(x))
+        out, what = outcome(opt, x)
+        assert what == "hit"
         scaled.__defaults__ = None
         scaled.__kwdefaults__ = None
         for call in (lambda f: f(x), lambda f: f(x, 3.0)):

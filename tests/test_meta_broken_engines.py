@@ -34,6 +34,7 @@ NOT_ENGINE_TESTS = [
     "tests/test_backends.py::test_unknown_backend_name_fails_at_decoration_listing_valid_names",
     "tests/test_backends.py::test_bad_options_fail_at_decoration*",
     "tests/test_backends.py::test_non_callable_targets_fail_clearly",
+    "tests/test_guards_arguments.py::test_a_wrong_call_raises_the_type_error_python_raises_naming_the_function*",
     "tests/test_controls.py::test_set_stance_rejects_an_unknown_stance_with_the_valid_ones",
     "tests/test_policy.py::test_mark_static_and_mark_dynamic_validate_their_arguments",
     "tests/test_escape_hatches.py::test_reoptimizing_with_different_options_warns_and_keeps_the_first",
