@@ -61,6 +61,12 @@ def test_reassigned_code_of_an_inlined_helper_recompiles():
         _scaled.__code__ = saved
 
 
+def test_reassigned_code_of_the_optimized_function_itself_recompiles():
+    def own(t, k=2):
+        return t * k
+    check(own, [(r(3),), (r(3),)], before={1: lambda fn: setattr(fn, "__code__", _other.__code__)}, recompiles=1)
+
+
 def _tensor_default(t, a=1, *, w=torch.full((2,), 5.0)):
     return t * a + w
 

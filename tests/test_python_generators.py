@@ -315,15 +315,8 @@ def test_a_generator_left_suspended_in_yield_from_without_try_compiles():
     check(delegating_generator_left_suspended, [(r(3),), (r(4),)])
 
 
-def guarded_sub():
-    try:
-        yield 1
-    except ValueError:
-        yield 100
-
-
 def throw_caught_by_the_sub_generator(x):
-    outer = delegating(guarded_sub())
+    outer = delegating(guarded())
     next(outer)
     return x + outer.throw(ValueError("boom"))
 

@@ -90,7 +90,7 @@ class Trace:
         self.builder.shapes.provenance = self.provenance
         self.guards = GuardSet(provenance=self.provenance)
         self.guards.global_state()
-        self.guards.function_match(S.Src(FUNCTION, fn.__qualname__), fn)    # `f.__code__ = ...` retraces
+        self.guards.own_code(S.Src(FUNCTION, fn.__qualname__), fn)    # `f.__code__ = ...` retraces
         self.policy = POLICIES[options.policy]
         self.consumer = Consumer(self.policy, shape_state, self.builder.shapes, where=self.where)
         self.wrapped: dict[str, V.VT] = {}          # source code -> tracker

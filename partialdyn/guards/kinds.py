@@ -259,6 +259,14 @@ class GuardSet:
                              f"and len({THIRD} or ()) == {d}", reads),
                        f"{src} runs the code of {fn.__qualname__} ({n} cells, {d} defaults)", str(src)))
 
+    def own_code(self, src, fn):
+        """The optimized function itself: only its `__code__` can change under the cache (`__closure__` is
+        read-only, and the binder reads a default when a call leaves it out), so that is all it reads per call;
+        on CPython 3.12+ each function attribute read is an audit event."""
+        self._refs(src)
+        self.add(Guard(GuardKind.FUNCTION_MATCH, Check(f"{FIRST}.__code__ is {self.constant(fn.__code__)}", (src,)),
+                       f"{src} runs the code of {fn.__qualname__}", str(src)))
+
     def module_structure(self, src, module, own_forward: bool):
         """An nn.Module the trace called: no hooks on it or global ones, and a `forward` set on the instance
         present or absent as traced.  (Its children, parameters and buffers are guarded where they are read.)"""
