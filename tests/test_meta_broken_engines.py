@@ -64,6 +64,7 @@ NEVER_CACHED = [
     "tests/test_python_dicts_and_sets.py::test_values_view_set_operation_raises_type_error",
     "tests/test_python_generators.py::test_generator_alive_at_a_graph_break_runs_eagerly_with_the_eager_result",
     "tests/test_python_generators.py::test_throw_into_a_generator_that_catches_it_gives_the_eager_result",
+    "tests/test_python_generators.py::test_throw_through_yield_from_into_a_sub_generator_that_catches_it_runs_eagerly",
     # explain() traces once beside the cache and never consults it
     "tests/test_policy.py::test_explain_names_a_predicate_dim_with_its_line_and_op",
     "tests/test_policy.py::test_explain_names_a_value_specialized_dim_with_its_line_and_op",
