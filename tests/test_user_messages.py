@@ -133,3 +133,19 @@ def test_partialdyn_logs_summary_prints_compiles_recompiles_by_reason_and_compil
     assert re.fullmatch(r"  rows: 4 calls, 3 compiles \(2 recompiles\), 0 graph breaks, 0 eager fallbacks; "
                         r"\d+\.\d\d s compiling", lines[start + 1]), lines[start:]
     assert lines[start + 2].startswith("    2 x recompile on x.size(0) == N (from argument at "), lines[start:]
+
+
+class Doubler(torch.nn.Module):
+    def forward(self, x):
+        return x.view(x.size(0), -1) * 2
+
+
+def test_the_cache_limit_warning_of_an_optimized_module_names_the_user_s_calling_line():
+    partialdyn.reset()
+    model = partialdyn.optimize(Doubler(), policy="static", cache_size_limit=1)
+    model(r(2, 3))
+    assert outcome(model, r(2, 3))[1] == "hit"
+    with pytest.warns(UserWarning, match="cache_size_limit=1") as caught:
+        call_line = sys._getframe().f_lineno + 1
+        model(r(4, 3))
+    assert (caught[0].filename, caught[0].lineno) == (HERE, call_line)

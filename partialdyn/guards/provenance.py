@@ -76,17 +76,26 @@ def is_engine_file(filename: str) -> bool:
     return real.startswith(_PACKAGE_DIR) and real != os.path.join(_PACKAGE_DIR, "demo.py")
 
 
-def user_caller() -> tuple | None:
-    """(file, line, source) of the innermost frame on the real Python stack that is the user's: not
-    partialdyn's runtime, not library code.  Where an optimized library module (an `nn.Sequential`) was
-    called from, for guards made entirely inside library code."""
-    frame = sys._getframe(1)
+def user_frame(frame):
+    """The innermost frame from `frame` outwards that is the user's: not partialdyn's runtime, not library
+    code (torch's module call machinery included); None when there is none."""
     while frame is not None:
         file = frame.f_code.co_filename
         if not file.startswith("<") and not is_library_file(file) and not is_engine_file(file):
-            return file, frame.f_lineno, linecache.getline(file, frame.f_lineno).strip()
+            return frame
         frame = frame.f_back
     return None
+
+
+def user_caller() -> tuple | None:
+    """(file, line, source) of the innermost frame on the real Python stack that is the user's.  Where an
+    optimized library module (an `nn.Sequential`) was called from, for guards made entirely inside library
+    code."""
+    frame = user_frame(sys._getframe(1))
+    if frame is None:
+        return None
+    file = frame.f_code.co_filename
+    return file, frame.f_lineno, linecache.getline(file, frame.f_lineno).strip()
 
 
 def provenance_of(op: str, frames, caller=None) -> Provenance:

@@ -31,7 +31,7 @@ from ..stance import current_stance
 from .binding import DefaultsChanged, frame_argnames, make_binder
 from .budget import CompileBudget
 from .steps import GraphRaised
-from .userframes import substitute, without_engine_frames
+from .userframes import substitute, warn_at_user_caller, without_engine_frames
 
 
 @dataclass
@@ -270,9 +270,9 @@ class OptimizedFunction:
         if not self.cache_limit_hit:
             self.cache_limit_hit = True
             _, last_reason, _, _ = self._closest_failure(bound)
-            warnings.warn(f"partialdyn: {self.name} reached cache_size_limit={self.options.cache_size_limit}; "
-                          f"new inputs run eagerly. Last reason: {last_reason}. "
-                          f"PARTIALDYN_LOGS=recompiles shows every recompile and why", stacklevel=5)
+            warn_at_user_caller(f"partialdyn: {self.name} reached cache_size_limit={self.options.cache_size_limit}; "
+                                f"new inputs run eagerly. Last reason: {last_reason}. "
+                                f"PARTIALDYN_LOGS=recompiles shows every recompile and why")
             self._log("cache_limit", limit=self.options.cache_size_limit, reason=last_reason)
             self._log_fallback_once("cache_limit", f"cache_size_limit={self.options.cache_size_limit} reached "
                                                    f"(last recompile reason: {last_reason})")

@@ -6,7 +6,8 @@ caller's module, line and registry; tracebacks show the caller) must see the
 user's line, not partialdyn's.  `caller_at` makes a tiny function whose code has
 the user's file name, line number, function name and globals and that only does
 `fn(*args, **kwargs)`.  `warn_as_user` is `warnings.warn` with `stacklevel`
-counted over user-visible frames only.  `without_engine_frames` drops partialdyn's
+counted over user-visible frames only; `warn_at_user_caller` attributes partialdyn's own warnings to the
+user's calling line.  `without_engine_frames` drops partialdyn's
 frames from a user exception's traceback, so it reads like eager's.
 """
 from __future__ import annotations
@@ -16,7 +17,7 @@ import sys
 import types
 import warnings
 
-from ..guards.provenance import is_engine_file
+from ..guards.provenance import is_engine_file, user_frame
 
 
 def _call(fn, args, kwargs): return fn(*args, **kwargs)  # noqa: E704 -- one line: every instruction on it
@@ -66,6 +67,16 @@ def warn_as_user(message, category=None, stacklevel=1, source=None):
             frame = frame.f_back
         if frame is None:
             break
+    _warn_from(frame, message, category, source)
+
+
+def warn_at_user_caller(message, category=UserWarning):
+    """A warning of partialdyn's own about a call (the cache limit), attributed to the user's line that made
+    the call, through any nn.Module call machinery, so warning filters and registries see the user's module."""
+    _warn_from(user_frame(sys._getframe(1)), message, category)
+
+
+def _warn_from(frame, message, category, source=None):
     if isinstance(message, Warning):
         category = message.__class__
     category = category or UserWarning
