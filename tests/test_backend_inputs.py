@@ -4,7 +4,7 @@ once."""
 import torch
 
 import partialdyn
-from helpers import assert_compiled, check
+from helpers import assert_compiled, check, outcome
 
 
 def setup_function():
@@ -21,11 +21,13 @@ def test_resize_of_an_input_runs_in_python_on_every_backend():
     for policy in ("static", "automatic", "partial"):
         partialdyn.reset()
         opt = partialdyn.optimize(resize_input, backend="aot_eager", policy=policy)
-        for n in (2, 3, 6):
+        for n in (2, 3, 6, 6):
             a = torch.arange(float(n))
             b = a.clone()
-            torch.testing.assert_close(opt(a), resize_input(b))
+            got, what = outcome(opt, a)
+            torch.testing.assert_close(got, resize_input(b))
             assert a.shape == b.shape
+        assert what == "hit", f"{policy}: the last call made again did not hit: {partialdyn.stats(opt)}"
         assert_compiled(opt, hits=0, fallbacks=None)
 
 
@@ -35,12 +37,13 @@ def scalars_out(x, k, s):
 
 def test_backend_restart_request_for_float_inputs_is_honoured():
     opt = partialdyn.optimize(scalars_out, backend="aot_eager")
-    for i in range(1, 5):
+    for i in (1, 2, 3, 4, 4):
         x, k, s = torch.randn(2 + i, 3), i - 2, i * 0.25
-        got, want = opt(x, k, s), scalars_out(x, k, s)
+        (got, what), want = outcome(opt, x, k, s), scalars_out(x, k, s)
         torch.testing.assert_close(got[0], want[0])
         assert got[1:] == want[1:] and type(got[1]) is int and type(got[2]) is float
     assert partialdyn.stats(opt)["graphs"] >= 1
+    assert what == "hit", f"the last call made again did not hit: {partialdyn.stats(opt)}"
 
 
 def reshape_through_layers(x):

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import partialdyn
-from helpers import guards
+from helpers import guards, outcome
 
 
 pytestmark = pytest.mark.usefixtures("fresh_partialdyn")   # tests/conftest.py
@@ -101,6 +101,7 @@ def test_register_backend_by_name():
     opt = partialdyn.optimize(scaled, backend="test_backends_counting")
     x = rand(3, 2)
     torch.testing.assert_close(opt(x), scaled(x))
+    assert outcome(opt, x)[1] == "hit"
     assert calls == [1]
     # a registered name is accepted as the config default, too
     saved = partialdyn.config.backend

@@ -56,6 +56,7 @@ NEVER_CACHED = [
     # an internal error (here a failing backend) makes the frame run eagerly for good: no compile, no entry
     "tests/test_internal_errors.py::test_internal_error_runs_the_frame_eagerly_and_warns_once_naming_the_error",
     "tests/test_internal_errors.py::test_suppress_errors_false_raises_the_internal_error",
+    "tests/test_backends.py::test_backend_error_does_not_reach_the_user",
     # a break after a callee mutated a container falls back for the whole frame on every call (compiles stays 0)
     "tests/test_library_structures.py::test_break_in_a_method_after_it_changed_an_object_made_in_the_trace_runs_correctly",
     # the traced code raises, or leaves a generator suspended at a break: the frame falls back on every call
@@ -75,10 +76,6 @@ NEVER_CACHED = [
 # each needs a cache-hit assertion (helpers.assert_compiled(opt) / outcome(...) == "hit") where it makes a call
 # that should hit.  Remove a line when its test fails under nocache.
 NOCACHE_TO_FIX = [
-    "tests/test_backend_inputs.py::test_backend_restart_request_for_float_inputs_is_honoured",
-    "tests/test_backend_inputs.py::test_resize_of_an_input_runs_in_python_on_every_backend",
-    "tests/test_backends.py::test_backend_error_does_not_reach_the_user",
-    "tests/test_backends.py::test_register_backend_by_name",
     "tests/test_backoff_cost.py::test_an_unaffordable_backoff_break_specializes_instead",
     "tests/test_controls.py::test_eager_on_recompile_runs_new_inputs_as_plain_python_with_an_event_and_no_compile",
     "tests/test_controls.py::test_fullgraph_raises_the_exported_partialdynerror",
