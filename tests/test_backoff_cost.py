@@ -115,9 +115,11 @@ def test_backoff_of_a_padded_chunk_loop_makes_no_more_compiles_than_static():
 
 
 def test_an_unaffordable_backoff_break_specializes_instead():
-    # with room for two compiles only, the function specializes like `static` and never breaks
-    partial, stats, _ = run_stream(range_loop, [2, 3, 4, 5], "partial", cache_size_limit=2, recompile_limit=1)
+    # with room for two compiles only, the function specializes like `static` and never breaks; a size it
+    # specialized for hits its entry again
+    partial, stats, _ = run_stream(range_loop, [2, 3, 4, 5, 3], "partial", cache_size_limit=2, recompile_limit=1)
     assert partial[-1] <= 2 and stats["graph_breaks"] == 0
+    assert stats["cache_hits"] == 1, stats
 
 
 def test_resume_functions_share_the_backoff_state_of_their_function():

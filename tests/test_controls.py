@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import partialdyn
+from helpers import outcome
 
 HERE = __file__
 
@@ -48,7 +49,8 @@ def test_mark_dynamic_raises_partialdynerror_naming_the_line_and_a_fix_when_the_
 
 
 def run_marked(fn, batches, mark=partialdyn.mark_dynamic, **options):
-    """Marks live on the tensor object, so (unlike helpers.check) the same marked inputs go to both runs."""
+    """Marks live on the tensor object, so (unlike helpers.check) the same marked inputs go to both runs.  The
+    last batch, marked again, must hit the cache; the stats before that call are returned."""
     partialdyn.reset()
     opt = partialdyn.optimize(fn, **options)
     for batch in batches:
@@ -56,6 +58,7 @@ def run_marked(fn, batches, mark=partialdyn.mark_dynamic, **options):
         torch.testing.assert_close(opt(x), fn(x))
     stats = partialdyn.stats(opt)
     assert stats["graphs"] >= 1 and stats["eager_fallbacks"] == 0, stats
+    assert outcome(opt, marked(batches[-1], mark))[1] == "hit", partialdyn.stats(opt)
     return stats
 
 
@@ -95,6 +98,7 @@ def test_eager_on_recompile_runs_new_inputs_as_plain_python_with_an_event_and_no
     try:
         x = torch.randn(3, 3)
         assert torch.equal(opt(x), rows_as_int(x))
+        assert outcome(opt, torch.randn(2, 3))[1] == "hit"        # a cache hit still runs compiled
     finally:
         partialdyn.set_stance("default")
     stats = partialdyn.stats(opt)
