@@ -4,7 +4,7 @@ import os
 import torch
 
 import partialdyn
-from helpers import check, r
+from helpers import check, outcome, r
 
 FLAG = "PARTIALDYN_TEST_ZOO_FLAG"
 
@@ -83,4 +83,5 @@ def test_item_of_an_unset_variable_raises_key_error_and_its_value_once_set_is_gu
     torch.testing.assert_close(opt(x), x * 2)
     os.environ[FLAG] = "3"
     torch.testing.assert_close(opt(x), x * 3)
+    assert outcome(opt, x)[1] == "hit"
     assert partialdyn.stats(opt)["compiles"] == 2

@@ -99,6 +99,7 @@ def test_graph_that_writes_an_input_is_not_rerun_and_loses_later_recorded_effect
     assert isinstance(error, IndexError)
     assert x.tolist() == [2.0, 2.0, 2.0] and log == []        # eager: the same x, but log == [1]
     assert partialdyn.stats(opt)["eager_fallbacks"] == 0
+    assert partialdyn.stats(opt)["cache_hits"] == 1, "the failing call ran the cached graph"
 
 
 def draws_random_then_raises(x, idx, log):
@@ -113,6 +114,7 @@ def test_graph_that_draws_random_numbers_is_not_rerun():
     _, error = outcome(opt, torch.ones(3), torch.tensor([10]), log)
     assert isinstance(error, IndexError) and log == []        # eager: log == [1]
     assert partialdyn.stats(opt)["eager_fallbacks"] == 0
+    assert partialdyn.stats(opt)["cache_hits"] == 1, "the failing call ran the cached graph"
 
 
 def writes_intermediate_then_raises(x, idx, log):
@@ -129,3 +131,4 @@ def test_in_place_op_on_an_intermediate_still_allows_the_rerun():
     _, error = outcome(opt, torch.ones(3), torch.tensor([10]), log)
     assert isinstance(error, IndexError) and log == [1]
     assert partialdyn.stats(opt)["eager_fallbacks"] == 1
+    assert partialdyn.stats(opt)["cache_hits"] == 1, "the failing call ran the cached graph"

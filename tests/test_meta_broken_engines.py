@@ -80,10 +80,6 @@ NEVER_CACHED = [
 # each needs a cache-hit assertion (helpers.assert_compiled(opt) / outcome(...) == "hit") where it makes a call
 # that should hit.  Remove a line when its test fails under nocache.
 NOCACHE_TO_FIX = [
-    "tests/test_environment_reads.py::test_item_of_an_unset_variable_raises_key_error_and_its_value_once_set_is_guarded",
-    "tests/test_errors_inside_graphs.py::test_graph_that_draws_random_numbers_is_not_rerun",
-    "tests/test_errors_inside_graphs.py::test_graph_that_writes_an_input_is_not_rerun_and_loses_later_recorded_effects",
-    "tests/test_errors_inside_graphs.py::test_in_place_op_on_an_intermediate_still_allows_the_rerun",
     "tests/test_escape_hatches.py::test_optimize_of_a_torch_compiled_function_warns_and_optimizes_the_original",
     "tests/test_fuzz_state.py::test_a_few_randomly_seeded_programs_match_eager_under_every_policy",
     "tests/test_fuzz_state.py::test_generated_programs_with_state_mutated_between_calls_match_eager_under_every_policy",
