@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import partialdyn
-from helpers import CountingBackend, check, r
+from helpers import CountingBackend, check, outcome, r
 
 B = (2, 3, 5)
 
@@ -121,6 +121,7 @@ def test_optimize_of_a_torch_compiled_function_warns_and_optimizes_the_original(
     with pytest.warns(UserWarning, match="torch.compile"):
         opt = partialdyn.optimize(torch.compile(cosine), backend=CountingBackend())
     torch.testing.assert_close(opt(torch.ones(3)), cosine(torch.ones(3)))
+    assert outcome(opt, torch.ones(3))[1] == "hit"
     s = partialdyn.stats(opt)
     assert s["graphs"] == 1 and s["eager_fallbacks"] == 0
 

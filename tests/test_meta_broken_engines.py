@@ -80,9 +80,6 @@ NEVER_CACHED = [
 # each needs a cache-hit assertion (helpers.assert_compiled(opt) / outcome(...) == "hit") where it makes a call
 # that should hit.  Remove a line when its test fails under nocache.
 NOCACHE_TO_FIX = [
-    "tests/test_escape_hatches.py::test_optimize_of_a_torch_compiled_function_warns_and_optimizes_the_original",
-    "tests/test_fuzz_state.py::test_a_few_randomly_seeded_programs_match_eager_under_every_policy",
-    "tests/test_fuzz_state.py::test_generated_programs_with_state_mutated_between_calls_match_eager_under_every_policy",
     "tests/test_graph_break_state.py::test_caller_containers_mutated_in_the_trace_are_the_same_objects_afterwards",
     "tests/test_graph_break_state.py::test_closures_made_before_a_break_share_their_cells",
     "tests/test_graph_break_state.py::test_comprehension_whose_body_breaks_keeps_every_item",
