@@ -109,6 +109,7 @@ class Coverage:
     programs: int = 0
     configs: int = 0
     calls: int = 0
+    cache_hits: int = 0
     compiles: int = 0
     graph_runs: int = 0
     graph_breaks: int = 0
@@ -117,6 +118,7 @@ class Coverage:
     def add(self, stats, graph_runs):
         self.configs += 1
         self.calls += stats["calls"]
+        self.cache_hits += stats["cache_hits"]
         self.compiles += stats["compiles"]
         self.graph_runs += graph_runs
         self.graph_breaks += stats["graph_breaks"]
@@ -456,8 +458,9 @@ def main(argv=None):
         parser.error(f"unknown features {sorted(unknown)}; --list shows them")
     classes, coverage = campaign(args.programs, args.seed, features, reduce_found=not args.no_reduce)
     print(f"\n{coverage.programs} programs, {coverage.configs} runs, {coverage.calls} calls, "
-          f"{coverage.compiles} compiles, {coverage.graph_runs} graph runs, {coverage.graph_breaks} graph breaks, "
-          f"{coverage.eager_fallbacks} eager fallbacks; {len(classes)} mismatch classes")
+          f"{coverage.cache_hits} cache hits, {coverage.compiles} compiles, {coverage.graph_runs} graph runs, "
+          f"{coverage.graph_breaks} graph breaks, {coverage.eager_fallbacks} eager fallbacks; "
+          f"{len(classes)} mismatch classes")
     text = "\n".join(f"# ==== {kind} in {', '.join(kinds)} (program {number})\n{script}"
                      for (kind, kinds), (script, number) in classes.items())
     if args.repros:
