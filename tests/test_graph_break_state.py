@@ -3,7 +3,7 @@ before it stay what eager has after it (regressions found in review: each gave a
 import torch
 
 import partialdyn
-from helpers import assert_compiled, assert_fell_back
+from helpers import assert_compiled, assert_fell_back, compile_events, outcome
 
 
 def setup_function():
@@ -23,6 +23,9 @@ def test_comprehension_whose_body_breaks_keeps_every_item(capsys):
         for a, b in zip(got, want):
             torch.testing.assert_close(a, b)
     assert_compiled(opt, hits=0, fallbacks=None)
+    # the function's own entry served the second call (the comprehension, a closure made anew on every call,
+    # compiles on every call: docs/limitations.md)
+    assert len(compile_events(comprehension_with_break)) == 1
 
 
 def mutate_inputs_around_break(x, xs, d):
@@ -40,11 +43,13 @@ def test_caller_containers_mutated_in_the_trace_are_the_same_objects_afterwards(
         x = torch.randn(n)
         xs, d = [torch.zeros(n)], {"a": 1}
         ys, e = [torch.zeros(n)], {"a": 1}
-        assert opt(x, xs, d) == mutate_inputs_around_break(x, ys, e)
+        got, what = outcome(opt, x, xs, d)
+        assert got == mutate_inputs_around_break(x, ys, e)
         assert len(xs) == len(ys) == 3 and xs[0] is x and d.keys() == e.keys() and d["k"] is x
         for a, b in zip(xs, ys):
             torch.testing.assert_close(a, b)
     assert_compiled(opt, hits=0, fallbacks=None)
+    assert what == "hit", partialdyn.stats(opt)
 
 
 def helper_advancing_iterator(it, x):
@@ -63,6 +68,9 @@ def test_iterator_advanced_by_a_callee_that_breaks_is_rolled_back(capsys):
     opt = partialdyn.optimize(caller_sharing_iterator)
     x = torch.randn(3)
     torch.testing.assert_close(opt(x), caller_sharing_iterator(x))
+    got, what = outcome(opt, x)
+    assert what == "hit"
+    torch.testing.assert_close(got, caller_sharing_iterator(x))
     assert_compiled(opt, hits=0, fallbacks=None)
 
 
@@ -106,6 +114,13 @@ def test_values_are_read_before_the_trace_s_writes_are_replayed(capsys):
     assert y is original and y == [1, 2] and old == "a" and m.lst == [] and m.name == "b"
     for compiled in (opt, opt2, opt3):
         assert_compiled(compiled, hits=0, fallbacks=None)
+    # made again on fresh arguments, each hits and does the same
+    xs, ys, m = [1, 2], [0, 1, 2], Holder()
+    original = m.lst
+    assert outcome(opt, xs, 5) == (1, "hit") and xs == [5, 2]
+    assert outcome(opt2, ys) == (2, "hit") and ys == [0, 1]
+    (y, old, _), what = outcome(opt3, m, torch.ones(2))
+    assert what == "hit" and y is original and old == "a" and m.lst == [] and m.name == "b"
 
 
 def remove_one(xs):
@@ -125,6 +140,11 @@ def test_list_remove_and_returned_containers_keep_python_semantics():
     assert returning(ys) is ys
     for compiled in (removing, returning):
         assert_compiled(compiled, hits=0)
+    # made again on fresh arguments, each hits and does the same
+    xs, ys = [1, 2, 1], [torch.ones(2)]
+    assert outcome(removing, xs) == (2, "hit") and xs == [2, 1]
+    got, what = outcome(returning, ys)
+    assert what == "hit" and got is ys
 
 
 def nonlocal_counter(x):
