@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import partialdyn
-from helpers import CountingBackend, check, r
+from helpers import CountingBackend, check, outcome, r
 
 B = (2, 3, 5)
 HERE = os.path.abspath(__file__)
@@ -332,6 +332,7 @@ def test_user_exception_after_break_keeps_location():
     last = traceback.extract_tb(info.value.__traceback__)[-1]
     assert (os.path.abspath(last.filename), last.lineno) == (HERE, line_of("RAISE-LINE"))
     assert partialdyn.stats(opt)["graph_breaks"] >= 1
+    assert outcome(opt, r(2))[1] == "hit"      # the first call's entries still serve it
 
 
 def shape_error_after_break(x, w):

@@ -75,6 +75,7 @@ NEVER_CACHED = [
     "tests/test_controls.py::test_the_repr_of_an_explanation_is_the_readable_report",
     # the call raises a PartialdynError while compiling (fullgraph's break, a marked dim specialized): no entry
     "tests/test_controls.py::test_fullgraph_raises_the_exported_partialdynerror",
+    "tests/test_graph_breaks.py::test_fullgraph_raises_with_location",
     "tests/test_controls.py::test_mark_dynamic_raises_partialdynerror_naming_the_line_and_a_fix_when_the_code_specializes_the_dim",
 ]
 # NOT YET FIXED (debt, to shrink to nothing): engine tests that pass when no guard ever accepts, as measured on
@@ -82,8 +83,6 @@ NEVER_CACHED = [
 # each needs a cache-hit assertion (helpers.assert_compiled(opt) / outcome(...) == "hit") where it makes a call
 # that should hit.  Remove a line when its test fails under nocache.
 NOCACHE_TO_FIX = [
-    "tests/test_graph_breaks.py::test_fullgraph_raises_with_location",
-    "tests/test_graph_breaks.py::test_user_exception_after_break_keeps_location",
     "tests/test_guard_provenance.py::test_a_list_length_guard_reports_type_and_length_by_name",
     "tests/test_guard_provenance.py::test_a_recompile_on_a_relation_prints_each_value_as_an_int",
     "tests/test_guard_provenance.py::test_a_recompile_on_an_expression_of_one_dim_prints_its_value_as_an_int",
