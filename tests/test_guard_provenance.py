@@ -10,15 +10,18 @@ from torch import nn
 
 import partialdyn
 from partialdyn import demo
+from helpers import outcome
 
 HERE = __file__
 
 
 def run(fn, calls, **options):
+    """Make the calls, then the last one again, which must hit; the stats and the events."""
     partialdyn.reset()
     opt = partialdyn.optimize(fn, **options)
     for args in calls:
         opt(*args)
+    assert outcome(opt, *calls[-1])[1] == "hit", partialdyn.stats(opt)
     return partialdyn.stats(opt), partialdyn.events()
 
 

@@ -83,12 +83,6 @@ NEVER_CACHED = [
 # each needs a cache-hit assertion (helpers.assert_compiled(opt) / outcome(...) == "hit") where it makes a call
 # that should hit.  Remove a line when its test fails under nocache.
 NOCACHE_TO_FIX = [
-    "tests/test_guard_provenance.py::test_a_list_length_guard_reports_type_and_length_by_name",
-    "tests/test_guard_provenance.py::test_a_recompile_on_a_relation_prints_each_value_as_an_int",
-    "tests/test_guard_provenance.py::test_a_recompile_on_an_expression_of_one_dim_prints_its_value_as_an_int",
-    "tests/test_guard_provenance.py::test_a_specialized_dim_names_the_operation_and_line_that_specialized_it",
-    "tests/test_guard_provenance.py::test_every_guard_of_the_demo_runs_has_a_provenance[partial]",
-    "tests/test_guard_provenance.py::test_every_guard_of_the_demo_runs_has_a_provenance[static]",
     "tests/test_guards.py::test_closure_variable_change_is_detected",
     "tests/test_guards.py::test_dict_keys_recompile_reason_names_the_keys",
     "tests/test_guards.py::test_predicate_recompile_reason_names_the_range_and_the_value",
