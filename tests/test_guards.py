@@ -140,11 +140,13 @@ CASES = [
 
 
 def compiled_on(fn, a, **opts):
-    """`fn` optimized (on a CountingBackend) after its first call on `a`, which must compile and match eager."""
+    """`fn` optimized (on a CountingBackend) after its first call on `a`, which must compile and match eager,
+    and a second, which must hit."""
     opt = partialdyn.optimize(fn, backend=CountingBackend(), **opts)
     out, what = outcome(opt, *a)
     assert what == "compile", what
     torch.testing.assert_close(out, fn(*a))
+    assert outcome(opt, *a)[1] == "hit", partialdyn.stats(opt)
     return opt
 
 
@@ -375,6 +377,7 @@ def test_static_recompile_reason_names_the_dim_and_the_value():
         torch.testing.assert_close(opt(x), add_one(x))
     reasons = [e["reason"] for e in partialdyn.events("compile")]
     assert reasons[0] == "first call" and reasons[1].startswith("x.size(0) == 8 failed: got 10")
+    assert outcome(opt, rand(10, 3))[1] == "hit"
 
 
 def test_predicate_recompile_reason_names_the_range_and_the_value():
@@ -383,6 +386,7 @@ def test_predicate_recompile_reason_names_the_range_and_the_value():
         torch.testing.assert_close(opt(rand(b, 3)), branch(rand(b, 3)))
     reason = partialdyn.events("compile")[-1]["reason"]
     assert "x.size(0)" in reason and "16" in reason and "got 20" in reason, reason
+    assert outcome(opt, rand(20, 3))[1] == "hit"
 
 
 def test_tensor_property_recompile_reason_names_the_property():
@@ -391,6 +395,7 @@ def test_tensor_property_recompile_reason_names_the_property():
     opt(rand(3, dtype=torch.float64))
     reason = partialdyn.events("compile")[-1]["reason"]
     assert "dtype" in reason and "float64" in reason, reason
+    assert outcome(opt, rand(3, dtype=torch.float64))[1] == "hit"
 
 
 def test_dict_keys_recompile_reason_names_the_keys():
@@ -399,6 +404,7 @@ def test_dict_keys_recompile_reason_names_the_keys():
     opt({"a": rand(2)})
     reason = partialdyn.events("compile")[-1]["reason"]
     assert "['a']" in reason, reason
+    assert outcome(opt, {"a": rand(2)})[1] == "hit"
 
 
 DOCUMENTED_KINDS = ("TYPE_MATCH", "ID_MATCH", "CONSTANT_MATCH", "TENSOR_MATCH_DYNAMIC", "TENSOR_MATCH_STATIC",

@@ -83,15 +83,6 @@ NEVER_CACHED = [
 # each needs a cache-hit assertion (helpers.assert_compiled(opt) / outcome(...) == "hit") where it makes a call
 # that should hit.  Remove a line when its test fails under nocache.
 NOCACHE_TO_FIX = [
-    "tests/test_guards.py::test_closure_variable_change_is_detected",
-    "tests/test_guards.py::test_dict_keys_recompile_reason_names_the_keys",
-    "tests/test_guards.py::test_predicate_recompile_reason_names_the_range_and_the_value",
-    "tests/test_guards.py::test_python_module_attribute_change_is_detected",
-    "tests/test_guards.py::test_reassigned_defaults_are_honoured",
-    "tests/test_guards.py::test_size_one_dims_are_guarded",
-    "tests/test_guards.py::test_size_zero_dims_are_guarded",
-    "tests/test_guards.py::test_static_recompile_reason_names_the_dim_and_the_value",
-    "tests/test_guards.py::test_tensor_property_recompile_reason_names_the_property",
     "tests/test_policy.py::test_random_shape_streams_match_eager_and_respect_the_cache_limit",
 
 ]
