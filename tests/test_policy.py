@@ -30,15 +30,19 @@ def rand(*shape, seed=0):
 
 def check_stream(opt, fn, calls, rehit=False):
     """Run each call through the optimized fn and eager; results must match.  `rehit`: the last call made
-    again (a copy of its arguments) must hit the cache."""
+    again (a copy of its arguments) must hit the cache.  Returns what each call did (helpers.outcome)."""
+    done = []
     for args in calls:
-        torch.testing.assert_close(opt(*args), fn(*args))
+        out, what = outcome(opt, *args)
+        torch.testing.assert_close(out, fn(*args))
+        done.append(what)
     assert partialdyn.stats(opt)["compiles"] >= 1, partialdyn.stats(opt)
     if rehit:
         again = [a.clone() if isinstance(a, torch.Tensor) else a for a in calls[-1]]
         out, what = outcome(opt, *again)
         assert what == "hit", partialdyn.stats(opt)
         torch.testing.assert_close(out, fn(*again))
+    return done
 
 
 def counters(opt):
@@ -541,12 +545,16 @@ def test_random_shape_streams_match_eager_and_respect_the_cache_limit(fn_index, 
     fn = PROPERTY_FNS[fn_index]
     opt = partialdyn.optimize(fn, backend="eager", policy=policy, cache_size_limit=CACHE_LIMIT,
                               recompile_limit=recompile_limit)
+    calls = [(rand(b, d, seed=i),) for i, (b, d) in enumerate(shapes)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        check_stream(opt, fn, [(rand(b, d, seed=i),) for i, (b, d) in enumerate(shapes)])
+        done = check_stream(opt, fn, calls)
     per_code = collections.Counter(e["code"] for e in partialdyn.events("compile"))
     assert all(n <= CACHE_LIMIT for n in per_code.values()), per_code
     assert len(entries(fn)) <= CACHE_LIMIT
     s = partialdyn.stats(opt)
     assert s["calls"] == len(shapes)
     assert s["compiles"] == sum(per_code.values())
+    # the last call that did not run eagerly (past the cache limit), made again, hits
+    last = max(i for i, what in enumerate(done) if what != "eager")
+    assert outcome(opt, *calls[last])[1] == "hit", (shapes[last], done, partialdyn.stats(opt))
