@@ -78,19 +78,11 @@ NEVER_CACHED = [
     "tests/test_graph_breaks.py::test_fullgraph_raises_with_location",
     "tests/test_controls.py::test_mark_dynamic_raises_partialdynerror_naming_the_line_and_a_fix_when_the_code_specializes_the_dim",
 ]
-# NOT YET FIXED (debt, to shrink to nothing): engine tests that pass when no guard ever accepts, as measured on
-# 2026-12-03 (a cache limit of 2).  Most check messages, events or eager results on calls that all compile;
-# each needs a cache-hit assertion (helpers.assert_compiled(opt) / outcome(...) == "hit") where it makes a call
-# that should hit.  Remove a line when its test fails under nocache.
-NOCACHE_TO_FIX = [
-    "tests/test_policy.py::test_random_shape_streams_match_eager_and_respect_the_cache_limit",
-
-]
 # and, per engine, the tests whose subject the engine does not break
 ALLOWED = {
     "identity": NOT_ENGINE_TESTS,
     "fallback": NOT_ENGINE_TESTS + EAGER_BY_DESIGN,
-    "nocache": NOT_ENGINE_TESTS + EAGER_BY_DESIGN + NEVER_CACHED + NOCACHE_TO_FIX,
+    "nocache": NOT_ENGINE_TESTS + EAGER_BY_DESIGN + NEVER_CACHED,
 }
 
 
