@@ -335,6 +335,12 @@ def test_user_exception_after_break_keeps_location():
     assert outcome(opt, r(2))[1] == "hit"      # the first call's entries still serve it
 
 
+def test_raising_after_a_break_again_and_again_compiles_once_per_path_not_once_per_exception():
+    # the exception object is made fresh by each raising call; the part that raises it must not be keyed on it
+    stats = check(raise_after_break, [(r(b),) for b in (2, 6, 7, 8, 9, 6)], breaks=None, fallbacks=None)
+    assert stats["compiles"] <= 4, stats
+
+
 def shape_error_after_break(x, w):
     y = x.relu()
     print("before the error")

@@ -364,14 +364,15 @@ def shared_storages(values) -> set:
 
 def _read_by_contents(value) -> bool:
     """Objects whose state the trace reads piece by piece: sets, deques, dataclass instances (transformers'
-    ModelOutput dicts too), torch.autocast objects (made by a `with` that runs in Python) and instances of user classes whose attribute lookup is Python's own (slots and
+    ModelOutput dicts too), torch.autocast objects (made by a `with` that runs in Python), exceptions (made
+    fresh by every raising call) and instances of user classes whose attribute lookup is Python's own (slots and
     custom __init__/__new__/__setattr__ allowed).  A resume function gets the objects a break step made as
     such arguments: guarding them by identity would recompile on every call."""
     if isinstance(value, (set, frozenset, collections.deque)):
         return True
     if isinstance(value, (type, torch.nn.Module)):
         return False
-    if dataclasses.is_dataclass(value) or isinstance(value, torch.amp.autocast_mode.autocast):
+    if dataclasses.is_dataclass(value) or isinstance(value, (torch.amp.autocast_mode.autocast, BaseException)):
         return True
     if isinstance(value, (dict, list, tuple)):
         return False
