@@ -75,14 +75,14 @@ def _optimize(fn, options, given):
     if isinstance(fn, torch.nn.Module):
         return _optimize_module(fn, options)
     if isinstance(fn, types.MethodType) and isinstance(fn.__func__, types.FunctionType):
-        return _bound(_root(fn.__func__, options), fn.__self__)
+        return _bound(_root(fn.__func__, options), fn.__self__, fn)
     if isinstance(fn, functools.partial):
         return _partial(_optimize(fn.func, options, given), fn)
     if isinstance(fn, types.FunctionType):
         return _root(fn, options)
     call = getattr(type(fn), "__call__", None)
     if isinstance(call, types.FunctionType) and not isinstance(fn, type):
-        return _bound(_root(call, options), fn)      # a callable object: its __call__ with the object bound
+        return _bound(_root(call, options), fn, fn)  # a callable object: its __call__ with the object bound
     raise TypeError(f"partialdyn.optimize expects a Python function or an nn.Module (or a callable object, a "
                     f"functools.partial), got {type(fn).__name__}: {fn!r}")
 
@@ -113,17 +113,22 @@ def _root(fn, options):
     return opt
 
 
-def _bound(opt, first):
-    """`opt` with its first argument bound (a method's self, a callable object)."""
-    wrapper = lambda *a, **k: opt(first, *a, **k)  # noqa: E731
-    wrapper._partialdyn = opt
-    return wrapper
+def _bound(opt, first, original):
+    """`opt` with its first argument bound (a method's self, a callable object).  It has the signature of
+    `original` (through __wrapped__): callers such as transformers' generate() read the parameters of a
+    forward to decide which arguments to pass."""
+    def bound(*args, **kwargs):
+        return opt(first, *args, **kwargs)
+    bound.__wrapped__ = original
+    bound._partialdyn = opt
+    return bound
 
 
 def _partial(optimized, partial):
     """An optimized functools.partial: the partial's arguments are the optimized function's first ones."""
     def call(*args, **kwargs):
         return optimized(*partial.args, *args, **{**partial.keywords, **kwargs})
+    call.__wrapped__ = partial
     call._partialdyn = _opt_of(optimized)
     return call
 
@@ -156,6 +161,7 @@ def _optimize_module(module: torch.nn.Module, options):
     opt = _root(cls.forward, options)
     original = module
 
+    @functools.wraps(cls.forward)          # forward's signature: callers read its parameters (generate())
     def forward(self, *args, **kwargs):
         return opt(original, *args, **kwargs)
     wrapper_cls = type(f"Optimized{cls.__name__}", (cls,), {"forward": forward, "_partialdyn": opt,

@@ -1,6 +1,7 @@
 """Escape hatches and calling conventions: disabled functions, allow_in_graph, optimized callees,
 functools.partial, callable objects, torch.compile'd functions and re-optimizing."""
 import functools
+import inspect
 import warnings
 
 import pytest
@@ -169,3 +170,29 @@ def test_an_lru_cache_wrapper_is_stepped_past_and_its_function_traced():
     def f(x):
         return x * cached_scale(x.dim()) + (1 if cached_probe() else 2)
     check(f, [(r(b),) for b in B])
+
+
+class Scaler(torch.nn.Module):
+    def forward(self, x, scale=2.0, *, shift=None):
+        return x * scale
+
+
+class CallableScaler:
+    def __call__(self, x, scale=2.0):
+        return x * scale
+
+
+def test_what_optimize_returns_has_the_signature_of_what_it_was_given():
+    """Callers read a forward's parameters (transformers' generate() passes position_ids only if forward
+    names them): every optimized form keeps the original's signature."""
+    module, callable_object, partial = Scaler(), CallableScaler(), functools.partial(scale, k=3.0)
+    optimized_module = partialdyn.optimize(module)
+    cases = ((module.forward, optimized_module.forward, optimized_module),
+             (module.forward, partialdyn.optimize(module.forward), None),
+             (callable_object, partialdyn.optimize(callable_object), None),
+             (partial, partialdyn.optimize(partial), None))
+    for original, optimized, owner in cases:
+        assert inspect.signature(optimized) == inspect.signature(original), original
+        for _ in range(2):
+            torch.testing.assert_close(optimized(r(3)), original(r(3)))
+        assert partialdyn.stats(owner or optimized)["cache_hits"] >= 1, original

@@ -131,3 +131,25 @@ def test_every_guard_of_a_zoo_run_has_a_provenance_and_each_recompile_names_a_li
     assert reasons
     for reason in reasons:
         assert re.search(r"\(from .* at \S+\.py:\d+", reason), reason
+
+
+def test_generate_of_an_optimized_causal_lm_on_a_left_padded_batch_gives_eager_s_tokens_and_logits():
+    """generate() reads the optimized forward's parameters to decide what to pass (position_ids from the
+    attention mask): GPT-2's absolute positions make a left-padded row wrong if it does not see them."""
+    config = transformers().GPT2Config(vocab_size=96, n_embd=32, n_layer=2, n_head=4, n_positions=64,
+                                       pad_token_id=0, eos_token_id=95)
+    torch.manual_seed(0)
+    model = transformers().GPT2LMHeadModel(config).eval()
+    ids = torch.randint(3, 90, (2, 5), generator=torch.Generator().manual_seed(0))
+    mask = torch.ones(2, 5, dtype=torch.long)
+    mask[0, :2] = 0                                   # row 0 is left-padded
+    options = dict(input_ids=ids, attention_mask=mask, max_new_tokens=6, do_sample=False, output_logits=True,
+                   return_dict_in_generate=True)
+    optimized = partialdyn.optimize(model)
+    with torch.no_grad():
+        want, got = model.generate(**options), optimized.generate(**options)
+    assert got.sequences.tolist() == want.sequences.tolist()
+    for step, (a, b) in enumerate(zip(got.logits, want.logits)):
+        torch.testing.assert_close(a, b, msg=lambda m: f"step {step}: {m}")
+    stats = partialdyn.stats(optimized)
+    assert stats["cache_hits"] >= 1 and stats["eager_fallbacks"] == 0, stats
