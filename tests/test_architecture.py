@@ -13,11 +13,6 @@ LOWER_LAYERS = ("partialdyn.graph", "partialdyn.shapes", "partialdyn.guards", "p
                 "partialdyn.sources", "partialdyn.trackers", "partialdyn.rebuilt", "partialdyn.names")
 UPPER_LAYERS = ("partialdyn.frontend", "partialdyn.runtime")
 
-# The import cycles that remain (issue #11 item 1): this list may only shrink; no other module may join one.
-KNOWN_CYCLES = (
-    frozenset({"partialdyn.frontend.opcodes", "partialdyn.frontend.tracer"}),   # the dispatch loop and RETURN
-)
-
 
 def _modules(root: Path) -> dict[str, Path]:
     found = {}
@@ -97,10 +92,9 @@ def test_layers_below_the_frontend_import_nothing_from_the_frontend_or_the_runti
     assert not wrong, "\n".join(wrong)
 
 
-def test_no_import_cycle_other_than_the_known_ones_which_only_shrink():
-    wrong = [sorted(cycle) for cycle in import_cycles(import_graph())
-             if not any(cycle <= known for known in KNOWN_CYCLES)]
-    assert not wrong, wrong
+def test_no_import_cycle():
+    cycles = [sorted(cycle) for cycle in import_cycles(import_graph())]
+    assert not cycles, cycles
 
 
 def test_the_import_parser_sees_function_level_and_relative_imports(tmp_path):

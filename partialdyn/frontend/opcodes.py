@@ -27,7 +27,7 @@ from .. import trackers as V
 from ..errors import GraphBreak, Unsupported
 from .breaks import AtBreak
 from .instructions import CONDITIONAL_JUMPS, NONE_JUMPS, NULL_AFTER_CALLABLE, OR_POP_JUMPS, applies
-from .tracer import RETURN, YIELD
+from .outcomes import RETURN, YIELD
 
 BINARY = {
     BinaryOp.ADD: operator.add, BinaryOp.SUBTRACT: operator.sub, BinaryOp.MULTIPLY: operator.mul,

@@ -38,6 +38,8 @@ from .autocast import AutocastRestart
 from ..errors import GraphBreak, PartialdynError, Unsupported, UserError
 from ..rebuilt import GradRestore
 from .instructions import decode
+from .opcodes import HANDLERS, WORDS
+from .outcomes import RETURN, YIELD
 from .side_effects import SideEffects
 
 MAX_INLINE_DEPTH = 32
@@ -152,7 +154,6 @@ class Trace:
             line = linecache.getline(code.co_filename, code.co_firstlineno).strip()
             return provenance_of("argument", [(code.co_filename, code.co_firstlineno, line)], self.caller)
         innermost = frames[-1]
-        from .opcodes import WORDS
         op = self.builder.shapes.current_op or WORDS.get(innermost.decoded.instrs[innermost.current].name,
                                                           "instruction")
         return provenance_of(op, [f.location() for f in frames], self.caller)
@@ -473,22 +474,20 @@ class Frame:
     def run(self) -> V.VT:
         """Run an inlined frame to its return (a generator frame: to its next yield); any break propagates to
         the root."""
-        from .opcodes import HANDLERS
         while True:
-            outcome = self._execute_next(HANDLERS)
+            outcome = self._execute_next()
             if outcome is RETURN or outcome is YIELD:
                 self.suspended = outcome is YIELD
                 return self.return_value
 
     def run_root(self) -> Result:
         """Run the traced frame; on a graph break return where it stopped instead of raising."""
-        from .opcodes import HANDLERS
         builder = self.trace.builder
         while True:
             saved = Checkpoint(list(self.stack), dict(self.locals), self.kw_names, _last_node(builder.graph),
                                self.trace.grad_enabled, self.trace.side_effects.checkpoint())
             try:
-                if self._execute_next(HANDLERS) is RETURN:
+                if self._execute_next() is RETURN:
                     generators.check_dropped(self.trace)
                     return Result(value=self.return_value)
             except (GraphBreak, Unsupported) as e:
@@ -496,14 +495,14 @@ class Frame:
                     raise AutocastRestart(e.reason) from e
                 return Result(stop=self._stop_here(e, saved))
 
-    def _execute_next(self, handlers: dict):
+    def _execute_next(self):
         """Run the instruction at `ip` with its handler; a user exception inside a `try` block becomes a graph
         break there."""
         self.current = self.ip
         instr = self.decoded.instrs[self.ip]
         self.ip += 1
         self._count()
-        handler = handlers.get(instr.name)
+        handler = HANDLERS.get(instr.name)
         if handler is None:
             raise Unsupported(f"opcode {instr.name} is not supported")
         try:
@@ -550,10 +549,6 @@ class Frame:
         result = child.run()
         self.child = None
         return result
-
-
-RETURN = object()
-YIELD = object()
 
 
 def _reachable(targets, roots) -> bool:
