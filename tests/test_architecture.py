@@ -97,6 +97,15 @@ def test_no_import_cycle():
     assert not cycles, cycles
 
 
+def test_the_tracer_imports_every_module_that_registers_protocol_rules():
+    """A rule module registers its rules when imported: one the tracer does not import may be missing from the
+    protocol tables when a trace dispatches (its rules found only if some other import happened to load it)."""
+    registering = {f"partialdyn.frontend.{path.stem}" for path in (PACKAGE / "frontend").glob("*.py")
+                   if "protocol.register(" in path.read_text()}
+    missing = sorted(registering - import_graph()["partialdyn.frontend.tracer"])
+    assert registering and not missing, missing
+
+
 def test_the_import_parser_sees_function_level_and_relative_imports(tmp_path):
     root = tmp_path / "pkg"
     (root / "sub").mkdir(parents=True)

@@ -1,5 +1,9 @@
 """Attribute semantics: `obj.name` and `obj.name = value` on trackers.
 
+The `attribute` rules of constants and objects, tensors, containers, symbols, functions and
+`super()` are here (instances made in the trace, dict views and generators have theirs in
+their own modules); `store_attr` is the write.
+
 Tensor metadata is a constant or a graph node (`x.shape` stays symbolic); module
 parameters, buffers and submodules are tracked with their attribute path as source;
 properties are traced, not run; `super()` follows the MRO.  Writes to objects from the
@@ -25,28 +29,7 @@ TENSOR_CONST_ATTRS = {"dtype", "device", "layout", "is_cuda", "is_sparse", "is_q
                       "is_nested", "is_leaf", "requires_grad", "is_mkldnn", "is_complex_attr"}
 
 
-def getattr_vt(f, obj, name):
-    if isinstance(obj, V.Tensor):
-        return _tensor_attr(f, obj, name)
-    if isinstance(obj, V.NamedTuple) and hasattr(obj.cls, "_fields") and name in obj.cls._fields:
-        return obj.items[obj.cls._fields.index(name)]
-    if isinstance(obj, V.NamedTuple) and name in getattr(obj.cls, "__match_args__", ()):
-        return obj.items[obj.cls.__match_args__.index(name)]        # torch.return_types (structseq) fields
-    if isinstance(obj, V.Known):
-        return _known_attr(f, obj, name)
-    if isinstance(obj, (V.Tuple, V.List, V.Dict, V.Sym, V.DictView, V.Generator, V.LazyIterator)):
-        if not hasattr(obj.python_type(), name):
-            raise UserError(AttributeError(f"'{obj.python_type().__name__}' object has no attribute {name!r}"))
-        return V.Method(obj, name)
-    if isinstance(obj, V.Function) and name in ("__name__", "__qualname__"):
-        return V.Known(obj.name)
-    if isinstance(obj, V.Super):
-        return _super_attr(f, obj, name)
-    if isinstance(obj, V.DataObject):
-        return dataobjects.get_attr(f, obj, name)
-    raise GraphBreak(f"attribute {name!r} of a {obj.python_type().__name__}")
-
-
+@protocol.register("attribute", V.Tensor)
 def _tensor_attr(f, t, name):
     fake = t.fake
     if name in ("shape",):
@@ -92,6 +75,7 @@ def tensor_size(f, t, dim=None):
     return V.Size([one(d) for d in range(fake.dim())])
 
 
+@protocol.register("attribute", V.Known)
 def _known_attr(f, obj, name):
     written = f.trace.side_effects.written(obj, name)
     if written is not None:
@@ -190,6 +174,7 @@ def _super_attr_of_traced(f, sup, name):
     raise UserError(AttributeError(f"'super' object has no attribute {name!r}"))
 
 
+@protocol.register("attribute", V.Super)
 def _super_attr(f, sup, name):
     if isinstance(sup.obj, V.DataObject):
         return _super_attr_of_traced(f, sup, name)
@@ -231,4 +216,25 @@ def store_attr(f, obj, name, value):
     f.trace.side_effects.write(obj, name, SideEffects.DELETED if value is None else value)
 
 
-protocol.register("attribute", V.VT)(getattr_vt)
+protocol.register("attribute", V.Tuple, V.List, V.Dict, V.Sym)(protocol.method_of_type)
+
+
+@protocol.register("attribute", V.NamedTuple)
+def _named_field(f, obj, name):
+    if hasattr(obj.cls, "_fields") and name in obj.cls._fields:
+        return obj.items[obj.cls._fields.index(name)]
+    if name in getattr(obj.cls, "__match_args__", ()):
+        return obj.items[obj.cls.__match_args__.index(name)]        # torch.return_types (structseq) fields
+    return protocol.method_of_type(f, obj, name)
+
+
+@protocol.register("attribute", V.Function)
+def _function_attr(f, fn, name):
+    if name in ("__name__", "__qualname__"):
+        return V.Known(fn.name)
+    return _no_attribute(f, fn, name)
+
+
+@protocol.register("attribute", V.VT)
+def _no_attribute(f, obj, name):
+    raise GraphBreak(f"attribute {name!r} of a {obj.python_type().__name__}")

@@ -25,7 +25,7 @@ from . import dataobjects
 from . import dict_views
 from . import generators
 from .. import trackers as V
-from .attributes import getattr_vt, guarded_flag, store_attr, tensor_size
+from .attributes import guarded_flag, store_attr, tensor_size
 from . import protocol
 from .values import binary, hashable_values, identical, iterate, mutate, python_value, subscript, truth, unary
 from ..errors import GraphBreak, Unsupported, UserError, run_python
@@ -240,7 +240,7 @@ def b_set(cls):
 def b_getattr(f, obj, name, *default):
     attr = python_value(f, name, "getattr()")
     try:
-        return getattr_vt(f, obj, attr)
+        return protocol.attribute(f, obj, attr)
     except UserError as e:
         if default and isinstance(e.error, AttributeError):
             return default[0]
@@ -262,7 +262,7 @@ def b_hasattr(f, obj, name):
     if isinstance(obj, V.Tensor):
         return V.Known(hasattr(obj.fake, attr))
     try:
-        getattr_vt(f, obj, attr)
+        protocol.attribute(f, obj, attr)
         return V.Known(True)
     except UserError as e:
         if isinstance(e.error, AttributeError):
@@ -364,7 +364,7 @@ def call_getter(f, getter, obj):
         for dotted in keys:
             value = obj
             for part in dotted.split("."):
-                value = getattr_vt(f, value, part)
+                value = protocol.attribute(f, value, part)
             picked.append(value)
     return picked[0] if len(picked) == 1 else V.Tuple(picked)
 

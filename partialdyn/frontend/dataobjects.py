@@ -89,6 +89,7 @@ def data_descriptor(cls, name):
     return attr if hasattr(kind, "__set__") or hasattr(kind, "__delete__") else None
 
 
+@protocol.register("attribute", V.DataObject)
 def get_attr(f, obj: V.DataObject, name: str):
     """An attribute of an instance made in the trace: a data descriptor of the class, else its own field, else
     the class attribute found along the MRO (guarded through that lookup, so a class attribute of None is a

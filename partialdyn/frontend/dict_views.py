@@ -103,3 +103,6 @@ def _view_truth(f, vt, op):
 @protocol.register("iterate", V.DictView)
 def _view_items(f, vt):
     return items_of(vt)
+
+
+protocol.register("attribute", V.DictView)(protocol.method_of_type)

@@ -332,3 +332,4 @@ ITERTOOLS = {itertools.count: b_count, itertools.repeat: b_repeat, itertools.isl
 
 
 protocol.register("iterate", V.Generator, V.LazyIterator)(drain)
+protocol.register("attribute", V.Generator, V.LazyIterator)(protocol.method_of_type)

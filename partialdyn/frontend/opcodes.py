@@ -4,9 +4,9 @@ Each handler takes the frame and the instruction and changes the frame's stack,
 locals or instruction pointer.  Its registration (`handles`) also declares the
 CPython versions the opcode exists in (`since=`, `until=`: registered only
 there) and how it behaves at a graph break (`at_break=`, see `breaks.py`: the
-runtime reads it from `AT_BREAK`).  Semantics that several opcodes share live in
-`values.py` (operators, truth, items, iteration: `Vals`), `attributes.py` (`A`)
-and `calls.py` (calls and globals: `C`).
+runtime reads it from `AT_BREAK`).  What an opcode does to the values it takes is an operation of
+`protocol.py` (attribute, call, ...) or a function of `values.py` (operators, items, iteration),
+`attributes.py` (attribute writes) and `calls.py` (calls).
 """
 from __future__ import annotations
 
@@ -15,13 +15,14 @@ import operator
 from bytecode import BinaryOp, Compare
 from bytecode.instr import CellVar, FormatValue, FreeVar
 
-from . import attributes as A
-from . import calls as C
+from . import attributes
+from . import calls
 from . import autocast
 from . import contexts
 from . import generators
+from . import protocol
 from . import reads
-from . import values as Vals
+from . import values
 from . import breaks
 from .. import trackers as V
 from ..errors import GraphBreak, Unsupported
@@ -217,7 +218,7 @@ def load_closure(f, i):
 @handles("LOAD_ATTR", until=(3, 12), words="attribute read",
          at_break=breaks.stack_op(lambda name: lambda obj: getattr(obj, name), 1))
 def load_attr(f, i):
-    f.push(A.getattr_vt(f, f.pop(), i.arg))
+    f.push(protocol.attribute(f, f.pop(), i.arg))
 
 
 @handles("LOAD_ATTR", since=(3, 12), words="attribute read", at_break=breaks.stack_op(
@@ -227,7 +228,7 @@ def load_attr_or_method(f, i):
     LOAD_METHOD; above it from 3.13)."""
     push_null, name = i.arg
     obj = f.pop()
-    push_attribute(f, A.getattr_vt(f, obj, name), push_null)
+    push_attribute(f, protocol.attribute(f, obj, name), push_null)
 
 
 def push_attribute(f, value, push_null):
@@ -257,8 +258,8 @@ def load_super_attr(f, i):
     load_method, two_arguments, name = i.arg
     super_, cls, obj = f.popn(3)
     builtin = isinstance(super_, V.Known) and super_.value is super
-    sup = C.call(f, super_, [cls, obj] if two_arguments or builtin else [], {})
-    push_attribute(f, A.getattr_vt(f, sup, name), load_method)
+    sup = calls.call(f, super_, [cls, obj] if two_arguments or builtin else [], {})
+    push_attribute(f, protocol.attribute(f, sup, name), load_method)
 
 
 @handles("LOAD_METHOD", until=(3, 12), words="attribute read",
@@ -266,33 +267,33 @@ def load_super_attr(f, i):
 def load_method(f, i):
     obj = f.pop()
     f.push(V.NULL)
-    f.push(A.getattr_vt(f, obj, i.arg))
+    f.push(protocol.attribute(f, obj, i.arg))
 
 
 @handles("STORE_ATTR", at_break=breaks.stack_op(lambda name: lambda value, obj: setattr(obj, name, value), 2))
 def store_attr(f, i):
     obj, value = f.stack[-1], f.stack[-2]
-    A.store_attr(f, obj, i.arg, value)
+    attributes.store_attr(f, obj, i.arg, value)
     f.popn(2)
 
 
 @handles("DELETE_ATTR")
 def delete_attr(f, i):
-    A.store_attr(f, f.stack[-1], i.arg, None)
+    attributes.store_attr(f, f.stack[-1], i.arg, None)
     f.pop()
 
 
 @handles("BINARY_SUBSCR", at_break=breaks.stack_op(lambda arg: operator.getitem, 2), words="indexing")
 def binary_subscr(f, i):
     index = f.pop()
-    f.push(Vals.subscript(f, f.pop(), index))
+    f.push(values.subscript(f, f.pop(), index))
 
 
 @handles("STORE_SUBSCR", words="item assignment", at_break=breaks.stack_op(
     lambda arg: lambda value, container, key: operator.setitem(container, key, value), 3))
 def store_subscr(f, i):
     key, container, value = f.stack[-1], f.stack[-2], f.stack[-3]
-    Vals.store_subscript(f, container, key, value)
+    values.store_subscript(f, container, key, value)
     f.popn(3)
 
 
@@ -301,7 +302,7 @@ def binary_slice(f, i):
     start, stop = f.popn(2)
     build_slice_of(f, [start, stop])
     index = f.pop()
-    f.push(Vals.subscript(f, f.pop(), index))
+    f.push(values.subscript(f, f.pop(), index))
 
 
 @handles("STORE_SLICE", since=(3, 12), words="item assignment")
@@ -315,7 +316,7 @@ def store_slice(f, i):
 def delete_subscr(f, i):
     key, container = f.stack[-1], f.stack[-2]
     if isinstance(container, (V.List, V.Dict)) and isinstance(key, V.Known) and not isinstance(key.value, slice):
-        Vals.mutate(f, container)
+        values.mutate(f, container)
         del container.items[key.value]
         f.popn(2)
         return
@@ -340,14 +341,14 @@ def build_slice_of(f, parts):
 def binary_op(f, i):
     b = f.pop()
     a = f.pop()
-    f.push(Vals.binary(f, BINARY[i.arg], a, b))
+    f.push(values.binary(f, BINARY[i.arg], a, b))
 
 
 @handles("COMPARE_OP", words="comparison", at_break=breaks.stack_op(_compare_at_break, 2))
 def compare_op(f, i):
     b = f.pop()
     a = f.pop()
-    f.push(Vals.binary(f, COMPARE_CAST.get(i.arg) or COMPARE[i.arg], a, b))
+    f.push(values.binary(f, COMPARE_CAST.get(i.arg) or COMPARE[i.arg], a, b))
 
 
 @handles("TO_BOOL", since=(3, 13), at_break=breaks.stack_op(lambda arg: bool, 1))
@@ -361,7 +362,7 @@ def to_bool(f, i):
 def is_op(f, i):
     b = f.pop()
     a = f.pop()
-    same = Vals.identical(f, a, b)
+    same = values.identical(f, a, b)
     f.push(V.Known(same != bool(i.arg)))
 
 
@@ -370,19 +371,19 @@ def is_op(f, i):
 def contains_op(f, i):
     container = f.pop()
     item = f.pop()
-    f.push(V.Known(Vals.contains(f, container, item) != bool(i.arg)))
+    f.push(V.Known(values.contains(f, container, item) != bool(i.arg)))
 
 
 @handles("UNARY_NEGATIVE", at_break=breaks.stack_op(lambda arg: operator.neg, 1))
 @handles("UNARY_INVERT", at_break=breaks.stack_op(lambda arg: operator.invert, 1))
 @handles("UNARY_POSITIVE", until=(3, 12), at_break=breaks.stack_op(lambda arg: operator.pos, 1))
 def unary(f, i):
-    f.push(Vals.unary(f, UNARY[i.name], f.pop()))
+    f.push(values.unary(f, UNARY[i.name], f.pop()))
 
 
 @handles("UNARY_NOT", at_break=breaks.stack_op(lambda arg: operator.not_, 1))
 def unary_not(f, i):
-    f.push(Vals.logical_not(f, f.pop()))
+    f.push(values.logical_not(f, f.pop()))
 
 
 # ---------------------------------------------------------------- building containers
@@ -399,13 +400,13 @@ def build_list(f, i):
 @handles("BUILD_SET")
 def build_set(f, i):
     items = f.popn(i.arg)
-    f.push(V.Known(set(Vals.hashable_values(f, items, "a set element"))))
+    f.push(V.Known(set(values.hashable_values(f, items, "a set element"))))
 
 
 @handles("BUILD_MAP")
 def build_map(f, i):
     flat = f.popn(2 * i.arg)
-    keys = Vals.hashable_values(f, flat[0::2], "a dict key")
+    keys = values.hashable_values(f, flat[0::2], "a dict key")
     f.push(V.Dict(dict(zip(keys, flat[1::2]))))
 
 
@@ -417,39 +418,39 @@ def build_const_key_map(f, i):
 
 @handles("BUILD_STRING", words="str formatting")
 def build_string(f, i):
-    parts = Vals.constant_values(f.popn(i.arg), "an f-string part")
+    parts = values.constant_values(f.popn(i.arg), "an f-string part")
     f.push(V.Known("".join(parts)))
 
 
 @handles("FORMAT_VALUE", until=(3, 13), words="str formatting")
 def format_value(f, i):
     spec = f.pop().value if i.arg & 0x04 else ""
-    value = Vals.python_value(f, f.pop(), "str formatting")
+    value = values.python_value(f, f.pop(), "str formatting")
     conv = {0: None, 1: str, 2: repr, 3: ascii}[i.arg & 0x03]
     f.push(V.Known(format(conv(value) if conv else value, spec)))
 
 
 @handles("CONVERT_VALUE", since=(3, 13), words="str formatting")
 def convert_value(f, i):
-    value = Vals.python_value(f, f.pop(), "str formatting")
+    value = values.python_value(f, f.pop(), "str formatting")
     f.push(V.Known(CONVERSIONS[i.arg](value)))
 
 
 @handles("FORMAT_SIMPLE", since=(3, 13), words="str formatting")
 def format_simple(f, i):
-    f.push(V.Known(format(Vals.python_value(f, f.pop(), "str formatting"), "")))
+    f.push(V.Known(format(values.python_value(f, f.pop(), "str formatting"), "")))
 
 
 @handles("FORMAT_WITH_SPEC", since=(3, 13), words="str formatting")
 def format_with_spec(f, i):
     spec = f.pop().value
-    f.push(V.Known(format(Vals.python_value(f, f.pop(), "str formatting"), spec)))
+    f.push(V.Known(format(values.python_value(f, f.pop(), "str formatting"), spec)))
 
 
 @handles("LIST_APPEND")
 def list_append(f, i):
     item = f.pop()
-    Vals.mutate(f, f.stack[-i.arg])
+    values.mutate(f, f.stack[-i.arg])
     f.stack[-i.arg].items.append(item)
 
 
@@ -457,27 +458,27 @@ def list_append(f, i):
 def set_add(f, i):
     item = f.pop()
     target = f.stack[-i.arg]
-    target.value.add(Vals.hashable_values(f, [item], "a set element")[0])
+    target.value.add(values.hashable_values(f, [item], "a set element")[0])
 
 
 @handles("MAP_ADD")
 def map_add(f, i):
     value = f.pop()
     key = f.pop()
-    Vals.mutate(f, f.stack[-i.arg])
-    f.stack[-i.arg].items[Vals.hashable_values(f, [key], "a dict key")[0]] = value
+    values.mutate(f, f.stack[-i.arg])
+    f.stack[-i.arg].items[values.hashable_values(f, [key], "a dict key")[0]] = value
 
 
 @handles("LIST_EXTEND")
 def list_extend(f, i):
-    items = Vals.iterate(f, f.pop())
-    Vals.mutate(f, f.stack[-i.arg])
+    items = values.iterate(f, f.pop())
+    values.mutate(f, f.stack[-i.arg])
     f.stack[-i.arg].items.extend(items)
 
 
 @handles("SET_UPDATE")
 def set_update(f, i):
-    items = Vals.hashable_values(f, Vals.iterate(f, f.pop()), "a set element")
+    items = values.hashable_values(f, values.iterate(f, f.pop()), "a set element")
     f.stack[-i.arg].value.update(items)
 
 
@@ -495,7 +496,7 @@ def list_to_tuple(f, i):
 
 
 INTRINSIC_1 = {"INTRINSIC_LIST_TO_TUPLE": list_to_tuple,
-               "INTRINSIC_UNARY_POSITIVE": lambda f, i: f.push(Vals.unary(f, operator.pos, f.pop()))}
+               "INTRINSIC_UNARY_POSITIVE": lambda f, i: f.push(values.unary(f, operator.pos, f.pop()))}
 
 
 # PEP 695 type parameters and aliases made by traced code (`def f[T]`, `class C[T]`, `type A = ...` inside the
@@ -540,13 +541,13 @@ def prep_reraise_star(f, i):
 def dict_update(f, i):
     other = f.pop()
     target = f.stack[-i.arg]
-    Vals.mutate(f, target)
-    target.items.update(Vals.dict_items(f, other))
+    values.mutate(f, target)
+    target.items.update(values.dict_items(f, other))
 
 
 @handles("UNPACK_SEQUENCE", words="unpacking")
 def unpack_sequence(f, i):
-    items = Vals.iterate(f, f.pop())
+    items = values.iterate(f, f.pop())
     if len(items) != i.arg:
         raise Unsupported(f"unpacking {len(items)} values into {i.arg}")
     f.stack.extend(reversed(items))
@@ -555,7 +556,7 @@ def unpack_sequence(f, i):
 @handles("UNPACK_EX", words="unpacking")
 def unpack_ex(f, i):
     before, after = i.arg & 0xFF, i.arg >> 8
-    items = Vals.iterate(f, f.pop())
+    items = values.iterate(f, f.pop())
     if len(items) < before + after:
         raise Unsupported("not enough values to unpack")
     middle = V.List(items[before:len(items) - after])
@@ -590,7 +591,7 @@ def call_with_names(f, n, names):
     fn, args = callable_and_args(lower, upper, args)
     positional = args[:len(args) - len(names)]
     kwargs = dict(zip(names, args[len(args) - len(names):]))
-    f.push(C.call(f, fn, positional, kwargs))
+    f.push(calls.call(f, fn, positional, kwargs))
 
 
 def callable_and_args(lower, upper, args):
@@ -604,14 +605,14 @@ def callable_and_args(lower, upper, args):
     breaks.BreakKind.CALL_EX, pops=lambda flags: 3 + (flags & 1), null_optional=not NULL_AFTER_CALLABLE))
 def call_function_ex(f, i):
     """Until 3.13 the NULL under the callable may be absent; from 3.13 a NULL is always above it."""
-    kwargs = Vals.dict_items(f, f.pop()) if i.arg & 1 else {}
-    args = Vals.iterate(f, f.pop())
+    kwargs = values.dict_items(f, f.pop()) if i.arg & 1 else {}
+    args = values.iterate(f, f.pop())
     fn = f.pop()
     if fn is V.NULL:
         fn = f.pop()
     elif f.stack and f.stack[-1] is V.NULL:
         f.pop()
-    f.push(C.call(f, fn, args, kwargs))
+    f.push(calls.call(f, fn, args, kwargs))
 
 
 @handles("MAKE_FUNCTION", until=(3, 13))
@@ -620,8 +621,8 @@ def make_function(f, i):
     closure = tuple(f.pop().items) if i.arg & 0x08 else ()
     if i.arg & 0x04:
         f.pop()                                  # annotations
-    kwdefaults = Vals.dict_items(f, f.pop()) if i.arg & 0x02 else {}
-    defaults = tuple(Vals.iterate(f, f.pop())) if i.arg & 0x01 else ()
+    kwdefaults = values.dict_items(f, f.pop()) if i.arg & 0x02 else {}
+    defaults = tuple(values.iterate(f, f.pop())) if i.arg & 0x01 else ()
     f.push(V.Function(code, f.globals, code.co_name, defaults, kwdefaults, closure))
 
 
@@ -632,8 +633,8 @@ def make_plain_function(f, i):
     f.push(V.Function(code, f.globals, code.co_name))
 
 
-FUNCTION_ATTRIBUTES = {0x01: lambda f, fn, value: setattr(fn, "defaults", tuple(Vals.iterate(f, value))),
-                       0x02: lambda f, fn, value: setattr(fn, "kwdefaults", Vals.dict_items(f, value)),
+FUNCTION_ATTRIBUTES = {0x01: lambda f, fn, value: setattr(fn, "defaults", tuple(values.iterate(f, value))),
+                       0x02: lambda f, fn, value: setattr(fn, "kwdefaults", values.dict_items(f, value)),
                        0x04: lambda f, fn, value: None,          # annotations
                        0x08: lambda f, fn, value: setattr(fn, "closure", tuple(value.items))}
 
@@ -684,7 +685,7 @@ def _delegate(f, inner, sent):
     value)."""
     if isinstance(inner, V.Generator):
         return generators.resume(f, inner, sent)
-    if Vals.is_none(sent):
+    if values.is_none(sent):
         value = generators.step(f, inner)
         return value is not None, value if value is not None else V.Known(None)
     raise Unsupported(f"send() into a {inner.python_type().__name__} by yield from")
@@ -724,19 +725,19 @@ def jump(f, i):
 
 def _conditional(f, i):
     value = f.pop()
-    if Vals.truth(f, value, "if") == CONDITIONAL_JUMPS[i.name]:
+    if values.truth(f, value, "if") == CONDITIONAL_JUMPS[i.name]:
         f.jump()
 
 
 def _none_jump(f, i):
     value = f.pop()
-    if Vals.is_none(value) == NONE_JUMPS[i.name]:
+    if values.is_none(value) == NONE_JUMPS[i.name]:
         f.jump()
 
 
 def _or_pop(f, i):
     value = f.stack[-1]
-    if Vals.truth(f, value, "and/or") == OR_POP_JUMPS[i.name]:
+    if values.truth(f, value, "and/or") == OR_POP_JUMPS[i.name]:
         f.jump()
     else:
         f.pop()
@@ -850,7 +851,7 @@ def import_from(f, i):
     module_vt = f.stack[-1]
     module = module_vt.value
     if hasattr(module, i.arg):
-        f.push(A.getattr_vt(f, module_vt, i.arg))       # guarded like any attribute read
+        f.push(protocol.attribute(f, module_vt, i.arg))       # guarded like any attribute read
     elif f"{module.__name__}.{i.arg}" in sys.modules:
         f.push(reads.imported_module(f, f"{module.__name__}.{i.arg}"))
     else:

@@ -6,8 +6,13 @@ implements it; the rule modules register their rules for tracker types when they
 (`register("truth", V.Known)(rule)`), so they need not import each other.  Dispatch follows the
 tracker class's MRO: a rule for `V.VT` is the fallback for every tracker.  Adding a tracker type
 is registering its rules; adding an operation is one entry in OPERATIONS and one function below.
+`method_of_type` is the attribute rule the trackers of builtin containers, numbers and iterators share: it
+is here so that their modules need not import each other for it.
 """
 from __future__ import annotations
+
+from .. import trackers as V
+from ..errors import UserError
 
 OPERATIONS = ("python_value", "truth", "iterate", "subscript", "attribute", "call", "binary", "contains")
 _RULES: dict[str, dict[type, object]] = {operation: {} for operation in OPERATIONS}
@@ -54,6 +59,14 @@ def subscript(f, obj, index):
 def attribute(f, obj, name: str):
     """`obj.name`."""
     return _rule("attribute", obj)(f, obj, name)
+
+
+def method_of_type(f, obj, name: str):
+    """`obj.name` for a tracker standing for a builtin container, number or iterator: a name its Python type
+    has is a method bound to the tracker; any other is Python's AttributeError."""
+    if not hasattr(obj.python_type(), name):
+        raise UserError(AttributeError(f"'{obj.python_type().__name__}' object has no attribute {name!r}"))
+    return V.Method(obj, name)
 
 
 def call(f, fn, args: list, kwargs: dict):

@@ -29,8 +29,8 @@ from ..guards.kinds import GuardSet, storage_key
 from ..guards.provenance import Provenance, provenance_of, user_caller
 from ..shapes.fake import provenance_of_sloc
 from ..shapes.policy import POLICIES, Consumer
-from . import attributes, calls, dict_views, values  # noqa: F401  (they register their rules in protocol.py)
-from . import generators
+# the rule modules: importing them registers their rules in protocol.py (tests/test_architecture.py checks the list)
+from . import attributes, calls, dataobjects, dict_views, generators, values  # noqa: F401
 from .dataobjects import is_plain_class
 from .. import sources as S
 from .. import trackers as V
