@@ -34,6 +34,7 @@ def length(view_vt: V.DictView) -> int:
     return len(view_vt.dict.items)
 
 
+@protocol.register("contains", V.DictView)
 def contains(f, view_vt, item) -> bool:
     d = view_vt.dict.items
     if view_vt.kind == "keys":

@@ -371,7 +371,7 @@ def is_op(f, i):
 def contains_op(f, i):
     container = f.pop()
     item = f.pop()
-    f.push(V.Known(values.contains(f, container, item) != bool(i.arg)))
+    f.push(V.Known(protocol.contains(f, container, item) != bool(i.arg)))
 
 
 @handles("UNARY_NEGATIVE", at_break=breaks.stack_op(lambda arg: operator.neg, 1))

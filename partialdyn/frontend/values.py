@@ -335,28 +335,36 @@ def unary(f, op, vt):
     raise GraphBreak(f"operator {op.__name__} on a {vt.python_type().__name__}")
 
 
-def contains(f, container, item) -> bool:
-    if isinstance(container, V.Dict):
-        return python_value(f, item, "`in` on a dict") in container.items
-    if isinstance(container, V.DictView):
-        return dict_views.contains(f, container, item)
-    if isinstance(container, (V.Tuple, V.List)):
-        for x in container.items:
-            if isinstance(x, V.Tensor) or isinstance(item, V.Tensor):
-                if identical(f, x, item):
-                    return True
-                continue
-            if truth(f, binary(f, operator.eq, x, item), "`in`"):
+@protocol.register("contains", V.Dict)
+def _dict_contains(f, container, item):
+    return python_value(f, item, "`in` on a dict") in container.items
+
+
+@protocol.register("contains", V.Tuple, V.List)
+def _sequence_contains(f, container, item):
+    for x in container.items:
+        if isinstance(x, V.Tensor) or isinstance(item, V.Tensor):
+            if identical(f, x, item):
                 return True
-        return False
-    if isinstance(container, V.Known) and environment.is_environ(container.value):
+            continue
+        if truth(f, binary(f, operator.eq, x, item), "`in`"):
+            return True
+    return False
+
+
+@protocol.register("contains", V.Known)
+def _known_contains(f, container, item):
+    if environment.is_environ(container.value):
         return environment.call_method(f, "__contains__", [item], {}).value
-    if isinstance(container, V.Known):
-        key = python_value(f, item, "`in`")
-        result = run_python(operator.contains, container.value, key)
-        if container.source is not None:
-            f.trace.guards.membership(container.source, key, result)    # the container may change
-        return result
+    key = python_value(f, item, "`in`")
+    result = run_python(operator.contains, container.value, key)
+    if container.source is not None:
+        f.trace.guards.membership(container.source, key, result)    # the container may change
+    return result
+
+
+@protocol.register("contains", V.VT)
+def _no_contains(f, container, item):
     raise GraphBreak(f"`in` on a {container.python_type().__name__}")
 
 
@@ -563,5 +571,4 @@ def dict_items(f, vt) -> dict:
     raise Unsupported(f"** of a {vt.python_type().__name__}")
 
 
-for _operation, _rule in (("binary", binary), ("contains", contains)):
-    protocol.register(_operation, V.VT)(_rule)
+protocol.register("binary", V.VT)(binary)
