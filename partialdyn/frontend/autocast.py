@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from . import protocol
 from .. import trackers as V
 from ..errors import GraphBreak
 
@@ -49,7 +50,9 @@ def enter(f, ctx: V.Autocast) -> V.AutocastExit:
     return V.AutocastExit(node, mode)
 
 
-def exit_(f, region: V.AutocastExit):
+@protocol.register("call", V.AutocastExit)
+def exit_(f, region: V.AutocastExit, args, kwargs):
+    """The `__exit__` a traced autocast `with` block left on the stack."""
     f.trace.builder.change_state(torch.amp._exit_autocast, (region.node,)).meta["val"] = None
     f.trace.autocast_open.remove(region.mode)
     torch.amp._exit_autocast(region.mode)

@@ -4,7 +4,9 @@ Each entry takes trackers and returns a tracker.  Sizes stay symbolic where
 Python allows it (`len(x)`, `int(x.size(0))`, `math.sqrt(d)`, `abs`, `max` of
 tensors); where Python needs a concrete value the policy's consumer decides
 (`range(n)`, `math.factorial(n)`, `str(n)`), and `min`/`max` of sizes are bool
-uses (the comparison is guarded, not the value).
+uses (the comparison is guarded, not the value).  The methods of tensors, lists, dicts,
+tuples and symbolic numbers are their `call_method` rules, registered here, as is the `call`
+rule of a grad-mode `with` block's exit.
 """
 from __future__ import annotations
 
@@ -448,6 +450,13 @@ def g_is_grad_enabled(f, args, kwargs):
     return V.Known(f.trace.grad_enabled)
 
 
+@protocol.register("call", V.GradModeExit)
+def _exit_grad_mode(f, region, args, kwargs):
+    """The `__exit__` a traced grad-mode `with` block left on the stack: the mode before the block comes back."""
+    f.trace.set_grad_enabled(region.restore)
+    return V.Known(None)
+
+
 GRAD_MODE = {torch.no_grad: g_no_grad, torch.enable_grad: g_enable_grad,
              torch.set_grad_enabled: g_set_grad_enabled, torch._C._set_grad_enabled: g_set_grad_enabled_c,
              torch.is_grad_enabled: g_is_grad_enabled}
@@ -508,7 +517,8 @@ GUARDED_FLAGS = {"_is_view", "_is_zerotensor"}          # the fake knows them; t
 STORAGE_QUERIES = {"is_pinned", "is_shared", "is_set_to"}  # the fake cannot know them
 
 
-def tensor_method(f, t, name, args, kwargs):
+@protocol.register("call_method", V.Tensor)
+def _tensor_method(f, t, name, args, kwargs):
     builder = f.trace.builder
     if name == "size":
         if args or kwargs:
@@ -536,40 +546,52 @@ def tensor_method(f, t, name, args, kwargs):
     return builder.call("call_method", name, (t,) + tuple(args), kwargs)
 
 
-def container_method(f, obj, name, args, kwargs):
-    if generators.is_iterator(obj):
-        return generators.call_method(f, obj, name, args, kwargs)
-    if isinstance(obj, V.DictView):
-        return dict_views.call_method(f, obj, name, args, kwargs)
-    if isinstance(obj, V.List):
-        return _list_method(f, obj, name, args)
-    if isinstance(obj, V.Dict):
-        return _dict_method(f, obj, name, args, kwargs)
-    if isinstance(obj, V.NamedTuple) and name == "_replace" and hasattr(obj.cls, "_fields"):
+@protocol.register("call_method", V.Tuple)
+def _tuple_method(f, obj, name, args, kwargs):
+    if name == "index":
+        for i, item in enumerate(obj.items):
+            if truth(f, binary(f, operator.eq, item, args[0]), "tuple.index"):
+                return V.Known(i)
+        raise UserError(ValueError("tuple.index(x): x not in tuple"))
+    if name == "count":
+        return V.Known(sum(truth(f, binary(f, operator.eq, i, args[0]), "tuple.count") for i in obj.items))
+    return _no_method(f, obj, name, args, kwargs)
+
+
+@protocol.register("call_method", V.Size)
+def _size_method(f, obj, name, args, kwargs):
+    if name == "numel":
+        total = V.Known(1)
+        for item in obj.items:
+            total = binary(f, operator.mul, total, item)
+        return total
+    return _tuple_method(f, obj, name, args, kwargs)
+
+
+@protocol.register("call_method", V.NamedTuple)
+def _named_tuple_method(f, obj, name, args, kwargs):
+    if name == "_replace" and hasattr(obj.cls, "_fields"):
         values = dict(zip(obj.cls._fields, obj.items))
         values.update(kwargs)
         return V.NamedTuple([values[n] for n in obj.cls._fields], cls=obj.cls)
-    if isinstance(obj, V.Tuple):
-        if name == "index":
-            for i, item in enumerate(obj.items):
-                if truth(f, binary(f, operator.eq, item, args[0]), "tuple.index"):
-                    return V.Known(i)
-            raise UserError(ValueError("tuple.index(x): x not in tuple"))
-        if name == "count":
-            return V.Known(sum(truth(f, binary(f, operator.eq, i, args[0]), "tuple.count") for i in obj.items))
-        if name == "numel" and isinstance(obj, V.Size):
-            total = V.Known(1)
-            for item in obj.items:
-                total = binary(f, operator.mul, total, item)
-            return total
-    if isinstance(obj, V.Sym):
-        op = {"__mul__": operator.mul, "__add__": operator.add, "__floordiv__": operator.floordiv}.get(name)
-        if op:
-            return binary(f, op, obj, args[0])
+    return _tuple_method(f, obj, name, args, kwargs)
+
+
+@protocol.register("call_method", V.Sym)
+def _symbol_method(f, obj, name, args, kwargs):
+    op = {"__mul__": operator.mul, "__add__": operator.add, "__floordiv__": operator.floordiv}.get(name)
+    if op:
+        return binary(f, op, obj, args[0])
+    return _no_method(f, obj, name, args, kwargs)
+
+
+@protocol.register("call_method", V.VT)
+def _no_method(f, obj, name, args, kwargs):
     raise GraphBreak(f"method {name!r} of a {obj.python_type().__name__}")
 
 
-def _list_method(f, lst, name, args):
+@protocol.register("call_method", V.List)
+def _list_method(f, lst, name, args, kwargs):
     if name in ("append", "extend", "insert", "pop", "clear", "reverse"):
         mutate(f, lst)
     unread = isinstance(lst, V.CallerList) and not lst.loaded
@@ -609,7 +631,8 @@ def _list_method(f, lst, name, args):
     return V.Known(None)
 
 
-def _dict_method(f, d, name, args, kwargs=None):
+@protocol.register("call_method", V.Dict)
+def _dict_method(f, d, name, args, kwargs):
     if name in ("keys", "values", "items"):
         return dict_views.view(d, name)
     if name == "get":
@@ -630,7 +653,7 @@ def _dict_method(f, d, name, args, kwargs=None):
                 d.items.update({python_value(f, k, "dict.update"): v for k, v in
                                 (((V.Known(k), v) for k, v in args[0].items.items()) if isinstance(args[0], V.Dict)
                                  else (iterate(f, pair) for pair in iterate(f, args[0])))})
-            d.items.update(kwargs or {})
+            d.items.update(kwargs)
             return V.Known(None)
         if name == "pop":
             key = python_value(f, args[0], "dict.pop")

@@ -1,6 +1,10 @@
-"""Call dispatch and inlining: what a CALL does.
+"""Call dispatch and inlining: the `call` rules of known callables, functions made in
+the trace, bound methods (they go on to their receiver's `call_method` rule) and
+partials, and the `call_method` rule of known objects.  The trackers of dataclass
+instances, generators, dict views, grad-mode and autocast exits have their call rules
+in their own modules.
 
-Calls dispatch on what is called: torch functions and Tensor methods go into
+A known callable dispatches on what it is: torch functions and Tensor methods go into
 the graph; user functions, methods, callable objects and nn.Module forwards are
 inlined; dataclasses, namedtuples and plain user classes are built in the trace
 (dataobjects.py); builtins, math, operator and grad-mode functions come from
@@ -20,7 +24,7 @@ import torch
 
 from . import autocast
 from . import dataobjects
-from .builtins_table import BUILTINS, CONSTANT_FOLD, GRAD_MODE, call_getter, container_method, tensor_method
+from .builtins_table import BUILTINS, CONSTANT_FOLD, GRAD_MODE, call_getter
 from . import environment
 from . import reads
 from . import escapes
@@ -35,25 +39,22 @@ from ..guards.kinds import global_module_hooks
 
 
 # ---------------------------------------------------------------- calls
-def call(f, fn, args, kwargs):
-    if isinstance(fn, V.Method):
-        return call_method(f, fn.receiver, fn.name, args, kwargs)
-    if isinstance(fn, V.Function):
-        return inline_made_function(f, fn, args, kwargs)
-    if isinstance(fn, V.GradModeExit):
-        f.trace.set_grad_enabled(fn.restore)
-        return V.Known(None)
-    if isinstance(fn, V.AutocastExit):
-        return autocast.exit_(f, fn)
-    if isinstance(fn, V.Partial):
-        return call(f, fn.fn, list(fn.args) + list(args), {**fn.kwargs, **kwargs})
-    if isinstance(fn, V.Known):
-        return call_known(f, fn, args, kwargs)
-    if isinstance(fn, V.DataObject):
-        return dataobjects.call_method(f, fn, "__call__", args, kwargs)
+@protocol.register("call", V.Method)
+def _call_bound_method(f, method, args, kwargs):
+    return protocol.call_method(f, method.receiver, method.name, args, kwargs)
+
+
+@protocol.register("call", V.Partial)
+def _call_partial(f, partial, args, kwargs):
+    return protocol.call(f, partial.fn, list(partial.args) + list(args), {**partial.kwargs, **kwargs})
+
+
+@protocol.register("call", V.VT)
+def _not_callable(f, fn, args, kwargs):
     raise GraphBreak(f"call of a {fn.python_type().__name__}")
 
 
+@protocol.register("call", V.Known)
 def call_known(f, fn_vt, args, kwargs):
     fn = fn_vt.value
     python_only = escapes.runs_in_python(fn)
@@ -63,12 +64,12 @@ def call_known(f, fn_vt, args, kwargs):
         return torch_call(f, fn, args, kwargs)
     cached = escapes.cache_wrapped(fn)
     if cached is not None:
-        return call(f, V.Known(cached, _attr_source(fn_vt, "__wrapped__")), args, kwargs)
+        return protocol.call(f, V.Known(cached, _attr_source(fn_vt, "__wrapped__")), args, kwargs)
     if escapes.assumed_constant(fn):
         return _assumed_constant_call(f, fn, args, kwargs)
     optimized = escapes.optimized_original(fn)
     if optimized is not None:       # an optimized function called from traced code is traced as part of it
-        return call(f, V.Known(optimized, _attr_source(fn_vt, escapes.OPTIMIZED_MARKER)), args, kwargs)
+        return protocol.call(f, V.Known(optimized, _attr_source(fn_vt, escapes.OPTIMIZED_MARKER)), args, kwargs)
     if fn is autocast.AUTOCAST_CLASS and not f.trace.shape_state.autocast_breaks:
         return autocast.make(f, [Vals.python_value(f, a, "torch.autocast") for a in args],
                              {k: Vals.python_value(f, v, "torch.autocast") for k, v in kwargs.items()})
@@ -104,12 +105,12 @@ def call_known(f, fn_vt, args, kwargs):
         self_vt = f.trace.by_identity.get(id(fn.__self__)) or V.Known(fn.__self__)
         # the function is named through the constant table (its identity is guarded where the method was
         # read), so its code guard is one per function, not one per object it is bound to
-        return call(f, V.Known(fn.__func__), [self_vt] + list(args), kwargs)
+        return protocol.call(f, V.Known(fn.__func__), [self_vt] + list(args), kwargs)
     if isinstance(fn, types.FunctionType):
         return inline_function(f, fn, fn_vt, args, kwargs)
     call_slot = reads.static_lookup(type(fn), "__call__")
     if isinstance(call_slot, types.FunctionType) and not isinstance(fn, type):
-        return call(f, V.Known(call_slot), [fn_vt] + list(args), kwargs)     # a callable object: its __call__
+        return protocol.call(f, V.Known(call_slot), [fn_vt] + list(args), kwargs)     # a callable object: its __call__
     if isinstance(fn, type) and issubclass(fn, tuple) and hasattr(fn, "_fields"):
         return V.NamedTuple(_bind_namedtuple(fn, args, kwargs), cls=fn)
     if dataobjects.is_traceable_dataclass(fn):
@@ -179,13 +180,13 @@ def _call_partial_object(f, fn_vt, args, kwargs):
         fn = reads.known_result(partial.func)
         stored_args = [reads.known_result(a) for a in partial.args]
         stored_kwargs = {k: reads.known_result(v) for k, v in partial.keywords.items()}
-        return call(f, fn, stored_args + list(args), {**stored_kwargs, **kwargs})
+        return protocol.call(f, fn, stored_args + list(args), {**stored_kwargs, **kwargs})
     fn = f.trace.wrap(partial.func, S.attr(fn_vt.source, "func"))
     stored_args = f.trace.wrap(partial.args, S.attr(fn_vt.source, "args"))
     stored_kwargs = f.trace.wrap(partial.keywords, S.attr(fn_vt.source, "keywords"))
     if not isinstance(stored_args, V.Tuple) or not isinstance(stored_kwargs, V.Dict):
         raise GraphBreak("call of a functools.partial whose arguments the tracer cannot hold")
-    return call(f, fn, list(stored_args.items) + list(args), {**stored_kwargs.items, **kwargs})
+    return protocol.call(f, fn, list(stored_args.items) + list(args), {**stored_kwargs.items, **kwargs})
 
 def _attr_source(vt, name):
     return S.attr(vt.source, name) if vt.source is not None else None
@@ -247,25 +248,20 @@ def torch_call(f, fn, args, kwargs):
     return f.trace.builder.call("call_function", fn, tuple(args), kwargs)
 
 
-def call_method(f, receiver, name, args, kwargs):
-    if isinstance(receiver, V.Tensor):
-        return tensor_method(f, receiver, name, args, kwargs)
-    if isinstance(receiver, V.DataObject):
-        return dataobjects.call_method(f, receiver, name, args, kwargs)
-    if isinstance(receiver, V.Known) and "." in name:       # a builtin method found through super()
+@protocol.register("call_method", V.Known)
+def _known_method(f, receiver, name, args, kwargs):
+    if "." in name:       # a builtin method found through super()
         result = read_only_call(f, receiver, name, args) if not kwargs else None
         if result is None:
             raise GraphBreak(f"call to {name} is not traceable")
         return result
-    if isinstance(receiver, V.Known):
-        if isinstance(receiver.value, set) and receiver.source is None and name in SET_MUTATORS | SET_READERS:
-            # a set made in the trace: run the method on it (the runner returns a copy of the final set)
-            if name in SET_MUTATORS:
-                f.trace.side_effects.mutate(receiver)
-            values = [Vals.python_value(f, a, f"set.{name}") for a in args]
-            return V.Known(run_python(getattr(receiver.value, name), *values))
-        return call(f, V.Known(getattr(receiver.value, name)), args, kwargs)
-    return container_method(f, receiver, name, args, kwargs)
+    if isinstance(receiver.value, set) and receiver.source is None and name in SET_MUTATORS | SET_READERS:
+        # a set made in the trace: run the method on it (the runner returns a copy of the final set)
+        if name in SET_MUTATORS:
+            f.trace.side_effects.mutate(receiver)
+        values = [Vals.python_value(f, a, f"set.{name}") for a in args]
+        return V.Known(run_python(getattr(receiver.value, name), *values))
+    return protocol.call(f, V.Known(getattr(receiver.value, name)), args, kwargs)
 
 
 SET_MUTATORS = {"add", "discard", "update", "remove", "clear", "pop", "difference_update", "intersection_update",
@@ -335,12 +331,12 @@ def call_module(f, module_vt, args, kwargs):
         f.trace.guards.module_structure(src, m, own_forward)
     class_call = reads.class_method(f, type(m), "__call__")        # guarded: a class patched later is seen
     if class_call.value is not torch.nn.Module.__call__:
-        return call(f, class_call, [module_vt] + list(args), kwargs)
+        return protocol.call(f, class_call, [module_vt] + list(args), kwargs)
     if own_forward:
         forward = f.trace.wrap(m.__dict__["forward"], S.attr(src, "forward")) if src is not None else \
             reads.known_result(m.__dict__["forward"])
-        return call(f, forward, list(args), kwargs)
-    return call(f, reads.class_method(f, type(m), "forward"), [module_vt] + list(args), kwargs)
+        return protocol.call(f, forward, list(args), kwargs)
+    return protocol.call(f, reads.class_method(f, type(m), "forward"), [module_vt] + list(args), kwargs)
 
 
 def inline_function(f, fn, fn_vt, args, kwargs):
@@ -401,6 +397,7 @@ def _code_argnames(code) -> list[str]:
     return list(code.co_varnames[:n])
 
 
+@protocol.register("call", V.Function)
 def inline_made_function(f, fn: V.Function, args, kwargs):
     real = types.FunctionType(fn.code, fn.globals, fn.name, tuple(None for _ in fn.defaults) or None,
                               tuple(types.CellType() for _ in fn.code.co_freevars) or None)
@@ -430,5 +427,3 @@ def inline_made_function(f, fn: V.Function, args, kwargs):
     cells = dict(zip(fn.code.co_freevars, fn.closure))
     return f.inline(fn.code, fn.globals, locals_, cells)
 
-
-protocol.register("call", V.VT)(call)

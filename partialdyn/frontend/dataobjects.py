@@ -152,6 +152,12 @@ def get_item(f, obj: V.DataObject, key):
     return operator.getitem(list(obj.mapping.values()), key)
 
 
+@protocol.register("call", V.DataObject)
+def _call_instance(f, obj: V.DataObject, args, kwargs):
+    return call_method(f, obj, "__call__", args, kwargs)
+
+
+@protocol.register("call_method", V.DataObject)
 def call_method(f, obj: V.DataObject, name, args, kwargs):
     if obj.mapping is not None:
         if name == "to_tuple":

@@ -83,6 +83,7 @@ def binary(f, op, a, b):
     return V.Known(op(as_set(f, a, op.__name__), as_set(f, b, op.__name__)))
 
 
+@protocol.register("call_method", V.DictView)
 def call_method(f, view_vt, name, args, kwargs):
     if name == "isdisjoint" and view_vt.kind != "values":
         return V.Known(as_set(f, view_vt, name).isdisjoint(as_set(f, args[0], name)))

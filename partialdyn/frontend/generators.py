@@ -186,6 +186,7 @@ def _exception(f, args):
     return error
 
 
+@protocol.register("call_method", V.Iterator, V.Generator, V.LazyIterator)
 def call_method(f, it, name, args, kwargs):
     """Methods of iterator trackers: `__next__`, `__iter__`, and a generator's `send` / `throw` / `close`."""
     if name == "__iter__":

@@ -6,7 +6,7 @@ CPython versions the opcode exists in (`since=`, `until=`: registered only
 there) and how it behaves at a graph break (`at_break=`, see `breaks.py`: the
 runtime reads it from `AT_BREAK`).  What an opcode does to the values it takes is an operation of
 `protocol.py` (attribute, call, ...) or a function of `values.py` (operators, items, iteration),
-`attributes.py` (attribute writes) and `calls.py` (calls).
+`attributes.py` (attribute writes).
 """
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from bytecode import BinaryOp, Compare
 from bytecode.instr import CellVar, FormatValue, FreeVar
 
 from . import attributes
-from . import calls
 from . import autocast
 from . import contexts
 from . import generators
@@ -258,7 +257,7 @@ def load_super_attr(f, i):
     load_method, two_arguments, name = i.arg
     super_, cls, obj = f.popn(3)
     builtin = isinstance(super_, V.Known) and super_.value is super
-    sup = calls.call(f, super_, [cls, obj] if two_arguments or builtin else [], {})
+    sup = protocol.call(f, super_, [cls, obj] if two_arguments or builtin else [], {})
     push_attribute(f, protocol.attribute(f, sup, name), load_method)
 
 
@@ -591,7 +590,7 @@ def call_with_names(f, n, names):
     fn, args = callable_and_args(lower, upper, args)
     positional = args[:len(args) - len(names)]
     kwargs = dict(zip(names, args[len(args) - len(names):]))
-    f.push(calls.call(f, fn, positional, kwargs))
+    f.push(protocol.call(f, fn, positional, kwargs))
 
 
 def callable_and_args(lower, upper, args):
@@ -612,7 +611,7 @@ def call_function_ex(f, i):
         fn = f.pop()
     elif f.stack and f.stack[-1] is V.NULL:
         f.pop()
-    f.push(calls.call(f, fn, args, kwargs))
+    f.push(protocol.call(f, fn, args, kwargs))
 
 
 @handles("MAKE_FUNCTION", until=(3, 13))

@@ -1,7 +1,7 @@
 """Python semantics over trackers, as one function per operation dispatched on the tracker's type.
 
-A module that needs an operation (`call`, `python_value`, `truth`, `iterate`, `subscript`,
-`attribute`, `binary`, `contains`) calls it here instead of importing the module that
+A module that needs an operation (`python_value`, `truth`, `iterate`, `subscript`, `attribute`,
+`call`, `call_method`, `binary`, `contains`) calls it here instead of importing the module that
 implements it; the rule modules register their rules for tracker types when they are imported
 (`register("truth", V.Known)(rule)`), so they need not import each other.  Dispatch follows the
 tracker class's MRO: a rule for `V.VT` is the fallback for every tracker.  Adding a tracker type
@@ -14,7 +14,8 @@ from __future__ import annotations
 from .. import trackers as V
 from ..errors import UserError
 
-OPERATIONS = ("python_value", "truth", "iterate", "subscript", "attribute", "call", "binary", "contains")
+OPERATIONS = ("python_value", "truth", "iterate", "subscript", "attribute", "call", "call_method", "binary",
+              "contains")
 _RULES: dict[str, dict[type, object]] = {operation: {} for operation in OPERATIONS}
 
 
@@ -71,6 +72,11 @@ def method_of_type(f, obj, name: str):
 
 def call(f, fn, args: list, kwargs: dict):
     return _rule("call", fn)(f, fn, args, kwargs)
+
+
+def call_method(f, receiver, name: str, args: list, kwargs: dict):
+    """`receiver.name(*args, **kwargs)` for a method bound to a tracker (`V.Method`), dispatched on the receiver."""
+    return _rule("call_method", receiver)(f, receiver, name, args, kwargs)
 
 
 def binary(f, op, a, b):

@@ -3,8 +3,8 @@
 `Trace` is one compile: the graph being built, the guards, the policy, and the
 wrapping of inputs into trackers.  `Frame` interprets one code object (the
 traced function, or an inlined callee) with its own stack and locals; opcode
-semantics live in `opcodes.py`, call semantics in `calls.py`, attribute semantics
-in `attributes.py`, operators, truth, items and iteration in `values.py`.
+semantics live in `opcodes.py`, the Python operations they apply to trackers in
+the rule modules behind `protocol.py`.
 
 The root frame stops at RETURN_VALUE, or at a graph break: the instruction that
 could not be traced, with the stack and locals as they were before it.
@@ -30,7 +30,7 @@ from ..guards.provenance import Provenance, provenance_of, user_caller
 from ..shapes.fake import provenance_of_sloc
 from ..shapes.policy import POLICIES, Consumer
 # the rule modules: importing them registers their rules in protocol.py (tests/test_architecture.py checks the list)
-from . import attributes, calls, dataobjects, dict_views, generators, values  # noqa: F401
+from . import attributes, autocast, builtins_table, calls, dataobjects, dict_views, generators, values  # noqa: F401
 from .dataobjects import is_plain_class
 from .. import sources as S
 from .. import trackers as V
