@@ -6,11 +6,13 @@ an empty instance.  Fields are trackers, methods are inlined with the tracker as
 `self`; at a graph break or return a dataclass is rebuilt by calling the class,
 a plain instance without its `__init__` (rebuilt.rebuild_plain).  Dataclasses
 that are also dicts (transformers' ModelOutput) get the dict view their
-`__post_init__` would build: the fields that are not None, in order.
+`__post_init__` would build: the fields that are not None, in order.  All the protocol
+rules of `V.DataObject` (attribute, subscript, iterate, call, call_method) are here.
 """
 from __future__ import annotations
 
 import abc
+import collections.abc
 import dataclasses
 import operator
 import types
@@ -142,9 +144,11 @@ def set_attr(f, obj: V.DataObject, name: str, value):
         obj.mapping[name] = value
 
 
-def get_item(f, obj: V.DataObject, key):
+@protocol.register("subscript", V.DataObject)
+def get_item(f, obj: V.DataObject, index):
     if obj.mapping is None:
-        raise GraphBreak(f"indexing a {obj.cls.__name__}")
+        return call_method(f, obj, "__getitem__", [index], {})
+    key = protocol.python_value(f, index, "indexing")
     if isinstance(key, str):
         if key not in obj.mapping:
             raise UserError(KeyError(key))
@@ -176,3 +180,15 @@ def call_method(f, obj: V.DataObject, name, args, kwargs):
         raise GraphBreak(f"method {name!r} of {obj.cls.__name__}")
     reads.class_attribute(f, obj.cls, name)     # a method patched on the class later is seen
     return protocol.call(f, V.Known(method), [obj] + list(args), kwargs)
+
+
+@protocol.register("iterate", V.DataObject)
+def _items(f, obj: V.DataObject):
+    if obj.mapping is not None:
+        raise GraphBreak(f"iteration over a {obj.python_type().__name__}",
+                         hint="the loop runs in Python around a graph break")
+    if reads.static_lookup(obj.cls, "__iter__") is collections.abc.Sequence.__iter__:
+        # the mixin's __iter__ ends on an IndexError; a Sequence is its len() items
+        n = protocol.python_value(f, call_method(f, obj, "__len__", [], {}), "len()")
+        return [call_method(f, obj, "__getitem__", [V.Known(i)], {}) for i in range(n)]
+    return protocol.iterate(f, call_method(f, obj, "__iter__", [], {}))

@@ -50,6 +50,13 @@ def drain(f, it) -> list:
             raise Unsupported(f"an iterator longer than {MAX_ITEMS} items is materialized (endless?)")
 
 
+@protocol.register("iterate", V.Iterator)
+def _items_left(f, it):
+    items = it.items[it.pos:]
+    f.trace.side_effects.step(it, "pos", len(it.items))
+    return items
+
+
 def _step_list(f, it):
     if it.pos >= len(it.items):
         return None

@@ -8,14 +8,12 @@ they can and break the graph where Python needs a value only known at run time.
 from __future__ import annotations
 
 import collections
-import collections.abc
 import enum
 import operator
 import types
 
 import torch
 
-from . import dataobjects
 from . import dict_views
 from . import protocol
 from . import reads
@@ -401,13 +399,6 @@ def _dict_item(f, obj, index):
     return obj.items[key]
 
 
-@protocol.register("subscript", V.DataObject)
-def _object_item(f, obj, index):
-    if obj.mapping is None:
-        return dataobjects.call_method(f, obj, "__getitem__", [index], {})
-    return dataobjects.get_item(f, obj, python_value(f, index, "indexing"))
-
-
 @protocol.register("subscript", V.Known)
 def _known_item(f, obj, index):
     if environment.is_environ(obj.value):
@@ -468,13 +459,6 @@ def mutate(f, container):
 iterate = protocol.iterate      # the items a `for` loop / unpacking / * would produce, as trackers
 
 
-@protocol.register("iterate", V.Iterator)
-def _iterator_items(f, vt):
-    items = vt.items[vt.pos:]
-    f.trace.side_effects.step(vt, "pos", len(vt.items))
-    return items
-
-
 @protocol.register("iterate", V.Tuple, V.List)
 def _sequence_items(f, vt):
     return list(vt.items)
@@ -483,18 +467,6 @@ def _sequence_items(f, vt):
 @protocol.register("iterate", V.Dict)
 def _dict_items(f, vt):
     return [V.Known(k) for k in vt.items]
-
-
-@protocol.register("iterate", V.DataObject)
-def _object_items(f, vt):
-    if vt.mapping is not None:
-        raise GraphBreak(f"iteration over a {vt.python_type().__name__}",
-                         hint="the loop runs in Python around a graph break")
-    if reads.static_lookup(vt.cls, "__iter__") is collections.abc.Sequence.__iter__:
-        # the mixin's __iter__ ends on an IndexError; a Sequence is its len() items
-        n = python_value(f, dataobjects.call_method(f, vt, "__len__", [], {}), "len()")
-        return [dataobjects.call_method(f, vt, "__getitem__", [V.Known(i)], {}) for i in range(n)]
-    return iterate(f, dataobjects.call_method(f, vt, "__iter__", [], {}))
 
 
 @protocol.register("iterate", V.Known)
