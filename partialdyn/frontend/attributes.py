@@ -2,7 +2,7 @@
 
 The `attribute` rules of constants and objects, tensors, containers, symbols, functions and
 `super()` are here (instances made in the trace, dict views and generators have theirs in
-their own modules); `store_attr` is the write.
+their own modules), and so are the `store_attribute` rules of constants and objects.
 
 Tensor metadata is a constant or a graph node (`x.shape` stays symbolic); module
 parameters, buffers and submodules are tracked with their attribute path as source;
@@ -20,7 +20,6 @@ from . import dataobjects
 from . import protocol
 from . import reads
 from .. import sources as S
-from . import values as Vals
 from .. import trackers as V
 from ..errors import GraphBreak, Unsupported, UserError
 from .side_effects import SideEffects
@@ -194,26 +193,27 @@ def _super_attr(f, sup, name):
     return reads.known_result(attr)
 
 
-def store_attr(f, obj, name, value):
+@protocol.register("store_attribute", V.Known)
+def _store_known_attr(f, obj, name, value):
     """`obj.name = value` (value None: `del obj.name`) on an object from the caller's world: recorded, replayed
-    after the graph runs."""
-    if isinstance(obj, V.Known) and obj.owned:
+    after the graph runs (on a copy made in the trace: done now, copies.py)."""
+    if obj.owned:
         copies.store_attr(f, obj, name, value)
         return
-    if isinstance(obj, V.DataObject):
-        Vals.mutate(f, obj)       # a break in the call that wrote it must not rebuild the half-changed object
-        dataobjects.set_attr(f, obj, name, value)
-        return
-    if not (isinstance(obj, V.Known) and obj.source is not None) or isinstance(obj.value, type) or \
-            name.startswith("__"):
-        raise GraphBreak(f"assignment to attribute {name!r} of a {obj.python_type().__name__}",
-                         hint="the assignment runs in Python")
+    if obj.source is None or isinstance(obj.value, type) or name.startswith("__"):
+        _no_attribute_store(f, obj, name, value)
     if isinstance(obj.value, torch.nn.Module) and name in obj.value.__dict__.get("_parameters", {}):
         raise GraphBreak(f"assignment to parameter {name!r}", hint="the assignment runs in Python")
     if dataobjects.data_descriptor(type(obj.value), name) is not None:
         raise GraphBreak(f"assignment to {name!r} through a data descriptor (a property setter or __set__)",
                          hint="the assignment runs in Python")
     f.trace.side_effects.write(obj, name, SideEffects.DELETED if value is None else value)
+
+
+@protocol.register("store_attribute", V.VT)
+def _no_attribute_store(f, obj, name, value):
+    raise GraphBreak(f"assignment to attribute {name!r} of a {obj.python_type().__name__}",
+                     hint="the assignment runs in Python")
 
 
 protocol.register("attribute", V.Tuple, V.List, V.Dict, V.Sym)(protocol.method_of_type)

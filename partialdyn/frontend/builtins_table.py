@@ -27,7 +27,7 @@ from . import dataobjects
 from . import dict_views
 from . import generators
 from .. import trackers as V
-from .attributes import guarded_flag, store_attr, tensor_size
+from .attributes import guarded_flag, tensor_size
 from . import protocol
 from .values import binary, hashable_values, identical, iterate, mutate, python_value, subscript, truth, unary
 from ..errors import GraphBreak, Unsupported, UserError, run_python
@@ -250,12 +250,12 @@ def b_getattr(f, obj, name, *default):
 
 
 def b_setattr(f, obj, name, value):
-    store_attr(f, obj, python_value(f, name, "setattr()"), value)
+    protocol.store_attribute(f, obj, python_value(f, name, "setattr()"), value)
     return V.Known(None)
 
 
 def b_delattr(f, obj, name):
-    store_attr(f, obj, python_value(f, name, "delattr()"), None)
+    protocol.store_attribute(f, obj, python_value(f, name, "delattr()"), None)
     return V.Known(None)
 
 

@@ -7,7 +7,7 @@ an empty instance.  Fields are trackers, methods are inlined with the tracker as
 a plain instance without its `__init__` (rebuilt.rebuild_plain).  Dataclasses
 that are also dicts (transformers' ModelOutput) get the dict view their
 `__post_init__` would build: the fields that are not None, in order.  All the protocol
-rules of `V.DataObject` (attribute, subscript, iterate, call, call_method) are here.
+rules of `V.DataObject` (attribute, subscript, iterate, call, call_method, store_attribute) are here.
 """
 from __future__ import annotations
 
@@ -121,8 +121,10 @@ def get_attr(f, obj: V.DataObject, name: str):
     return entry
 
 
+@protocol.register("store_attribute", V.DataObject)
 def set_attr(f, obj: V.DataObject, name: str, value):
     """`obj.name = value` (value None: `del obj.name`), through a data descriptor of the class if there is one."""
+    f.trace.side_effects.mutate(obj)    # a break in the call that wrote it must not rebuild the half-changed object
     descriptor = data_descriptor(obj.cls, name)
     if descriptor is not None:
         method = (descriptor.fset if value is not None else descriptor.fdel) if isinstance(descriptor, property) \

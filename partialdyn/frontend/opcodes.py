@@ -5,8 +5,8 @@ locals or instruction pointer.  Its registration (`handles`) also declares the
 CPython versions the opcode exists in (`since=`, `until=`: registered only
 there) and how it behaves at a graph break (`at_break=`, see `breaks.py`: the
 runtime reads it from `AT_BREAK`).  What an opcode does to the values it takes is an operation of
-`protocol.py` (attribute, call, ...) or a function of `values.py` (operators, items, iteration),
-`attributes.py` (attribute writes).
+`protocol.py` (attribute, call, item assignment ...) or a function of `values.py` (operators,
+identity, hashing, container mutation).
 """
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ import operator
 from bytecode import BinaryOp, Compare
 from bytecode.instr import CellVar, FormatValue, FreeVar
 
-from . import attributes
 from . import autocast
 from . import contexts
 from . import generators
@@ -272,13 +271,13 @@ def load_method(f, i):
 @handles("STORE_ATTR", at_break=breaks.stack_op(lambda name: lambda value, obj: setattr(obj, name, value), 2))
 def store_attr(f, i):
     obj, value = f.stack[-1], f.stack[-2]
-    attributes.store_attr(f, obj, i.arg, value)
+    protocol.store_attribute(f, obj, i.arg, value)
     f.popn(2)
 
 
 @handles("DELETE_ATTR")
 def delete_attr(f, i):
-    attributes.store_attr(f, f.stack[-1], i.arg, None)
+    protocol.store_attribute(f, f.stack[-1], i.arg, None)
     f.pop()
 
 
@@ -292,7 +291,7 @@ def binary_subscr(f, i):
     lambda arg: lambda value, container, key: operator.setitem(container, key, value), 3))
 def store_subscr(f, i):
     key, container, value = f.stack[-1], f.stack[-2], f.stack[-3]
-    values.store_subscript(f, container, key, value)
+    protocol.store_subscript(f, container, key, value)
     f.popn(3)
 
 

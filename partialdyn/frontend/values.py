@@ -3,7 +3,9 @@
 `python_value()` is where a symbolic value is consumed (the policy decides whether it is
 specialized).  Truth, operators (`binary`, `unary`, `contains`), items (`subscript`,
 `store_subscript`, `mutate`) and iteration (`iterate`, `dict_items`) stay symbolic where
-they can and break the graph where Python needs a value only known at run time.
+they can and break the graph where Python needs a value only known at run time.  The
+protocol rules of constants, symbols, tensors and containers for these operations are here;
+`binary` is one rule that dispatches on both operands inside.
 """
 from __future__ import annotations
 
@@ -435,17 +437,22 @@ def _module_slice(f, value, source):
     return vt
 
 
-def store_subscript(f, container, key, value):
-    if isinstance(container, V.Tensor):
-        f.trace.builder.call("call_function", operator.setitem, (container, key, value), {})
-        return
-    if isinstance(container, (V.List, V.Dict)):
-        index = python_value(f, key, "item assignment")
-        if isinstance(container, V.List) and isinstance(index, slice):
-            raise GraphBreak("slice assignment into a list", hint="it runs in Python")
-        mutate(f, container)
-        container.items[index] = value
-        return
+@protocol.register("store_subscript", V.Tensor)
+def _store_tensor_item(f, container, key, value):
+    f.trace.builder.call("call_function", operator.setitem, (container, key, value), {})
+
+
+@protocol.register("store_subscript", V.List, V.Dict)
+def _store_item(f, container, key, value):
+    index = python_value(f, key, "item assignment")
+    if isinstance(container, V.List) and isinstance(index, slice):
+        raise GraphBreak("slice assignment into a list", hint="it runs in Python")
+    mutate(f, container)
+    container.items[index] = value
+
+
+@protocol.register("store_subscript", V.VT)
+def _no_item_store(f, container, key, value):
     raise GraphBreak(f"item assignment into a {container.python_type().__name__} from outside the trace",
                      hint="the assignment runs in Python")
 
