@@ -41,13 +41,15 @@ def make(f, values: list, kw: dict):
     return V.Autocast(checked.device, checked.fast_dtype, checked._enabled, checked._cache_enabled)
 
 
-def enter(f, ctx: V.Autocast) -> V.AutocastExit:
+@protocol.register("enter", V.Autocast)
+def enter(f, ctx: V.Autocast):
+    """`with torch.autocast(...) as ctx:` -> (the region's exit, ctx)."""
     state = (ctx.device_type, ctx.dtype, ctx.enabled, ctx.cache_enabled)
     node = f.trace.builder.change_state(torch.amp._enter_autocast, state)
     mode = torch.amp._enter_autocast(*state)          # the fake ops inside run under it
     f.trace.autocast_open.append(mode)
     f.trace.autocast_regions += 1
-    return V.AutocastExit(node, mode)
+    return V.AutocastExit(node, mode), ctx
 
 
 @protocol.register("call", V.AutocastExit)

@@ -450,6 +450,17 @@ def g_is_grad_enabled(f, args, kwargs):
     return V.Known(f.trace.grad_enabled)
 
 
+@protocol.register("enter", V.GradMode)
+def _enter_grad_mode(f, mode):
+    """`with torch.no_grad():` & co: the mode changes now (set_grad_enabled(...) changed it when called)."""
+    previous = f.trace.grad_enabled
+    if mode.applied is None:
+        f.trace.set_grad_enabled(mode.enabled)
+    else:
+        previous = mode.applied
+    return V.GradModeExit(previous), V.Known(None)
+
+
 @protocol.register("call", V.GradModeExit)
 def _exit_grad_mode(f, region, args, kwargs):
     """The `__exit__` a traced grad-mode `with` block left on the stack: the mode before the block comes back."""

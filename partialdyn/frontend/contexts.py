@@ -1,4 +1,5 @@
-"""`with` blocks over context managers other than grad modes.
+"""`with` blocks over context managers other than grad modes and autocast: the `enter` rule every
+other tracker falls back to.
 
 BEFORE_WITH calls the manager's `__enter__` (inlined like any method) and leaves its
 `__exit__` on the stack, which the block's normal exit calls with three Nones.  The tracer
@@ -17,8 +18,10 @@ from .. import trackers as V
 from ..errors import GraphBreak, Unsupported, UserError
 
 
+@protocol.register("enter", V.VT)
 def enter(f, manager):
-    """`with manager:` -> (the `__exit__` callable, the value bound by `as`)."""
+    """`with manager:` -> (the `__exit__` callable, the value bound by `as`): any manager but grad modes and
+    autocast, whose rules are in builtins_table.py and autocast.py."""
     try:
         exit_ = protocol.attribute(f, manager, "__exit__")
         enter_ = protocol.attribute(f, manager, "__enter__")

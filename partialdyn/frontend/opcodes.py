@@ -15,8 +15,6 @@ import operator
 from bytecode import BinaryOp, Compare
 from bytecode.instr import CellVar, FormatValue, FreeVar
 
-from . import autocast
-from . import contexts
 from . import generators
 from . import protocol
 from . import reads
@@ -797,23 +795,9 @@ def for_iter(f, i):
 # ---------------------------------------------------------------- with blocks and raise
 @handles("BEFORE_WITH", words="with")
 def before_with(f, i):
-    ctx = f.pop()
-    if isinstance(ctx, V.Autocast):
-        f.push(autocast.enter(f, ctx))
-        f.push(ctx)
-        return
-    if not isinstance(ctx, V.GradMode):
-        exit_, value = contexts.enter(f, ctx)
-        f.push(exit_)
-        f.push(value)
-        return
-    previous = f.trace.grad_enabled
-    if ctx.applied is None:
-        f.trace.set_grad_enabled(ctx.enabled)
-    else:
-        previous = ctx.applied
-    f.push(V.GradModeExit(previous))
-    f.push(V.Known(None))
+    exit_, value = protocol.enter(f, f.pop())
+    f.push(exit_)
+    f.push(value)
 
 
 @handles("RAISE_VARARGS", at_break=breaks.RAISE)

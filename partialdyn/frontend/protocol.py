@@ -1,7 +1,7 @@
 """Python semantics over trackers, as one function per operation dispatched on the tracker's type.
 
 A module that needs an operation (`python_value`, `truth`, `iterate`, `subscript`, `attribute`,
-`call`, `call_method`, `binary`, `contains`, `store_attribute`, `store_subscript`) calls it here instead of importing the module that
+`call`, `call_method`, `binary`, `contains`, `store_attribute`, `store_subscript`, `enter`) calls it here instead of importing the module that
 implements it; the rule modules register their rules for tracker types when they are imported
 (`register("truth", V.Known)(rule)`), so they need not import each other.  Dispatch follows the
 tracker class's MRO: a rule for `V.VT` is the fallback for every tracker.  Adding a tracker type
@@ -15,7 +15,7 @@ from .. import trackers as V
 from ..errors import UserError
 
 OPERATIONS = ("python_value", "truth", "iterate", "subscript", "attribute", "call", "call_method", "binary",
-              "contains", "store_attribute", "store_subscript")
+              "contains", "store_attribute", "store_subscript", "enter")
 _RULES: dict[str, dict[type, object]] = {operation: {} for operation in OPERATIONS}
 
 
@@ -96,4 +96,9 @@ def store_attribute(f, obj, name: str, value) -> None:
 def store_subscript(f, container, key, value) -> None:
     """`container[key] = value`."""
     _rule("store_subscript", container)(f, container, key, value)
+
+
+def enter(f, manager) -> tuple:
+    """`with manager:` entered: (the callable its exit calls with three Nones, the value bound by `as`)."""
+    return _rule("enter", manager)(f, manager)
 

@@ -30,7 +30,8 @@ from ..guards.provenance import Provenance, provenance_of, user_caller
 from ..shapes.fake import provenance_of_sloc
 from ..shapes.policy import POLICIES, Consumer
 # the rule modules: importing them registers their rules in protocol.py (tests/test_architecture.py checks the list)
-from . import attributes, autocast, builtins_table, calls, dataobjects, dict_views, generators, values  # noqa: F401
+from . import (attributes, autocast, builtins_table, calls, contexts, dataobjects, dict_views,  # noqa: F401
+               generators, values)
 from .dataobjects import is_plain_class
 from .. import sources as S
 from .. import trackers as V
