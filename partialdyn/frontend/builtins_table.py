@@ -23,7 +23,6 @@ import torch
 
 from . import contexts
 from . import copies
-from . import dataobjects
 from . import dict_views
 from . import generators
 from .. import trackers as V
@@ -34,20 +33,26 @@ from ..errors import GraphBreak, Unsupported, UserError, run_python
 
 
 # ---------------------------------------------------------------- builtins
-def b_len(f, obj):
-    if isinstance(obj, (V.Tuple, V.List, V.Dict)):
-        return V.Known(len(obj.items))
-    if isinstance(obj, V.DictView):
-        return V.Known(dict_views.length(obj))
-    if isinstance(obj, V.Tensor):
-        return tensor_size(f, obj, 0)
-    if isinstance(obj, V.Known):
-        n = run_python(len, obj.value)
-        if obj.source is not None:
-            f.trace.guards.length(obj.source, n)        # a module, set, deque ... of the caller's world
-        return V.Known(n)
-    if isinstance(obj, V.DataObject):
-        return V.Known(len(obj.mapping)) if obj.mapping is not None else dataobjects.call_method(f, obj, "__len__", [], {})
+@protocol.register("length", V.Tuple, V.List, V.Dict)
+def _container_length(f, obj):
+    return V.Known(len(obj.items))
+
+
+@protocol.register("length", V.Tensor)
+def _tensor_length(f, t):
+    return tensor_size(f, t, 0)
+
+
+@protocol.register("length", V.Known)
+def _known_length(f, obj):
+    n = run_python(len, obj.value)
+    if obj.source is not None:
+        f.trace.guards.length(obj.source, n)        # a module, set, deque ... of the caller's world
+    return V.Known(n)
+
+
+@protocol.register("length", V.VT)
+def _no_length(f, obj):
     raise GraphBreak(f"len() of a {obj.python_type().__name__}")
 
 
@@ -502,7 +507,7 @@ PURE_ON_CONSTANTS = (inspect.signature, inspect.isclass, inspect.isfunction, ins
                      typing.get_args, torch.finfo, torch.iinfo)
 
 BUILTINS = {
-    id: b_id, copy.deepcopy: copies.deepcopy, copy.copy: copies.shallow_copy, len: b_len, isinstance: b_isinstance, issubclass: b_issubclass, type: b_type, int: b_int,
+    id: b_id, copy.deepcopy: copies.deepcopy, copy.copy: copies.shallow_copy, len: protocol.length, isinstance: b_isinstance, issubclass: b_issubclass, type: b_type, int: b_int,
     float: b_float, bool: b_bool, str: b_str, abs: b_abs, min: _min_max(operator.lt, "min"),
     max: _min_max(operator.gt, "max"), sum: b_sum, range: b_range, enumerate: b_enumerate, zip: b_zip,
     reversed: b_reversed, iter: b_iter, next: b_next, list: b_list, tuple: b_tuple, dict: b_dict,

@@ -7,7 +7,8 @@ an empty instance.  Fields are trackers, methods are inlined with the tracker as
 a plain instance without its `__init__` (rebuilt.rebuild_plain).  Dataclasses
 that are also dicts (transformers' ModelOutput) get the dict view their
 `__post_init__` would build: the fields that are not None, in order.  All the protocol
-rules of `V.DataObject` (attribute, subscript, iterate, call, call_method, store_attribute) are here.
+rules of `V.DataObject` (attribute, subscript, iterate, length, call, call_method, store_attribute) are
+here.
 """
 from __future__ import annotations
 
@@ -182,6 +183,11 @@ def call_method(f, obj: V.DataObject, name, args, kwargs):
         raise GraphBreak(f"method {name!r} of {obj.cls.__name__}")
     reads.class_attribute(f, obj.cls, name)     # a method patched on the class later is seen
     return protocol.call(f, V.Known(method), [obj] + list(args), kwargs)
+
+
+@protocol.register("length", V.DataObject)
+def _length(f, obj: V.DataObject):
+    return V.Known(len(obj.mapping)) if obj.mapping is not None else call_method(f, obj, "__len__", [], {})
 
 
 @protocol.register("iterate", V.DataObject)

@@ -108,3 +108,8 @@ def _view_items(f, vt):
 
 
 protocol.register("attribute", V.DictView)(protocol.method_of_type)
+
+
+@protocol.register("length", V.DictView)
+def _view_length(f, vt):
+    return V.Known(length(vt))

@@ -1,7 +1,8 @@
 """Python semantics over trackers, as one function per operation dispatched on the tracker's type.
 
 A module that needs an operation (`python_value`, `truth`, `iterate`, `subscript`, `attribute`,
-`call`, `call_method`, `binary`, `contains`, `store_attribute`, `store_subscript`, `enter`) calls it here instead of importing the module that
+`call`, `call_method`, `binary`, `contains`, `length`, `store_attribute`, `store_subscript`, `enter`) calls it
+here instead of importing the module that
 implements it; the rule modules register their rules for tracker types when they are imported
 (`register("truth", V.Known)(rule)`), so they need not import each other.  Dispatch follows the
 tracker class's MRO: a rule for `V.VT` is the fallback for every tracker.  Adding a tracker type
@@ -15,7 +16,7 @@ from .. import trackers as V
 from ..errors import UserError
 
 OPERATIONS = ("python_value", "truth", "iterate", "subscript", "attribute", "call", "call_method", "binary",
-              "contains", "store_attribute", "store_subscript", "enter")
+              "contains", "length", "store_attribute", "store_subscript", "enter")
 _RULES: dict[str, dict[type, object]] = {operation: {} for operation in OPERATIONS}
 
 
@@ -86,6 +87,11 @@ def binary(f, op, a, b):
 
 def contains(f, container, item) -> bool:
     return _rule("contains", container)(f, container, item)
+
+
+def length(f, obj):
+    """`len(obj)`, as a tracker (a tensor's is its first size, which may be symbolic)."""
+    return _rule("length", obj)(f, obj)
 
 
 def store_attribute(f, obj, name: str, value) -> None:
