@@ -5,8 +5,8 @@ locals or instruction pointer.  Its registration (`handles`) also declares the
 CPython versions the opcode exists in (`since=`, `until=`: registered only
 there) and how it behaves at a graph break (`at_break=`, see `breaks.py`: the
 runtime reads it from `AT_BREAK`).  What an opcode does to the values it takes is an operation of
-`protocol.py` (attribute, call, item assignment ...) or a function of `values.py` (operators,
-identity, hashing, container mutation).
+`protocol.py` (attribute, call, operators, item assignment ...) or a function of `values.py`
+(unary operators, `not`, identity, hashing, `**` unpacking, container mutation).
 """
 from __future__ import annotations
 
@@ -282,7 +282,7 @@ def delete_attr(f, i):
 @handles("BINARY_SUBSCR", at_break=breaks.stack_op(lambda arg: operator.getitem, 2), words="indexing")
 def binary_subscr(f, i):
     index = f.pop()
-    f.push(values.subscript(f, f.pop(), index))
+    f.push(protocol.subscript(f, f.pop(), index))
 
 
 @handles("STORE_SUBSCR", words="item assignment", at_break=breaks.stack_op(
@@ -298,7 +298,7 @@ def binary_slice(f, i):
     start, stop = f.popn(2)
     build_slice_of(f, [start, stop])
     index = f.pop()
-    f.push(values.subscript(f, f.pop(), index))
+    f.push(protocol.subscript(f, f.pop(), index))
 
 
 @handles("STORE_SLICE", since=(3, 12), words="item assignment")
@@ -337,14 +337,14 @@ def build_slice_of(f, parts):
 def binary_op(f, i):
     b = f.pop()
     a = f.pop()
-    f.push(values.binary(f, BINARY[i.arg], a, b))
+    f.push(protocol.binary(f, BINARY[i.arg], a, b))
 
 
 @handles("COMPARE_OP", words="comparison", at_break=breaks.stack_op(_compare_at_break, 2))
 def compare_op(f, i):
     b = f.pop()
     a = f.pop()
-    f.push(values.binary(f, COMPARE_CAST.get(i.arg) or COMPARE[i.arg], a, b))
+    f.push(protocol.binary(f, COMPARE_CAST.get(i.arg) or COMPARE[i.arg], a, b))
 
 
 @handles("TO_BOOL", since=(3, 13), at_break=breaks.stack_op(lambda arg: bool, 1))
@@ -421,26 +421,26 @@ def build_string(f, i):
 @handles("FORMAT_VALUE", until=(3, 13), words="str formatting")
 def format_value(f, i):
     spec = f.pop().value if i.arg & 0x04 else ""
-    value = values.python_value(f, f.pop(), "str formatting")
+    value = protocol.python_value(f, f.pop(), "str formatting")
     conv = {0: None, 1: str, 2: repr, 3: ascii}[i.arg & 0x03]
     f.push(V.Known(format(conv(value) if conv else value, spec)))
 
 
 @handles("CONVERT_VALUE", since=(3, 13), words="str formatting")
 def convert_value(f, i):
-    value = values.python_value(f, f.pop(), "str formatting")
+    value = protocol.python_value(f, f.pop(), "str formatting")
     f.push(V.Known(CONVERSIONS[i.arg](value)))
 
 
 @handles("FORMAT_SIMPLE", since=(3, 13), words="str formatting")
 def format_simple(f, i):
-    f.push(V.Known(format(values.python_value(f, f.pop(), "str formatting"), "")))
+    f.push(V.Known(format(protocol.python_value(f, f.pop(), "str formatting"), "")))
 
 
 @handles("FORMAT_WITH_SPEC", since=(3, 13), words="str formatting")
 def format_with_spec(f, i):
     spec = f.pop().value
-    f.push(V.Known(format(values.python_value(f, f.pop(), "str formatting"), spec)))
+    f.push(V.Known(format(protocol.python_value(f, f.pop(), "str formatting"), spec)))
 
 
 @handles("LIST_APPEND")
@@ -467,14 +467,14 @@ def map_add(f, i):
 
 @handles("LIST_EXTEND")
 def list_extend(f, i):
-    items = values.iterate(f, f.pop())
+    items = protocol.iterate(f, f.pop())
     values.mutate(f, f.stack[-i.arg])
     f.stack[-i.arg].items.extend(items)
 
 
 @handles("SET_UPDATE")
 def set_update(f, i):
-    items = values.hashable_values(f, values.iterate(f, f.pop()), "a set element")
+    items = values.hashable_values(f, protocol.iterate(f, f.pop()), "a set element")
     f.stack[-i.arg].value.update(items)
 
 
@@ -543,7 +543,7 @@ def dict_update(f, i):
 
 @handles("UNPACK_SEQUENCE", words="unpacking")
 def unpack_sequence(f, i):
-    items = values.iterate(f, f.pop())
+    items = protocol.iterate(f, f.pop())
     if len(items) != i.arg:
         raise Unsupported(f"unpacking {len(items)} values into {i.arg}")
     f.stack.extend(reversed(items))
@@ -552,7 +552,7 @@ def unpack_sequence(f, i):
 @handles("UNPACK_EX", words="unpacking")
 def unpack_ex(f, i):
     before, after = i.arg & 0xFF, i.arg >> 8
-    items = values.iterate(f, f.pop())
+    items = protocol.iterate(f, f.pop())
     if len(items) < before + after:
         raise Unsupported("not enough values to unpack")
     middle = V.List(items[before:len(items) - after])
@@ -602,7 +602,7 @@ def callable_and_args(lower, upper, args):
 def call_function_ex(f, i):
     """Until 3.13 the NULL under the callable may be absent; from 3.13 a NULL is always above it."""
     kwargs = values.dict_items(f, f.pop()) if i.arg & 1 else {}
-    args = values.iterate(f, f.pop())
+    args = protocol.iterate(f, f.pop())
     fn = f.pop()
     if fn is V.NULL:
         fn = f.pop()
@@ -618,7 +618,7 @@ def make_function(f, i):
     if i.arg & 0x04:
         f.pop()                                  # annotations
     kwdefaults = values.dict_items(f, f.pop()) if i.arg & 0x02 else {}
-    defaults = tuple(values.iterate(f, f.pop())) if i.arg & 0x01 else ()
+    defaults = tuple(protocol.iterate(f, f.pop())) if i.arg & 0x01 else ()
     f.push(V.Function(code, f.globals, code.co_name, defaults, kwdefaults, closure))
 
 
@@ -629,7 +629,7 @@ def make_plain_function(f, i):
     f.push(V.Function(code, f.globals, code.co_name))
 
 
-FUNCTION_ATTRIBUTES = {0x01: lambda f, fn, value: setattr(fn, "defaults", tuple(values.iterate(f, value))),
+FUNCTION_ATTRIBUTES = {0x01: lambda f, fn, value: setattr(fn, "defaults", tuple(protocol.iterate(f, value))),
                        0x02: lambda f, fn, value: setattr(fn, "kwdefaults", values.dict_items(f, value)),
                        0x04: lambda f, fn, value: None,          # annotations
                        0x08: lambda f, fn, value: setattr(fn, "closure", tuple(value.items))}
@@ -721,7 +721,7 @@ def jump(f, i):
 
 def _conditional(f, i):
     value = f.pop()
-    if values.truth(f, value, "if") == CONDITIONAL_JUMPS[i.name]:
+    if protocol.truth(f, value, "if") == CONDITIONAL_JUMPS[i.name]:
         f.jump()
 
 
@@ -733,7 +733,7 @@ def _none_jump(f, i):
 
 def _or_pop(f, i):
     value = f.stack[-1]
-    if values.truth(f, value, "and/or") == OR_POP_JUMPS[i.name]:
+    if protocol.truth(f, value, "and/or") == OR_POP_JUMPS[i.name]:
         f.jump()
     else:
         f.pop()

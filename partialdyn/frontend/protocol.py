@@ -1,14 +1,12 @@
 """Python semantics over trackers, as one function per operation dispatched on the tracker's type.
 
-A module that needs an operation (`python_value`, `truth`, `iterate`, `subscript`, `attribute`,
-`call`, `call_method`, `binary`, `contains`, `length`, `store_attribute`, `store_subscript`, `enter`) calls it
-here instead of importing the module that
+A module that needs an operation (OPERATIONS) calls it here instead of importing the module that
 implements it; the rule modules register their rules for tracker types when they are imported
 (`register("truth", V.Known)(rule)`), so they need not import each other.  Dispatch follows the
-tracker class's MRO: a rule for `V.VT` is the fallback for every tracker.  Adding a tracker type
-is registering its rules; adding an operation is one entry in OPERATIONS and one function below.
-`method_of_type` is the attribute rule the trackers of builtin containers, numbers and iterators share: it
-is here so that their modules need not import each other for it.
+tracker class's MRO: a rule for `V.VT` is the fallback for every tracker.  Adding a tracker type is
+registering its rules; adding an operation is one entry in OPERATIONS and one function below.
+`method_of_type` is the attribute rule the trackers of builtin containers, numbers and iterators
+share: it is here so that their modules need not import each other for it.
 """
 from __future__ import annotations
 
@@ -81,7 +79,8 @@ def call_method(f, receiver, name: str, args: list, kwargs: dict):
 
 
 def binary(f, op, a, b):
-    """`a <op> b` for an operator-module function `op` (dispatched on the left operand)."""
+    """`a <op> b` for an operator-module function `op`.  One rule, for `V.VT`, serves every pair: which
+    operand's kind decides is an order over both kinds (values.binary), not the left operand's type."""
     return _rule("binary", a)(f, op, a, b)
 
 
@@ -107,4 +106,3 @@ def store_subscript(f, container, key, value) -> None:
 def enter(f, manager) -> tuple:
     """`with manager:` entered: (the callable its exit calls with three Nones, the value bound by `as`)."""
     return _rule("enter", manager)(f, manager)
-
