@@ -184,6 +184,27 @@ def test_operators_defined_by_a_user_class_are_inlined_with_reflection():
     check(user_operators, [(r(3),)])
 
 
+class Opinionless:
+    def __eq__(self, other):
+        return NotImplemented
+
+
+def comparisons_neither_side_answers(x):
+    a, b = Opinionless(), Opinionless()
+    return x + (a == b) + (a == a) * 2 + (a != b) * 4
+
+
+def argument_comparison_neither_side_answers(x, p, q):
+    return x + 1 if p == q else x - 1
+
+
+def test_an_equality_neither_operand_answers_is_identity():
+    """Both __eq__ return NotImplemented: Python falls back to identity (was an internal error, eager fallback)."""
+    check(comparisons_neither_side_answers, [(r(3),)])
+    p, q = Opinionless(), Opinionless()
+    check(argument_comparison_neither_side_answers, [(r(3), p, q), (r(3), p, p)], shared=(p, q), recompiles=None)
+
+
 class Accumulator:
     def __init__(self):
         self.base = 1

@@ -267,7 +267,7 @@ def _user_operator(f, op, a, b):
         if not (isinstance(result, V.Known) and result.value is NotImplemented):
             return result
     if op in (operator.eq, operator.ne):
-        return V.Known(identical(a, b) == (op is operator.eq))
+        return V.Known(identical(f, a, b) == (op is operator.eq))
     raise UserError(TypeError(f"unsupported operand type(s) for {op.__name__}: "
                               f"'{a.python_type().__name__}' and '{b.python_type().__name__}'"))
 
