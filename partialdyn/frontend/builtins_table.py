@@ -28,7 +28,8 @@ from . import generators
 from .. import trackers as V
 from .attributes import guarded_flag, tensor_size
 from . import protocol
-from .values import binary, hashable_values, identical, iterate, mutate, python_value, subscript, truth, unary
+from .protocol import binary, iterate, python_value, subscript, truth
+from .values import hashable_values, identical, mutate, unary
 from ..errors import GraphBreak, Unsupported, UserError, run_python
 
 

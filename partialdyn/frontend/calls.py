@@ -32,7 +32,6 @@ from . import numpyfold
 from . import protocol
 from .. import sources as S
 from . import torch_state
-from . import values as Vals
 from .. import trackers as V
 from ..errors import GraphBreak, UserError, run_python
 from ..guards.kinds import global_module_hooks
@@ -71,8 +70,8 @@ def call_known(f, fn_vt, args, kwargs):
     if optimized is not None:       # an optimized function called from traced code is traced as part of it
         return protocol.call(f, V.Known(optimized, _attr_source(fn_vt, escapes.OPTIMIZED_MARKER)), args, kwargs)
     if fn is autocast.AUTOCAST_CLASS and not f.trace.shape_state.autocast_breaks:
-        return autocast.make(f, [Vals.python_value(f, a, "torch.autocast") for a in args],
-                             {k: Vals.python_value(f, v, "torch.autocast") for k, v in kwargs.items()})
+        return autocast.make(f, [protocol.python_value(f, a, "torch.autocast") for a in args],
+                             {k: protocol.python_value(f, v, "torch.autocast") for k, v in kwargs.items()})
     handler = _lookup(BUILTINS, fn)
     if handler is not None:
         return handler(f, *args, **kwargs)
@@ -118,8 +117,8 @@ def call_known(f, fn_vt, args, kwargs):
     if dataobjects.is_plain_class(fn):
         return dataobjects.construct_plain(f, fn, args, kwargs)
     if isinstance(fn, (types.BuiltinMethodType, types.MethodWrapperType)) and _pure_receiver(fn):
-        return V.Known(run_python(fn, *[Vals.python_value(f, a, fn.__name__) for a in args],
-                                        **{k: Vals.python_value(f, v, fn.__name__) for k, v in kwargs.items()}))
+        return V.Known(run_python(fn, *[protocol.python_value(f, a, fn.__name__) for a in args],
+                                        **{k: protocol.python_value(f, v, fn.__name__) for k, v in kwargs.items()}))
     raise GraphBreak(f"call to {_name_of(fn)} is not traceable",
                      hint="it runs in Python between two graphs")
 
@@ -127,8 +126,8 @@ def call_known(f, fn_vt, args, kwargs):
 def _assumed_constant_call(f, fn, args, kwargs):
     """A function marked `assume_constant_result`: called now on constant arguments, its answer folded (not
     guarded: the mark promises it never changes)."""
-    result = run_python(fn, *[Vals.python_value(f, a, fn.__name__) for a in args],
-                              **{k: Vals.python_value(f, v, fn.__name__) for k, v in kwargs.items()})
+    result = run_python(fn, *[protocol.python_value(f, a, fn.__name__) for a in args],
+                              **{k: protocol.python_value(f, v, fn.__name__) for k, v in kwargs.items()})
     if not _plain_constant(result):
         raise GraphBreak(f"{_name_of(fn)} is marked assume_constant_result but returned a "
                          f"{type(result).__name__}", hint="it runs in Python between two graphs")
@@ -259,7 +258,7 @@ def _known_method(f, receiver, name, args, kwargs):
         # a set made in the trace: run the method on it (the runner returns a copy of the final set)
         if name in SET_MUTATORS:
             f.trace.side_effects.mutate(receiver)
-        values = [Vals.python_value(f, a, f"set.{name}") for a in args]
+        values = [protocol.python_value(f, a, f"set.{name}") for a in args]
         return V.Known(run_python(getattr(receiver.value, name), *values))
     return protocol.call(f, V.Known(getattr(receiver.value, name)), args, kwargs)
 
@@ -278,7 +277,7 @@ def read_only_call(f, receiver, qualname, args):
     owner, _, name = qualname.rpartition(".")
     if receiver.source is None or owner not in BUILTIN_CONTAINERS or name not in READ_ONLY:
         return None
-    values = [Vals.python_value(f, a, qualname) for a in args]
+    values = [protocol.python_value(f, a, qualname) for a in args]
     if not all(isinstance(v, (str, int, float, bool, type(None))) for v in values):
         return None
     method = getattr(getattr(builtins, owner), name)
@@ -305,8 +304,8 @@ def module_walk(f, method, args, kwargs):
     if owner is None or owner.source is None:
         raise GraphBreak(f"{method.__name__}() of a module the trace cannot reach by a source")
     named, with_names = MODULE_WALKS[method.__func__]
-    py_args = [Vals.python_value(f, a, method.__name__) for a in args]
-    py_kwargs = {k: Vals.python_value(f, v, method.__name__) for k, v in kwargs.items()}
+    py_args = [protocol.python_value(f, a, method.__name__) for a in args]
+    py_kwargs = {k: protocol.python_value(f, v, method.__name__) for k, v in kwargs.items()}
     items, names = [], []
     for name, value in getattr(module, named)(*py_args, **py_kwargs):
         src = owner.source
