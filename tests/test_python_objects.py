@@ -287,3 +287,60 @@ class _DoublingPlusOne(_Doubling):
 
 def test_super_in_both_forms_reads_past_the_class_in_the_mro():
     check(_DoublingPlusOne(), [(r(2, 3),), (r(4, 3),)])
+
+
+class HeadWithLoss(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(4, 3)
+        self.ignore = 1
+
+    def forward(self, x, labels):
+        logits = self.lin(x)
+        loss_fct = torch.nn.CrossEntropyLoss(ignore_index=self.ignore, label_smoothing=0.1)
+        mse = torch.nn.MSELoss(reduction="sum")
+        act = torch.nn.GELU(approximate="tanh")
+        return loss_fct(logits, labels) + mse(act(logits), logits.detach()), torch.nn.Flatten(0)(logits)
+
+
+def labels(n, seed=0):
+    return torch.randint(0, 3, (n,), generator=torch.Generator().manual_seed(seed))
+
+
+def test_a_loss_module_built_in_forward_is_traced_with_no_break_and_one_compile():
+    stats = check(HeadWithLoss(), [(r(2, 4), labels(2)), (r(3, 4), labels(3, 1)), (r(5, 4), labels(5, 2))])
+    assert stats["compiles"] == 1
+
+
+def test_a_constructor_argument_read_from_the_module_is_guarded():
+    def set_ignore(m):
+        m.ignore = 2
+    check(HeadWithLoss(), [(r(4, 4), labels(4)), (r(4, 4), labels(4))], before={1: set_ignore}, recompiles=1)
+
+
+def test_a_symbolic_constructor_argument_is_specialized_and_guarded():
+    def f(x, p):
+        return torch.nn.Flatten(start_dim=p)(x) * 2
+    check(f, [(r(2, 3, 4), 1), (r(2, 3, 4), 0)], recompiles=1)
+
+
+def test_a_module_built_in_the_trace_is_a_fresh_object_per_call_with_its_attributes():
+    def f(x):
+        drop = torch.nn.Dropout(p=0.0)
+        drop.extra = 3
+        return drop(x) + drop.extra, drop
+    opt = partialdyn.optimize(f)
+    (a, first), (b, second) = opt(r(2)), opt(r(3))
+    torch.testing.assert_close(a, r(2) + 3)
+    assert first is not second and isinstance(second, torch.nn.Dropout) and second.p == 0.0 and second.extra == 3
+    stats = partialdyn.stats(opt)
+    assert stats["graph_breaks"] == 0 and stats["compiles"] == 1 and stats["cache_hits"] == 1, stats
+
+
+def test_a_module_with_parameters_built_in_the_trace_still_runs_in_python():
+    def f(x):
+        return torch.nn.LayerNorm(3)(x) + 1
+    check(f, [(r(2, 3),), (r(4, 3),)], breaks=1)
+    assert [e["reason"] for e in partialdyn.events("graph_break")] == [
+        "call to torch.nn.modules.normalization.LayerNorm is not traceable: the module has parameters or buffers"]
+

@@ -20,7 +20,7 @@ from helpers import CountingBackend, outcome
 pytest.importorskip("transformers")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # `benchmarks` is not installed
 
-from benchmarks.zoo_models import ZOO, tensors_of, transformers  # noqa: E402
+from benchmarks.zoo_models import _ENCODER, ZOO, tensors_of, token_calls, transformers  # noqa: E402
 
 TORCH_DEFAULT_COMPILES = 3
 
@@ -106,6 +106,32 @@ def test_zoo_training_step_matches_eager_through_aot_eager(build):
             opt.step()
         for (name, want), got in zip(eager_model.named_parameters(), compiled_model.parameters()):
             torch.testing.assert_close(got, want, msg=lambda m: f"step {step}, {name}: {m}")
+    stats = partialdyn.stats(optimized)
+    assert stats["graph_breaks"] == 0 and stats["eager_fallbacks"] == 0, stats
+    assert 1 <= stats["compiles"] <= TORCH_DEFAULT_COMPILES and stats["graphs"] == stats["compiles"], stats
+
+
+def bert_classifier_with_labels():
+    """A classification head that builds its CrossEntropyLoss inside forward when given labels."""
+    torch.manual_seed(0)
+    model = transformers().BertForSequenceClassification(transformers().BertConfig(num_labels=3, **_ENCODER)).eval()
+    g = torch.Generator().manual_seed(2)
+    return model, [{**kw, "labels": torch.randint(0, 3, (kw["input_ids"].size(0),), generator=g)}
+                   for kw in token_calls()]
+
+
+@pytest.mark.parametrize("build", [bert_classifier_with_labels], ids=["bert-classifier-labels"])
+def test_zoo_heads_with_labels_and_hooked_layers_compile_with_no_break(build):
+    module, calls = build()
+    backend = CountingBackend()
+    optimized = partialdyn.optimize(module, backend=backend)
+    with torch.no_grad():
+        for i, kwargs in enumerate(calls):
+            want = module(**kwargs)
+            runs = backend.runs
+            got = optimized(**kwargs)
+            assert backend.runs - runs == 1, f"call {i} ran {backend.runs - runs} graphs"
+            assert_same_output(got, want, f"call {i}")
     stats = partialdyn.stats(optimized)
     assert stats["graph_breaks"] == 0 and stats["eager_fallbacks"] == 0, stats
     assert 1 <= stats["compiles"] <= TORCH_DEFAULT_COMPILES and stats["graphs"] == stats["compiles"], stats

@@ -116,6 +116,8 @@ def call_known(f, fn_vt, args, kwargs):
         return dataobjects.construct(f, fn, args, kwargs)
     if dataobjects.is_plain_class(fn):
         return dataobjects.construct_plain(f, fn, args, kwargs)
+    if dataobjects.is_torch_module_class(fn):
+        return dataobjects.construct_module(f, fn, args, kwargs)
     if isinstance(fn, (types.BuiltinMethodType, types.MethodWrapperType)) and _pure_receiver(fn):
         return V.Known(run_python(fn, *[protocol.python_value(f, a, fn.__name__) for a in args],
                                         **{k: protocol.python_value(f, v, fn.__name__) for k, v in kwargs.items()}))

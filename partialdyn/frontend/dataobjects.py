@@ -9,6 +9,12 @@ that are also dicts (transformers' ModelOutput) get the dict view their
 `__post_init__` would build: the fields that are not None, in order.  All the protocol
 rules of `V.DataObject` (attribute, subscript, iterate, length, call, call_method, store_attribute) are
 here.
+
+A torch.nn module without parameters or buffers (a loss, an activation, Dropout, ...) built in
+traced code is constructed for real at trace time, from constructor arguments that are constants
+of the trace (or guarded values), and tracked as an *owned* object (copies.py): no source, so
+nothing guards its identity and its attributes are constants of the trace; it is called like any
+module, and wherever it outlives the trace it is rebuilt as a fresh copy per call.
 """
 from __future__ import annotations
 
@@ -17,7 +23,11 @@ import collections.abc
 import dataclasses
 import operator
 import types
+import warnings
 
+import torch
+
+from . import copies
 from . import protocol
 from . import reads
 from .. import trackers as V
@@ -70,6 +80,38 @@ def is_plain_class(cls) -> bool:
             and cls.__getattribute__ is object.__getattribute__ and not hasattr(cls, "__getattr__")
             and all(b is object or b.__module__ not in ("builtins",) and not (b.__module__ or "").startswith("torch")
                     for b in cls.__mro__[1:]))
+
+
+def is_torch_module_class(cls) -> bool:
+    """A module class of torch.nn itself (not a user subclass): a candidate for construct_module."""
+    return (isinstance(cls, type) and type(cls) is type and issubclass(cls, torch.nn.Module)
+            and (cls.__module__ or "").startswith("torch.nn.modules."))
+
+
+def construct_module(f, cls, args, kwargs):
+    """`nn.CrossEntropyLoss(...)` in traced code: the module is built now, from constructor arguments that are
+    immutable constants of the trace (a symbolic value is specialized and guarded by python_value); one that
+    would hold parameters or buffers, or warns while it is built, is a graph break."""
+    name = f"{cls.__module__}.{cls.__qualname__}"
+    py_args = [protocol.python_value(f, a, name) for a in args]
+    py_kwargs = {k: protocol.python_value(f, v, name) for k, v in kwargs.items()}
+    if not all(map(copies.is_immutable_data, [*py_args, *py_kwargs.values()])):
+        raise GraphBreak(f"call to {name} is not traceable: a constructor argument is not a constant",
+                         hint="it runs in Python between two graphs")
+    with warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always")
+        try:
+            module = cls(*py_args, **py_kwargs)
+        except Exception as e:
+            raise UserError(e) from e
+    if warned or any(True for _ in module.parameters()) or any(b is not None for b in module.buffers()):
+        raise GraphBreak(f"call to {name} is not traceable: the module " +
+                         ("warns when built" if warned else "has parameters or buffers"),
+                         hint="build it outside the traced code")
+    made = V.Known(module, owned=True)        # fresh per call: rebuilt as a copy wherever it outlives the trace
+    f.trace.owned.append(made)
+    f.trace.by_identity[id(module)] = made     # its bound methods get this tracker as self
+    return made
 
 
 def construct_plain(f, cls, args, kwargs):
