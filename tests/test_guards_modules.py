@@ -166,3 +166,128 @@ def test_a_layer_forward_compiled_as_its_own_frame_is_shared_by_every_layer_of_t
     # one per layer instance; each layer still runs with its own weights (checked against eager)
     assert 1 <= len(codes) <= 2 < layers, codes
     assert stats["eager_fallbacks"] == 0
+
+
+def test_forward_pre_hooks_and_forward_hooks_on_a_submodule_are_traced_with_no_break():
+    lin = torch.nn.Linear(3, 3)
+    seen = []
+    handles = [lin.register_forward_pre_hook(lambda mod, args: (args[0] * 2,)),
+               lin.register_forward_pre_hook(lambda mod, args, kwargs: ((args[0] - 1,), kwargs), with_kwargs=True),
+               lin.register_forward_hook(lambda mod, args, out: out + args[0].sum()),
+               lin.register_forward_hook(lambda mod, args, kwargs, out: seen.append(out * 3), with_kwargs=True),
+               lin.register_forward_hook(lambda mod, args, out: out * 10, always_call=True)]
+
+    def f(x):
+        seen.clear()
+        y = torch.relu(lin(x))
+        return y, list(seen)
+    try:
+        check(f, [(r(2, 3),), (r(4, 3, seed=1),), (r(5, 3, seed=2),)])
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def test_a_forward_hook_that_returns_a_new_output_is_what_the_caller_gets():
+    lin = torch.nn.Linear(3, 3)
+    handle = lin.register_forward_hook(lambda mod, args, out: (out, out.sum()))
+
+    def f(x):
+        y, total = lin(x)
+        return y * total
+    try:
+        check(f, [(r(2, 3),), (r(3, 3),)])
+    finally:
+        handle.remove()
+
+
+def test_hooks_added_and_removed_between_calls_recompile_and_give_eager_results():
+    lin = torch.nn.Linear(3, 3)
+    handles = []
+
+    def f(x):
+        return lin(x) + 1
+
+    def remove(fn):
+        handles.pop().remove()
+    try:
+        stats = check(f, [(r(2, 3),), (r(2, 3),), (r(2, 3),), (r(2, 3),)],
+                      before={1: lambda fn: handles.append(lin.register_forward_hook(lambda m, a, out: out * 100)),
+                              2: lambda fn: handles.append(lin.register_forward_pre_hook(lambda m, a: (a[0] - 5,))),
+                              3: remove},
+                      recompiles=2)
+        assert stats["cache_hits"] == 1      # the last call has the hooks of the second: its entry
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def test_global_forward_hooks_are_traced_and_removing_one_recompiles():
+    lin = torch.nn.Linear(3, 3)
+    module = torch.nn.modules.module
+    handles = [module.register_module_forward_pre_hook(
+                   lambda mod, args: (args[0] + 1,) if isinstance(mod, torch.nn.Linear) else None),
+               module.register_module_forward_hook(
+                   lambda mod, args, out: out * 2 if isinstance(mod, torch.nn.Linear) else None)]
+
+    def f(x):
+        return lin(x) - 1
+    try:
+        check(f, [(r(2, 3),), (r(2, 3),), (r(2, 3),)], before={2: lambda fn: handles.pop().remove()},
+              recompiles=1)
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def test_a_forward_hook_in_a_layer_loop_inside_try_finally_is_not_an_eager_fallback():
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = torch.nn.ModuleList(torch.nn.Linear(4, 4) for _ in range(3))
+
+        def forward(self, x):
+            for layer in self.layers:
+                x = torch.relu(layer(x))
+            return x
+    net = Net()
+    collected = []
+    for layer in net.layers:
+        layer.register_forward_hook(lambda mod, args, out: collected.append(out))
+
+    def f(x):
+        collected.clear()
+        try:
+            return net(x), list(collected)
+        finally:
+            pass
+    stats = check(f, [(r(2, 4),), (r(3, 4),), (r(5, 4),)])
+    assert stats["compiles"] == 1
+
+
+def test_a_backward_hook_still_runs_the_module_in_python():
+    lin = torch.nn.Linear(3, 3)
+    grads = []
+    handle = lin.register_full_backward_hook(lambda mod, gin, gout: grads.append(gout[0].sum()))
+
+    def f(x):
+        return lin(x) * 2
+    try:
+        check(f, [(r(2, 3, requires_grad=True),), (r(3, 3, requires_grad=True),)], breaks=1)
+    finally:
+        handle.remove()
+    assert [e["reason"] for e in partialdyn.events("graph_break")] == ["module Linear has backward hooks"]
+
+
+def test_a_global_hook_added_after_the_compile_reaches_a_module_built_in_the_trace():
+    def f(x):
+        return torch.nn.ReLU()(x) + 1
+    handles = []
+    try:
+        check(f, [(r(2),), (r(2),)],
+              before={1: lambda fn: handles.append(torch.nn.modules.module.register_module_forward_hook(
+                  lambda mod, args, out: out * 100 if isinstance(mod, torch.nn.ReLU) else None))},
+              recompiles=1)
+    finally:
+        for h in handles:
+            h.remove()

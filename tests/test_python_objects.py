@@ -1,10 +1,12 @@
 """Attribute and object semantics in traced code, differential against eager: hasattr on
 tensors, classes and containers, locals(), typing generics, data descriptors, operators
-defined by user classes, and plain attributes next to parameters on modules."""
+defined by user classes, plain attributes next to parameters on modules, torch.nn modules built in the
+trace (a loss in a forward), and item assignment into a model output."""
 import collections.abc
 import typing
 from typing import Dict, List, Optional, Sequence, Tuple
 
+import pytest
 import torch
 
 import partialdyn
@@ -344,3 +346,13 @@ def test_a_module_with_parameters_built_in_the_trace_still_runs_in_python():
     assert [e["reason"] for e in partialdyn.events("graph_break")] == [
         "call to torch.nn.modules.normalization.LayerNorm is not traceable: the module has parameters or buffers"]
 
+
+def test_item_assignment_of_a_field_into_a_model_output_made_in_the_trace():
+    outputs = pytest.importorskip("transformers.modeling_outputs")
+
+    def f(x):
+        out = outputs.BaseModelOutput(last_hidden_state=x + 1)
+        out["hidden_states"] = (x, x * 2)
+        out["last_hidden_state"] = out.last_hidden_state - 3
+        return out, out.hidden_states[1] + out["last_hidden_state"], out.to_tuple()
+    check(f, [(r(2),), (r(3),)])

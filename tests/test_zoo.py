@@ -20,7 +20,7 @@ from helpers import CountingBackend, outcome
 pytest.importorskip("transformers")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # `benchmarks` is not installed
 
-from benchmarks.zoo_models import _ENCODER, ZOO, tensors_of, token_calls, transformers  # noqa: E402
+from benchmarks.zoo_models import _ENCODER, BY_NAME, ZOO, tensors_of, token_calls, transformers  # noqa: E402
 
 TORCH_DEFAULT_COMPILES = 3
 
@@ -120,7 +120,15 @@ def bert_classifier_with_labels():
                    for kw in token_calls()]
 
 
-@pytest.mark.parametrize("build", [bert_classifier_with_labels], ids=["bert-classifier-labels"])
+def llama_with_hidden_states():
+    """output_hidden_states=True: transformers' capture_outputs installs forward hooks on every layer and runs
+    the forward inside try/finally."""
+    model = BY_NAME["llama"].build()
+    return model, [{**kw, "output_hidden_states": True} for kw in token_calls()]
+
+
+@pytest.mark.parametrize("build", [bert_classifier_with_labels, llama_with_hidden_states],
+                         ids=["bert-classifier-labels", "llama-hidden-states"])
 def test_zoo_heads_with_labels_and_hooked_layers_compile_with_no_break(build):
     module, calls = build()
     backend = CountingBackend()

@@ -322,22 +322,93 @@ def module_walk(f, method, args, kwargs):
 
 def call_module(f, module_vt, args, kwargs):
     """`m(...)`: what nn.Module.__call__ would run, with the module's hooks, an instance `forward` and a
-    class `__call__` of its own guarded (MODULE_STRUCTURE)."""
+    class `__call__` of its own guarded (MODULE_STRUCTURE).  Forward pre-hooks and forward hooks (the
+    module's and the global ones) are traced around the forward in the order `Module._call_impl` runs them;
+    backward hooks are a graph break (the module runs in Python)."""
     m, src = module_vt.value, module_vt.source
-    if (m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks
-            or any(global_module_hooks())):
-        raise GraphBreak(f"module {type(m).__name__} has hooks", hint="modules with hooks run in Python")
+    g_forward, g_pre, g_backward, g_backward_pre = global_module_hooks()
+    if m._backward_hooks or m._backward_pre_hooks or g_backward or g_backward_pre:
+        raise GraphBreak(f"module {type(m).__name__} has backward hooks",
+                         hint="modules with backward hooks run in Python")
+    hooked = bool(m._forward_hooks or m._forward_pre_hooks or g_forward or g_pre)
+    if m._forward_hooks or m._forward_pre_hooks:
+        if src is None:
+            raise GraphBreak(f"module {type(m).__name__} has hooks and the trace cannot reach it by a source",
+                             hint="it runs in Python")
     own_forward = "forward" in m.__dict__
-    if src is not None:
-        f.trace.guards.module_structure(src, m, own_forward)
+    f.trace.guards.module_structure(src, m, own_forward)     # hooks (their ids) and an instance forward
     class_call = reads.class_method(f, type(m), "__call__")        # guarded: a class patched later is seen
     if class_call.value is not torch.nn.Module.__call__:
+        if hooked:
+            raise GraphBreak(f"module {type(m).__name__} has hooks and a __call__ of its own",
+                             hint="it runs in Python")
         return protocol.call(f, class_call, [module_vt] + list(args), kwargs)
+    if not hooked:
+        return _module_forward(f, module_vt, own_forward, list(args), kwargs)
+    return _call_with_hooks(f, module_vt, own_forward, list(args), dict(kwargs))
+
+
+def _module_forward(f, module_vt, own_forward, args, kwargs):
+    m, src = module_vt.value, module_vt.source
     if own_forward:
         forward = f.trace.wrap(m.__dict__["forward"], S.attr(src, "forward")) if src is not None else \
             reads.known_result(m.__dict__["forward"])
         return protocol.call(f, forward, list(args), kwargs)
     return protocol.call(f, reads.class_method(f, type(m), "forward"), [module_vt] + list(args), kwargs)
+
+
+_GLOBAL_HOOKS = "torch.nn.modules.module."
+
+
+def _hooks(f, module_vt, table: str):
+    """(hook id, hook tracker) of the global table then the module's own, as `_call_impl` iterates them; each
+    hook read through its source (ID_MATCH), the tables' ids guarded by module_structure."""
+    m, src = module_vt.value, module_vt.source
+    glob = getattr(torch.nn.modules.module, "_global" + table)
+    g_src = f.trace.constant_source(glob, _GLOBAL_HOOKS + "_global" + table)
+    hooks = [(i, f.trace.wrap(h, S.item(g_src, i))) for i, h in list(glob.items())]
+    own = getattr(m, table)
+    if own:
+        hooks += [(i, f.trace.wrap(h, S.item(S.attr(src, table), i))) for i, h in list(own.items())]
+    return hooks
+
+
+def _is_none(vt) -> bool:
+    return isinstance(vt, V.Known) and vt.value is None
+
+
+def _call_with_hooks(f, module_vt, own_forward, args, kwargs):
+    """Module._call_impl's forward part: pre-hooks (that may replace args, or args and kwargs), forward, forward
+    hooks (that may replace the result).  `always_call` hooks need nothing more: an exception at trace time
+    runs the call eagerly, which runs them."""
+    m = module_vt.value
+    mod = torch.nn.modules.module
+    kwargs_vt = V.Dict(dict(kwargs))       # one dict, as in _call_impl: a hook may change it in place
+    for hook_id, hook in _hooks(f, module_vt, "_forward_pre_hooks"):
+        if hook_id in m._forward_pre_hooks_with_kwargs:
+            out = protocol.call(f, hook, [module_vt, V.Tuple(list(args)), kwargs_vt], {})
+            if _is_none(out):
+                continue
+            pair = protocol.iterate(f, out) if issubclass(out.python_type(), tuple) else None
+            if pair is None or len(pair) != 2:
+                raise UserError(RuntimeError("forward pre-hook must return None or a tuple of (new_args, new_kwargs)"))
+            if not isinstance(pair[1], V.Dict) or not all(isinstance(k, str) for k in pair[1].items):
+                raise GraphBreak("a forward pre-hook returned kwargs that are not a dict the trace holds")
+            args, kwargs_vt = protocol.iterate(f, pair[0]), pair[1]
+        else:
+            out = protocol.call(f, hook, [module_vt, V.Tuple(list(args))], {})
+            if not _is_none(out):
+                args = protocol.iterate(f, out) if issubclass(out.python_type(), tuple) else [out]
+    result = _module_forward(f, module_vt, own_forward, list(args), dict(kwargs_vt.items))
+    args_vt = V.Tuple(list(args))
+    for hook_id, hook in _hooks(f, module_vt, "_forward_hooks"):
+        if hook_id in m._forward_hooks_with_kwargs or hook_id in mod._global_forward_hooks_with_kwargs:
+            out = protocol.call(f, hook, [module_vt, args_vt, kwargs_vt, result], {})
+        else:
+            out = protocol.call(f, hook, [module_vt, args_vt, result], {})
+        if not _is_none(out):
+            result = out
+    return result
 
 
 def inline_function(f, fn, fn_vt, args, kwargs):

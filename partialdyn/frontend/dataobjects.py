@@ -7,8 +7,8 @@ an empty instance.  Fields are trackers, methods are inlined with the tracker as
 a plain instance without its `__init__` (rebuilt.rebuild_plain).  Dataclasses
 that are also dicts (transformers' ModelOutput) get the dict view their
 `__post_init__` would build: the fields that are not None, in order.  All the protocol
-rules of `V.DataObject` (attribute, subscript, iterate, length, call, call_method, store_attribute) are
-here.
+rules of `V.DataObject` (attribute, subscript, iterate, length, call, call_method, store_attribute,
+store_subscript) are here.
 
 A torch.nn module without parameters or buffers (a loss, an activation, Dropout, ...) built in
 traced code is constructed for real at trace time, from constructor arguments that are constants
@@ -199,6 +199,19 @@ def get_item(f, obj: V.DataObject, index):
             raise UserError(KeyError(key))
         return obj.mapping[key]
     return operator.getitem(list(obj.mapping.values()), key)
+
+
+@protocol.register("store_subscript", V.DataObject)
+def set_item(f, obj: V.DataObject, index, value):
+    """`output[key] = value` on a model output (ModelOutput.__setitem__: the dict entry, then the attribute) for a
+    key that is one of its fields; anything else runs the class's __setitem__ in Python (a graph break)."""
+    key = protocol.python_value(f, index, "item assignment") if obj.mapping is not None else None
+    if not (isinstance(key, str) and key in {fl.name for fl in dataclasses.fields(obj.cls)}):
+        raise GraphBreak(f"item assignment into a {obj.cls.__name__} (not one of its fields)",
+                         hint="the assignment runs in Python")
+    f.trace.side_effects.mutate(obj)
+    obj.mapping[key] = value
+    obj.fields[key] = value
 
 
 @protocol.register("call", V.DataObject)

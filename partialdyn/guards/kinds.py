@@ -268,16 +268,37 @@ class GuardSet:
                        f"{src} runs the code of {fn.__qualname__}", str(src)))
 
     def module_structure(self, src, module, own_forward: bool):
-        """An nn.Module the trace called: no hooks on it or global ones, and a `forward` set on the instance
-        present or absent as traced.  (Its children, parameters and buffers are guarded where they are read.)"""
-        self._refs(src)
-        forward, c = "in" if own_forward else "not in", FIRST
-        self.add(Guard(GuardKind.MODULE_STRUCTURE,
-                       Check(f"not ({c}._forward_hooks or {c}._forward_pre_hooks or {c}._backward_hooks or "
-                             f"{c}._backward_pre_hooks) and 'forward' {forward} {c}.__dict__", (src,)),
-                       f"{src} has no hooks" + (" and its own forward" if own_forward else ""), str(src)))
-        hooks = " or ".join(self.constant(d) for d in global_module_hooks())
-        self.add(Guard(GuardKind.MODULE_STRUCTURE, Check(f"not ({hooks})"), "no global module hooks"))
+        """An nn.Module the trace called: its forward hooks and pre-hooks (none, or the ones traced: their ids,
+        which registration makes unique), no backward hooks, the global hooks likewise, and a `forward` set on
+        the instance present or absent as traced.  (Its children, parameters and buffers are guarded where they
+        are read; the hooks themselves where the trace read them.)  A module without a source (one built in the
+        trace) gets only the global check."""
+        if src is not None:
+            self._refs(src)
+            forward, c = "in" if own_forward else "not in", FIRST
+            fwd, pre = tuple(module._forward_hooks), tuple(module._forward_pre_hooks)
+            if fwd or pre:
+                hooks = (f"tuple({c}._forward_hooks) == {self.constant(fwd)} and "
+                         f"tuple({c}._forward_pre_hooks) == {self.constant(pre)} and not ({c}._backward_hooks or "
+                         f"{c}._backward_pre_hooks)")
+                text = f"{src} has the hooks {list(pre)!r} (pre) and {list(fwd)!r}"
+            else:
+                hooks = (f"not ({c}._forward_hooks or {c}._forward_pre_hooks or {c}._backward_hooks or "
+                         f"{c}._backward_pre_hooks)")
+                text = f"{src} has no hooks"
+            self.add(Guard(GuardKind.MODULE_STRUCTURE, Check(f"{hooks} and 'forward' {forward} {c}.__dict__", (src,)),
+                           text + (" and its own forward" if own_forward else ""), str(src)))
+        g_forward, g_pre, g_backward, g_backward_pre = global_module_hooks()
+        if g_forward or g_pre:
+            fwd, pre = tuple(g_forward), tuple(g_pre)
+            self.add(Guard(GuardKind.MODULE_STRUCTURE,
+                           Check(f"tuple({self.constant(g_forward)}) == {self.constant(fwd)} and "
+                                 f"tuple({self.constant(g_pre)}) == {self.constant(pre)} and not "
+                                 f"({self.constant(g_backward)} or {self.constant(g_backward_pre)})"),
+                           f"the global module hooks are {list(pre)!r} (pre) and {list(fwd)!r}"))
+        else:
+            hooks = " or ".join(self.constant(d) for d in global_module_hooks())
+            self.add(Guard(GuardKind.MODULE_STRUCTURE, Check(f"not ({hooks})"), "no global module hooks"))
 
     def module_keys(self, src, table: str, keys: tuple):
         """The names in one of a module's tables (`_modules`, `_parameters`, `_buffers`), in order."""
