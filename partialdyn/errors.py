@@ -22,9 +22,14 @@ class Unsupported(Exception):
 
 
 class UserError(Exception):
-    def __init__(self, error: BaseException):
+    """The traced program raises `error`.  `traceable`: the tracer knows the program raises it on every call its
+    guards accept, so a handler of the program may be traced (frontend/tracer.py `Frame._catch`); not for errors
+    found by fake kernels, nor for one that went through a cleanup the tracer did not run."""
+
+    def __init__(self, error: BaseException, traceable: bool = True):
         super().__init__(f"{type(error).__name__}: {error}")
         self.error = error
+        self.traceable = traceable
 
 
 def run_python(fn, *args, **kwargs):

@@ -71,10 +71,27 @@ class Decoded:
     targets: dict[int, int]          # index of a jump instruction -> index of its target
     handler: list[int | None]        # index -> index of the covering exception handler
     with_handlers: set[int]          # handler indexes that are `with` cleanups, not user `try`
+    entries: list["Entry | None"]    # index -> its exception-table entry (None: none, or the table not read)
 
     def is_user_try(self, index: int) -> bool:
         h = self.handler[index]
         return h is not None and h not in self.with_handlers
+
+
+@dataclass(frozen=True)
+class Entry:
+    """An exception-table entry: where an exception raised by an instruction it covers goes."""
+    target: int        # index of the handler's first instruction
+    depth: int         # the value stack is popped to this depth
+    lasti: bool        # the raising instruction's offset is pushed before the exception
+
+    def traceable(self, instrs: list[Instr]) -> bool:
+        """Can the tracer run this handler?  Not a `with` cleanup (it calls __exit__ with the exception), a
+        generator's throw() cleanup or 3.12's StopIteration guard of a generator body."""
+        first = instrs[self.target]
+        names = [i.name for i in instrs[self.target:self.target + 2]]
+        return (names != ["PUSH_EXC_INFO", "WITH_EXCEPT_START"] and first.name != "CLEANUP_THROW"
+                and not _is_stop_iteration_guard(first))
 
 
 @functools.lru_cache(maxsize=DECODE_CACHE_SIZE)
@@ -88,7 +105,7 @@ def flat_instructions(bc: bytecode.Bytecode) -> list[Instr]:
 
 def _decode(code: CodeType) -> Decoded:
     bc = bytecode.Bytecode.from_code(code)
-    instrs, label_at, handler = [], {}, []
+    instrs, label_at, handler, regions = [], {}, [], []
     current_try = None
     pending_labels = []
     for item in bc:
@@ -104,13 +121,26 @@ def _decode(code: CodeType) -> Decoded:
             pending_labels.clear()
             instrs.append(item)
             handler.append(current_try.target if current_try else None)
+            regions.append(current_try)
     for lab in pending_labels:
         label_at[id(lab)] = len(instrs)
     handler_idx = [label_at[id(t)] if t is not None else None for t in handler]
     handler_idx = [None if h is not None and _is_stop_iteration_guard(instrs[h]) else h for h in handler_idx]
     targets = {i: label_at[id(ins.arg)] for i, ins in enumerate(instrs) if isinstance(ins.arg, Label)}
     with_handlers = {h for h in set(handler_idx) if h is not None and _is_with_cleanup(instrs, h)}
-    return Decoded(code, instrs, targets, handler_idx, with_handlers)
+    return Decoded(code, instrs, targets, handler_idx, with_handlers, _entries(code, bc, regions, label_at))
+
+
+def _entries(code: CodeType, bc: bytecode.Bytecode, regions: list, label_at: dict) -> list[Entry | None]:
+    """Each instruction's exception-table entry; the depths and lasti bits come from the table itself (the
+    `TryBegin`s of a decoded `Bytecode` leave the depth unset), matched to the regions in order."""
+    begins = [item for item in bc if isinstance(item, TryBegin)]
+    table = bytecode.ConcreteBytecode.from_code(code).exception_table
+    if len(begins) != len(table):
+        return [None] * len(regions)
+    facts = {id(begin): Entry(label_at[id(begin.target)], entry.stack_depth, entry.push_lasti)
+             for begin, entry in zip(begins, table)}
+    return [facts[id(r)] if r is not None else None for r in regions]
 
 
 def _is_with_cleanup(instrs: list[Instr], h: int) -> bool:

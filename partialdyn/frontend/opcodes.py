@@ -21,7 +21,7 @@ from . import reads
 from . import values
 from . import breaks
 from .. import trackers as V
-from ..errors import GraphBreak, Unsupported
+from ..errors import GraphBreak, Unsupported, UserError
 from .breaks import AtBreak
 from .instructions import CONDITIONAL_JUMPS, NONE_JUMPS, NULL_AFTER_CALLABLE, OR_POP_JUMPS, applies
 from .outcomes import RETURN, YIELD
@@ -802,7 +802,71 @@ def before_with(f, i):
 
 @handles("RAISE_VARARGS", at_break=breaks.RAISE)
 def raise_varargs(f, i):
+    """A bare `raise` inside a traced handler re-raises the exception it handles; any other raise is a break
+    (inside a traced handler: the tracer stops where the handled exception was raised, tracer.Frame._rewind)."""
+    handled = _handled_exception(f)
+    if i.arg == 0 and handled is not None:
+        raise UserError(handled.value)
     raise GraphBreak("raise statement", hint="the exception is raised by Python after the graph ran")
+
+
+def _handled_exception(f):
+    """sys.exc_info()[1] at this point of the traced code: the innermost running handler's exception, in this
+    frame or a caller's (None: none the trace knows of)."""
+    while f is not None:
+        if f.handling:
+            return f.handling[-1]
+        f = f.parent
+    return None
+
+
+# ---------------------------------------------------------------- exception handlers (tracer.Frame._catch enters them)
+class _PreviousException:
+    """What PUSH_EXC_INFO saves under the exception: the exception handled before the handler ran, which
+    POP_EXCEPT restores.  The trace never reads or rebuilds it (a break inside a handler stops before it)."""
+
+    def __repr__(self):
+        return "<previous exception>"
+
+
+PREVIOUS_EXCEPTION = V.Known(_PreviousException())
+
+
+@handles("PUSH_EXC_INFO")
+def push_exc_info(f, i):
+    exc = f.pop()
+    f.push(PREVIOUS_EXCEPTION)
+    f.push(exc)
+    f.handling.append(exc)
+
+
+@handles("POP_EXCEPT")
+def pop_except(f, i):
+    f.pop()
+    f.handling.pop()
+    if not f.handling and f.parent is None:
+        f.rewind = None                  # the handler is done: a later break resumes normally
+
+
+@handles("CHECK_EXC_MATCH")
+def check_exc_match(f, i):
+    """`except T:` / `except (T1, T2):`: is the exception (left on the stack) an instance of T?"""
+    kinds, exc = f.pop(), f.stack[-1]
+    items = kinds.items if isinstance(kinds, V.Tuple) else [kinds]
+    if not all(isinstance(k, V.Known) and isinstance(k.value, type) and issubclass(k.value, BaseException)
+               for k in items) or not isinstance(exc, V.Known):
+        raise GraphBreak("an except clause whose exception types are not known classes")
+    f.push(V.Known(isinstance(exc.value, tuple(k.value for k in items))))
+
+
+@handles("RERAISE")
+def reraise(f, i):
+    """The end of a handler that did not handle the exception (no match, a `finally`, a cleanup): raise it
+    again; lasti (below it for a nonzero arg) only sets the traceback line, which the eager rerun shows."""
+    exc = f.pop()
+    if not (isinstance(exc, V.Known) and isinstance(exc.value, BaseException)):
+        raise GraphBreak("re-raising an exception the trace does not know")
+    raise UserError(exc.value)
 
 
 @handles("LOAD_ASSERTION_ERROR")

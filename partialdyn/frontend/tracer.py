@@ -448,6 +448,12 @@ class Frame:
         self.return_value = None
         self.suspended = False          # a generator frame stopped at a yield (return_value: the yielded value)
         self.closure_made = False       # a closure over this frame's own cells exists
+        self.handling: list = []        # the exceptions this frame's running handlers handle, innermost last
+                                        # (PUSH_EXC_INFO / POP_EXCEPT): sys.exc_info() inside them
+        self.rewind = None              # root: (checkpoint, index, callee frame, UserError) of the instruction
+                                        # whose exception its running handler caught: a break inside the handler
+                                        # stops there instead, as if the handler were not traced
+        self.saved = None               # root: the checkpoint taken before the current instruction
 
     # ------------------------------------------------------------ stack helpers
     def push(self, vt):
@@ -487,6 +493,7 @@ class Frame:
         while True:
             saved = Checkpoint(list(self.stack), dict(self.locals), self.kw_names, _last_node(builder.graph),
                                self.trace.grad_enabled, self.trace.side_effects.checkpoint())
+            self.saved = saved
             try:
                 if self._execute_next() is RETURN:
                     generators.check_dropped(self.trace)
@@ -494,7 +501,21 @@ class Frame:
             except (GraphBreak, Unsupported) as e:
                 if self.trace.autocast_open:
                     raise AutocastRestart(e.reason) from e
+                if self.rewind is not None:
+                    saved, e = self._rewind()
                 return Result(stop=self._stop_here(e, saved))
+
+    def _rewind(self):
+        """A break inside a handler of this frame: stop at the instruction whose exception it caught, with what
+        the trace did before the exception was traced (a GraphBreak there inside a `try` body; the exception
+        itself elsewhere, e.g. from an inlined comprehension's cleanup)."""
+        saved, index, child, error = self.rewind
+        self.rewind, self.handling = None, []
+        self.current, self.child = index, child
+        if not self.decoded.is_user_try(index):
+            self.trace.side_effects.rollback(saved.side_effects)
+            raise error
+        return saved, _try_break(error)
 
     def _execute_next(self):
         """Run the instruction at `ip` with its handler; a user exception inside a `try` block becomes a graph
@@ -509,9 +530,32 @@ class Frame:
         try:
             return handler(self, instr)
         except UserError as e:
-            if not self.decoded.is_user_try(self.current):
+            if not self._catch(e):
                 raise
-            raise GraphBreak(f"exception inside a try block: {e}", hint="the try block runs in Python") from e
+
+    def _catch(self, e: UserError) -> bool:
+        """CPython's exception unwinding for an exception the traced code raises: if this frame's exception
+        table covers the instruction with a handler the tracer can run, pop the stack to the handler's depth,
+        push the instruction's offset (lasti) if the entry says so and the exception, and go on at the handler.
+        False: the exception leaves the frame (to the caller's handlers).  An exception the tracer cannot
+        follow (found by a fake kernel, or about to run a `with` cleanup) breaks inside a `try` as before."""
+        entry = self.decoded.entries[self.current]
+        if entry is None:
+            return False
+        if not (e.traceable and entry.traceable(self.decoded.instrs) and _plain_exception(e.error)):
+            e.traceable = False
+            if self.decoded.is_user_try(self.current):
+                raise _try_break(e) from e
+            return False
+        if self.parent is None and self.rewind is None:
+            self.rewind = (self.saved, self.current, self.child, e)
+        self.child = None
+        del self.stack[entry.depth:]
+        if entry.lasti:
+            self.push(V.Known(self.current))
+        self.push(V.Known(e.error))
+        self.ip = entry.target
+        return True
 
     def _count(self):
         self.trace.instructions += 1
@@ -550,6 +594,18 @@ class Frame:
         result = child.run()
         self.child = None
         return result
+
+
+def _try_break(e: UserError) -> GraphBreak:
+    return GraphBreak(f"exception inside a try block: {e}", hint="the try block runs in Python")
+
+
+def _plain_exception(error: BaseException) -> bool:
+    """An exception a handler may hold as a constant: an Exception whose args are constants (not, e.g., a
+    KeyError carrying a fake tensor)."""
+    def constant(value):
+        return type(value) is tuple and all(constant(v) for v in value) or is_immutable(value)
+    return isinstance(error, Exception) and constant(error.args) and not vars(error)
 
 
 def _reachable(targets, roots) -> bool:

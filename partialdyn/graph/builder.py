@@ -105,9 +105,9 @@ class GraphBuilder:
                 raise GraphBreak(f"{describe(target)} has no fake kernel",
                                  hint="register a fake kernel (torch.library.register_fake) "
                                       "to keep it in the graph") from e
-            raise UserError(e) from e
+            raise UserError(e, traceable=False) from e
         except (TypeError, ValueError, IndexError, AssertionError) as e:
-            raise UserError(e) from e
+            raise UserError(e, traceable=False) from e
 
     def _unsupported_result(self, target, result):
         raise GraphBreak(f"{describe(target)} returned a {type(result).__name__}, which the tracer cannot hold")
