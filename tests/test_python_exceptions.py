@@ -70,6 +70,20 @@ def test_the_handler_reads_the_exception_bound_by_as():
     check(f, [(r(b),) for b in B])
 
 
+def test_an_exception_the_handler_returns_is_a_fresh_object_per_call():
+    def f(x, d):
+        try:
+            d["missing"]
+        except KeyError as e:
+            return x + 1, e
+
+    s = check(f, [(r(b), {}) for b in B])
+    opt = partialdyn.optimize(f, backend=s["backend"])
+    (_, first), (_, second) = opt(r(2), {}), opt(r(2), {})
+    assert type(first) is KeyError and first.args == ("missing",) and first is not second
+    assert first.__traceback__ is None
+
+
 def test_a_nested_try_whose_inner_handler_does_not_match_reaches_the_outer_one():
     def f(x, d):
         out = []
@@ -354,3 +368,35 @@ def test_an_exception_inside_a_with_block_runs_the_call_eagerly():
     check(f, calls, fallbacks=len(B), recompiles=None, graph_every_call=False)
     reasons = [e["reason"] for e in partialdyn.events("eager_fallback")]
     assert reasons and all("the traced code raises here: KeyError" in reason for reason in reasons), reasons
+
+
+def _noisy_lookup(d, key):
+    try:
+        return d[key]
+    except KeyError:
+        print("no", key)
+        return 2
+
+
+def test_a_graph_break_inside_a_callee_s_handler_breaks_at_the_call():
+    def f(x, d):
+        y = x * 2
+        k = _noisy_lookup(d, "missing")
+        return y * k
+
+    check(f, [(r(b), {}) for b in B], breaks=None, fallbacks=None)
+    assert partialdyn.events("graph_break")
+
+
+def test_a_name_error_is_not_traced_into_its_handler():
+    def f(x):
+        y = x + 1
+        try:
+            z = not_defined_anywhere  # noqa: F821
+        except NameError:
+            z = 2
+        return y * z
+
+    check(f, [(r(b),) for b in B], breaks=1, fallbacks=None)
+    reasons = [e["reason"] for e in partialdyn.events("graph_break")]
+    assert reasons and all("exception inside a try block: NameError" in reason for reason in reasons), reasons

@@ -170,7 +170,8 @@ def _super_attr_of_traced(f, sup, name):
         if isinstance(attr, property):
             return protocol.call(f, V.Known(attr.fget), [sup.obj], {})
         return reads.known_result(attr)
-    raise UserError(AttributeError(f"'super' object has no attribute {name!r}"))
+    # a miss no guard keeps a miss (the classes of the MRO may gain the name): not traceable into a handler
+    raise UserError(AttributeError(f"'super' object has no attribute {name!r}"), traceable=False)
 
 
 @protocol.register("attribute", V.Super)
@@ -183,7 +184,7 @@ def _super_attr(f, sup, name):
     try:
         attr = getattr(super(sup.cls, target), name)
     except AttributeError as e:
-        raise UserError(e) from e
+        raise UserError(e, traceable=False) from e     # unguarded miss, as above
     if isinstance(attr, types.MethodType):
         return V.Known(attr)
     if isinstance(attr, types.BuiltinMethodType) and getattr(attr, "__self__", None) is target:

@@ -811,13 +811,9 @@ def raise_varargs(f, i):
 
 
 def _handled_exception(f):
-    """sys.exc_info()[1] at this point of the traced code: the innermost running handler's exception, in this
-    frame or a caller's (None: none the trace knows of)."""
-    while f is not None:
-        if f.handling:
-            return f.handling[-1]
-        f = f.parent
-    return None
+    """sys.exc_info()[1] at this point of the traced code if a handler of this frame runs (None otherwise: a
+    bare raise in a function called from a handler is a break, like any raise)."""
+    return f.handling[-1] if f.handling else None
 
 
 # ---------------------------------------------------------------- exception handlers (tracer.Frame._catch enters them)

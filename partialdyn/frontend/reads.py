@@ -63,7 +63,8 @@ def global_name(f, name):
         trace.guards.key_absent(holder, name, f"{name!r} is not a global of {f.globals.get('__name__')} "
                                               f"(the builtin is used)")
         return V.Known(getattr(builtins, name))
-    raise UserError(NameError(f"name {name!r} is not defined"))
+    # not traceable into a handler: no guard says the name stays undefined
+    raise UserError(NameError(f"name {name!r} is not defined"), traceable=False)
 
 
 def _foreign_globals(f):

@@ -31,7 +31,7 @@ from ..shapes.fake import provenance_of_sloc
 from ..shapes.policy import POLICIES, Consumer
 # the rule modules: importing them registers their rules in protocol.py (tests/test_architecture.py checks the list)
 from . import (attributes, autocast, builtins_table, calls, contexts, dataobjects, dict_views,  # noqa: F401
-               generators, values)
+               copies, generators, values)
 from .dataobjects import is_plain_class
 from .. import sources as S
 from .. import trackers as V
@@ -553,7 +553,9 @@ class Frame:
         del self.stack[entry.depth:]
         if entry.lasti:
             self.push(V.Known(self.current))
-        self.push(V.Known(e.error))
+        error = e.error
+        error.__traceback__ = error.__context__ = None     # the tracer's frames, not the program's
+        self.push(copies.tracked(self, error))             # owned: a handler that returns it returns a fresh copy
         self.ip = entry.target
         return True
 
