@@ -400,3 +400,30 @@ def test_a_name_error_is_not_traced_into_its_handler():
     check(f, [(r(b),) for b in B], breaks=1, fallbacks=None)
     reasons = [e["reason"] for e in partialdyn.events("graph_break")]
     assert reasons and all("exception inside a try block: NameError" in reason for reason in reasons), reasons
+
+
+def test_a_miss_inside_a_comprehension_reaches_the_handler_around_it():
+    def f(x, d):
+        k = 5
+        try:
+            vals = [d[k] for k in ("a", "missing")]
+        except KeyError as e:
+            vals = [len(str(e)), k]          # k: the comprehension's cleanup restored it (3.12 inlines them)
+        return x * sum(vals)
+
+    check(f, [(r(b), {"a": 1}) for b in B])
+
+
+def test_a_handler_inside_a_loop_continues_the_loop():
+    def f(x, d):
+        total = x
+        for key in ("a", "b", "c"):
+            try:
+                total = total * d[key]
+            except KeyError:
+                total = total + 1
+                continue
+            total = total - 1
+        return total
+
+    check(f, [(r(b), {"b": 2.0}) for b in B])
