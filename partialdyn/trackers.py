@@ -157,8 +157,17 @@ class Function(VT):
 
 @dataclass(eq=False)
 class Cell(VT):
-    contents: VT | None = None
+    contents: VT | None = None     # None: the cell is empty (a cell holding Python None holds V.Known(None))
     source: Any = None             # a cell of the traced function's own closure
+
+
+def cell_filled(cell) -> bool:
+    """Whether a Python cell holds a value (None included); an empty cell raises ValueError on read."""
+    try:
+        cell.cell_contents
+        return True
+    except ValueError:
+        return False
 
 
 @dataclass(eq=False)

@@ -102,6 +102,41 @@ def test_a_closure_cell_of_an_inlined_method_is_guarded():
     assert stats["cache_hits"] == 1
 
 
+def _make_device_check(devices):
+    """transformers' hub_kernels wrapper in miniature: a closure over a variable that may hold None."""
+    supported = devices
+
+    def scale(t):
+        return t * (3 if supported is not None else 2)
+    return scale
+
+
+def test_a_closure_cell_holding_none_is_a_value_not_an_empty_cell():
+    helper = _make_device_check(None)
+
+    def f(x):
+        return helper(x) + 1
+    cell = helper.__closure__[0]
+    # None traces like any value: one graph, no break; None -> a tuple recompiles; the cell emptied raises
+    # NameError, as eagerly
+    stats = check(f, [(r(2),), (r(3),), (r(2),), (r(2),)], breaks=None, fallbacks=None, rehit=False,
+                  before={2: lambda fn: setattr(cell, "cell_contents", ("cpu",)),
+                          3: lambda fn: delattr(cell, "cell_contents")})
+    assert stats["recompiles"] >= 2 and stats["internal_errors"] == 0
+    cell.cell_contents = None
+    stats = check(f, [(r(2),), (r(3),)], breaks=0)
+    assert stats["backend_graphs"] == 1 and stats["cache_hits"] >= 1
+
+
+def test_an_inlined_function_whose_closure_holds_none_compiles_to_one_graph():
+    helper = _make_device_check(None)
+
+    def f(x):
+        return helper(x) * 2
+    stats = check(f, [(r(2),), (r(3),), (r(4),)], breaks=0)
+    assert stats["backend_graphs"] <= 2
+
+
 def _first(x):
     return x + 1
 

@@ -441,18 +441,11 @@ def inline_function(f, fn, fn_vt, args, kwargs):
     cells = {}
     code = fn.__code__
     for i, name in enumerate(code.co_freevars):
-        contents = fn.__closure__[i].cell_contents if _cell_filled(fn.__closure__[i]) else None
+        cell = fn.__closure__[i]
         src = S.closure(i, name) if fn_src is None else S.cell(fn_src, i, name)
-        cells[name] = V.Cell(None if contents is None else f.trace.wrap(contents, src), src)
+        # a cell holding None is filled (its contents are guarded like any value); only an empty cell is V.Cell(None)
+        cells[name] = V.Cell(f.trace.wrap(cell.cell_contents, src) if V.cell_filled(cell) else None, src)
     return f.inline(code, fn.__globals__, locals_, cells)
-
-
-def _cell_filled(cell) -> bool:
-    try:
-        cell.cell_contents
-        return True
-    except ValueError:
-        return False
 
 
 def _signature(fn):

@@ -303,7 +303,7 @@ class Trace:
         guarded by its code, not its identity, so a new closure per call does not recompile."""
         self.guards.function_match(source, fn)
         defaults = tuple(self.wrap(d, S.item(S.attr(source, "__defaults__"), i)) for i, d in enumerate(fn.__defaults__ or ()))
-        cells = tuple(V.Cell(self.wrap(c.cell_contents, S.cell(source, i, name)))
+        cells = tuple(V.Cell(self.wrap(c.cell_contents, S.cell(source, i, name)) if V.cell_filled(c) else None)
                       for i, (c, name) in enumerate(zip(fn.__closure__ or (), fn.__code__.co_freevars)))
         return V.Function(fn.__code__, fn.__globals__, fn.__name__, defaults, dict(fn.__kwdefaults__ or {}), cells)
 

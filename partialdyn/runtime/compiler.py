@@ -71,7 +71,7 @@ def trace_frame(opt, bound: tuple, break_allowed: bool = True, shared: set = fro
     for i, name in enumerate(code.co_freevars):
         cell = fn.__closure__[i]
         src = S.closure(i, name)
-        cells[name] = V.Cell(trace.wrap(cell.cell_contents, src), src)
+        cells[name] = V.Cell(trace.wrap(cell.cell_contents, src) if V.cell_filled(cell) else None, src)
     frame = Frame(trace, code, fn.__globals__, locals_, cells)
     trace.frame = frame
     grad = torch.is_grad_enabled()
