@@ -3,7 +3,7 @@ before it stay what eager has after it (regressions found in review: each gave a
 import torch
 
 import partialdyn
-from helpers import assert_compiled, assert_fell_back, compile_events, outcome
+from helpers import assert_compiled, assert_fell_back, check, compile_events, outcome, r
 
 
 def setup_function():
@@ -167,9 +167,52 @@ def late_binding(x):
     return x * g()
 
 
+def rebound_in_a_loop(x):
+    fs = []
+    for i in range(3):
+        n = i                    # assigned before the break in the loop body, but again after it (next iteration)
+        fs.append(lambda: n)
+        print("b")
+    return x * (fs[0]() + fs[1]())
+
+
+def rebound_in_a_handler(x):
+    n = 1
+    g = lambda: n  # noqa: E731
+    try:
+        print("b")
+        raise ValueError
+    except ValueError:
+        n = 2
+    return x * g()
+
+
 def test_closures_made_before_a_break_share_their_cells(capsys):
-    for fn in (nonlocal_counter, late_binding):
+    for fn in (nonlocal_counter, late_binding, rebound_in_a_loop, rebound_in_a_handler):
+        partialdyn.reset()
         x = torch.ones(2)
         opt = partialdyn.optimize(fn)
         torch.testing.assert_close(opt(x), fn(x))
         assert_fell_back("after creating a closure over this funct")     # the engine chose to run it eagerly
+
+
+def comprehension_reading_a_local(x):
+    shape = (x.size(0), 4)
+    states = [torch.zeros(*shape) + i for i in range(3)]     # 3.11: a closure over the cell `shape`
+    y = x * 2 + states[1].sum()
+    print("b")
+    return y + 1
+
+
+def assigned_before_the_closure_and_the_break(x):
+    n = 1
+    g = lambda: n  # noqa: E731
+    n = 2                        # a write after the closure, but before the break: both sides see 2
+    print("b")
+    return x * g()
+
+
+def test_a_closure_whose_variables_are_not_rebound_after_the_break_splits_the_frame(capsys):
+    for fn in (comprehension_reading_a_local, assigned_before_the_closure_and_the_break):
+        stats = check(fn, [(r(2, 4),), (r(3, 4),), (r(2, 4),)], breaks=1, fallbacks=0)
+        assert stats["backend_graphs"] <= 4 and stats["cache_hits"] >= 2

@@ -159,9 +159,39 @@ def _is_stop_iteration_guard(instr: Instr) -> bool:
     return instr.name == "CALL_INTRINSIC_1" and instr.arg.name == "INTRINSIC_STOPITERATION_ERROR"
 
 
-def writes_cells(code: CodeType) -> bool:
-    """Does `code` or any function nested in it assign a cell variable (`nonlocal`, or a local that closures
-    capture assigned again)?"""
-    if any(instr.opname in ("STORE_DEREF", "DELETE_DEREF") for instr in dis.get_instructions(code)):
-        return True
-    return any(writes_cells(const) for const in code.co_consts if isinstance(const, CodeType))
+CELL_WRITES = ("STORE_DEREF", "DELETE_DEREF")
+
+
+def cell_writes_from(code: CodeType, index: int) -> set[str]:
+    """The cell variables of `code` that can be assigned or deleted once execution is at instruction `index`
+    (a decoded index): by `code` itself at an instruction reachable from there (jumps, fall-through and the
+    exception handlers covering reached instructions), or at any time by a function nested in it (`nonlocal`)."""
+    decoded = decode(code)
+    instrs = decoded.instrs
+    written, seen, todo = set(), set(), [index]
+    while todo:
+        i = todo.pop()
+        if i in seen or i >= len(instrs):
+            continue
+        seen.add(i)
+        ins = instrs[i]
+        if ins.name in CELL_WRITES:
+            written.add(ins.arg.name if hasattr(ins.arg, "name") else str(ins.arg))
+        if i in decoded.targets:
+            todo.append(decoded.targets[i])
+        if decoded.handler[i] is not None:
+            todo.append(decoded.handler[i])
+        if not ins.is_final():
+            todo.append(i + 1)
+    return written | nested_cell_writes(code)
+
+
+def nested_cell_writes(code: CodeType) -> set[str]:
+    """The free variables of the functions nested in `code` that they (or functions nested in them) assign or
+    delete: writes through a closure to cells of `code`."""
+    written = set()
+    for const in code.co_consts:
+        if isinstance(const, CodeType):
+            own = {i.argval for i in dis.get_instructions(const) if i.opname in CELL_WRITES}
+            written |= (own | nested_cell_writes(const)) & set(const.co_freevars)
+    return written

@@ -134,7 +134,7 @@ def push_local(f, name):
     # argument's name: the two share a slot)
     cell = name.name if isinstance(name, (CellVar, FreeVar)) else name if name not in f.locals else None
     if cell in f.cells:
-        f.closure_made = True
+        f.captured.add(cell)
         f.push(f.cells[cell])
         return
     if name not in f.locals:
@@ -206,7 +206,7 @@ def store_deref(f, i):
 
 @handles("LOAD_CLOSURE")
 def load_closure(f, i):
-    f.closure_made = True
+    f.captured.add(i.arg.name)
     f.push(f.cells[i.arg.name])
 
 

@@ -447,7 +447,7 @@ class Frame:
         self.depth = 0 if parent is None else parent.depth + 1
         self.return_value = None
         self.suspended = False          # a generator frame stopped at a yield (return_value: the yielded value)
-        self.closure_made = False       # a closure over this frame's own cells exists
+        self.captured: set[str] = set()  # the cells of this frame a closure was made over
         self.handling: list = []        # the exceptions this frame's running handlers handle, innermost last
                                         # (PUSH_EXC_INFO / POP_EXCEPT): sys.exc_info() inside them
         self.rewind = None              # root: (checkpoint, index, callee frame, UserError) of the instruction

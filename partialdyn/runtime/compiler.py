@@ -23,7 +23,7 @@ from ..errors import Unsupported
 from ..frontend import autocast, breaks
 from ..frontend.autocast import AutocastRestart
 from ..frontend.breaks import BreakKind
-from ..frontend.instructions import NULL_AFTER_CALLABLE, stack_effect, writes_cells
+from ..frontend.instructions import NULL_AFTER_CALLABLE, stack_effect, cell_writes_from
 from ..frontend.opcodes import AT_BREAK
 from ..frontend.resume import STACK_PREFIX
 from ..frontend.side_effects import SideEffects
@@ -208,8 +208,9 @@ def _make_runner(opt, trace, rebuilder, compiled, body, step):
 
 
 def _break_body(opt, trace, stop, rebuilder):
-    if trace.frame.closure_made and writes_cells(opt.fn.__code__):
-        # the closure and the resume function would hold different cells: writes on one side would be lost
+    if trace.frame.captured & cell_writes_from(opt.fn.__code__, stop.index):
+        # a closure made before the break and the resume function hold different cells (each gets the value at
+        # the break): a write on one side after the break would be lost to the other
         raise Unsupported(f"graph break ({stop.reason}, line {stop.line}) after creating a closure over "
                           f"this function's variables")
     stack_expr = "[" + ", ".join(rebuilder.expr(v) for v in stop.stack) + "]"
