@@ -204,3 +204,54 @@ def test_a_wrong_call_raises_the_type_error_python_raises_naming_the_function(ca
     with pytest.raises(TypeError) as optimized:
         call(opt)
     assert str(optimized.value) == str(eager.value)
+
+
+def _transposed(b, n, seed=0):
+    return r(b, n, 4, seed=seed).transpose(0, 1)
+
+
+def transposed_across_a_break(x):
+    h = x.transpose(0, 1) * 2          # a permuted view of a contiguous result: non-contiguous
+    print("b")                         # h reaches the resume function as an input
+    return h.sum(0) + h[0] * h.stride(1)
+
+
+def test_a_transposed_tensor_live_at_a_break_keeps_symbolic_sizes_in_the_resume_function(capsys):
+    sizes = [(2, 8), (3, 12), (4, 7), (2, 13), (5, 9)]
+    stats = check(transposed_across_a_break, [(r(b, n, 4),) for b, n in sizes], breaks=1)
+    # the frame and its resume function: one graph each, every later call a hit (static resume inputs: 6)
+    assert stats["compiles"] == 2 and stats["backend_graphs"] == 2 and stats["cache_hits"] >= 8
+
+
+def uses_permuted_layout(x):
+    return x * 2 + x.sum(-1, keepdim=True), x.stride(), x.is_contiguous(), x.size(0) * x.stride(0)
+
+
+def test_a_permuted_input_has_symbolic_sizes_and_a_new_permutation_recompiles():
+    calls = [(_transposed(2, 8),), (_transposed(3, 5, seed=1),), (_transposed(4, 6, seed=2),),
+             (r(3, 6, 5).permute(2, 0, 1),),                    # another permutation: recompiles
+             (r(4, 7, 5, seed=3).permute(2, 0, 1),),            # hits it
+             (r(6, 4),),                                        # contiguous: recompiles
+             (r(2, 8, 4)[:, 1:],)]                              # a storage offset: static, recompiles
+    stats = check(uses_permuted_layout, calls, recompiles=3)
+    assert stats["compiles"] == 4 and stats["cache_hits"] >= 3
+
+
+def views_a_permuted_input(x):
+    return x.reshape(-1) + 1, x.view(x.size(0), -1)            # view of a transposed tensor raises
+
+
+def test_a_view_that_a_permuted_layout_forbids_raises_like_python():
+    check(views_a_permuted_input, [(r(4, 3),), (r(5, 3),), (_transposed(2, 3),), (_transposed(3, 5),)],
+          fallbacks=None)
+
+
+def computes_on_a_permuted_layout(x):
+    return x * 2 + x.sum(-1, keepdim=True), x.contiguous().view(-1)[: x.size(0)]
+
+
+def test_a_permuted_input_with_a_dim_of_size_one_is_traced_with_the_others_symbolic():
+    calls = [(r(1, 5, 3).transpose(0, 2),), (r(1, 6, 3).transpose(0, 2),), (r(1, 7, 2).transpose(0, 2),),
+             (r(2, 7, 3).transpose(0, 2),)]                     # the size-1 dim grows: recompiles
+    stats = check(computes_on_a_permuted_layout, calls, recompiles=1)
+    assert stats["cache_hits"] >= 2

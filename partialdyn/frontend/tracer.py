@@ -309,7 +309,8 @@ class Trace:
 
     def _wrap_tensor(self, t, source, static):
         marks = getattr(t, "_partialdyn_marks", None) or {}     # set by partialdyn.mark_static / mark_dynamic
-        if static or not _plain_layout(t):
+        order = _dense_order(t)
+        if static or order is None:
             dynamic = set()
         else:
             dynamic = {d for d in range(t.dim())
@@ -317,10 +318,10 @@ class Trace:
                        (self.policy.starts_dynamic(self.shape_state, S.size(source, d))
                         and d not in marks.get("static", ()))}
         # tensors sharing memory with another argument, in a graph that writes an input, are static
-        fully_static = static or not _plain_layout(t) or storage_key(t) in self.shared_storages
+        fully_static = static or order is None or storage_key(t) in self.shared_storages
         if fully_static:
             dynamic = set()
-        self.guards.tensor_match(source, t, static=fully_static)
+        self.guards.tensor_match(source, t, static=fully_static, order=order)
         vt = self.builder.tensor_input(t, source, dynamic, frozenset(marks.get("unbacked", ())) & dynamic)
         for d in marks.get("strict", set()) & dynamic:     # partialdyn.mark_dynamic: specializing it is an error
             size = vt.fake.shape[d]
@@ -398,8 +399,21 @@ def _symbolic_scalar(value) -> bool:
     return type(value) is int or (math.isfinite(value) and value != 0.0)
 
 
-def _plain_layout(t: torch.Tensor) -> bool:
-    return t.is_contiguous() and t.storage_offset() == 0 and t.layout == torch.strided
+def _dense_order(t: torch.Tensor) -> tuple[int, ...] | None:
+    """How a tensor that can have symbolic sizes lays out its dims: `range(ndim)` for a contiguous tensor, the
+    permutation that makes it contiguous for a permuted view of a contiguous block (`x.transpose(0, 1)`, `x.mT`,
+    `x.permute(...)`: the fake tensor's strides are then products of its sizes, and the guard asks the same
+    permutation of the next input to be contiguous); None for any other layout (a storage offset, gaps,
+    overlaps, an empty dim, not strided): static."""
+    if t.layout != torch.strided or t.storage_offset() != 0:
+        return None
+    if t.is_contiguous():
+        return tuple(range(t.dim()))
+    if 0 in t.shape:
+        return None
+    # dims of size 1 have no meaningful stride (is_contiguous ignores it): they go last
+    order = tuple(sorted(range(t.dim()), key=lambda d: (t.size(d) == 1, -t.stride(d), d)))
+    return order if t.permute(order).is_contiguous() else None
 
 
 def _is_namedtuple(value) -> bool:

@@ -173,13 +173,14 @@ class GuardSet:
         self.add(Guard(GuardKind.CONSTANT_MATCH, Check(template, (src,)), f"{src} == {value!r}", str(src),
                        actual=src.code))
 
-    def tensor_match(self, src, t: torch.Tensor, static: bool):
+    def tensor_match(self, src, t: torch.Tensor, static: bool, order: tuple | None = None):
         self._refs(src)
-        self._tensor_match(src, t, static)
+        self._tensor_match(src, t, static, order)
 
-    def _tensor_match(self, src, t: torch.Tensor, static: bool):
+    def _tensor_match(self, src, t: torch.Tensor, static: bool, order: tuple | None = None):
         """One tensor's metadata.  A static tensor (parameter, buffer, odd layout) is pinned to its exact
-        shape and strides; a dynamic one to its rank and contiguity, sizes being guarded per dim.  With the
+        shape and strides; a dynamic one to its rank and contiguity (of its dims permuted by `order` for a
+        permuted view of a contiguous block), sizes being guarded per dim.  With the
         exact type checked, the dispatch keys of a plain tensor vary only with inference mode (and conj/neg
         bits for complex dtypes), so those are checked instead of the slower full key set."""
         k, c = self.constant, FIRST
@@ -192,7 +193,9 @@ class GuardSet:
             checks += [f"{c}.shape == {k(t.shape)}", f"{c}.stride() == {tuple(t.stride())!r}",
                        f"{c}.storage_offset() == {t.storage_offset()}"]
         else:
-            checks += [f"{c}.dim() == {t.dim()}", f"{c}.is_contiguous()", f"{c}.storage_offset() == 0"]
+            order = tuple(range(t.dim())) if order is None else tuple(order)
+            dense = f"{c}.is_contiguous()" if order == tuple(range(t.dim())) else f"{c}.permute({order!r}).is_contiguous()"
+            checks += [f"{c}.dim() == {t.dim()}", dense, f"{c}.storage_offset() == 0"]
         text = f"{src}: {describe_signature(tensor_signature(t))}" + (f" shape={tuple(t.shape)}" if static else "")
         self.add(Guard(GuardKind.TENSOR_MATCH_STATIC if static else GuardKind.TENSOR_MATCH_DYNAMIC,
                        Check(" and ".join(checks), (src,)), text,
