@@ -216,3 +216,62 @@ def test_a_closure_whose_variables_are_not_rebound_after_the_break_splits_the_fr
     for fn in (comprehension_reading_a_local, assigned_before_the_closure_and_the_break):
         stats = check(fn, [(r(2, 4),), (r(3, 4),), (r(2, 4),)], breaks=1, fallbacks=0)
         assert stats["backend_graphs"] <= 4 and stats["cache_hits"] >= 2
+
+
+# ====================================================================== a callee's mutations of the caller's world
+LOG: list = []
+COUNTS: dict = {"n": 0}
+
+
+def logs_then_breaks(x):
+    LOG.append(x.size(0))
+    COUNTS["n"] += 5
+    print(end="")                   # a graph break inside the callee, after it changed two globals
+    return x * 2
+
+
+def calls_a_callee_that_logs_then_breaks(x):
+    return logs_then_breaks(x) + 1
+
+
+def test_a_callee_that_changed_global_containers_before_breaking_changes_them_once():
+    """The call that broke runs again in Python after the graph: the mutations it made while traced must
+    not also be synced into the globals (they were applied twice: LOG == [3, 3])."""
+    opt = partialdyn.optimize(calls_a_callee_that_logs_then_breaks)
+    for n in (3, 4):
+        del LOG[:]
+        COUNTS["n"] = 0
+        want = calls_a_callee_that_logs_then_breaks(r(n))
+        want_state = (list(LOG), dict(COUNTS))
+        del LOG[:]
+        COUNTS["n"] = 0
+        torch.testing.assert_close(opt(r(n)), want)
+        assert (LOG, COUNTS) == want_state
+    assert_fell_back("a call that graph-broke had already mutated the caller's containers")
+
+
+class Logged(torch.nn.Module):
+    def forward(self, x):
+        return x + 1
+
+
+def test_a_forward_hook_that_changed_a_global_list_before_breaking_changes_it_once():
+    model = Logged()
+
+    def hook(module, args, output):
+        LOG.append("hook")
+        print(end="")               # a graph break inside the hook
+        return output * 2
+    model.register_forward_hook(hook)
+
+    def f(x):
+        return model(x) - 1
+    opt = partialdyn.optimize(f)
+    for n in (2, 3):
+        del LOG[:]
+        want = f(r(n))
+        assert LOG == ["hook"]
+        del LOG[:]
+        torch.testing.assert_close(opt(r(n)), want)
+        assert LOG == ["hook"]
+    assert_fell_back("a call that graph-broke had already mutated the caller's containers")

@@ -592,7 +592,7 @@ class Frame:
         self.child = None
         _erase_after(self.trace.builder.graph, saved.last_node)
         generators.check_dropped(self.trace)
-        if _reachable(mutated, stack + list(locals_.values())):
+        if self._mutations_seen_again(mutated, stack, locals_):
             raise Unsupported("a call that graph-broke had already mutated the caller's containers") from e
         if self.trace.grad_enabled != saved.grad_enabled:
             self.trace.set_grad_enabled(saved.grad_enabled)
@@ -600,6 +600,18 @@ class Frame:
         self.stack, self.locals = stack, locals_
         return Stop(self.current, stack, locals_, e.reason, e.hint, file, line, kw_names,
                     inside_callee=callee_frame is not None, chain=chain)
+
+    def _mutations_seen_again(self, mutated, stack, locals_) -> bool:
+        """The call that broke runs again in Python after the graph, which syncs the containers it mutated
+        while traced: the mutation would happen twice if that code can reach one of them.  A container of the
+        caller's world (one with a source: a global, a closure cell, an attribute) can be reached from
+        anywhere; one made in the trace, through the rebuilt frame or an assignment replayed after the graph."""
+        if not mutated:
+            return False
+        if any(container.source is not None for container in mutated):
+            return True
+        assigned = [value for _, _, value in self.trace.side_effects.writes() if isinstance(value, V.VT)]
+        return _reachable(mutated, stack + list(locals_.values()) + assigned)
 
     # ------------------------------------------------------------ inlining
     def inline(self, code, globals_, locals_: dict, cells: dict) -> V.VT:
