@@ -51,9 +51,9 @@ def zoo_params() -> list:
     return params
 
 
-@pytest.mark.parametrize("model", zoo_params())
-def test_zoo_model_is_correct_with_one_graph_per_call_and_no_break(model):
-    module, calls = model.build(), model.calls()
+def run_stream_with_one_graph_per_call(module, calls, name) -> dict:
+    """Each call equals eager's and runs exactly one graph; no break, no fallback, at most torch.compile
+    default's compiles.  The stats."""
     backend = CountingBackend()
     optimized = partialdyn.optimize(module, backend=backend)
     with torch.no_grad():
@@ -62,11 +62,18 @@ def test_zoo_model_is_correct_with_one_graph_per_call_and_no_break(model):
             runs = backend.runs
             got = optimized(**kwargs)
             assert backend.runs - runs == 1, f"call {i} ran {backend.runs - runs} graphs"
-            assert_same_output(got, want, f"{model.name} call {i}")
+            assert_same_output(got, want, f"{name} call {i}")
     stats = partialdyn.stats(optimized)
-    assert stats["calls"] == len(calls)
     assert stats["graph_breaks"] == 0 and stats["eager_fallbacks"] == 0, stats
     assert 1 <= stats["compiles"] <= TORCH_DEFAULT_COMPILES and stats["graphs"] == stats["compiles"], stats
+    return stats
+
+
+@pytest.mark.parametrize("model", zoo_params())
+def test_zoo_model_is_correct_with_one_graph_per_call_and_no_break(model):
+    calls = model.calls()
+    stats = run_stream_with_one_graph_per_call(model.build(), calls, model.name)
+    assert stats["calls"] == len(calls)
     assert len(partialdyn.events("compile")) == stats["compiles"]
     for kind in ("graph_break", "eager_fallback", "cache_limit"):
         assert partialdyn.events(kind) == [], f"{kind}: {partialdyn.events(kind)}"
@@ -131,18 +138,7 @@ def llama_with_hidden_states():
                          ids=["bert-classifier-labels", "llama-hidden-states"])
 def test_zoo_heads_with_labels_and_hooked_layers_compile_with_no_break(build):
     module, calls = build()
-    backend = CountingBackend()
-    optimized = partialdyn.optimize(module, backend=backend)
-    with torch.no_grad():
-        for i, kwargs in enumerate(calls):
-            want = module(**kwargs)
-            runs = backend.runs
-            got = optimized(**kwargs)
-            assert backend.runs - runs == 1, f"call {i} ran {backend.runs - runs} graphs"
-            assert_same_output(got, want, f"call {i}")
-    stats = partialdyn.stats(optimized)
-    assert stats["graph_breaks"] == 0 and stats["eager_fallbacks"] == 0, stats
-    assert 1 <= stats["compiles"] <= TORCH_DEFAULT_COMPILES and stats["graphs"] == stats["compiles"], stats
+    run_stream_with_one_graph_per_call(module, calls, build.__name__)
 
 
 PROVENANCE_MODELS = ("gpt2", "resnet")       # a decoder, and a vision model whose guards come from nn.Conv2d
