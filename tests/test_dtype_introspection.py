@@ -1,4 +1,5 @@
-"""torch.finfo / torch.iinfo of a dtype the trace knows: answered at trace time (a dtype is guarded)."""
+"""Dtypes in traced code: torch.finfo / torch.iinfo of a dtype the trace knows are answered at trace time (a dtype
+is guarded); the Python types torch takes as dtypes (`dtype=int`, `x.to(float)`) are the dtypes they stand for."""
 import torch
 
 import partialdyn
@@ -37,3 +38,15 @@ def default_float_eps(x):
 
 def test_finfo_without_a_dtype_reads_the_guarded_default_dtype():
     check(default_float_eps, [(r(3),), (r(5),)])
+
+
+def python_types_as_dtypes(x):
+    counter = torch.tensor(0, dtype=int)          # transformers' cache classes do this (int64)
+    steps = torch.arange(x.size(0), dtype=float)  # float64
+    return x.to(float) * steps + counter, torch.zeros(2, dtype=bool), torch.ones(1, dtype=complex)
+
+
+def test_python_types_given_as_dtypes_compile_to_the_dtypes_torch_reads_them_as():
+    """The graph code spells them as torch dtypes (fx cannot spell `<class 'int'>`: the frame fell back to
+    eager with an internal error)."""
+    check(python_types_as_dtypes, [(r(3),), (r(5),)])

@@ -218,6 +218,25 @@ def test_a_closure_whose_variables_are_not_rebound_after_the_break_splits_the_fr
         assert stats["backend_graphs"] <= 4 and stats["cache_hits"] >= 2
 
 
+def recursive_local_function_alive_at_a_break(x):
+    def doubled(n, y):
+        return y if n == 0 else doubled(n - 1, y * 2)     # its closure cell holds the function itself
+    z = doubled(2, x)
+    print("b")
+    return doubled(1, z)
+
+
+def test_a_recursive_local_function_alive_at_a_break_runs_the_frame_eagerly_with_a_reason(capsys):
+    """It cannot be rebuilt after the graph (rebuilding its cell rebuilt the function again, forever: an
+    internal RecursionError); the frame runs eagerly, by design, with no internal error."""
+    opt = partialdyn.optimize(recursive_local_function_alive_at_a_break)
+    for n in (3, 4):
+        x = r(n)
+        torch.testing.assert_close(opt(x), recursive_local_function_alive_at_a_break(x))
+    assert partialdyn.stats(opt)["internal_errors"] == 0
+    assert_fell_back("a function whose closure holds itself")
+
+
 # ====================================================================== a callee's mutations of the caller's world
 LOG: list = []
 COUNTS: dict = {"n": 0}

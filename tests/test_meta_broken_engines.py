@@ -60,6 +60,7 @@ NEVER_CACHED = [
     # a break after a callee mutated a container falls back for the whole frame on every call (compiles stays 0)
     "tests/test_library_structures.py::test_break_in_a_method_after_it_changed_an_object_made_in_the_trace_runs_correctly",
     "tests/test_graph_break_state.py::test_a_callee_that_changed_global_containers_before_breaking_changes_them_once",
+    "tests/test_graph_break_state.py::test_a_recursive_local_function_alive_at_a_break_runs_the_frame_eagerly_with_a_reason",
     "tests/test_graph_break_state.py::test_a_forward_hook_that_changed_a_global_list_before_breaking_changes_it_once",
     # a break after the frame made a closure over its variables: the whole frame runs eagerly on every call
     "tests/test_graph_break_state.py::test_closures_made_before_a_break_share_their_cells",

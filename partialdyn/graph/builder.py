@@ -77,6 +77,8 @@ class GraphBuilder:
         """Add one op (`call_function` target or `call_method` name) and return its tracker."""
         node_args, fake_args = split(args)
         node_kwargs, fake_kwargs = split(kwargs)
+        if kind == "call_method" or _is_torch_function(target):
+            node_args, node_kwargs = _spell_dtypes(node_args), _spell_dtypes(node_kwargs)
         with self.shapes.operation(describe(target)):
             result = self.reuse.run(kind, target, fake_args, fake_kwargs, self.run_fake)
         if not contains_graph_value(result):
@@ -175,6 +177,26 @@ def split(obj):
         pairs = {k: split(v) for k, v in obj.items()}
         return {k: p[0] for k, p in pairs.items()}, {k: p[1] for k, p in pairs.items()}
     raise Unsupported(f"cannot pass a {type(obj).__name__} tracker to a torch op")
+
+
+PYTHON_TYPE_DTYPES = {bool: torch.bool, int: torch.int64, float: torch.float64, complex: torch.complex128}
+
+
+def _is_torch_function(target) -> bool:
+    return isinstance(target, (torch._ops.OpOverload, torch._ops.OpOverloadPacket)) or (
+        getattr(target, "__module__", None) or "").startswith("torch")
+
+
+def _spell_dtypes(structure):
+    """torch ops take the Python types bool, int, float and complex as dtypes (`torch.tensor(0, dtype=int)`,
+    `x.to(float)`): in the node they are the torch dtypes they stand for, which fx code can spell."""
+    if isinstance(structure, type) and structure in PYTHON_TYPE_DTYPES:
+        return PYTHON_TYPE_DTYPES[structure]
+    if isinstance(structure, (tuple, list)):
+        return type(structure)(_spell_dtypes(item) for item in structure)
+    if isinstance(structure, dict):
+        return {key: _spell_dtypes(value) for key, value in structure.items()}
+    return structure
 
 
 def graph_constant(value):

@@ -35,6 +35,7 @@ class Rebuilder:
         self.tensors_from_graph = False
         self.statements = []           # `__vN = ...` bindings, so each container is built once
         self._bound = {}               # id(tracker) -> its variable
+        self._building = set()         # id(tracker) of the functions being rebuilt (a closure holding itself)
 
     def bind(self, vt, expr: str) -> str:
         """Build a container once: every reference to the same tracker gets the same object."""
@@ -158,11 +159,18 @@ class Rebuilder:
 
     def _function(self, fn: V.Function) -> str:
         from .steps import make_function
-        defaults = f"({''.join(self.expr(d) + ', ' for d in fn.defaults)})"
-        kwdefaults = "{" + ", ".join(f"{self.constant(k)}: {self.expr(v)}" for k, v in fn.kwdefaults.items()) + "}"
-        cells = [c.contents for c in fn.closure]
-        if any(c is None for c in cells):
-            raise Unsupported("cannot rebuild a closure with an empty cell")
-        values = f"({''.join(self.expr(c) + ', ' for c in cells)})"
+        if id(fn) in self._building:
+            raise Unsupported(f"a function whose closure holds itself ({fn.name}, a recursive local function) "
+                              f"cannot be rebuilt at a graph break")
+        self._building.add(id(fn))
+        try:
+            defaults = f"({''.join(self.expr(d) + ', ' for d in fn.defaults)})"
+            kwdefaults = "{" + ", ".join(f"{self.constant(k)}: {self.expr(v)}" for k, v in fn.kwdefaults.items()) + "}"
+            cells = [c.contents for c in fn.closure]
+            if any(c is None for c in cells):
+                raise Unsupported("cannot rebuild a closure with an empty cell")
+            values = f"({''.join(self.expr(c) + ', ' for c in cells)})"
+        finally:
+            self._building.discard(id(fn))
         return (f"{self.constant(make_function)}({self.constant(fn.code)}, {self.constant(fn.globals)}, "
                 f"{self.constant(fn.name)}, {defaults}, {kwdefaults}, {values})")
