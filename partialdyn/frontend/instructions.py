@@ -104,7 +104,8 @@ def flat_instructions(bc: bytecode.Bytecode) -> list[Instr]:
 
 
 def _decode(code: CodeType) -> Decoded:
-    bc = bytecode.Bytecode.from_code(code)
+    concrete = bytecode.ConcreteBytecode.from_code(code)
+    bc = concrete.to_bytecode()
     instrs, label_at, handler, regions = [], {}, [], []
     current_try = None
     pending_labels = []
@@ -128,14 +129,13 @@ def _decode(code: CodeType) -> Decoded:
     handler_idx = [None if h is not None and _is_stop_iteration_guard(instrs[h]) else h for h in handler_idx]
     targets = {i: label_at[id(ins.arg)] for i, ins in enumerate(instrs) if isinstance(ins.arg, Label)}
     with_handlers = {h for h in set(handler_idx) if h is not None and _is_with_cleanup(instrs, h)}
-    return Decoded(code, instrs, targets, handler_idx, with_handlers, _entries(code, bc, regions, label_at))
+    return Decoded(code, instrs, targets, handler_idx, with_handlers, _entries(concrete.exception_table, bc, regions, label_at))
 
 
-def _entries(code: CodeType, bc: bytecode.Bytecode, regions: list, label_at: dict) -> list[Entry | None]:
+def _entries(table: list, bc: bytecode.Bytecode, regions: list, label_at: dict) -> list[Entry | None]:
     """Each instruction's exception-table entry; the depths and lasti bits come from the table itself (the
     `TryBegin`s of a decoded `Bytecode` leave the depth unset), matched to the regions in order."""
     begins = [item for item in bc if isinstance(item, TryBegin)]
-    table = bytecode.ConcreteBytecode.from_code(code).exception_table
     if len(begins) != len(table):
         return [None] * len(regions)
     facts = {id(begin): Entry(label_at[id(begin.target)], entry.stack_depth, entry.push_lasti)
