@@ -157,7 +157,7 @@ class Function(VT):
 
 @dataclass(eq=False)
 class Cell(VT):
-    contents: VT | None = None     # None: the cell is empty (a cell holding Python None holds V.Known(None))
+    contents: VT | None = None     # None: the cell is empty (a cell holding Python None holds trackers.Known(None))
     source: Any = None             # a cell of the traced function's own closure
 
 

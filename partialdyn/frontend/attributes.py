@@ -19,8 +19,8 @@ from . import copies
 from . import dataobjects
 from . import protocol
 from . import reads
-from .. import sources as S
-from .. import trackers as V
+from .. import sources
+from .. import trackers
 from ..errors import GraphBreak, Unsupported, UserError
 from .side_effects import SideEffects
 
@@ -28,7 +28,7 @@ TENSOR_CONST_ATTRS = {"dtype", "device", "layout", "is_cuda", "is_sparse", "is_q
                       "is_nested", "is_leaf", "requires_grad", "is_mkldnn", "is_complex_attr"}
 
 
-@protocol.register("attribute", V.Tensor)
+@protocol.register("attribute", trackers.Tensor)
 def _tensor_attr(f, t, name):
     fake = t.fake
     if name in ("shape",):
@@ -36,15 +36,15 @@ def _tensor_attr(f, t, name):
     if name == "is_leaf":
         return guarded_flag(f, t, "is_leaf", fake.is_leaf)
     if name in TENSOR_CONST_ATTRS:
-        return V.Known(getattr(fake, name))
+        return trackers.Known(getattr(fake, name))
     if name == "ndim":
-        return V.Known(fake.dim())
+        return trackers.Known(fake.dim())
     if name in ("T", "mT", "H", "mH", "real", "imag"):
-        return f.trace.builder.call("call_function", getattr, (t, V.Known(name)), {})
+        return f.trace.builder.call("call_function", getattr, (t, trackers.Known(name)), {})
     if name in ("grad", "data", "_version", "grad_fn"):
         raise GraphBreak(f"Tensor.{name} is not traced")
     if callable(getattr(torch.Tensor, name, None)):
-        return V.Method(t, name)
+        return trackers.Method(t, name)
     raise GraphBreak(f"Tensor attribute {name!r}")
 
 
@@ -53,7 +53,7 @@ def guarded_flag(f, t, expr: str, value: bool):
     from the caller's world (or an op result that is that tensor itself) the guard reads it again."""
     if t.source is not None:
         f.trace.guards.tensor_flag(t.source, expr, value)
-    return V.Known(value)
+    return trackers.Known(value)
 
 
 def tensor_size(f, t, dim=None):
@@ -64,17 +64,17 @@ def tensor_size(f, t, dim=None):
         s = fake.size(d)
         if isinstance(s, torch.SymInt):
             if s.node.maybe_as_int() is not None:
-                return V.Known(s.node.maybe_as_int())
+                return trackers.Known(s.node.maybe_as_int())
             node = builder.graph.call_method("size", (t.node, d))
             node.meta["val"] = s
-            return V.Sym(node, s)
-        return V.Known(s)
+            return trackers.Sym(node, s)
+        return trackers.Known(s)
     if dim is not None:
         return one(dim if dim >= 0 else dim + fake.dim())
-    return V.Size([one(d) for d in range(fake.dim())])
+    return trackers.Size([one(d) for d in range(fake.dim())])
 
 
-@protocol.register("attribute", V.Known)
+@protocol.register("attribute", trackers.Known)
 def _known_attr(f, obj, name):
     written = f.trace.side_effects.written(obj, name)
     if written is not None:
@@ -88,7 +88,7 @@ def _known_attr(f, obj, name):
     if isinstance(static, property) and static.fget is not None:
         if obj.source is not None:
             reads.class_attribute(f, type(value), name)      # the property itself, looked up again
-        return protocol.call(f, V.Known(static.fget), [obj], {})     # traced, not run: it may build a fresh object
+        return protocol.call(f, trackers.Known(static.fget), [obj], {})     # traced, not run: it may build a fresh object
     try:
         attr = getattr(value, name)
     except AttributeError as e:
@@ -97,15 +97,15 @@ def _known_attr(f, obj, name):
         raise UserError(e) from e
     if _is_backend_flags(value) and isinstance(attr, (bool, int, float, str, type(None))):
         f.trace.guards.backend_flag(value, name, attr)      # torch.backends.cudnn.enabled & co: global state
-        return V.Known(attr)
+        return trackers.Known(attr)
     if isinstance(attr, types.MethodType) and (attr.__self__ is value or attr.__self__ is type(value)):
         return reads.bound_method(f, obj, name, attr)
     if isinstance(attr, types.BuiltinMethodType) and getattr(attr, "__self__", None) is value:
-        return V.Method(obj, name)
+        return trackers.Method(obj, name)
     if obj.source is not None and not (isinstance(value, types.ModuleType) and reads.is_library(value)):
-        return f.trace.wrap(attr, S.attr(obj.source, name), frame_input=obj.by_contents)
+        return f.trace.wrap(attr, sources.attr(obj.source, name), frame_input=obj.by_contents)
     return reads.known_result(attr) if not isinstance(attr, torch.Tensor) else \
-        f.trace.wrap(attr, S.attr(obj.source, name)) if obj.source else reads.known_result(attr)
+        f.trace.wrap(attr, sources.attr(obj.source, name)) if obj.source else reads.known_result(attr)
 
 
 def _is_backend_flags(value) -> bool:
@@ -119,26 +119,26 @@ def _module_attr(f, obj, name):
     None is a value, guarded like one), then the instance dict, then the class; a miss is guarded ABSENT."""
     m = obj.value
     d = m.__dict__
-    src = S.attr(obj.source, name) if obj.source is not None else None
+    src = sources.attr(obj.source, name) if obj.source is not None else None
     for table in ("_parameters", "_buffers"):
         if name in d.get(table, {}):
             value = d[table][name]
             if src is None:
                 if value is None:
-                    return V.Known(None)
+                    return trackers.Known(None)
                 raise Unsupported("a parameter of a module the trace cannot reach by a source")
-            return f.trace.wrap(value, S.module_entry(obj.source, table, name), static=True)
+            return f.trace.wrap(value, sources.module_entry(obj.source, table, name), static=True)
     if name in d.get("_modules", {}):
         sub = d["_modules"][name]
-        return f.trace.wrap(sub, S.module_entry(obj.source, "_modules", name), frame_input=obj.by_contents) \
-            if src is not None else V.Known(sub)
+        return f.trace.wrap(sub, sources.module_entry(obj.source, "_modules", name), frame_input=obj.by_contents) \
+            if src is not None else trackers.Known(sub)
     if name in d:
         return f.trace.wrap(d[name], src) if src is not None else reads.known_result(d[name])
     attr = getattr(type(m), name, None)
     if isinstance(attr, property):
         if obj.source is not None:
             reads.class_attribute(f, type(m), name)
-        return protocol.call(f, V.Known(attr.fget), [obj], {})
+        return protocol.call(f, trackers.Known(attr.fget), [obj], {})
     if isinstance(reads.static_lookup(type(m), name), types.FunctionType):
         return reads.bound_method(f, obj, name, types.MethodType(attr, m))
     try:
@@ -164,21 +164,21 @@ def _super_attr_of_traced(f, sup, name):
             continue
         attr = vars(klass)[name]
         if klass is object and name == "__init__":
-            return V.Partial(V.Known(_object_init), [sup.obj], {})
+            return trackers.Partial(trackers.Known(_object_init), [sup.obj], {})
         if isinstance(attr, types.FunctionType):
-            return V.Partial(V.Known(attr), [sup.obj], {})
+            return trackers.Partial(trackers.Known(attr), [sup.obj], {})
         if isinstance(attr, property):
-            return protocol.call(f, V.Known(attr.fget), [sup.obj], {})
+            return protocol.call(f, trackers.Known(attr.fget), [sup.obj], {})
         return reads.known_result(attr)
     # a miss no guard keeps a miss (the classes of the MRO may gain the name): not traceable into a handler
     raise UserError(AttributeError(f"'super' object has no attribute {name!r}"), traceable=False)
 
 
-@protocol.register("attribute", V.Super)
+@protocol.register("attribute", trackers.Super)
 def _super_attr(f, sup, name):
-    if isinstance(sup.obj, V.DataObject):
+    if isinstance(sup.obj, trackers.DataObject):
         return _super_attr_of_traced(f, sup, name)
-    target = sup.obj.value if isinstance(sup.obj, V.Known) else None
+    target = sup.obj.value if isinstance(sup.obj, trackers.Known) else None
     if target is None:
         raise GraphBreak("super() of a traced value")
     try:
@@ -186,15 +186,15 @@ def _super_attr(f, sup, name):
     except AttributeError as e:
         raise UserError(e, traceable=False) from e     # unguarded miss, as above
     if isinstance(attr, types.MethodType):
-        return V.Known(attr)
+        return trackers.Known(attr)
     if isinstance(attr, types.BuiltinMethodType) and getattr(attr, "__self__", None) is target:
         owner = next((k for k in type(target).__mro__ if k.__module__ == "builtins" and name in vars(k)), None)
         if owner is not None:
-            return V.Method(V.Known(target, sup.obj.source), f"{owner.__name__}.{name}")
+            return trackers.Method(trackers.Known(target, sup.obj.source), f"{owner.__name__}.{name}")
     return reads.known_result(attr)
 
 
-@protocol.register("store_attribute", V.Known)
+@protocol.register("store_attribute", trackers.Known)
 def _store_known_attr(f, obj, name, value):
     """`obj.name = value` (value None: `del obj.name`) on an object from the caller's world: recorded, replayed
     after the graph runs (on a copy made in the trace: done now, copies.py)."""
@@ -211,16 +211,16 @@ def _store_known_attr(f, obj, name, value):
     f.trace.side_effects.write(obj, name, SideEffects.DELETED if value is None else value)
 
 
-@protocol.register("store_attribute", V.VT)
+@protocol.register("store_attribute", trackers.VT)
 def _no_attribute_store(f, obj, name, value):
     raise GraphBreak(f"assignment to attribute {name!r} of a {obj.python_type().__name__}",
                      hint="the assignment runs in Python")
 
 
-protocol.register("attribute", V.Tuple, V.List, V.Dict, V.Sym)(protocol.method_of_type)
+protocol.register("attribute", trackers.Tuple, trackers.List, trackers.Dict, trackers.Sym)(protocol.method_of_type)
 
 
-@protocol.register("attribute", V.NamedTuple)
+@protocol.register("attribute", trackers.NamedTuple)
 def _named_field(f, obj, name):
     if hasattr(obj.cls, "_fields") and name in obj.cls._fields:
         return obj.items[obj.cls._fields.index(name)]
@@ -229,13 +229,13 @@ def _named_field(f, obj, name):
     return protocol.method_of_type(f, obj, name)
 
 
-@protocol.register("attribute", V.Function)
+@protocol.register("attribute", trackers.Function)
 def _function_attr(f, fn, name):
     if name in ("__name__", "__qualname__"):
-        return V.Known(fn.name)
+        return trackers.Known(fn.name)
     return _no_attribute(f, fn, name)
 
 
-@protocol.register("attribute", V.VT)
+@protocol.register("attribute", trackers.VT)
 def _no_attribute(f, obj, name):
     raise GraphBreak(f"attribute {name!r} of a {obj.python_type().__name__}")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from . import protocol
-from .. import trackers as V
+from .. import trackers
 from ..errors import GraphBreak
 
 AUTOCAST_CLASS = torch.amp.autocast_mode.autocast
@@ -38,27 +38,27 @@ def make(f, values: list, kw: dict):
         guards.state_query(torch.is_autocast_cache_enabled, "torch.is_autocast_cache_enabled", [], {},
                            given["cache_enabled"])
     checked = AUTOCAST_CLASS(device, given["dtype"], given.get("enabled", True), given["cache_enabled"])
-    return V.Autocast(checked.device, checked.fast_dtype, checked._enabled, checked._cache_enabled)
+    return trackers.Autocast(checked.device, checked.fast_dtype, checked._enabled, checked._cache_enabled)
 
 
-@protocol.register("enter", V.Autocast)
-def enter(f, ctx: V.Autocast):
+@protocol.register("enter", trackers.Autocast)
+def enter(f, ctx: trackers.Autocast):
     """`with torch.autocast(...) as ctx:` -> (the region's exit, ctx)."""
     state = (ctx.device_type, ctx.dtype, ctx.enabled, ctx.cache_enabled)
     node = f.trace.builder.change_state(torch.amp._enter_autocast, state)
     mode = torch.amp._enter_autocast(*state)          # the fake ops inside run under it
     f.trace.autocast_open.append(mode)
     f.trace.autocast_regions += 1
-    return V.AutocastExit(node, mode), ctx
+    return trackers.AutocastExit(node, mode), ctx
 
 
-@protocol.register("call", V.AutocastExit)
-def exit_(f, region: V.AutocastExit, args, kwargs):
+@protocol.register("call", trackers.AutocastExit)
+def exit_(f, region: trackers.AutocastExit, args, kwargs):
     """The `__exit__` a traced autocast `with` block left on the stack."""
     f.trace.builder.change_state(torch.amp._exit_autocast, (region.node,)).meta["val"] = None
     f.trace.autocast_open.remove(region.mode)
     torch.amp._exit_autocast(region.mode)
-    return V.Known(None)
+    return trackers.Known(None)
 
 
 def close_all(trace):

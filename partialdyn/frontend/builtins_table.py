@@ -25,7 +25,7 @@ from . import contexts
 from . import copies
 from . import dict_views
 from . import generators
-from .. import trackers as V
+from .. import trackers
 from .attributes import guarded_flag, tensor_size
 from . import protocol
 from .protocol import binary, iterate, python_value, subscript, truth
@@ -34,25 +34,25 @@ from ..errors import GraphBreak, Unsupported, UserError, run_python
 
 
 # ---------------------------------------------------------------- builtins
-@protocol.register("length", V.Tuple, V.List, V.Dict)
+@protocol.register("length", trackers.Tuple, trackers.List, trackers.Dict)
 def _container_length(f, obj):
-    return V.Known(len(obj.items))
+    return trackers.Known(len(obj.items))
 
 
-@protocol.register("length", V.Tensor)
+@protocol.register("length", trackers.Tensor)
 def _tensor_length(f, t):
     return tensor_size(f, t, 0)
 
 
-@protocol.register("length", V.Known)
+@protocol.register("length", trackers.Known)
 def _known_length(f, obj):
     n = run_python(len, obj.value)
     if obj.source is not None:
         f.trace.guards.length(obj.source, n)        # a module, set, deque ... of the caller's world
-    return V.Known(n)
+    return trackers.Known(n)
 
 
-@protocol.register("length", V.VT)
+@protocol.register("length", trackers.VT)
 def _no_length(f, obj):
     raise GraphBreak(f"len() of a {obj.python_type().__name__}")
 
@@ -66,64 +66,64 @@ def b_id(f, obj):
     dict or plain object argument) or a class, module or function the code names.  The id of an object made
     in the trace exists only at run time, and so does a tensor's (guarding a frame input's identity would
     recompile on every new tensor): a break."""
-    if isinstance(obj, V.Known) and obj.source is not None and not obj.owned:
+    if isinstance(obj, trackers.Known) and obj.source is not None and not obj.owned:
         f.trace.guards.id_match(obj.source, obj.value)
-        return V.Known(id(obj.value))
+        return trackers.Known(id(obj.value))
     if obj.source is not None and obj.source.code in f.trace.caller_objects:    # tracked by its items
         caller_object = f.trace.caller_objects[obj.source.code]
         f.trace.guards.id_match(obj.source, caller_object)
-        return V.Known(id(caller_object))
-    if isinstance(obj, V.Known) and obj.source is None and not obj.owned and isinstance(obj.value, LONG_LIVED):
-        return V.Known(id(obj.value))
+        return trackers.Known(id(caller_object))
+    if isinstance(obj, trackers.Known) and obj.source is None and not obj.owned and isinstance(obj.value, LONG_LIVED):
+        return trackers.Known(id(obj.value))
     raise GraphBreak(f"id() of a {obj.python_type().__name__} made in the trace (or of a tensor) is only "
                      f"known at run time", hint="it runs in Python between two graphs")
 
 
 def b_isinstance(f, obj, classes):
     cls = python_value(f, classes, "isinstance")
-    t = obj.python_type() if not isinstance(obj, V.Known) else type(obj.value)
-    if isinstance(obj, V.Opaque):
+    t = obj.python_type() if not isinstance(obj, trackers.Known) else type(obj.value)
+    if isinstance(obj, trackers.Opaque):
         t = obj.cls
     try:
-        return V.Known(issubclass(t, cls))
+        return trackers.Known(issubclass(t, cls))
     except TypeError as e:
         raise UserError(e) from e
 
 
 def b_issubclass(f, a, b):
-    return V.Known(run_python(issubclass, python_value(f, a, "issubclass"), python_value(f, b, "issubclass")))
+    return trackers.Known(run_python(issubclass, python_value(f, a, "issubclass"), python_value(f, b, "issubclass")))
 
 
 def b_type(f, obj):
-    return V.Known(obj.python_type() if not isinstance(obj, V.Known) else type(obj.value))
+    return trackers.Known(obj.python_type() if not isinstance(obj, trackers.Known) else type(obj.value))
 
 
 def b_int(f, obj=None, *rest):
     if obj is None:
-        return V.Known(0)
-    if isinstance(obj, V.Sym) and not rest:
+        return trackers.Known(0)
+    if isinstance(obj, trackers.Sym) and not rest:
         return obj if obj.python_type() is int else f.trace.builder.sym_op(torch.sym_int, obj)
-    if isinstance(obj, V.Tensor):
+    if isinstance(obj, trackers.Tensor):
         raise GraphBreak("int() of a tensor needs its value")
-    return V.Known(run_python(int, python_value(f, obj, "int()"), *[python_value(f, r, "int()") for r in rest]))
+    return trackers.Known(run_python(int, python_value(f, obj, "int()"), *[python_value(f, r, "int()") for r in rest]))
 
 
 def b_float(f, obj=None):
     if obj is None:
-        return V.Known(0.0)
-    if isinstance(obj, V.Sym):
+        return trackers.Known(0.0)
+    if isinstance(obj, trackers.Sym):
         return obj if obj.python_type() is float else f.trace.builder.sym_op(torch.sym_float, obj)
-    if isinstance(obj, V.Tensor):
+    if isinstance(obj, trackers.Tensor):
         raise GraphBreak("float() of a tensor needs its value")
-    return V.Known(run_python(float, python_value(f, obj, "float()")))
+    return trackers.Known(run_python(float, python_value(f, obj, "float()")))
 
 
 def b_bool(f, obj=None):
-    return V.Known(False if obj is None else truth(f, obj, "bool()"))
+    return trackers.Known(False if obj is None else truth(f, obj, "bool()"))
 
 
-def b_str(f, obj=V.Known("")):
-    return V.Known(str(python_value(f, obj, "str()")))
+def b_str(f, obj=trackers.Known("")):
+    return trackers.Known(str(python_value(f, obj, "str()")))
 
 
 def b_abs(f, obj):
@@ -133,7 +133,7 @@ def b_abs(f, obj):
 def _choose(f, op, items, name):
     best = items[0]
     for item in items[1:]:
-        if isinstance(item, V.Tensor) or isinstance(best, V.Tensor):
+        if isinstance(item, trackers.Tensor) or isinstance(best, trackers.Tensor):
             raise GraphBreak(f"{name}() of tensors compares their values")
         if truth(f, binary(f, op, item, best), f"{name}()"):
             best = item
@@ -151,7 +151,7 @@ def _min_max(op, name):
     return handler
 
 
-def b_sum(f, iterable, start=V.Known(0)):
+def b_sum(f, iterable, start=trackers.Known(0)):
     total = start
     for item in iterate(f, iterable):
         total = binary(f, operator.add, total, item)
@@ -160,23 +160,23 @@ def b_sum(f, iterable, start=V.Known(0)):
 
 def b_range(f, *args):
     values = [python_value(f, a, "range()") for a in args]
-    return V.Known(run_python(range, *values))
+    return trackers.Known(run_python(range, *values))
 
 
-def b_enumerate(f, iterable, start=V.Known(0)):
+def b_enumerate(f, iterable, start=trackers.Known(0)):
     index = python_value(f, start, "enumerate()")
     return generators.lazy("enumerate", [generators.make_iterator(f, iterable)], index=index)
 
 
-def b_zip(f, *iterables, strict=V.Known(False)):
+def b_zip(f, *iterables, strict=trackers.Known(False)):
     sources = [generators.make_iterator(f, it) for it in iterables]
     return generators.lazy("zip", sources, strict=bool(python_value(f, strict, "zip()")), done=not sources)
 
 
 def b_reversed(f, seq):
-    if isinstance(seq, V.DataObject) or generators.is_iterator(seq):
+    if isinstance(seq, trackers.DataObject) or generators.is_iterator(seq):
         raise GraphBreak(f"reversed() of a {seq.python_type().__name__}")
-    return V.Iterator(list(reversed(iterate(f, seq))))
+    return trackers.Iterator(list(reversed(iterate(f, seq))))
 
 
 def b_iter(f, obj, *sentinel):
@@ -193,13 +193,13 @@ def b_next(f, it, *default):
         if default:
             return default[0]
         raise UserError(StopIteration())
-    if isinstance(it, (V.Tuple, V.List, V.Dict, V.DictView)):
+    if isinstance(it, (trackers.Tuple, trackers.List, trackers.Dict, trackers.DictView)):
         raise UserError(TypeError(f"'{it.python_type().__name__}' object is not an iterator"))
     raise GraphBreak("next() of an iterator the tracer cannot see into")
 
 
-def b_dict_fromkeys(f, keys, value=V.Known(None)):
-    return V.Dict({k: value for k in hashable_values(f, iterate(f, keys), "dict.fromkeys")})
+def b_dict_fromkeys(f, keys, value=trackers.Known(None)):
+    return trackers.Dict({k: value for k in hashable_values(f, iterate(f, keys), "dict.fromkeys")})
 
 
 def b_locals(f):
@@ -213,35 +213,35 @@ def b_locals(f):
         value = cell.contents if cell is not None else f.locals.get(name)
         if value is not None:
             values[name] = value
-    return V.Dict(values)
+    return trackers.Dict(values)
 
 
 def b_list(f, iterable=None):
-    return V.List([] if iterable is None else iterate(f, iterable))
+    return trackers.List([] if iterable is None else iterate(f, iterable))
 
 
 def b_tuple(f, iterable=None):
-    return V.Tuple([] if iterable is None else iterate(f, iterable))
+    return trackers.Tuple([] if iterable is None else iterate(f, iterable))
 
 
 def b_dict(f, *args, **kwargs):
     items = {}
     if args:
         src = args[0]
-        if isinstance(src, V.Dict):
+        if isinstance(src, trackers.Dict):
             items.update(src.items)
         else:
             for pair in iterate(f, src):
                 k, v = iterate(f, pair)
                 items[python_value(f, k, "dict key")] = v
     items.update(kwargs)
-    return V.Dict(items)
+    return trackers.Dict(items)
 
 
 def b_set(cls):
     def handler(f, iterable=None):
         values = [] if iterable is None else [python_value(f, v, cls.__name__) for v in iterate(f, iterable)]
-        return V.Known(cls(values))
+        return trackers.Known(cls(values))
     return handler
 
 
@@ -257,31 +257,31 @@ def b_getattr(f, obj, name, *default):
 
 def b_setattr(f, obj, name, value):
     protocol.store_attribute(f, obj, python_value(f, name, "setattr()"), value)
-    return V.Known(None)
+    return trackers.Known(None)
 
 
 def b_delattr(f, obj, name):
     protocol.store_attribute(f, obj, python_value(f, name, "delattr()"), None)
-    return V.Known(None)
+    return trackers.Known(None)
 
 
 def b_hasattr(f, obj, name):
     attr = python_value(f, name, "hasattr()")
-    if isinstance(obj, V.Tensor):
-        return V.Known(hasattr(obj.fake, attr))
+    if isinstance(obj, trackers.Tensor):
+        return trackers.Known(hasattr(obj.fake, attr))
     try:
         protocol.attribute(f, obj, attr)
-        return V.Known(True)
+        return trackers.Known(True)
     except UserError as e:
         if isinstance(e.error, AttributeError):
-            return V.Known(False)
+            return trackers.Known(False)
         raise
 
 
 def b_callable(f, obj):
-    if isinstance(obj, V.Known):
-        return V.Known(callable(obj.value))
-    return V.Known(isinstance(obj, (V.Function, V.Method)))
+    if isinstance(obj, trackers.Known):
+        return trackers.Known(callable(obj.value))
+    return trackers.Known(isinstance(obj, (trackers.Function, trackers.Method)))
 
 
 def b_any_all(fn):
@@ -289,45 +289,45 @@ def b_any_all(fn):
         items = generators.make_iterator(f, iterable)      # stops pulling at the deciding item
         while (item := generators.step(f, items)) is not None:
             if truth(f, item, fn.__name__) == (fn is any):
-                return V.Known(fn is any)
-        return V.Known(fn is not any)
+                return trackers.Known(fn is any)
+        return trackers.Known(fn is not any)
     return handler
 
 
 def b_round(f, x, ndigits=None):
-    if isinstance(x, V.Tensor):
-        return protocol.call(f, V.Known(torch.round), [x], {})
+    if isinstance(x, trackers.Tensor):
+        return protocol.call(f, trackers.Known(torch.round), [x], {})
     value = python_value(f, x, "round()")
-    return V.Known(round(value) if ndigits is None else round(value, python_value(f, ndigits, "round()")))
+    return trackers.Known(round(value) if ndigits is None else round(value, python_value(f, ndigits, "round()")))
 
 
 def b_divmod(f, a, b):
-    return V.Tuple([binary(f, operator.floordiv, a, b), binary(f, operator.mod, a, b)])
+    return trackers.Tuple([binary(f, operator.floordiv, a, b), binary(f, operator.mod, a, b)])
 
 
 def b_sorted(f, iterable, **kwargs):
     if kwargs:
         raise GraphBreak("sorted() with a key")
     values = [python_value(f, v, "sorted()") for v in iterate(f, iterable)]
-    return V.List([V.Known(v) for v in sorted(values)])
+    return trackers.List([trackers.Known(v) for v in sorted(values)])
 
 
 def b_slice(f, *args):
-    parts = list(args) + [V.Known(None)] * (3 - len(args)) if len(args) > 1 else [V.Known(None), args[0], V.Known(None)]
-    if all(isinstance(p, V.Known) for p in parts):
-        return V.Known(slice(*[p.value for p in parts]))
-    return V.Slice(*parts)
+    parts = list(args) + [trackers.Known(None)] * (3 - len(args)) if len(args) > 1 else [trackers.Known(None), args[0], trackers.Known(None)]
+    if all(isinstance(p, trackers.Known) for p in parts):
+        return trackers.Known(slice(*[p.value for p in parts]))
+    return trackers.Slice(*parts)
 
 
 def b_super(f, *args):
     if args:
-        return V.Super(python_value(f, args[0], "super()"), args[1])
+        return trackers.Super(python_value(f, args[0], "super()"), args[1])
     cell = f.cells.get("__class__")
     first = f.code.co_varnames[0] if f.code.co_argcount else None
     obj = f.locals.get(first) or (f.cells[first].contents if first in f.cells else None)
     if cell is None or cell.contents is None or obj is None:
         raise Unsupported("super() outside a method")
-    return V.Super(cell.contents.value, obj)
+    return trackers.Super(cell.contents.value, obj)
 
 
 def b_map(f, fn, *iterables):
@@ -351,22 +351,22 @@ def b_reduce(f, fn, iterable, *initial):
 
 
 def b_partial(f, fn, *args, **kwargs):
-    if isinstance(fn, V.Partial):
-        return V.Partial(fn.fn, list(fn.args) + list(args), {**fn.kwargs, **kwargs})
-    return V.Partial(fn, list(args), dict(kwargs))
+    if isinstance(fn, trackers.Partial):
+        return trackers.Partial(fn.fn, list(fn.args) + list(args), {**fn.kwargs, **kwargs})
+    return trackers.Partial(fn, list(args), dict(kwargs))
 
 
 def b_getter(kind):
     """operator.itemgetter / attrgetter: a Known getter object applied to trackers."""
     def make(f, *keys):
-        return V.Known(kind(*[python_value(f, k, kind.__name__) for k in keys]))
+        return trackers.Known(kind(*[python_value(f, k, kind.__name__) for k in keys]))
     return make
 
 
 def call_getter(f, getter, obj):
     keys = getter.__reduce__()[1]
     if isinstance(getter, operator.itemgetter):
-        picked = [subscript(f, obj, V.Known(k)) for k in keys]
+        picked = [subscript(f, obj, trackers.Known(k)) for k in keys]
     else:
         picked = []
         for dotted in keys:
@@ -374,7 +374,7 @@ def call_getter(f, getter, obj):
             for part in dotted.split("."):
                 value = protocol.attribute(f, value, part)
             picked.append(value)
-    return picked[0] if len(picked) == 1 else V.Tuple(picked)
+    return picked[0] if len(picked) == 1 else trackers.Tuple(picked)
 
 
 def b_print(f, *args, **kwargs):
@@ -384,16 +384,16 @@ def b_print(f, *args, **kwargs):
 # ---------------------------------------------------------------- math
 def _math_symbolic(sym_fn, py_fn):
     def handler(f, x):
-        if isinstance(x, V.Sym):
+        if isinstance(x, trackers.Sym):
             return f.trace.builder.sym_op(sym_fn, x)
-        return V.Known(run_python(py_fn, python_value(f, x, py_fn.__name__)))
+        return trackers.Known(run_python(py_fn, python_value(f, x, py_fn.__name__)))
     return handler
 
 
 def _math_value(py_fn):
     def handler(f, *args):
         values = [python_value(f, a, f"math.{py_fn.__name__}") for a in args]
-        return V.Known(run_python(py_fn, *values))
+        return trackers.Known(run_python(py_fn, *values))
     return handler
 
 
@@ -415,11 +415,11 @@ def _operator(op):
         if op is operator.getitem:
             return subscript(f, *args)
         if op is operator.not_:
-            return V.Known(not truth(f, args[0], "not"))
+            return trackers.Known(not truth(f, args[0], "not"))
         if op in (operator.is_, operator.is_not):
-            return V.Known(identical(f, *args) == (op is operator.is_))
+            return trackers.Known(identical(f, *args) == (op is operator.is_))
         if op is operator.truth:
-            return V.Known(truth(f, args[0], "truth"))
+            return trackers.Known(truth(f, args[0], "truth"))
         if len(args) == 1:
             return unary(f, op, args[0])
         return binary(f, op, *args)
@@ -433,30 +433,30 @@ _OPERATORS = ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul"
 
 # ---------------------------------------------------------------- grad mode
 def g_no_grad(f, args, kwargs):
-    return V.GradMode(False)
+    return trackers.GradMode(False)
 
 
 def g_enable_grad(f, args, kwargs):
-    return V.GradMode(True)
+    return trackers.GradMode(True)
 
 
 def g_set_grad_enabled(f, args, kwargs):
     mode = python_value(f, args[0] if args else kwargs["mode"], "set_grad_enabled")
     previous = f.trace.grad_enabled
     f.trace.set_grad_enabled(bool(mode))
-    return V.GradMode(bool(mode), applied=previous)
+    return trackers.GradMode(bool(mode), applied=previous)
 
 
 def g_set_grad_enabled_c(f, args, kwargs):
     f.trace.set_grad_enabled(bool(python_value(f, args[0], "_set_grad_enabled")))
-    return V.Known(None)
+    return trackers.Known(None)
 
 
 def g_is_grad_enabled(f, args, kwargs):
-    return V.Known(f.trace.grad_enabled)
+    return trackers.Known(f.trace.grad_enabled)
 
 
-@protocol.register("enter", V.GradMode)
+@protocol.register("enter", trackers.GradMode)
 def _enter_grad_mode(f, mode):
     """`with torch.no_grad():` & co: the mode changes now (set_grad_enabled(...) changed it when called)."""
     previous = f.trace.grad_enabled
@@ -464,14 +464,14 @@ def _enter_grad_mode(f, mode):
         f.trace.set_grad_enabled(mode.enabled)
     else:
         previous = mode.applied
-    return V.GradModeExit(previous), V.Known(None)
+    return trackers.GradModeExit(previous), trackers.Known(None)
 
 
-@protocol.register("call", V.GradModeExit)
+@protocol.register("call", trackers.GradModeExit)
 def _exit_grad_mode(f, region, args, kwargs):
     """The `__exit__` a traced grad-mode `with` block left on the stack: the mode before the block comes back."""
     f.trace.set_grad_enabled(region.restore)
-    return V.Known(None)
+    return trackers.Known(None)
 
 
 GRAD_MODE = {torch.no_grad: g_no_grad, torch.enable_grad: g_enable_grad,
@@ -499,7 +499,7 @@ def _pure_on_constants(fn):
     def handler(f, *args, **kwargs):
         values = [python_value(f, a, fn.__name__) for a in args]
         kw = {k: python_value(f, v, fn.__name__) for k, v in kwargs.items()}
-        return V.Known(run_python(fn, *values, **kw))
+        return trackers.Known(run_python(fn, *values, **kw))
     return handler
 
 
@@ -516,8 +516,8 @@ BUILTINS = {
     round: b_round, divmod: b_divmod, sorted: b_sorted, slice: b_slice, super: b_super, print: b_print,
     map: b_map, filter: b_filter, functools.reduce: b_reduce, functools.partial: b_partial,
     operator.itemgetter: b_getter(operator.itemgetter), operator.attrgetter: b_getter(operator.attrgetter),
-    torch.Size: lambda f, items=None: V.Size([] if items is None else iterate(f, items)),
-    torch.is_tensor: lambda f, x: V.Known(isinstance(x, V.Tensor)), locals: b_locals, dict.fromkeys: b_dict_fromkeys,
+    torch.Size: lambda f, items=None: trackers.Size([] if items is None else iterate(f, items)),
+    torch.is_tensor: lambda f, x: trackers.Known(isinstance(x, trackers.Tensor)), locals: b_locals, dict.fromkeys: b_dict_fromkeys,
 }
 BUILTINS.update(generators.ITERTOOLS)
 BUILTINS.update(contexts.MODELS)
@@ -534,7 +534,7 @@ GUARDED_FLAGS = {"_is_view", "_is_zerotensor"}          # the fake knows them; t
 STORAGE_QUERIES = {"is_pinned", "is_shared", "is_set_to"}  # the fake cannot know them
 
 
-@protocol.register("call_method", V.Tensor)
+@protocol.register("call_method", trackers.Tensor)
 def _tensor_method(f, t, name, args, kwargs):
     builder = f.trace.builder
     if name == "size":
@@ -543,12 +543,12 @@ def _tensor_method(f, t, name, args, kwargs):
             return tensor_size(f, t, dim)
         return tensor_size(f, t)
     if name in ("dim", "ndimension"):
-        return V.Known(t.fake.dim())
+        return trackers.Known(t.fake.dim())
     if name in STRIDE_READERS:
         f.trace.strides_observed()
     if name in ("is_floating_point", "is_complex", "is_contiguous", "get_device", "element_size",
                 "is_signed", "has_names"):
-        return V.Known(getattr(t.fake, name)(*[python_value(f, a, name) for a in args],
+        return trackers.Known(getattr(t.fake, name)(*[python_value(f, a, name) for a in args],
                                               **{k: python_value(f, v, name) for k, v in kwargs.items()}))
     if name in GUARDED_FLAGS and not args and not kwargs:
         return guarded_flag(f, t, f"{name}()", getattr(t.fake, name)())
@@ -563,38 +563,38 @@ def _tensor_method(f, t, name, args, kwargs):
     return builder.call("call_method", name, (t,) + tuple(args), kwargs)
 
 
-@protocol.register("call_method", V.Tuple)
+@protocol.register("call_method", trackers.Tuple)
 def _tuple_method(f, obj, name, args, kwargs):
     if name == "index":
         for i, item in enumerate(obj.items):
             if truth(f, binary(f, operator.eq, item, args[0]), "tuple.index"):
-                return V.Known(i)
+                return trackers.Known(i)
         raise UserError(ValueError("tuple.index(x): x not in tuple"))
     if name == "count":
-        return V.Known(sum(truth(f, binary(f, operator.eq, i, args[0]), "tuple.count") for i in obj.items))
+        return trackers.Known(sum(truth(f, binary(f, operator.eq, i, args[0]), "tuple.count") for i in obj.items))
     return _no_method(f, obj, name, args, kwargs)
 
 
-@protocol.register("call_method", V.Size)
+@protocol.register("call_method", trackers.Size)
 def _size_method(f, obj, name, args, kwargs):
     if name == "numel":
-        total = V.Known(1)
+        total = trackers.Known(1)
         for item in obj.items:
             total = binary(f, operator.mul, total, item)
         return total
     return _tuple_method(f, obj, name, args, kwargs)
 
 
-@protocol.register("call_method", V.NamedTuple)
+@protocol.register("call_method", trackers.NamedTuple)
 def _named_tuple_method(f, obj, name, args, kwargs):
     if name == "_replace" and hasattr(obj.cls, "_fields"):
         values = dict(zip(obj.cls._fields, obj.items))
         values.update(kwargs)
-        return V.NamedTuple([values[n] for n in obj.cls._fields], cls=obj.cls)
+        return trackers.NamedTuple([values[n] for n in obj.cls._fields], cls=obj.cls)
     return _tuple_method(f, obj, name, args, kwargs)
 
 
-@protocol.register("call_method", V.Sym)
+@protocol.register("call_method", trackers.Sym)
 def _symbol_method(f, obj, name, args, kwargs):
     op = {"__mul__": operator.mul, "__add__": operator.add, "__floordiv__": operator.floordiv}.get(name)
     if op:
@@ -602,16 +602,16 @@ def _symbol_method(f, obj, name, args, kwargs):
     return _no_method(f, obj, name, args, kwargs)
 
 
-@protocol.register("call_method", V.VT)
+@protocol.register("call_method", trackers.VT)
 def _no_method(f, obj, name, args, kwargs):
     raise GraphBreak(f"method {name!r} of a {obj.python_type().__name__}")
 
 
-@protocol.register("call_method", V.List)
+@protocol.register("call_method", trackers.List)
 def _list_method(f, lst, name, args, kwargs):
     if name in ("append", "extend", "insert", "pop", "clear", "reverse"):
         mutate(f, lst)
-    unread = isinstance(lst, V.CallerList) and not lst.loaded
+    unread = isinstance(lst, trackers.CallerList) and not lst.loaded
     if name == "append":
         (lst.appended if unread else lst.items).append(args[0])
     elif name == "extend":
@@ -625,59 +625,59 @@ def _list_method(f, lst, name, args, kwargs):
     elif name == "reverse":
         lst.items.reverse()
     elif name == "copy":
-        return V.List(list(lst.items))
+        return trackers.List(list(lst.items))
     elif name == "remove":
         mutate(f, lst)
         for i, item in enumerate(lst.items):
-            if identical(f, item, args[0]) or (not isinstance(item, V.Tensor) and
+            if identical(f, item, args[0]) or (not isinstance(item, trackers.Tensor) and
                                             truth(f, binary(f, operator.eq, item, args[0]), "list.remove")):
                 del lst.items[i]
-                return V.Known(None)
+                return trackers.Known(None)
         raise UserError(ValueError("list.remove(x): x not in list"))
     elif name == "count":
-        return V.Known(sum(1 for item in lst.items if not isinstance(item, V.Tensor) and
+        return trackers.Known(sum(1 for item in lst.items if not isinstance(item, trackers.Tensor) and
                            truth(f, binary(f, operator.eq, item, args[0]), "list.count")))
     elif name == "index":
         for i, item in enumerate(lst.items):
-            if identical(f, item, args[0]) or (not isinstance(item, V.Tensor) and
+            if identical(f, item, args[0]) or (not isinstance(item, trackers.Tensor) and
                                             truth(f, binary(f, operator.eq, item, args[0]), "list.index")):
-                return V.Known(i)
+                return trackers.Known(i)
         raise UserError(ValueError("list.index(x): x not in list"))
     else:
         raise GraphBreak(f"list method {name!r}")
-    return V.Known(None)
+    return trackers.Known(None)
 
 
-@protocol.register("call_method", V.Dict)
+@protocol.register("call_method", trackers.Dict)
 def _dict_method(f, d, name, args, kwargs):
     if name in ("keys", "values", "items"):
         return dict_views.view(d, name)
     if name == "get":
         key = python_value(f, args[0], "dict.get")
-        return d.items.get(key, args[1] if len(args) > 1 else V.Known(None))
+        return d.items.get(key, args[1] if len(args) > 1 else trackers.Known(None))
     if name == "copy":
-        return V.Dict(dict(d.items))
+        return trackers.Dict(dict(d.items))
     if name == "popitem":
         if not d.items:
             raise UserError(KeyError("popitem(): dictionary is empty"))
         mutate(f, d)
         key, value = d.items.popitem()
-        return V.Tuple([V.Known(key), value])
+        return trackers.Tuple([trackers.Known(key), value])
     if name in ("update", "pop", "setdefault", "clear"):
         mutate(f, d)
         if name == "update":
             if args:
                 d.items.update({python_value(f, k, "dict.update"): v for k, v in
-                                (((V.Known(k), v) for k, v in args[0].items.items()) if isinstance(args[0], V.Dict)
+                                (((trackers.Known(k), v) for k, v in args[0].items.items()) if isinstance(args[0], trackers.Dict)
                                  else (iterate(f, pair) for pair in iterate(f, args[0])))})
             d.items.update(kwargs)
-            return V.Known(None)
+            return trackers.Known(None)
         if name == "pop":
             key = python_value(f, args[0], "dict.pop")
             return d.items.pop(key, *(args[1:2]))
         if name == "setdefault":
             key = python_value(f, args[0], "dict.setdefault")
-            return d.items.setdefault(key, args[1] if len(args) > 1 else V.Known(None))
+            return d.items.setdefault(key, args[1] if len(args) > 1 else trackers.Known(None))
         d.items.clear()
-        return V.Known(None)
+        return trackers.Known(None)
     raise GraphBreak(f"dict method {name!r}")

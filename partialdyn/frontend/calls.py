@@ -30,30 +30,30 @@ from . import reads
 from . import escapes
 from . import numpyfold
 from . import protocol
-from .. import sources as S
+from .. import sources
 from . import torch_state
-from .. import trackers as V
+from .. import trackers
 from ..errors import GraphBreak, UserError, run_python
 from ..guards.kinds import global_module_hooks
 
 
 # ---------------------------------------------------------------- calls
-@protocol.register("call", V.Method)
+@protocol.register("call", trackers.Method)
 def _call_bound_method(f, method, args, kwargs):
     return protocol.call_method(f, method.receiver, method.name, args, kwargs)
 
 
-@protocol.register("call", V.Partial)
+@protocol.register("call", trackers.Partial)
 def _call_partial(f, partial, args, kwargs):
     return protocol.call(f, partial.fn, list(partial.args) + list(args), {**partial.kwargs, **kwargs})
 
 
-@protocol.register("call", V.VT)
+@protocol.register("call", trackers.VT)
 def _not_callable(f, fn, args, kwargs):
     raise GraphBreak(f"call of a {fn.python_type().__name__}")
 
 
-@protocol.register("call", V.Known)
+@protocol.register("call", trackers.Known)
 def call_known(f, fn_vt, args, kwargs):
     fn = fn_vt.value
     python_only = escapes.runs_in_python(fn)
@@ -63,12 +63,12 @@ def call_known(f, fn_vt, args, kwargs):
         return torch_call(f, fn, args, kwargs)
     cached = escapes.cache_wrapped(fn)
     if cached is not None:
-        return protocol.call(f, V.Known(cached, _attr_source(fn_vt, "__wrapped__")), args, kwargs)
+        return protocol.call(f, trackers.Known(cached, _attr_source(fn_vt, "__wrapped__")), args, kwargs)
     if escapes.assumed_constant(fn):
         return _assumed_constant_call(f, fn, args, kwargs)
     optimized = escapes.optimized_original(fn)
     if optimized is not None:       # an optimized function called from traced code is traced as part of it
-        return protocol.call(f, V.Known(optimized, _attr_source(fn_vt, escapes.OPTIMIZED_MARKER)), args, kwargs)
+        return protocol.call(f, trackers.Known(optimized, _attr_source(fn_vt, escapes.OPTIMIZED_MARKER)), args, kwargs)
     if fn is autocast.AUTOCAST_CLASS and not f.trace.shape_state.autocast_breaks:
         return autocast.make(f, [protocol.python_value(f, a, "torch.autocast") for a in args],
                              {k: protocol.python_value(f, v, "torch.autocast") for k, v in kwargs.items()})
@@ -80,7 +80,7 @@ def call_known(f, fn_vt, args, kwargs):
     if _lookup(GRAD_MODE, fn) is not None:
         return GRAD_MODE[fn](f, args, kwargs)
     if _lookup(CONSTANT_FOLD, fn) is not None:
-        return V.Known(CONSTANT_FOLD[fn](*args))
+        return trackers.Known(CONSTANT_FOLD[fn](*args))
     state_kind = torch_state.classify(fn)
     if state_kind is not None:
         result = torch_state.call(f, fn, state_kind, args, kwargs)
@@ -101,17 +101,17 @@ def call_known(f, fn_vt, args, kwargs):
     if isinstance(fn, types.MethodType) and fn.__func__ in MODULE_WALKS:
         return module_walk(f, fn, args, kwargs)
     if isinstance(fn, types.MethodType):
-        self_vt = f.trace.by_identity.get(id(fn.__self__)) or V.Known(fn.__self__)
+        self_vt = f.trace.by_identity.get(id(fn.__self__)) or trackers.Known(fn.__self__)
         # the function is named through the constant table (its identity is guarded where the method was
         # read), so its code guard is one per function, not one per object it is bound to
-        return protocol.call(f, V.Known(fn.__func__), [self_vt] + list(args), kwargs)
+        return protocol.call(f, trackers.Known(fn.__func__), [self_vt] + list(args), kwargs)
     if isinstance(fn, types.FunctionType):
         return inline_function(f, fn, fn_vt, args, kwargs)
     call_slot = reads.static_lookup(type(fn), "__call__")
     if isinstance(call_slot, types.FunctionType) and not isinstance(fn, type):
-        return protocol.call(f, V.Known(call_slot), [fn_vt] + list(args), kwargs)     # a callable object: its __call__
+        return protocol.call(f, trackers.Known(call_slot), [fn_vt] + list(args), kwargs)     # a callable object: its __call__
     if isinstance(fn, type) and issubclass(fn, tuple) and hasattr(fn, "_fields"):
-        return V.NamedTuple(_bind_namedtuple(fn, args, kwargs), cls=fn)
+        return trackers.NamedTuple(_bind_namedtuple(fn, args, kwargs), cls=fn)
     if dataobjects.is_traceable_dataclass(fn):
         return dataobjects.construct(f, fn, args, kwargs)
     if dataobjects.is_plain_class(fn):
@@ -119,7 +119,7 @@ def call_known(f, fn_vt, args, kwargs):
     if dataobjects.is_torch_module_class(fn):
         return dataobjects.construct_module(f, fn, args, kwargs)
     if isinstance(fn, (types.BuiltinMethodType, types.MethodWrapperType)) and _pure_receiver(fn):
-        return V.Known(run_python(fn, *[protocol.python_value(f, a, fn.__name__) for a in args],
+        return trackers.Known(run_python(fn, *[protocol.python_value(f, a, fn.__name__) for a in args],
                                         **{k: protocol.python_value(f, v, fn.__name__) for k, v in kwargs.items()}))
     raise GraphBreak(f"call to {_name_of(fn)} is not traceable",
                      hint="it runs in Python between two graphs")
@@ -133,7 +133,7 @@ def _assumed_constant_call(f, fn, args, kwargs):
     if not _plain_constant(result):
         raise GraphBreak(f"{_name_of(fn)} is marked assume_constant_result but returned a "
                          f"{type(result).__name__}", hint="it runs in Python between two graphs")
-    return V.Known(result)
+    return trackers.Known(result)
 
 
 def is_autograd_function_apply(fn) -> bool:
@@ -149,7 +149,7 @@ def autograd_function_call(f, apply, args, kwargs):
     the graph) runs the Function's own forward and backward. Its arguments must be graph values or plain
     constants."""
     for value in list(args) + list(kwargs.values()):
-        if not (isinstance(value, (V.Tensor, V.Sym)) or isinstance(value, V.Known) and _plain_constant(value.value)):
+        if not (isinstance(value, (trackers.Tensor, trackers.Sym)) or isinstance(value, trackers.Known) and _plain_constant(value.value)):
             raise GraphBreak(f"{apply.__self__.__qualname__}.apply with a {value.python_type().__name__} argument",
                              hint="the Function runs in Python between two graphs")
     return f.trace.builder.call("call_function", _graph_apply(apply.__self__), tuple(args), kwargs)
@@ -182,15 +182,15 @@ def _call_partial_object(f, fn_vt, args, kwargs):
         stored_args = [reads.known_result(a) for a in partial.args]
         stored_kwargs = {k: reads.known_result(v) for k, v in partial.keywords.items()}
         return protocol.call(f, fn, stored_args + list(args), {**stored_kwargs, **kwargs})
-    fn = f.trace.wrap(partial.func, S.attr(fn_vt.source, "func"))
-    stored_args = f.trace.wrap(partial.args, S.attr(fn_vt.source, "args"))
-    stored_kwargs = f.trace.wrap(partial.keywords, S.attr(fn_vt.source, "keywords"))
-    if not isinstance(stored_args, V.Tuple) or not isinstance(stored_kwargs, V.Dict):
+    fn = f.trace.wrap(partial.func, sources.attr(fn_vt.source, "func"))
+    stored_args = f.trace.wrap(partial.args, sources.attr(fn_vt.source, "args"))
+    stored_kwargs = f.trace.wrap(partial.keywords, sources.attr(fn_vt.source, "keywords"))
+    if not isinstance(stored_args, trackers.Tuple) or not isinstance(stored_kwargs, trackers.Dict):
         raise GraphBreak("call of a functools.partial whose arguments the tracer cannot hold")
     return protocol.call(f, fn, list(stored_args.items) + list(args), {**stored_kwargs.items, **kwargs})
 
 def _attr_source(vt, name):
-    return S.attr(vt.source, name) if vt.source is not None else None
+    return sources.attr(vt.source, name) if vt.source is not None else None
 
 
 def _lookup(table, fn):
@@ -216,7 +216,7 @@ def _bind_namedtuple(cls, args, kwargs):
     values = dict(zip(fields, args))
     values.update(kwargs)
     defaults = getattr(cls, "_field_defaults", {})
-    return [values[n] if n in values else V.Known(defaults[n]) for n in fields]
+    return [values[n] if n in values else trackers.Known(defaults[n]) for n in fields]
 
 
 def is_torch_op(fn) -> bool:
@@ -249,7 +249,7 @@ def torch_call(f, fn, args, kwargs):
     return f.trace.builder.call("call_function", fn, tuple(args), kwargs)
 
 
-@protocol.register("call_method", V.Known)
+@protocol.register("call_method", trackers.Known)
 def _known_method(f, receiver, name, args, kwargs):
     if "." in name:       # a builtin method found through super()
         result = read_only_call(f, receiver, name, args) if not kwargs else None
@@ -261,8 +261,8 @@ def _known_method(f, receiver, name, args, kwargs):
         if name in SET_MUTATORS:
             f.trace.side_effects.mutate(receiver)
         values = [protocol.python_value(f, a, f"set.{name}") for a in args]
-        return V.Known(run_python(getattr(receiver.value, name), *values))
-    return protocol.call(f, V.Known(getattr(receiver.value, name)), args, kwargs)
+        return trackers.Known(run_python(getattr(receiver.value, name), *values))
+    return protocol.call(f, trackers.Known(getattr(receiver.value, name)), args, kwargs)
 
 
 SET_MUTATORS = {"add", "discard", "update", "remove", "clear", "pop", "difference_update", "intersection_update",
@@ -284,9 +284,9 @@ def read_only_call(f, receiver, qualname, args):
         return None
     method = getattr(getattr(builtins, owner), name)
     result = run_python(method, receiver.value, *values)
-    named = [S.KEYS.name_for(v) for v in values]
-    method_name = f"{S.PREFIX}builtins_{owner}_{name}"         # one global load where guards call it again
-    call_src = S.derived(receiver.source, f"{method_name}({{}}{''.join(', ' + n for n, _ in named)})",
+    named = [sources.KEYS.name_for(v) for v in values]
+    method_name = f"{sources.PREFIX}builtins_{owner}_{name}"         # one global load where guards call it again
+    call_src = sources.derived(receiver.source, f"{method_name}({{}}{''.join(', ' + n for n, _ in named)})",
                          f"{qualname}({receiver.source}{''.join(', ' + repr(v) for v in values)})",
                          (method_name, method), *named)
     return f.trace.wrap(result, call_src)
@@ -312,12 +312,12 @@ def module_walk(f, method, args, kwargs):
     for name, value in getattr(module, named)(*py_args, **py_kwargs):
         src = owner.source
         for part in name.split(".") if name else []:
-            src = S.attr(src, part)
+            src = sources.attr(src, part)
         vt = f.trace.wrap(value, src, static=isinstance(value, torch.Tensor))
-        items.append(V.Tuple([V.Known(name), vt]) if with_names else vt)
+        items.append(trackers.Tuple([trackers.Known(name), vt]) if with_names else vt)
         names.append(name)
     f.trace.guards.walk_names(owner.source, named, tuple(py_args), py_kwargs, tuple(names))
-    return V.Iterator(items)
+    return trackers.Iterator(items)
 
 
 def call_module(f, module_vt, args, kwargs):
@@ -351,7 +351,7 @@ def call_module(f, module_vt, args, kwargs):
 def _module_forward(f, module_vt, own_forward, args, kwargs):
     m, src = module_vt.value, module_vt.source
     if own_forward:
-        forward = f.trace.wrap(m.__dict__["forward"], S.attr(src, "forward")) if src is not None else \
+        forward = f.trace.wrap(m.__dict__["forward"], sources.attr(src, "forward")) if src is not None else \
             reads.known_result(m.__dict__["forward"])
         return protocol.call(f, forward, list(args), kwargs)
     return protocol.call(f, reads.class_method(f, type(m), "forward"), [module_vt] + list(args), kwargs)
@@ -366,15 +366,15 @@ def _hooks(f, module_vt, table: str):
     m, src = module_vt.value, module_vt.source
     glob = getattr(torch.nn.modules.module, "_global" + table)
     g_src = f.trace.constant_source(glob, _GLOBAL_HOOKS + "_global" + table)
-    hooks = [(i, f.trace.wrap(h, S.item(g_src, i))) for i, h in list(glob.items())]
+    hooks = [(i, f.trace.wrap(h, sources.item(g_src, i))) for i, h in list(glob.items())]
     own = getattr(m, table)
     if own:
-        hooks += [(i, f.trace.wrap(h, S.item(S.attr(src, table), i))) for i, h in list(own.items())]
+        hooks += [(i, f.trace.wrap(h, sources.item(sources.attr(src, table), i))) for i, h in list(own.items())]
     return hooks
 
 
 def _is_none(vt) -> bool:
-    return isinstance(vt, V.Known) and vt.value is None
+    return isinstance(vt, trackers.Known) and vt.value is None
 
 
 def _call_with_hooks(f, module_vt, own_forward, args, kwargs):
@@ -383,24 +383,24 @@ def _call_with_hooks(f, module_vt, own_forward, args, kwargs):
     runs the call eagerly, which runs them."""
     m = module_vt.value
     mod = torch.nn.modules.module
-    kwargs_vt = V.Dict(dict(kwargs))       # one dict, as in _call_impl: a hook may change it in place
+    kwargs_vt = trackers.Dict(dict(kwargs))       # one dict, as in _call_impl: a hook may change it in place
     for hook_id, hook in _hooks(f, module_vt, "_forward_pre_hooks"):
         if hook_id in m._forward_pre_hooks_with_kwargs:
-            out = protocol.call(f, hook, [module_vt, V.Tuple(list(args)), kwargs_vt], {})
+            out = protocol.call(f, hook, [module_vt, trackers.Tuple(list(args)), kwargs_vt], {})
             if _is_none(out):
                 continue
             pair = protocol.iterate(f, out) if issubclass(out.python_type(), tuple) else None
             if pair is None or len(pair) != 2:
                 raise UserError(RuntimeError("forward pre-hook must return None or a tuple of (new_args, new_kwargs)"))
-            if not isinstance(pair[1], V.Dict) or not all(isinstance(k, str) for k in pair[1].items):
+            if not isinstance(pair[1], trackers.Dict) or not all(isinstance(k, str) for k in pair[1].items):
                 raise GraphBreak("a forward pre-hook returned kwargs that are not a dict the trace holds")
             args, kwargs_vt = protocol.iterate(f, pair[0]), pair[1]
         else:
-            out = protocol.call(f, hook, [module_vt, V.Tuple(list(args))], {})
+            out = protocol.call(f, hook, [module_vt, trackers.Tuple(list(args))], {})
             if not _is_none(out):
                 args = protocol.iterate(f, out) if issubclass(out.python_type(), tuple) else [out]
     result = _module_forward(f, module_vt, own_forward, list(args), dict(kwargs_vt.items))
-    args_vt = V.Tuple(list(args))
+    args_vt = trackers.Tuple(list(args))
     for hook_id, hook in _hooks(f, module_vt, "_forward_hooks"):
         if hook_id in m._forward_hooks_with_kwargs or hook_id in mod._global_forward_hooks_with_kwargs:
             out = protocol.call(f, hook, [module_vt, args_vt, kwargs_vt, result], {})
@@ -424,27 +424,27 @@ def inline_function(f, fn, fn_vt, args, kwargs):
     for name, value in bound.arguments.items():
         kind = sig.parameters[name].kind
         if kind == inspect.Parameter.VAR_POSITIONAL:
-            value = V.Tuple(list(value))
+            value = trackers.Tuple(list(value))
         elif kind == inspect.Parameter.VAR_KEYWORD:
-            value = V.Dict(dict(value))
+            value = trackers.Dict(dict(value))
         locals_[name] = value
     for name, p in sig.parameters.items():
         if name not in locals_:
             if p.kind == inspect.Parameter.VAR_POSITIONAL:
-                locals_[name] = V.Tuple([])
+                locals_[name] = trackers.Tuple([])
             elif p.kind == inspect.Parameter.VAR_KEYWORD:
-                locals_[name] = V.Dict({})
+                locals_[name] = trackers.Dict({})
             elif fn_src is None:
-                locals_[name] = V.Known(p.default)
+                locals_[name] = trackers.Known(p.default)
             else:
                 locals_[name] = reads.default(f, fn, fn_src, name, p.default, p.kind == p.KEYWORD_ONLY)
     cells = {}
     code = fn.__code__
     for i, name in enumerate(code.co_freevars):
         cell = fn.__closure__[i]
-        src = S.closure(i, name) if fn_src is None else S.cell(fn_src, i, name)
-        # a cell holding None is filled (its contents are guarded like any value); only an empty cell is V.Cell(None)
-        cells[name] = V.Cell(f.trace.wrap(cell.cell_contents, src) if V.cell_filled(cell) else None, src)
+        src = sources.closure(i, name) if fn_src is None else sources.cell(fn_src, i, name)
+        # a cell holding None is filled (its contents are guarded like any value); only an empty cell is trackers.Cell(None)
+        cells[name] = trackers.Cell(f.trace.wrap(cell.cell_contents, src) if trackers.cell_filled(cell) else None, src)
     return f.inline(code, fn.__globals__, locals_, cells)
 
 
@@ -462,8 +462,8 @@ def _code_argnames(code) -> list[str]:
     return list(code.co_varnames[:n])
 
 
-@protocol.register("call", V.Function)
-def inline_made_function(f, fn: V.Function, args, kwargs):
+@protocol.register("call", trackers.Function)
+def inline_made_function(f, fn: trackers.Function, args, kwargs):
     real = types.FunctionType(fn.code, fn.globals, fn.name, tuple(None for _ in fn.defaults) or None,
                               tuple(types.CellType() for _ in fn.code.co_freevars) or None)
     real.__kwdefaults__ = {k: None for k in fn.kwdefaults} or None
@@ -482,9 +482,9 @@ def inline_made_function(f, fn: V.Function, args, kwargs):
     for p in params:
         name = real_names[p.name]
         if p.kind == p.VAR_POSITIONAL:
-            locals_[name] = V.Tuple(list(locals_.get(name, ())))
+            locals_[name] = trackers.Tuple(list(locals_.get(name, ())))
         elif p.kind == p.VAR_KEYWORD:
-            locals_[name] = V.Dict(dict(locals_.get(name, {})))
+            locals_[name] = trackers.Dict(dict(locals_.get(name, {})))
         elif p.kind == p.KEYWORD_ONLY and name not in locals_:
             if p.name not in fn.kwdefaults:
                 raise UserError(TypeError(f"{fn.name}() missing keyword-only argument {p.name!r}"))

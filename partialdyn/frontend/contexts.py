@@ -14,11 +14,11 @@ import contextlib
 
 from . import generators
 from . import protocol
-from .. import trackers as V
+from .. import trackers
 from ..errors import GraphBreak, Unsupported, UserError
 
 
-@protocol.register("enter", V.VT)
+@protocol.register("enter", trackers.VT)
 def enter(f, manager):
     """`with manager:` -> (the `__exit__` callable, the value bound by `as`): any manager but grad modes and
     autocast, whose rules are in builtins_table.py and autocast.py."""
@@ -34,7 +34,7 @@ def enter(f, manager):
 
 
 def _generator_of(manager):
-    if not isinstance(manager, V.DataObject) or not isinstance(manager.fields.get("gen"), V.Generator):
+    if not isinstance(manager, trackers.DataObject) or not isinstance(manager.fields.get("gen"), trackers.Generator):
         raise GraphBreak("a contextmanager object made outside the trace")
     return manager.fields["gen"]
 
@@ -47,11 +47,11 @@ def contextmanager_enter(f, manager):
 
 
 def contextmanager_exit(f, manager, typ, value, traceback):
-    if not (isinstance(typ, V.Known) and typ.value is None):
+    if not (isinstance(typ, trackers.Known) and typ.value is None):
         raise Unsupported("an exception thrown into a contextmanager's generator")
     if generators.step(f, _generator_of(manager)) is not None:
         raise UserError(RuntimeError("generator didn't stop"))
-    return V.Known(False)
+    return trackers.Known(False)
 
 
 MODELS = {contextlib._GeneratorContextManager.__enter__: contextmanager_enter,

@@ -16,8 +16,8 @@ import enum
 
 import torch
 
-from .. import sources as S
-from .. import trackers as V
+from .. import sources
+from .. import trackers
 from ..errors import GraphBreak, run_python
 
 ATOMIC = (type(None), bool, int, float, complex, str, bytes, enum.Enum, torch.dtype, torch.device, type)
@@ -72,23 +72,23 @@ def plain_state(value):
     return type(value), plain_state(vars(value))
 
 
-STATE = S.PREFIX + "plain_state"
+STATE = sources.PREFIX + "plain_state"
 
 
 def deepcopy(f, obj, memo=None):
-    if memo is not None and not (isinstance(memo, V.Known) and memo.value is None):
+    if memo is not None and not (isinstance(memo, trackers.Known) and memo.value is None):
         raise GraphBreak("copy.deepcopy with a memo", hint="it runs in Python between two graphs")
     return _deep(f, obj, {})
 
 
 def shallow_copy(f, obj):
     """copy.copy: a tracked container's items in a new container, an immutable value itself."""
-    if isinstance(obj, V.List):
-        return V.List(list(obj.items))
-    if isinstance(obj, V.Dict):
-        return V.Dict(dict(obj.items))
-    if isinstance(obj, (V.Tuple, V.Tensor, V.Sym)) or isinstance(obj, V.Known) and is_immutable_data(obj.value):
-        if isinstance(obj, V.Tensor):
+    if isinstance(obj, trackers.List):
+        return trackers.List(list(obj.items))
+    if isinstance(obj, trackers.Dict):
+        return trackers.Dict(dict(obj.items))
+    if isinstance(obj, (trackers.Tuple, trackers.Tensor, trackers.Sym)) or isinstance(obj, trackers.Known) and is_immutable_data(obj.value):
+        if isinstance(obj, trackers.Tensor):
             raise GraphBreak("copy.copy of a tensor", hint="it runs in Python between two graphs")
         return obj
     raise GraphBreak(f"copy.copy of a {obj.python_type().__name__}", hint="it runs in Python between two graphs")
@@ -97,16 +97,16 @@ def shallow_copy(f, obj):
 def _deep(f, vt, memo):
     if id(vt) in memo:
         return memo[id(vt)]
-    if isinstance(vt, V.Known):
+    if isinstance(vt, trackers.Known):
         result = _deep_known(f, vt)
-    elif isinstance(vt, V.Sym):
+    elif isinstance(vt, trackers.Sym):
         result = vt
-    elif isinstance(vt, V.NamedTuple):
-        result = V.NamedTuple([_deep(f, item, memo) for item in vt.items], cls=vt.cls)
-    elif type(vt) in (V.Tuple, V.List):
+    elif isinstance(vt, trackers.NamedTuple):
+        result = trackers.NamedTuple([_deep(f, item, memo) for item in vt.items], cls=vt.cls)
+    elif type(vt) in (trackers.Tuple, trackers.List):
         result = type(vt)([_deep(f, item, memo) for item in vt.items])
-    elif isinstance(vt, V.Dict) and type(vt) is V.Dict:
-        result = V.Dict({key: _deep(f, item, memo) for key, item in vt.items.items()})
+    elif isinstance(vt, trackers.Dict) and type(vt) is trackers.Dict:
+        result = trackers.Dict({key: _deep(f, item, memo) for key, item in vt.items.items()})
     else:
         raise GraphBreak(f"copy.deepcopy of a {vt.python_type().__name__}", hint="it runs in Python between two graphs")
     memo[id(vt)] = result
@@ -121,7 +121,7 @@ def _deep_known(f, vt):
         raise GraphBreak(f"copy.deepcopy of a {type(value).__name__} that holds more than plain data",
                          hint="it runs in Python between two graphs")
     if vt.source is not None:
-        state = S.derived(vt.source, f"{STATE}({{}})", f"the state of {vt.source}", (STATE, plain_state))
+        state = sources.derived(vt.source, f"{STATE}({{}})", f"the state of {vt.source}", (STATE, plain_state))
         f.trace.register(state)
         f.trace.guards.state_match(state, plain_state(value))
     return tracked(f, copy.deepcopy(value))
@@ -130,12 +130,12 @@ def _deep_known(f, vt):
 def tracked(f, value):
     """A fresh copy made at trace time as trackers: containers as containers, objects owned."""
     if is_immutable_data(value) or isinstance(value, (set, frozenset)):
-        return V.Known(value)
+        return trackers.Known(value)
     if type(value) is dict:
-        return V.Dict({key: tracked(f, item) for key, item in value.items()})
+        return trackers.Dict({key: tracked(f, item) for key, item in value.items()})
     if type(value) in (list, tuple):
-        return (V.List if type(value) is list else V.Tuple)([tracked(f, item) for item in value])
-    owned = V.Known(value, owned=True)
+        return (trackers.List if type(value) is list else trackers.Tuple)([tracked(f, item) for item in value])
+    owned = trackers.Known(value, owned=True)
     f.trace.owned.append(owned)
     f.trace.by_identity[id(value)] = owned     # its bound methods get this tracker as self
     return owned
@@ -143,7 +143,7 @@ def tracked(f, value):
 
 def store_attr(f, obj, name, value):
     """`copy.attr = value` (None: `del copy.attr`) on an owned copy: done now, by the object's own code."""
-    if value is not None and not (isinstance(value, V.Known) and is_immutable_data(value.value)):
+    if value is not None and not (isinstance(value, trackers.Known) and is_immutable_data(value.value)):
         raise GraphBreak(f"assignment of a {value.python_type().__name__} to an attribute of a copy made in the "
                          f"trace", hint="the assignment runs in Python")
     if value is None:

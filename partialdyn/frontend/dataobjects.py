@@ -7,7 +7,7 @@ an empty instance.  Fields are trackers, methods are inlined with the tracker as
 a plain instance without its `__init__` (rebuilt.rebuild_plain).  Dataclasses
 that are also dicts (transformers' ModelOutput) get the dict view their
 `__post_init__` would build: the fields that are not None, in order.  All the protocol
-rules of `V.DataObject` (attribute, subscript, iterate, length, call, call_method, store_attribute,
+rules of `trackers.DataObject` (attribute, subscript, iterate, length, call, call_method, store_attribute,
 store_subscript) are here.
 
 A torch.nn module without parameters or buffers (a loss, an activation, Dropout, ...) built in
@@ -30,7 +30,7 @@ import torch
 from . import copies
 from . import protocol
 from . import reads
-from .. import trackers as V
+from .. import trackers
 from ..errors import GraphBreak, UserError
 
 
@@ -58,14 +58,14 @@ def construct(f, cls, args, kwargs):
         if fl.name in values:
             continue
         if fl.default is not dataclasses.MISSING:
-            values[fl.name] = V.Known(fl.default)
+            values[fl.name] = trackers.Known(fl.default)
         elif fl.default_factory in (list, dict, tuple):
-            values[fl.name] = {list: V.List([]), dict: V.Dict({}), tuple: V.Tuple([])}[fl.default_factory]
+            values[fl.name] = {list: trackers.List([]), dict: trackers.Dict({}), tuple: trackers.Tuple([])}[fl.default_factory]
         else:
             raise GraphBreak(f"dataclass {cls.__name__} field {fl.name!r} has a default factory")
-    obj = V.DataObject(cls, values)
+    obj = trackers.DataObject(cls, values)
     if _is_mapping_output(cls):
-        obj.mapping = {k: v for k, v in values.items() if not (isinstance(v, V.Known) and v.value is None)}
+        obj.mapping = {k: v for k, v in values.items() if not (isinstance(v, trackers.Known) and v.value is None)}
     return obj
 
 
@@ -108,7 +108,7 @@ def construct_module(f, cls, args, kwargs):
         raise GraphBreak(f"call to {name} is not traceable: the module " +
                          ("warns when built" if warned else "has parameters or buffers"),
                          hint="build it outside the traced code")
-    made = V.Known(module, owned=True)        # fresh per call: rebuilt as a copy wherever it outlives the trace
+    made = trackers.Known(module, owned=True)        # fresh per call: rebuilt as a copy wherever it outlives the trace
     f.trace.owned.append(made)
     f.trace.by_identity[id(module)] = made     # its bound methods get this tracker as self
     return made
@@ -117,10 +117,10 @@ def construct_module(f, cls, args, kwargs):
 def construct_plain(f, cls, args, kwargs):
     if getattr(cls, "__abstractmethods__", None):
         raise UserError(TypeError(f"Can't instantiate abstract class {cls.__name__}"))
-    obj = V.DataObject(cls, {}, plain=True)
+    obj = trackers.DataObject(cls, {}, plain=True)
     if cls.__init__ is not object.__init__:
-        result = protocol.call(f, V.Known(cls.__init__), [obj] + list(args), kwargs)
-        if not (isinstance(result, V.Known) and result.value is None):
+        result = protocol.call(f, trackers.Known(cls.__init__), [obj] + list(args), kwargs)
+        if not (isinstance(result, trackers.Known) and result.value is None):
             raise UserError(TypeError("__init__() should return None"))
     elif args or kwargs:
         raise UserError(TypeError(f"{cls.__name__}() takes no arguments"))
@@ -134,8 +134,8 @@ def data_descriptor(cls, name):
     return attr if hasattr(kind, "__set__") or hasattr(kind, "__delete__") else None
 
 
-@protocol.register("attribute", V.DataObject)
-def get_attr(f, obj: V.DataObject, name: str):
+@protocol.register("attribute", trackers.DataObject)
+def get_attr(f, obj: trackers.DataObject, name: str):
     """An attribute of an instance made in the trace: a data descriptor of the class, else its own field, else
     the class attribute found along the MRO (guarded through that lookup, so a class attribute of None is a
     value, not a missing one)."""
@@ -144,28 +144,28 @@ def get_attr(f, obj: V.DataObject, name: str):
         if isinstance(descriptor, property):
             if descriptor.fget is None:
                 raise UserError(AttributeError(f"property {name!r} of {obj.cls.__name__!r} object has no getter"))
-            return protocol.call(f, V.Known(descriptor.fget), [obj], {})
+            return protocol.call(f, trackers.Known(descriptor.fget), [obj], {})
         getter = getattr(type(descriptor), "__get__", None)
         if getter is None:
-            return V.Known(descriptor)
-        return protocol.call(f, V.Known(getter), [V.Known(descriptor), obj, V.Known(obj.cls)], {})
+            return trackers.Known(descriptor)
+        return protocol.call(f, trackers.Known(getter), [trackers.Known(descriptor), obj, trackers.Known(obj.cls)], {})
     if name in obj.fields:
         return obj.fields[name]
     entry = reads.class_attribute(f, obj.cls, name)
     if entry is None:
         raise UserError(AttributeError(f"{obj.cls.__name__!r} object has no attribute {name!r}"))
-    raw = entry.value if isinstance(entry, V.Known) else None
+    raw = entry.value if isinstance(entry, trackers.Known) else None
     if isinstance(raw, staticmethod):
-        return V.Known(raw.__func__)
+        return trackers.Known(raw.__func__)
     if isinstance(raw, classmethod):
-        return V.Known(types.MethodType(raw.__func__, obj.cls))
+        return trackers.Known(types.MethodType(raw.__func__, obj.cls))
     if isinstance(raw, types.FunctionType):
-        return V.Method(obj, name)
+        return trackers.Method(obj, name)
     return entry
 
 
-@protocol.register("store_attribute", V.DataObject)
-def set_attr(f, obj: V.DataObject, name: str, value):
+@protocol.register("store_attribute", trackers.DataObject)
+def set_attr(f, obj: trackers.DataObject, name: str, value):
     """`obj.name = value` (value None: `del obj.name`), through a data descriptor of the class if there is one."""
     f.trace.side_effects.mutate(obj)    # a break in the call that wrote it must not rebuild the half-changed object
     descriptor = data_descriptor(obj.cls, name)
@@ -174,8 +174,8 @@ def set_attr(f, obj: V.DataObject, name: str, value):
             else getattr(type(descriptor), "__set__" if value is not None else "__delete__", None)
         if method is None:
             raise UserError(AttributeError(f"can't {'set' if value is not None else 'delete'} attribute {name!r}"))
-        owner = [] if isinstance(descriptor, property) else [V.Known(descriptor)]
-        protocol.call(f, V.Known(method), owner + [obj] + ([value] if value is not None else []), {})
+        owner = [] if isinstance(descriptor, property) else [trackers.Known(descriptor)]
+        protocol.call(f, trackers.Known(method), owner + [obj] + ([value] if value is not None else []), {})
         return
     if value is None:
         if name not in obj.fields:
@@ -185,12 +185,12 @@ def set_attr(f, obj: V.DataObject, name: str, value):
             obj.mapping.pop(name, None)
         return
     obj.fields[name] = value
-    if obj.mapping is not None and not (isinstance(value, V.Known) and value.value is None):
+    if obj.mapping is not None and not (isinstance(value, trackers.Known) and value.value is None):
         obj.mapping[name] = value
 
 
-@protocol.register("subscript", V.DataObject)
-def get_item(f, obj: V.DataObject, index):
+@protocol.register("subscript", trackers.DataObject)
+def get_item(f, obj: trackers.DataObject, index):
     if obj.mapping is None:
         return call_method(f, obj, "__getitem__", [index], {})
     key = protocol.python_value(f, index, "indexing")
@@ -201,8 +201,8 @@ def get_item(f, obj: V.DataObject, index):
     return operator.getitem(list(obj.mapping.values()), key)
 
 
-@protocol.register("store_subscript", V.DataObject)
-def set_item(f, obj: V.DataObject, index, value):
+@protocol.register("store_subscript", trackers.DataObject)
+def set_item(f, obj: trackers.DataObject, index, value):
     """`output[key] = value` on a model output (ModelOutput.__setitem__: the dict entry, then the attribute) for a
     key that is one of its fields; anything else runs the class's __setitem__ in Python (a graph break)."""
     key = protocol.python_value(f, index, "item assignment") if obj.mapping is not None else None
@@ -214,44 +214,44 @@ def set_item(f, obj: V.DataObject, index, value):
     obj.fields[key] = value
 
 
-@protocol.register("call", V.DataObject)
-def _call_instance(f, obj: V.DataObject, args, kwargs):
+@protocol.register("call", trackers.DataObject)
+def _call_instance(f, obj: trackers.DataObject, args, kwargs):
     return call_method(f, obj, "__call__", args, kwargs)
 
 
-@protocol.register("call_method", V.DataObject)
-def call_method(f, obj: V.DataObject, name, args, kwargs):
+@protocol.register("call_method", trackers.DataObject)
+def call_method(f, obj: trackers.DataObject, name, args, kwargs):
     if obj.mapping is not None:
         if name == "to_tuple":
-            return V.Tuple(list(obj.mapping.values()))
+            return trackers.Tuple(list(obj.mapping.values()))
         if name == "keys":
-            return V.List([V.Known(k) for k in obj.mapping])
+            return trackers.List([trackers.Known(k) for k in obj.mapping])
         if name == "values":
-            return V.List(list(obj.mapping.values()))
+            return trackers.List(list(obj.mapping.values()))
         if name == "items":
-            return V.List([V.Tuple([V.Known(k), v]) for k, v in obj.mapping.items()])
+            return trackers.List([trackers.Tuple([trackers.Known(k), v]) for k, v in obj.mapping.items()])
         if name == "get":
             key = args[0].value
-            return obj.mapping.get(key, args[1] if len(args) > 1 else V.Known(None))
+            return obj.mapping.get(key, args[1] if len(args) > 1 else trackers.Known(None))
     method = getattr(obj.cls, name, None)
     if method is None or not callable(method) or getattr(method, "__module__", "") == "builtins":
         raise GraphBreak(f"method {name!r} of {obj.cls.__name__}")
     reads.class_attribute(f, obj.cls, name)     # a method patched on the class later is seen
-    return protocol.call(f, V.Known(method), [obj] + list(args), kwargs)
+    return protocol.call(f, trackers.Known(method), [obj] + list(args), kwargs)
 
 
-@protocol.register("length", V.DataObject)
-def _length(f, obj: V.DataObject):
-    return V.Known(len(obj.mapping)) if obj.mapping is not None else call_method(f, obj, "__len__", [], {})
+@protocol.register("length", trackers.DataObject)
+def _length(f, obj: trackers.DataObject):
+    return trackers.Known(len(obj.mapping)) if obj.mapping is not None else call_method(f, obj, "__len__", [], {})
 
 
-@protocol.register("iterate", V.DataObject)
-def _items(f, obj: V.DataObject):
+@protocol.register("iterate", trackers.DataObject)
+def _items(f, obj: trackers.DataObject):
     if obj.mapping is not None:
         raise GraphBreak(f"iteration over a {obj.python_type().__name__}",
                          hint="the loop runs in Python around a graph break")
     if reads.static_lookup(obj.cls, "__iter__") is collections.abc.Sequence.__iter__:
         # the mixin's __iter__ ends on an IndexError; a Sequence is its len() items
         n = protocol.python_value(f, call_method(f, obj, "__len__", [], {}), "len()")
-        return [call_method(f, obj, "__getitem__", [V.Known(i)], {}) for i in range(n)]
+        return [call_method(f, obj, "__getitem__", [trackers.Known(i)], {}) for i in range(n)]
     return protocol.iterate(f, call_method(f, obj, "__iter__", [], {}))

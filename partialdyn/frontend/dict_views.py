@@ -10,40 +10,40 @@ from __future__ import annotations
 import operator
 
 from . import protocol
-from .. import trackers as V
+from .. import trackers
 from ..errors import GraphBreak, UserError
 
 SET_OPERATORS = {operator.or_, operator.and_, operator.sub, operator.xor, operator.eq, operator.ne,
                  operator.lt, operator.le, operator.gt, operator.ge}
 
 
-def view(d: V.Dict, kind: str) -> V.DictView:
-    return V.DictView(d, kind)
+def view(d: trackers.Dict, kind: str) -> trackers.DictView:
+    return trackers.DictView(d, kind)
 
 
-def items_of(view_vt: V.DictView) -> list:
+def items_of(view_vt: trackers.DictView) -> list:
     d = view_vt.dict.items
     if view_vt.kind == "keys":
-        return [V.Known(k) for k in d]
+        return [trackers.Known(k) for k in d]
     if view_vt.kind == "values":
         return list(d.values())
-    return [V.Tuple([V.Known(k), v]) for k, v in d.items()]
+    return [trackers.Tuple([trackers.Known(k), v]) for k, v in d.items()]
 
 
-def length(view_vt: V.DictView) -> int:
+def length(view_vt: trackers.DictView) -> int:
     return len(view_vt.dict.items)
 
 
-@protocol.register("contains", V.DictView)
+@protocol.register("contains", trackers.DictView)
 def contains(f, view_vt, item) -> bool:
     d = view_vt.dict.items
     if view_vt.kind == "keys":
         return protocol.python_value(f, item, "`in` on dict keys") in d
     if view_vt.kind == "values":
-        return protocol.contains(f, V.List(list(d.values())), item)
-    if isinstance(item, V.Known) and isinstance(item.value, tuple):
-        item = V.Tuple([V.Known(v) for v in item.value])
-    if not isinstance(item, V.Tuple) or len(item.items) != 2:
+        return protocol.contains(f, trackers.List(list(d.values())), item)
+    if isinstance(item, trackers.Known) and isinstance(item.value, tuple):
+        item = trackers.Tuple([trackers.Known(v) for v in item.value])
+    if not isinstance(item, trackers.Tuple) or len(item.items) != 2:
         return False
     key = protocol.python_value(f, item.items[0], "`in` on dict items")
     return key in d and protocol.truth(f, protocol.binary(f, operator.eq, d[key], item.items[1]), "`in` on dict items")
@@ -51,13 +51,13 @@ def contains(f, view_vt, item) -> bool:
 
 def as_set(f, vt, op_name):
     """The Python set a keys/items view (or a set, or any iterable of constants) stands for."""
-    if isinstance(vt, V.DictView):
+    if isinstance(vt, trackers.DictView):
         if vt.kind == "values":
             raise UserError(TypeError(f"unsupported operand type(s) for {op_name}: 'dict_values'"))
-        if vt.kind == "items" and not all(isinstance(v, V.Known) for v in vt.dict.items.values()):
+        if vt.kind == "items" and not all(isinstance(v, trackers.Known) for v in vt.dict.items.values()):
             raise GraphBreak("a set operation on dict items whose values are not constants")
         return set(protocol.python_value(f, item, op_name) for item in items_of(vt))
-    if isinstance(vt, V.Known):
+    if isinstance(vt, trackers.Known):
         try:
             return set(vt.value)
         except TypeError as e:
@@ -71,45 +71,45 @@ def binary(f, op, a, b):
         raise UserError(TypeError(f"unsupported operand type(s) for {op.__name__}: "
                                   f"'{a.python_type().__name__}' and '{b.python_type().__name__}'"))
     if op in (operator.eq, operator.ne):
-        if not all(isinstance(v, V.DictView) and v.kind != "values" or isinstance(v, V.Known) and
+        if not all(isinstance(v, trackers.DictView) and v.kind != "values" or isinstance(v, trackers.Known) and
                    isinstance(v.value, (set, frozenset, type({}.keys()), type({}.items()))) for v in (a, b)):
-            if any(isinstance(v, V.DictView) and v.kind == "values" for v in (a, b)):
-                return V.Known((a is b) == (op is operator.eq))   # values views compare by identity
-            return V.Known(op is operator.ne)
+            if any(isinstance(v, trackers.DictView) and v.kind == "values" for v in (a, b)):
+                return trackers.Known((a is b) == (op is operator.eq))   # values views compare by identity
+            return trackers.Known(op is operator.ne)
     if op in (operator.eq, operator.ne, operator.lt, operator.le, operator.gt, operator.ge):
         for v in (a, b):
-            if not (isinstance(v, V.DictView) or isinstance(v, V.Known) and isinstance(v.value, (set, frozenset))):
+            if not (isinstance(v, trackers.DictView) or isinstance(v, trackers.Known) and isinstance(v.value, (set, frozenset))):
                 raise UserError(TypeError(f"'{op.__name__}' not supported between these operands"))
-    return V.Known(op(as_set(f, a, op.__name__), as_set(f, b, op.__name__)))
+    return trackers.Known(op(as_set(f, a, op.__name__), as_set(f, b, op.__name__)))
 
 
-@protocol.register("call_method", V.DictView)
+@protocol.register("call_method", trackers.DictView)
 def call_method(f, view_vt, name, args, kwargs):
     if name == "isdisjoint" and view_vt.kind != "values":
-        return V.Known(as_set(f, view_vt, name).isdisjoint(as_set(f, args[0], name)))
+        return trackers.Known(as_set(f, view_vt, name).isdisjoint(as_set(f, args[0], name)))
     if name == "__len__":
-        return V.Known(length(view_vt))
+        return trackers.Known(length(view_vt))
     raise GraphBreak(f"method {name!r} of a dict view")
 
 
-@protocol.register("python_value", V.DictView)
+@protocol.register("python_value", trackers.DictView)
 def _view_value(f, vt, op):
     return getattr(protocol.python_value(f, vt.dict, op), vt.kind)()
 
 
-@protocol.register("truth", V.DictView)
+@protocol.register("truth", trackers.DictView)
 def _view_truth(f, vt, op):
     return bool(vt.dict.items)
 
 
-@protocol.register("iterate", V.DictView)
+@protocol.register("iterate", trackers.DictView)
 def _view_items(f, vt):
     return items_of(vt)
 
 
-protocol.register("attribute", V.DictView)(protocol.method_of_type)
+protocol.register("attribute", trackers.DictView)(protocol.method_of_type)
 
 
-@protocol.register("length", V.DictView)
+@protocol.register("length", trackers.DictView)
 def _view_length(f, vt):
-    return V.Known(length(vt))
+    return trackers.Known(length(vt))

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 
-from .. import sources as S
-from .. import trackers as V
+from .. import sources
+from .. import trackers
 from ..errors import GraphBreak, UserError
 
 
@@ -18,28 +18,28 @@ def is_environ(value) -> bool:
     return value is os.environ
 
 
-def call_method(f, name: str, args: list, kwargs: dict) -> V.VT:
+def call_method(f, name: str, args: list, kwargs: dict) -> trackers.VT:
     """`os.environ.<name>(*args)`: the reads the tracer answers; any other method is a graph break."""
     if name == "get" and not kwargs and len(args) in (1, 2):
         value = _variable(f, args[0])
-        return V.Known(value) if value is not None else (args[1] if len(args) == 2 else V.Known(None))
+        return trackers.Known(value) if value is not None else (args[1] if len(args) == 2 else trackers.Known(None))
     if name == "__getitem__" and not kwargs and len(args) == 1:
         value = _variable(f, args[0])
         if value is None:
             raise UserError(KeyError(args[0].value))
-        return V.Known(value)
+        return trackers.Known(value)
     if name == "__contains__" and not kwargs and len(args) == 1:
-        return V.Known(_variable(f, args[0]) is not None)
+        return trackers.Known(_variable(f, args[0]) is not None)
     raise GraphBreak(f"os.environ.{name}() is not traced", hint="it runs in Python between two graphs")
 
 
 def _variable(f, key_vt) -> str | None:
     """The variable's value now (None when unset), guarded."""
-    if not (isinstance(key_vt, V.Known) and isinstance(key_vt.value, str)):
+    if not (isinstance(key_vt, trackers.Known) and isinstance(key_vt.value, str)):
         raise GraphBreak("an os.environ key that is not a constant string")
     key, trace = key_vt.value, f.trace
     value = os.environ.get(key)
-    source = S.Src(f"{trace.source_constant(os.environ)}.get({trace.source_constant(key)})",
+    source = sources.Src(f"{trace.source_constant(os.environ)}.get({trace.source_constant(key)})",
                    f"os.environ.get({key!r})")
     trace.guards.constant_match(source, value)
     return value

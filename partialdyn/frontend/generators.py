@@ -1,21 +1,21 @@
 """Lazy iteration: generator objects and iterators made in the trace, stepped one item at a time.
 
 Calling a generator function in traced code does not run its body: the frame is created
-suspended (`V.Generator`) and `step()` resumes it up to its next yield, so an endless
+suspended (`trackers.Generator`) and `step()` resumes it up to its next yield, so an endless
 generator consumed by `zip` or a few `next()` calls traces as Python runs it.  `send()` is
 modelled, and `throw()` / `close()` where no handler of the generator would run (through a `yield from` to
 the generator it delegates to, with the same rule for that one); anything
 else about a suspended generator (a handler that must run, a generator alive at a graph
 break) ends the trace, and the frame runs eagerly: the tracer cannot rebuild a suspended frame.
 `zip`, `enumerate`, `map`, `filter`, `itertools.count` / `repeat` / `islice` are lazy iterators
-over other iterators (`V.LazyIterator`), rebuilt from their sources at a graph break.
+over other iterators (`trackers.LazyIterator`), rebuilt from their sources at a graph break.
 """
 from __future__ import annotations
 
 import itertools
 
 from . import protocol
-from .. import trackers as V
+from .. import trackers
 from ..errors import Unsupported, UserError
 
 MAX_ITEMS = 10_000      # materializing more items than this (list(itertools.count())) ends the trace
@@ -23,14 +23,14 @@ MAX_ITEMS = 10_000      # materializing more items than this (list(itertools.cou
 
 # ---------------------------------------------------------------- what iter() gives
 def is_iterator(vt) -> bool:
-    return isinstance(vt, (V.Iterator, V.Generator, V.LazyIterator))
+    return isinstance(vt, (trackers.Iterator, trackers.Generator, trackers.LazyIterator))
 
 
 def make_iterator(f, vt):
     """iter(vt): iterators are their own iterators; anything else iterates over its items now."""
     if is_iterator(vt):
         return vt
-    return V.Iterator(protocol.iterate(f, vt))
+    return trackers.Iterator(protocol.iterate(f, vt))
 
 
 def step(f, it):
@@ -50,7 +50,7 @@ def drain(f, it) -> list:
             raise Unsupported(f"an iterator longer than {MAX_ITEMS} items is materialized (endless?)")
 
 
-@protocol.register("iterate", V.Iterator)
+@protocol.register("iterate", trackers.Iterator)
 def _items_left(f, it):
     items = it.items[it.pos:]
     f.trace.side_effects.step(it, "pos", len(it.items))
@@ -67,7 +67,7 @@ def _step_list(f, it):
 # ---------------------------------------------------------------- generators
 def start(frame):
     """RETURN_GENERATOR: the frame stays suspended until its first step."""
-    gen = V.Generator(frame, frame.code.co_name)
+    gen = trackers.Generator(frame, frame.code.co_name)
     frame.trace.generators.append(gen)
     return gen
 
@@ -75,10 +75,10 @@ def start(frame):
 def resume(f, gen, sent):
     """Run `gen` from its last yield with `sent` as the yield's value: (True, yielded) or (False, returned)."""
     if gen.state == "finished":
-        return False, V.Known(None)
+        return False, trackers.Known(None)
     if gen.state == "running":
         raise UserError(ValueError("generator already executing"))
-    if gen.state == "created" and not (isinstance(sent, V.Known) and sent.value is None):
+    if gen.state == "created" and not (isinstance(sent, trackers.Known) and sent.value is None):
         raise UserError(TypeError("can't send non-None value to a just-started generator"))
     frame = gen.frame
     frame.push(sent)
@@ -97,7 +97,7 @@ def resume(f, gen, sent):
 
 
 def _step_generator(f, gen):
-    yielded, value = resume(f, gen, V.Known(None))
+    yielded, value = resume(f, gen, trackers.Known(None))
     return value if yielded else None
 
 
@@ -147,9 +147,9 @@ def throw(f, gen, error):
     inner = delegate(gen)
     if inner is not None:
         try:
-            if isinstance(error, GeneratorExit) and isinstance(inner, V.Generator):
+            if isinstance(error, GeneratorExit) and isinstance(inner, trackers.Generator):
                 close(f, inner)
-            elif isinstance(inner, V.Generator):
+            elif isinstance(inner, trackers.Generator):
                 return throw(f, inner, error)
         except UserError as e:
             error = e.error
@@ -163,7 +163,7 @@ def close(f, gen):
     an error that closing raises is raised at the `yield from` instead."""
     inner = delegate(gen)
     error = GeneratorExit()
-    if isinstance(inner, V.Generator):
+    if isinstance(inner, trackers.Generator):
         try:
             close(f, inner)
         except UserError as e:
@@ -173,7 +173,7 @@ def close(f, gen):
     gen.state = "finished"
     if not isinstance(error, (GeneratorExit, StopIteration)):
         raise UserError(error)
-    return V.Known(None)
+    return trackers.Known(None)
 
 
 def check_dropped(trace):
@@ -193,7 +193,7 @@ def _exception(f, args):
     return error
 
 
-@protocol.register("call_method", V.Iterator, V.Generator, V.LazyIterator)
+@protocol.register("call_method", trackers.Iterator, trackers.Generator, trackers.LazyIterator)
 def call_method(f, it, name, args, kwargs):
     """Methods of iterator trackers: `__next__`, `__iter__`, and a generator's `send` / `throw` / `close`."""
     if name == "__iter__":
@@ -203,7 +203,7 @@ def call_method(f, it, name, args, kwargs):
         if item is None:
             raise UserError(StopIteration())
         return item
-    if isinstance(it, V.Generator):
+    if isinstance(it, trackers.Generator):
         if name == "send":
             return send(f, it, args[0])
         if name == "throw":
@@ -215,7 +215,7 @@ def call_method(f, it, name, args, kwargs):
 
 # ---------------------------------------------------------------- lazy builtins and itertools
 def lazy(kind, sources, **state):
-    return V.LazyIterator(kind, list(sources), state)
+    return trackers.LazyIterator(kind, list(sources), state)
 
 
 def _advance(f, it, **changes):
@@ -235,7 +235,7 @@ def _step_zip(f, it):
                 _strict_mismatch(f, it, i)
             return None
         items.append(item)
-    return V.Tuple(items)
+    return trackers.Tuple(items)
 
 
 def _strict_mismatch(f, it, exhausted):
@@ -254,7 +254,7 @@ def _step_enumerate(f, it):
         return None
     index = it.state["index"]
     _advance(f, it, index=index + 1)
-    return V.Tuple([V.Known(index), item])
+    return trackers.Tuple([trackers.Known(index), item])
 
 
 def _step_map(f, it):
@@ -273,7 +273,7 @@ def _step_filter(f, it):
         item = step(f, it.sources[0])
         if item is None:
             return None
-        keep = item if isinstance(fn, V.Known) and fn.value is None else protocol.call(f, fn, [item], {})
+        keep = item if isinstance(fn, trackers.Known) and fn.value is None else protocol.call(f, fn, [item], {})
         if protocol.truth(f, keep, "filter()"):
             return item
 
@@ -281,7 +281,7 @@ def _step_filter(f, it):
 def _step_count(f, it):
     value = it.state["next"]
     _advance(f, it, next=value + it.state["step"])
-    return V.Known(value)
+    return trackers.Known(value)
 
 
 def _step_repeat(f, it):
@@ -317,10 +317,10 @@ def _step_lazy(f, it):
     return _LAZY_STEPS[it.kind](f, it)
 
 
-_STEPS = {V.Iterator: _step_list, V.Generator: _step_generator, V.LazyIterator: _step_lazy}
+_STEPS = {trackers.Iterator: _step_list, trackers.Generator: _step_generator, trackers.LazyIterator: _step_lazy}
 
 
-def b_count(f, start=V.Known(0), stride=V.Known(1)):
+def b_count(f, start=trackers.Known(0), stride=trackers.Known(1)):
     return lazy("count", [], next=protocol.python_value(f, start, "itertools.count"),
                 step=protocol.python_value(f, stride, "itertools.count"))
 
@@ -339,5 +339,5 @@ def b_islice(f, iterable, *bounds):
 ITERTOOLS = {itertools.count: b_count, itertools.repeat: b_repeat, itertools.islice: b_islice}
 
 
-protocol.register("iterate", V.Generator, V.LazyIterator)(drain)
-protocol.register("attribute", V.Generator, V.LazyIterator)(protocol.method_of_type)
+protocol.register("iterate", trackers.Generator, trackers.LazyIterator)(drain)
+protocol.register("attribute", trackers.Generator, trackers.LazyIterator)(protocol.method_of_type)

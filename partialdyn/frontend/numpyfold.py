@@ -12,7 +12,7 @@ from __future__ import annotations
 import numbers
 import sys
 
-from .. import trackers as V
+from .. import trackers
 from ..errors import GraphBreak, UserError
 from . import protocol
 
@@ -41,11 +41,11 @@ def call_numpy(f, fn, args, kwargs):
         raise UserError(e) from e
     if not isinstance(result, (numbers.Number, numpy.generic)) or isinstance(result, numpy.ndarray):
         raise GraphBreak(f"numpy.{name} returned a {type(result).__name__}", hint="it runs in Python")
-    return V.Known(result)
+    return trackers.Known(result)
 
 
 def _constant(f, vt, name):
-    if not isinstance(vt, (V.Known, V.Sym, V.Tuple, V.List)):
+    if not isinstance(vt, (trackers.Known, trackers.Sym, trackers.Tuple, trackers.List)):
         raise GraphBreak(f"numpy.{name} of a {vt.python_type().__name__}", hint="it runs in Python")
     value = protocol.python_value(f, vt, f"numpy.{name}")
     if not _numbers_only(value):

@@ -20,7 +20,7 @@ from . import protocol
 from . import reads
 from . import values
 from . import breaks
-from .. import trackers as V
+from .. import trackers
 from ..errors import GraphBreak, Unsupported, UserError
 from .breaks import AtBreak
 from .instructions import CONDITIONAL_JUMPS, NONE_JUMPS, NULL_AFTER_CALLABLE, OR_POP_JUMPS, applies
@@ -86,7 +86,7 @@ def pop_top(f, i):
 
 @handles("PUSH_NULL")
 def push_null(f, i):
-    f.push(V.NULL)
+    f.push(trackers.NULL)
 
 
 @handles("COPY")
@@ -113,7 +113,7 @@ def load_fast_check(f, i):
 @handles("LOAD_FAST_AND_CLEAR", since=(3, 12))
 def load_fast_and_clear(f, i):
     """An inlined comprehension hides the enclosing frame's variable of the same name (NULL when unbound)."""
-    f.push(f.locals.pop(i.arg, V.NULL))
+    f.push(f.locals.pop(i.arg, trackers.NULL))
 
 
 @handles("STORE_FAST")
@@ -123,7 +123,7 @@ def store_fast(f, i):
 
 def store_local(f, name):
     value = f.pop()
-    if value is V.NULL:          # 3.12: an inlined comprehension restores a variable that was unbound
+    if value is trackers.NULL:          # 3.12: an inlined comprehension restores a variable that was unbound
         f.locals.pop(name, None)
     else:
         f.locals[name] = value
@@ -168,23 +168,23 @@ def delete_fast(f, i):
 
 @handles("LOAD_CONST")
 def load_const(f, i):
-    f.push(V.Known(i.arg))
+    f.push(trackers.Known(i.arg))
 
 
 @handles("LOAD_GLOBAL", words="global read")
 def load_global(f, i):
     push_null, name = i.arg
     if push_null and not NULL_AFTER_CALLABLE:
-        f.push(V.NULL)
+        f.push(trackers.NULL)
     f.push(reads.global_name(f, name))
     if push_null and NULL_AFTER_CALLABLE:
-        f.push(V.NULL)
+        f.push(trackers.NULL)
 
 
 @handles("MAKE_CELL")
 def make_cell(f, i):
     name = i.arg.name
-    f.cells[name] = V.Cell(f.locals.pop(name, None))
+    f.cells[name] = trackers.Cell(f.locals.pop(name, None))
 
 
 @handles("LOAD_DEREF", words="closure read")
@@ -230,10 +230,10 @@ def load_attr_or_method(f, i):
 def push_attribute(f, value, push_null):
     """Push a callable with the NULL a call expects next to it when `push_null`."""
     if push_null and not NULL_AFTER_CALLABLE:
-        f.push(V.NULL)
+        f.push(trackers.NULL)
     f.push(value)
     if push_null and NULL_AFTER_CALLABLE:
-        f.push(V.NULL)
+        f.push(trackers.NULL)
 
 
 def _super_lookup(load_method_and_form):
@@ -253,7 +253,7 @@ def load_super_attr(f, i):
     the compiler loaded; the flag asks for NULL below the attribute, as LOAD_ATTR's does."""
     load_method, two_arguments, name = i.arg
     super_, cls, obj = f.popn(3)
-    builtin = isinstance(super_, V.Known) and super_.value is super
+    builtin = isinstance(super_, trackers.Known) and super_.value is super
     sup = protocol.call(f, super_, [cls, obj] if two_arguments or builtin else [], {})
     push_attribute(f, protocol.attribute(f, sup, name), load_method)
 
@@ -262,7 +262,7 @@ def load_super_attr(f, i):
          at_break=breaks.stack_op(lambda name: lambda obj: getattr(obj, name), 1, pushes_null=lambda name: True))
 def load_method(f, i):
     obj = f.pop()
-    f.push(V.NULL)
+    f.push(trackers.NULL)
     f.push(protocol.attribute(f, obj, i.arg))
 
 
@@ -311,7 +311,7 @@ def store_slice(f, i):
 @handles("DELETE_SUBSCR")
 def delete_subscr(f, i):
     key, container = f.stack[-1], f.stack[-2]
-    if isinstance(container, (V.List, V.Dict)) and isinstance(key, V.Known) and not isinstance(key.value, slice):
+    if isinstance(container, (trackers.List, trackers.Dict)) and isinstance(key, trackers.Known) and not isinstance(key.value, slice):
         values.mutate(f, container)
         del container.items[key.value]
         f.popn(2)
@@ -325,11 +325,11 @@ def build_slice(f, i):
 
 
 def build_slice_of(f, parts):
-    parts = parts + [V.Known(None)] * (3 - len(parts))
-    if all(isinstance(p, V.Known) for p in parts):
-        f.push(V.Known(slice(*[p.value for p in parts])))
+    parts = parts + [trackers.Known(None)] * (3 - len(parts))
+    if all(isinstance(p, trackers.Known) for p in parts):
+        f.push(trackers.Known(slice(*[p.value for p in parts])))
     else:
-        f.push(V.Slice(*parts))
+        f.push(trackers.Slice(*parts))
 
 
 # ---------------------------------------------------------------- operators
@@ -359,7 +359,7 @@ def is_op(f, i):
     b = f.pop()
     a = f.pop()
     same = values.identical(f, a, b)
-    f.push(V.Known(same != bool(i.arg)))
+    f.push(trackers.Known(same != bool(i.arg)))
 
 
 @handles("CONTAINS_OP", words="`in` test", at_break=breaks.stack_op(
@@ -367,7 +367,7 @@ def is_op(f, i):
 def contains_op(f, i):
     container = f.pop()
     item = f.pop()
-    f.push(V.Known(protocol.contains(f, container, item) != bool(i.arg)))
+    f.push(trackers.Known(protocol.contains(f, container, item) != bool(i.arg)))
 
 
 @handles("UNARY_NEGATIVE", at_break=breaks.stack_op(lambda arg: operator.neg, 1))
@@ -385,37 +385,37 @@ def unary_not(f, i):
 # ---------------------------------------------------------------- building containers
 @handles("BUILD_TUPLE")
 def build_tuple(f, i):
-    f.push(V.Tuple(f.popn(i.arg)))
+    f.push(trackers.Tuple(f.popn(i.arg)))
 
 
 @handles("BUILD_LIST")
 def build_list(f, i):
-    f.push(V.List(f.popn(i.arg)))
+    f.push(trackers.List(f.popn(i.arg)))
 
 
 @handles("BUILD_SET")
 def build_set(f, i):
     items = f.popn(i.arg)
-    f.push(V.Known(set(values.hashable_values(f, items, "a set element"))))
+    f.push(trackers.Known(set(values.hashable_values(f, items, "a set element"))))
 
 
 @handles("BUILD_MAP")
 def build_map(f, i):
     flat = f.popn(2 * i.arg)
     keys = values.hashable_values(f, flat[0::2], "a dict key")
-    f.push(V.Dict(dict(zip(keys, flat[1::2]))))
+    f.push(trackers.Dict(dict(zip(keys, flat[1::2]))))
 
 
 @handles("BUILD_CONST_KEY_MAP")
 def build_const_key_map(f, i):
     keys = f.pop().value
-    f.push(V.Dict(dict(zip(keys, f.popn(i.arg)))))
+    f.push(trackers.Dict(dict(zip(keys, f.popn(i.arg)))))
 
 
 @handles("BUILD_STRING", words="str formatting")
 def build_string(f, i):
     parts = values.constant_values(f.popn(i.arg), "an f-string part")
-    f.push(V.Known("".join(parts)))
+    f.push(trackers.Known("".join(parts)))
 
 
 @handles("FORMAT_VALUE", until=(3, 13), words="str formatting")
@@ -423,24 +423,24 @@ def format_value(f, i):
     spec = f.pop().value if i.arg & 0x04 else ""
     value = protocol.python_value(f, f.pop(), "str formatting")
     conv = {0: None, 1: str, 2: repr, 3: ascii}[i.arg & 0x03]
-    f.push(V.Known(format(conv(value) if conv else value, spec)))
+    f.push(trackers.Known(format(conv(value) if conv else value, spec)))
 
 
 @handles("CONVERT_VALUE", since=(3, 13), words="str formatting")
 def convert_value(f, i):
     value = protocol.python_value(f, f.pop(), "str formatting")
-    f.push(V.Known(CONVERSIONS[i.arg](value)))
+    f.push(trackers.Known(CONVERSIONS[i.arg](value)))
 
 
 @handles("FORMAT_SIMPLE", since=(3, 13), words="str formatting")
 def format_simple(f, i):
-    f.push(V.Known(format(protocol.python_value(f, f.pop(), "str formatting"), "")))
+    f.push(trackers.Known(format(protocol.python_value(f, f.pop(), "str formatting"), "")))
 
 
 @handles("FORMAT_WITH_SPEC", since=(3, 13), words="str formatting")
 def format_with_spec(f, i):
     spec = f.pop().value
-    f.push(V.Known(format(protocol.python_value(f, f.pop(), "str formatting"), spec)))
+    f.push(trackers.Known(format(protocol.python_value(f, f.pop(), "str formatting"), spec)))
 
 
 @handles("LIST_APPEND")
@@ -488,7 +488,7 @@ def store_global(f, i):
 
 @handles("LIST_TO_TUPLE", until=(3, 12))
 def list_to_tuple(f, i):
-    f.push(V.Tuple(list(f.pop().items)))
+    f.push(trackers.Tuple(list(f.pop().items)))
 
 
 INTRINSIC_1 = {"INTRINSIC_LIST_TO_TUPLE": list_to_tuple,
@@ -555,7 +555,7 @@ def unpack_ex(f, i):
     items = protocol.iterate(f, f.pop())
     if len(items) < before + after:
         raise Unsupported("not enough values to unpack")
-    middle = V.List(items[before:len(items) - after])
+    middle = trackers.List(items[before:len(items) - after])
     f.stack.extend(reversed(items[:before] + [middle] + items[len(items) - after:]))
 
 
@@ -593,8 +593,8 @@ def call_with_names(f, n, names):
 def callable_and_args(lower, upper, args):
     """The callee and its arguments from the two slots under a call's arguments (NULL or self in one of them)."""
     if NULL_AFTER_CALLABLE:
-        return (lower, args) if upper is V.NULL else (lower, [upper] + args)
-    return (upper, args) if lower is V.NULL else (lower, [upper] + args)
+        return (lower, args) if upper is trackers.NULL else (lower, [upper] + args)
+    return (upper, args) if lower is trackers.NULL else (lower, [upper] + args)
 
 
 @handles("CALL_FUNCTION_EX", words="call", at_break=AtBreak(
@@ -604,9 +604,9 @@ def call_function_ex(f, i):
     kwargs = values.dict_items(f, f.pop()) if i.arg & 1 else {}
     args = protocol.iterate(f, f.pop())
     fn = f.pop()
-    if fn is V.NULL:
+    if fn is trackers.NULL:
         fn = f.pop()
-    elif f.stack and f.stack[-1] is V.NULL:
+    elif f.stack and f.stack[-1] is trackers.NULL:
         f.pop()
     f.push(protocol.call(f, fn, args, kwargs))
 
@@ -619,14 +619,14 @@ def make_function(f, i):
         f.pop()                                  # annotations
     kwdefaults = values.dict_items(f, f.pop()) if i.arg & 0x02 else {}
     defaults = tuple(protocol.iterate(f, f.pop())) if i.arg & 0x01 else ()
-    f.push(V.Function(code, f.globals, code.co_name, defaults, kwdefaults, closure))
+    f.push(trackers.Function(code, f.globals, code.co_name, defaults, kwdefaults, closure))
 
 
 @handles("MAKE_FUNCTION", since=(3, 13))
 def make_plain_function(f, i):
     """3.13: a function from the code alone; SET_FUNCTION_ATTRIBUTE adds defaults and closure."""
     code = f.pop().value
-    f.push(V.Function(code, f.globals, code.co_name))
+    f.push(trackers.Function(code, f.globals, code.co_name))
 
 
 FUNCTION_ATTRIBUTES = {0x01: lambda f, fn, value: setattr(fn, "defaults", tuple(protocol.iterate(f, value))),
@@ -651,7 +651,7 @@ def return_value(f, i):
 
 @handles("RETURN_CONST", since=(3, 12), words="return")
 def return_const(f, i):
-    f.return_value = V.Known(i.arg)
+    f.return_value = trackers.Known(i.arg)
     return RETURN
 
 
@@ -679,11 +679,11 @@ def get_yield_from_iter(f, i):
 def _delegate(f, inner, sent):
     """`yield from`: pass the sent value to the inner iterator: (True, what it yields) or (False, its return
     value)."""
-    if isinstance(inner, V.Generator):
+    if isinstance(inner, trackers.Generator):
         return generators.resume(f, inner, sent)
     if values.is_none(sent):
         value = generators.step(f, inner)
-        return value is not None, value if value is not None else V.Known(None)
+        return value is not None, value if value is not None else trackers.Known(None)
     raise Unsupported(f"send() into a {inner.python_type().__name__} by yield from")
 
 
@@ -825,7 +825,7 @@ class _PreviousException:
         return "<previous exception>"
 
 
-PREVIOUS_EXCEPTION = V.Known(_PreviousException())
+PREVIOUS_EXCEPTION = trackers.Known(_PreviousException())
 
 
 @handles("PUSH_EXC_INFO")
@@ -848,11 +848,11 @@ def pop_except(f, i):
 def check_exc_match(f, i):
     """`except T:` / `except (T1, T2):`: is the exception (left on the stack) an instance of T?"""
     kinds, exc = f.pop(), f.stack[-1]
-    items = kinds.items if isinstance(kinds, V.Tuple) else [kinds]
-    if not all(isinstance(k, V.Known) and isinstance(k.value, type) and issubclass(k.value, BaseException)
-               for k in items) or not isinstance(exc, V.Known):
+    items = kinds.items if isinstance(kinds, trackers.Tuple) else [kinds]
+    if not all(isinstance(k, trackers.Known) and isinstance(k.value, type) and issubclass(k.value, BaseException)
+               for k in items) or not isinstance(exc, trackers.Known):
         raise GraphBreak("an except clause whose exception types are not known classes")
-    f.push(V.Known(isinstance(exc.value, tuple(k.value for k in items))))
+    f.push(trackers.Known(isinstance(exc.value, tuple(k.value for k in items))))
 
 
 @handles("RERAISE")
@@ -860,14 +860,14 @@ def reraise(f, i):
     """The end of a handler that did not handle the exception (no match, a `finally`, a cleanup): raise it
     again; lasti (below it for a nonzero arg) only sets the traceback line, which the eager rerun shows."""
     exc = f.pop()
-    if not (isinstance(exc, V.Known) and isinstance(exc.value, BaseException)):
+    if not (isinstance(exc, trackers.Known) and isinstance(exc.value, BaseException)):
         raise GraphBreak("re-raising an exception the trace does not know")
     raise UserError(exc.value)
 
 
 @handles("LOAD_ASSERTION_ERROR")
 def load_assertion_error(f, i):
-    f.push(V.Known(AssertionError))
+    f.push(trackers.Known(AssertionError))
 
 
 # ---------------------------------------------------------------- imports

@@ -2,15 +2,15 @@
 
 A module that needs an operation (OPERATIONS) calls it here instead of importing the module that
 implements it; the rule modules register their rules for tracker types when they are imported
-(`register("truth", V.Known)(rule)`), so they need not import each other.  Dispatch follows the
-tracker class's MRO: a rule for `V.VT` is the fallback for every tracker.  Adding a tracker type is
+(`register("truth", trackers.Known)(rule)`), so they need not import each other.  Dispatch follows the
+tracker class's MRO: a rule for `trackers.VT` is the fallback for every tracker.  Adding a tracker type is
 registering its rules; adding an operation is one entry in OPERATIONS and one function below.
 `method_of_type` is the attribute rule the trackers of builtin containers, numbers and iterators
 share: it is here so that their modules need not import each other for it.
 """
 from __future__ import annotations
 
-from .. import trackers as V
+from .. import trackers
 from ..errors import UserError
 
 OPERATIONS = ("python_value", "truth", "iterate", "subscript", "attribute", "call", "call_method", "binary",
@@ -66,7 +66,7 @@ def method_of_type(f, obj, name: str):
     has is a method bound to the tracker; any other is Python's AttributeError."""
     if not hasattr(obj.python_type(), name):
         raise UserError(AttributeError(f"'{obj.python_type().__name__}' object has no attribute {name!r}"))
-    return V.Method(obj, name)
+    return trackers.Method(obj, name)
 
 
 def call(f, fn, args: list, kwargs: dict):
@@ -74,12 +74,12 @@ def call(f, fn, args: list, kwargs: dict):
 
 
 def call_method(f, receiver, name: str, args: list, kwargs: dict):
-    """`receiver.name(*args, **kwargs)` for a method bound to a tracker (`V.Method`), dispatched on the receiver."""
+    """`receiver.name(*args, **kwargs)` for a method bound to a tracker (`trackers.Method`), dispatched on the receiver."""
     return _rule("call_method", receiver)(f, receiver, name, args, kwargs)
 
 
 def binary(f, op, a, b):
-    """`a <op> b` for an operator-module function `op`.  One rule, for `V.VT`, serves every pair: which
+    """`a <op> b` for an operator-module function `op`.  One rule, for `trackers.VT`, serves every pair: which
     operand's kind decides is an order over both kinds (values.binary), not the left operand's type."""
     return _rule("binary", a)(f, op, a, b)
 

@@ -15,8 +15,8 @@ import types
 
 import torch
 
-from .. import sources as S
-from .. import trackers as V
+from .. import sources
+from .. import trackers
 from ..errors import GraphBreak, UserError
 
 MISSING = type("MISSING", (), {"__repr__": lambda self: "MISSING"})()
@@ -27,7 +27,7 @@ def known_result(value):
     there could not be guarded, so it breaks)."""
     if isinstance(value, torch.Tensor):
         raise GraphBreak("a tensor reached through an object the trace cannot guard")
-    return V.Known(value)
+    return trackers.Known(value)
 
 
 def static_lookup(cls, name):
@@ -40,7 +40,7 @@ def static_lookup(cls, name):
     return MISSING
 
 
-LOOKUP = S.PREFIX + "static_lookup"
+LOOKUP = sources.PREFIX + "static_lookup"
 
 
 # ---------------------------------------------------------------- globals and builtins
@@ -53,16 +53,16 @@ def global_name(f, name):
         written = trace.side_effects.written(trace.globals_owner, name)
         if written is not None:
             return written[2]
-    holder = S.Src(S.GLOBALS, "G") if own else _foreign_globals(f)
+    holder = sources.Src(sources.GLOBALS, "G") if own else _foreign_globals(f)
     if name in f.globals:
         value = f.globals[name]
         if not own and isinstance(value, types.ModuleType) and is_library(value):
-            return V.Known(value)          # `F`, `math`, `torch` inside library code: not rebound in practice
-        return trace.wrap(value, S.global_(name) if own else S.item(holder, name))
+            return trackers.Known(value)          # `F`, `math`, `torch` inside library code: not rebound in practice
+        return trace.wrap(value, sources.global_(name) if own else sources.item(holder, name))
     if hasattr(builtins, name):
         trace.guards.key_absent(holder, name, f"{name!r} is not a global of {f.globals.get('__name__')} "
                                               f"(the builtin is used)")
-        return V.Known(getattr(builtins, name))
+        return trackers.Known(getattr(builtins, name))
     # not traceable into a handler: no guard says the name stays undefined
     raise UserError(NameError(f"name {name!r} is not defined"), traceable=False)
 
@@ -83,9 +83,9 @@ def imported_module(f, name: str):
     """`import name` inside traced code: the module sys.modules holds now, guarded by identity there."""
     module = sys.modules[name]
     if is_library(module):
-        return V.Known(module)
+        return trackers.Known(module)
     registry = f.trace.constant_source(sys.modules, "sys.modules")
-    return f.trace.wrap(module, S.item(registry, name))
+    return f.trace.wrap(module, sources.item(registry, name))
 
 
 # ---------------------------------------------------------------- functions the trace runs
@@ -101,10 +101,10 @@ def function_source(f, fn, fn_vt):
 def default(f, fn, fn_src, name: str, value, keyword_only: bool):
     """A default value the call used, read through the function's `__defaults__` / `__kwdefaults__`."""
     if keyword_only:
-        src = S.item(S.attr(fn_src, "__kwdefaults__"), name)
+        src = sources.item(sources.attr(fn_src, "__kwdefaults__"), name)
     else:
         names = fn.__code__.co_varnames[:fn.__code__.co_argcount]
-        src = S.item(S.attr(fn_src, "__defaults__"), names.index(name) - (len(names) - len(fn.__defaults__)))
+        src = sources.item(sources.attr(fn_src, "__defaults__"), names.index(name) - (len(names) - len(fn.__defaults__)))
     return f.trace.wrap(value, src)
 
 
@@ -114,8 +114,8 @@ def class_attribute(f, cls, name: str, cls_src=None):
     method): guarded through the lookup itself, so a patched or removed class attribute is seen.  Returns
     the raw entry's tracker, or None when no class defines it (guarded absent)."""
     base = cls_src if cls_src is not None else f.trace.constant_source(cls, cls.__qualname__)
-    key, key_value = S.KEYS.name_for(name)
-    src = S.derived(base, f"{LOOKUP}({{}}, {key})", f"{base}.{name}", (LOOKUP, static_lookup), (key, key_value))
+    key, key_value = sources.KEYS.name_for(name)
+    src = sources.derived(base, f"{LOOKUP}({{}}, {key})", f"{base}.{name}", (LOOKUP, static_lookup), (key, key_value))
     entry = static_lookup(cls, name)
     if entry is MISSING:
         f.trace.register(src)
@@ -124,7 +124,7 @@ def class_attribute(f, cls, name: str, cls_src=None):
     if isinstance(entry, (types.FunctionType, property, staticmethod, classmethod, type)) or callable(entry):
         f.trace.register(src)
         f.trace.guards.id_match(src, entry)
-        return V.Known(entry, src)
+        return trackers.Known(entry, src)
     return f.trace.wrap(entry, src)
 
 
@@ -135,10 +135,10 @@ def class_method(f, cls, name: str):
     entry = static_lookup(cls, name)
     if not isinstance(entry, types.FunctionType):
         return class_attribute(f, cls, name)
-    src = S.attr(f.trace.constant_source(cls, cls.__qualname__), name)
+    src = sources.attr(f.trace.constant_source(cls, cls.__qualname__), name)
     f.trace.register(src)
     f.trace.guards.id_match(src, entry)
-    return V.Known(entry, src)
+    return trackers.Known(entry, src)
 
 
 # ---------------------------------------------------------------- attributes
@@ -146,8 +146,8 @@ def bound_method(f, obj, name: str, method):
     """`obj.name` found a bound method: guard which function it binds and to what (an instance attribute or
     a class patched later changes either); the call inlines that function."""
     if obj.source is None:
-        return V.Known(method)
-    src = S.attr(obj.source, name)
+        return trackers.Known(method)
+    src = sources.attr(obj.source, name)
     f.trace.register(src)
     f.trace.guards.bound_method(src, obj.source, method, to_owner=method.__self__ is obj.value)
-    return V.Known(method, src)
+    return trackers.Known(method, src)

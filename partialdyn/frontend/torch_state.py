@@ -17,7 +17,7 @@ import types
 
 import torch
 
-from .. import trackers as V
+from .. import trackers
 from ..errors import GraphBreak, run_python
 from . import protocol
 
@@ -86,7 +86,7 @@ def call(f, fn, kind, args, kwargs):
     """The tracker for calling a global-state function `fn` classified as `kind`, or None to trace it as
     an ordinary torch call (an unclassified builtin given tensors)."""
     name = _name(fn)
-    takes_graph_values = any(isinstance(a, (V.Tensor, V.Sym)) for a in list(args) + list(kwargs.values()))
+    takes_graph_values = any(isinstance(a, (trackers.Tensor, trackers.Sym)) for a in list(args) + list(kwargs.values()))
     if kind == "setter":
         raise GraphBreak(f"{name}() changes global state",
                          hint="it runs in Python; the code after it is traced under the new state")
@@ -103,7 +103,7 @@ def call(f, fn, kind, args, kwargs):
     if not isinstance(result, _GUARDABLE):
         raise GraphBreak(f"{name}() returned a {type(result).__name__}, which a guard cannot compare")
     f.trace.guards.state_query(fn, name, values, kw, result)
-    return V.Known(result)
+    return trackers.Known(result)
 
 
 _GUARDABLE = (type(None), bool, int, float, str, torch.dtype, torch.device)

@@ -33,8 +33,8 @@ from ..shapes.policy import POLICIES, Consumer
 from . import (attributes, autocast, builtins_table, calls, contexts, dataobjects, dict_views,  # noqa: F401
                copies, generators, values)
 from .dataobjects import is_plain_class
-from .. import sources as S
-from .. import trackers as V
+from .. import sources
+from .. import trackers
 from .autocast import AutocastRestart
 from ..errors import GraphBreak, PartialdynError, Unsupported, UserError
 from ..rebuilt import GradRestore
@@ -75,7 +75,7 @@ class Checkpoint:
 
 @dataclass
 class Result:
-    value: V.VT | None = None    # the return value, when the frame returned
+    value: trackers.VT | None = None    # the return value, when the frame returned
     stop: Stop | None = None
 
 
@@ -93,13 +93,13 @@ class Trace:
         self.builder.shapes.provenance = self.provenance
         self.guards = GuardSet(provenance=self.provenance)
         self.guards.global_state()
-        self.guards.own_code(S.Src(FUNCTION, fn.__qualname__), fn)    # `f.__code__ = ...` retraces
+        self.guards.own_code(sources.Src(FUNCTION, fn.__qualname__), fn)    # `f.__code__ = ...` retraces
         self.policy = POLICIES[options.policy]
         self.consumer = Consumer(self.policy, shape_state, self.builder.shapes, where=self.where)
-        self.wrapped: dict[str, V.VT] = {}          # source code -> tracker
+        self.wrapped: dict[str, trackers.VT] = {}          # source code -> tracker
         self.caller_objects: dict[str, object] = {}  # source code -> the object a list, dict ... tracker stands for
         self.strict_dynamic: dict = {}              # symbol -> (tensor source, dim) of mark_dynamic dims
-        self.by_identity: dict[int, V.VT] = {}      # id(python object) -> tracker with a source, or owned
+        self.by_identity: dict[int, trackers.VT] = {}      # id(python object) -> tracker with a source, or owned
         self.owned: list = []                       # copies made at trace time (frontend/copies.py)
         self.grad_enabled = torch.is_grad_enabled()
         self.grad_mode_changed = False
@@ -112,7 +112,7 @@ class Trace:
         self.shared_storages: set = set()   # memory blocks whose tensors are static (set by the frame's caller)
         self.free_strides: list = []    # (source, dim, stride) of input dims of size 0/1: any stride is legal there
         self.strides_read = False
-        self.globals_owner = V.Known(self.globals, S.Src(GLOBALS, "G"))
+        self.globals_owner = trackers.Known(self.globals, sources.Src(GLOBALS, "G"))
         self.source_constants = Constants(PREFIX + "m")    # objects sources name (see `register`)
 
     def strides_observed(self):
@@ -125,9 +125,9 @@ class Trace:
     def source_constant(self, value) -> str:
         return self.source_constants.name_for(value)
 
-    def constant_source(self, value, text: str) -> S.Src:
+    def constant_source(self, value, text: str) -> sources.Src:
         """A source naming `value` itself through the constant table (a class, a module, a function)."""
-        return S.constant(self.source_constant(value), text, value)
+        return sources.constant(self.source_constant(value), text, value)
 
     def register(self, source) -> None:
         """The objects `source`'s code names go into the guard and runner namespaces."""
@@ -160,14 +160,14 @@ class Trace:
         return provenance_of(op, [f.location() for f in frames], self.caller)
 
     # ------------------------------------------------------------ inputs
-    def wrap(self, value, source, frame_input=False, static=False) -> V.VT:
+    def wrap(self, value, source, frame_input=False, static=False) -> trackers.VT:
         """Tracker for a value that lives in the caller's world at `source`, with its guards."""
         if source.code in self.wrapped:
             return self.wrapped[source.code]
         self.register(source)
         known = self.by_identity.get(id(value))
         if known is not None and not isinstance(value, (int, float, str, bool, type(None))):
-            if isinstance(known, V.Tensor) or not is_immutable(value):
+            if isinstance(known, trackers.Tensor) or not is_immutable(value):
                 self.guards.alias(source, known.source, same=True)
                 self.wrapped[source.code] = known
                 return known
@@ -175,7 +175,7 @@ class Trace:
         self.wrapped[source.code] = vt
         if not isinstance(value, (int, float, str, bool, type(None))):
             self.by_identity.setdefault(id(value), vt)
-            if isinstance(vt, (V.List, V.Tuple, V.Dict, V.Opaque)):    # id() reads the object behind them
+            if isinstance(vt, (trackers.List, trackers.Tuple, trackers.Dict, trackers.Opaque)):    # id() reads the object behind them
                 self.caller_objects[source.code] = value
         return vt
 
@@ -192,58 +192,58 @@ class Trace:
             return self.builder.scalar_input(value, source)
         if isinstance(value, CONSTANT_TYPES) and not isinstance(value, (tuple, list)) or is_numpy_scalar(value):
             g.constant_match(source, value)
-            return V.Known(value, source)
+            return trackers.Known(value, source)
         if isinstance(value, GradRestore):
-            g.constant_match(S.attr(source, "restore"), value.restore)
-            return V.GradModeExit(value.restore)
+            g.constant_match(sources.attr(source, "restore"), value.restore)
+            return trackers.GradModeExit(value.restore)
         if type(value) is list:
             g.type_match(source, value)
 
             def load():
                 g.type_match(source, value, f"len({{}}) == {len(value)}",
                              actual=PREFIX + "named({{'type': type({0}), 'len': len({0})}})")
-                return [self.wrap(v, S.item(source, i), frame_input) for i, v in enumerate(value)]
-            return V.CallerList(source, load)
+                return [self.wrap(v, sources.item(source, i), frame_input) for i, v in enumerate(value)]
+            return trackers.CallerList(source, load)
         if isinstance(value, (tuple, list)) and type(value) in (tuple, list, torch.Size) or _is_namedtuple(value):
             g.type_match(source, value, f"len({{}}) == {len(value)}",
                          actual=PREFIX + "named({{'type': type({0}), 'len': len({0})}})")
-            items = [self.wrap(v, S.item(source, i), frame_input) for i, v in enumerate(value)]
+            items = [self.wrap(v, sources.item(source, i), frame_input) for i, v in enumerate(value)]
             if _is_namedtuple(value):
-                return V.NamedTuple(items, source, cls=type(value))
+                return trackers.NamedTuple(items, source, cls=type(value))
             if isinstance(value, torch.Size):
-                return V.Size(items, source)
-            return (V.Tuple if isinstance(value, tuple) else V.List)(items, source)
+                return trackers.Size(items, source)
+            return (trackers.Tuple if isinstance(value, tuple) else trackers.List)(items, source)
         if type(value) is dict and all(_constant_key(k) for k in value):
             g.keys_match(source, value)
-            return V.Dict({k: self.wrap(v, S.item(source, k), frame_input) for k, v in value.items()}, source)
+            return trackers.Dict({k: self.wrap(v, sources.item(source, k), frame_input) for k, v in value.items()}, source)
         if is_opaque(value):
             g.type_match(source, value)
-            return V.Opaque(type(value), source)
+            return trackers.Opaque(type(value), source)
         if isinstance(value, types.FunctionType) and frame_input and value.__code__.co_name == "<lambda>" or (
                 isinstance(value, types.FunctionType) and frame_input and "<locals>" in value.__qualname__):
             return self._wrap_local_function(value, source)
         if isinstance(value, types.MethodType):
-            self.wrap(value.__self__, S.attr(source, "__self__"), frame_input)
-            g.id_match(S.attr(source, "__func__"), value.__func__)
-            return V.Known(value, source)
+            self.wrap(value.__self__, sources.attr(source, "__self__"), frame_input)
+            g.id_match(sources.attr(source, "__func__"), value.__func__)
+            return trackers.Known(value, source)
         if frame_input and isinstance(value, torch.nn.Module):
             # `self` of a layer's forward compiled as its own frame (a break inside it): guarded by its type and
             # what the trace reads (structure, parameters through their sources, attributes), so every layer of a
             # stack shares the entry instead of compiling once per instance
             g.type_match(source, value)
-            return V.Known(value, source, by_contents=True)
+            return trackers.Known(value, source, by_contents=True)
         if frame_input and _read_by_contents(value):
             # a config object or a set passed per call: guarded by what the trace reads of it (its fields,
             # membership, length), so a fresh equal one hits; a use that needs the object itself adds ID_MATCH
             g.type_match(source, value)
-            return V.Known(value, source, by_contents=True)
+            return trackers.Known(value, source, by_contents=True)
         g.id_match(source, value)
-        return V.Known(value, source)
+        return trackers.Known(value, source)
 
     def as_object(self, vt):
         """The trace relies on the object itself (its identity, or all of it at once): a tracker guarded by
         contents gets the guard that use needs."""
-        if isinstance(vt, V.Known) and vt.by_contents:
+        if isinstance(vt, trackers.Known) and vt.by_contents:
             vt.by_contents = False
             value = vt.value
             if isinstance(value, (set, frozenset)) and all(_constant_key(v) for v in value):
@@ -266,7 +266,7 @@ class Trace:
             made = provenance_of_sloc(sloc)
             where = f" by {made.describe()}" if made is not None else ""
             raise PartialdynError(
-                f"{S.size(source, dim)} was marked dynamic (partialdyn.mark_dynamic) but the code specializes it "
+                f"{sources.size(source, dim)} was marked dynamic (partialdyn.mark_dynamic) but the code specializes it "
                 f"to {value}{where}. Fix: keep the size in torch ops instead of giving it to Python (int(), "
                 f"range(), str(), indexing a list), or use partialdyn.maybe_mark_dynamic({source}, {dim}) to "
                 f"allow the specialization")
@@ -274,7 +274,7 @@ class Trace:
     def assume_distinct(self):
         """Before the guards are built: every container or object of the caller's world the trace mutated was
         assumed to be no other input it read (`a.append(1); len(b)`); guard that (ALIASING)."""
-        written = [c for c in self.side_effects.mutated() if isinstance(c, (V.List, V.Dict)) and c.source is not None]
+        written = [c for c in self.side_effects.mutated() if isinstance(c, (trackers.List, trackers.Dict)) and c.source is not None]
         written += [owner for owner, _, _ in self.side_effects.writes() if owner is not self.globals_owner]
         seen = set()
         for w in written:
@@ -302,10 +302,10 @@ class Trace:
         """A function made by the traced code's previous part (a lambda or local def passed across a graph break):
         guarded by its code, not its identity, so a new closure per call does not recompile."""
         self.guards.function_match(source, fn)
-        defaults = tuple(self.wrap(d, S.item(S.attr(source, "__defaults__"), i)) for i, d in enumerate(fn.__defaults__ or ()))
-        cells = tuple(V.Cell(self.wrap(c.cell_contents, S.cell(source, i, name)) if V.cell_filled(c) else None)
+        defaults = tuple(self.wrap(d, sources.item(sources.attr(source, "__defaults__"), i)) for i, d in enumerate(fn.__defaults__ or ()))
+        cells = tuple(trackers.Cell(self.wrap(c.cell_contents, sources.cell(source, i, name)) if trackers.cell_filled(c) else None)
                       for i, (c, name) in enumerate(zip(fn.__closure__ or (), fn.__code__.co_freevars)))
-        return V.Function(fn.__code__, fn.__globals__, fn.__name__, defaults, dict(fn.__kwdefaults__ or {}), cells)
+        return trackers.Function(fn.__code__, fn.__globals__, fn.__name__, defaults, dict(fn.__kwdefaults__ or {}), cells)
 
     def _wrap_tensor(self, t, source, static):
         marks = getattr(t, "_partialdyn_marks", None) or {}     # set by partialdyn.mark_static / mark_dynamic
@@ -315,7 +315,7 @@ class Trace:
         else:
             dynamic = {d for d in range(t.dim())
                        if d in marks.get("dynamic", ()) or
-                       (self.policy.starts_dynamic(self.shape_state, S.size(source, d))
+                       (self.policy.starts_dynamic(self.shape_state, sources.size(source, d))
                         and d not in marks.get("static", ()))}
         # tensors sharing memory with another argument, in a graph that writes an input, are static
         fully_static = static or order is None or storage_key(t) in self.shared_storages
@@ -346,8 +346,8 @@ class Trace:
             self.grad_mode_changed = True
 
 
-def shared_storages(values) -> set:
-    """Memory blocks that two distinct tensors among `values` (arguments, and tensors in their lists, tuples and
+def shared_storages(arguments) -> set:
+    """Memory blocks that two distinct tensors among `arguments` (the frame's arguments, and tensors in their lists, tuples and
     dicts) share: `f(x, x[0])`, `f(a.t(), a)`."""
     owners: dict = {}
 
@@ -360,7 +360,7 @@ def shared_storages(values) -> set:
         elif depth < 3 and isinstance(value, dict):
             for item in value.values():
                 visit(item, depth + 1)
-    for value in values:
+    for value in arguments:
         visit(value, 0)
     return {key for key, ids in owners.items() if len(ids) > 1}
 
@@ -451,7 +451,7 @@ class Frame:
         self.decoded = decode(code)
         self.globals = globals_
         self.locals = locals_
-        self.cells = cells              # name -> V.Cell, for cell and free variables
+        self.cells = cells              # name -> trackers.Cell, for cell and free variables
         self.stack: list = []
         self.ip = 0
         self.current = 0
@@ -492,7 +492,7 @@ class Frame:
         self.ip = self.decoded.targets[self.current if instr_index is None else instr_index]
 
     # ------------------------------------------------------------ the loop
-    def run(self) -> V.VT:
+    def run(self) -> trackers.VT:
         """Run an inlined frame to its return (a generator frame: to its next yield); any break propagates to
         the root."""
         while True:
@@ -566,7 +566,7 @@ class Frame:
         self.child = None
         del self.stack[entry.depth:]
         if entry.lasti:
-            self.push(V.Known(self.current))
+            self.push(trackers.Known(self.current))
         error = e.error
         error.__traceback__ = error.__context__ = None     # the tracer's frames, not the program's
         self.push(copies.tracked(self, error))             # owned: a handler that returns it returns a fresh copy
@@ -610,11 +610,11 @@ class Frame:
             return False
         if any(container.source is not None for container in mutated):
             return True
-        assigned = [value for _, _, value in self.trace.side_effects.writes() if isinstance(value, V.VT)]
+        assigned = [value for _, _, value in self.trace.side_effects.writes() if isinstance(value, trackers.VT)]
         return _reachable(mutated, stack + list(locals_.values()) + assigned)
 
     # ------------------------------------------------------------ inlining
-    def inline(self, code, globals_, locals_: dict, cells: dict) -> V.VT:
+    def inline(self, code, globals_, locals_: dict, cells: dict) -> trackers.VT:
         if self.depth >= MAX_INLINE_DEPTH:
             raise Unsupported("call depth too large to inline")
         child = Frame(self.trace, code, globals_, locals_, cells, parent=self)
@@ -649,15 +649,15 @@ def _reachable(targets, roots) -> bool:
         seen.add(id(vt))
         if id(vt) in wanted:
             return True
-        if isinstance(vt, (V.Tuple, V.List, V.Iterator)):
+        if isinstance(vt, (trackers.Tuple, trackers.List, trackers.Iterator)):
             todo.extend(vt.items)
-        elif isinstance(vt, V.Dict):
+        elif isinstance(vt, trackers.Dict):
             todo.extend(vt.items.values())
-        elif isinstance(vt, V.DataObject):
+        elif isinstance(vt, trackers.DataObject):
             todo.extend(vt.fields.values())
-        elif isinstance(vt, V.Function):
+        elif isinstance(vt, trackers.Function):
             todo.extend(c.contents for c in vt.closure if c.contents is not None)
-        elif isinstance(vt, V.Method):
+        elif isinstance(vt, trackers.Method):
             todo.append(vt.receiver)
     return False
 

@@ -20,8 +20,8 @@ from . import dict_views
 from . import protocol
 from . import reads
 from . import environment
-from .. import sources as S
-from .. import trackers as V
+from .. import sources
+from .. import trackers
 from ..errors import GraphBreak, Unsupported, UserError, run_python
 
 MAX_UNROLL = 10_000
@@ -32,40 +32,40 @@ python_value = protocol.python_value      # the concrete Python value of a track
 truth = protocol.truth
 
 
-@protocol.register("python_value", V.Known)
+@protocol.register("python_value", trackers.Known)
 def _known_value(f, vt, op):
     return f.trace.as_object(vt) if vt.by_contents else vt.value
 
 
-@protocol.register("python_value", V.Sym)
+@protocol.register("python_value", trackers.Sym)
 def _symbol_value(f, vt, op):
     return f.trace.consumer.as_value(vt.value, op)
 
 
-@protocol.register("python_value", V.Tuple, V.List)
+@protocol.register("python_value", trackers.Tuple, trackers.List)
 def _sequence_value(f, vt, op):
     vals = [python_value(f, i, op) for i in vt.items]
-    if isinstance(vt, V.NamedTuple):
+    if isinstance(vt, trackers.NamedTuple):
         return vt.cls(*vals) if hasattr(vt.cls, "_make") else vt.cls(vals)
-    return vals if isinstance(vt, V.List) else (torch.Size(vals) if isinstance(vt, V.Size) else tuple(vals))
+    return vals if isinstance(vt, trackers.List) else (torch.Size(vals) if isinstance(vt, trackers.Size) else tuple(vals))
 
 
-@protocol.register("python_value", V.Dict)
+@protocol.register("python_value", trackers.Dict)
 def _dict_value(f, vt, op):
     return {k: python_value(f, v, op) for k, v in vt.items.items()}
 
 
-@protocol.register("python_value", V.Slice)
+@protocol.register("python_value", trackers.Slice)
 def _slice_value(f, vt, op):
     return slice(*(python_value(f, p, op) for p in (vt.start, vt.stop, vt.step)))
 
 
-@protocol.register("python_value", V.Tensor)
+@protocol.register("python_value", trackers.Tensor)
 def _tensor_value(f, vt, op):
     raise GraphBreak(f"{op} needs the value of a tensor", hint="tensor values are only known at run time")
 
 
-@protocol.register("python_value", V.VT)
+@protocol.register("python_value", trackers.VT)
 def _no_value(f, vt, op):
     raise GraphBreak(f"{op} needs a {vt.python_type().__name__} the tracer cannot hold as a value")
 
@@ -73,7 +73,7 @@ def _no_value(f, vt, op):
 def constant_values(items, what):
     out = []
     for vt in items:
-        if not isinstance(vt, V.Known):
+        if not isinstance(vt, trackers.Known):
             raise Unsupported(f"{what} must be a constant")
         out.append(vt.value)
     return out
@@ -98,13 +98,13 @@ def hashable_values(f, items, what) -> list:
 
 
 def is_none(vt) -> bool:
-    return isinstance(vt, V.Known) and vt.value is None
+    return isinstance(vt, trackers.Known) and vt.value is None
 
 
 def identical(f, a, b) -> bool:
     if a is b:
         return True
-    if isinstance(a, V.Known) and isinstance(b, V.Known):
+    if isinstance(a, trackers.Known) and isinstance(b, trackers.Known):
         same = a.value is b.value
         if (a.by_contents or b.by_contents) and not (_is_constant(a.value) or _is_constant(b.value)):
             if a.by_contents and b.by_contents and a.source is not None and b.source is not None:
@@ -113,55 +113,55 @@ def identical(f, a, b) -> bool:
                 f.trace.as_object(a)    # the answer depends on the objects themselves
                 f.trace.as_object(b)
         return same
-    if isinstance(a, V.Known) or isinstance(b, V.Known):
-        known, other = (a, b) if isinstance(a, V.Known) else (b, a)
-        if isinstance(other, (V.Opaque,)):
+    if isinstance(a, trackers.Known) or isinstance(b, trackers.Known):
+        known, other = (a, b) if isinstance(a, trackers.Known) else (b, a)
+        if isinstance(other, (trackers.Opaque,)):
             raise GraphBreak("identity test on an opaque value")
         return False
-    if isinstance(a, V.Tensor) and isinstance(b, V.Tensor):
+    if isinstance(a, trackers.Tensor) and isinstance(b, trackers.Tensor):
         return a.node is b.node
     return False
 
 
 # ---------------------------------------------------------------- truth
-@protocol.register("truth", V.Known)
+@protocol.register("truth", trackers.Known)
 def _known_truth(f, vt, op):
     if vt.by_contents and (hasattr(type(vt.value), "__bool__") or hasattr(type(vt.value), "__len__")):
         f.trace.as_object(vt)
     return bool(vt.value)
 
 
-@protocol.register("truth", V.Sym)
+@protocol.register("truth", trackers.Sym)
 def _symbol_truth(f, vt, op):
     return f.trace.consumer.as_bool(vt.value, op)
 
 
-@protocol.register("truth", V.Tensor)
+@protocol.register("truth", trackers.Tensor)
 def _tensor_truth(f, vt, op):
     raise GraphBreak("branch on a tensor's value", hint="use torch.where, or accept the break: "
                                                          "the condition is evaluated in Python")
 
 
-@protocol.register("truth", V.Tuple, V.List, V.Dict)
+@protocol.register("truth", trackers.Tuple, trackers.List, trackers.Dict)
 def _container_truth(f, vt, op):
     return bool(vt.items)
 
 
-@protocol.register("truth", V.Opaque)
+@protocol.register("truth", trackers.Opaque)
 def _opaque_truth(f, vt, op):
     raise GraphBreak(f"truth of an opaque {vt.cls.__name__}")
 
 
-@protocol.register("truth", V.VT)
+@protocol.register("truth", trackers.VT)
 def _object_truth(f, vt, op):
     return True
 
 
 def logical_not(f, vt):
-    if isinstance(vt, V.Sym):
+    if isinstance(vt, trackers.Sym):
         if f.trace.builder.shapes.is_data_dependent(vt.value) or f.trace.policy.consumption_breaks:
             return f.trace.builder.sym_op(torch.sym_not, vt)
-    return V.Known(not truth(f, vt, "not"))
+    return trackers.Known(not truth(f, vt, "not"))
 
 
 # ---------------------------------------------------------------- operators
@@ -175,33 +175,33 @@ OUT_OF_PLACE = {operator.iadd: operator.add, operator.isub: operator.sub, operat
 
 
 def binary(f, op, a, b):
-    if op in OUT_OF_PLACE and (isinstance(a, V.Sym) or isinstance(a, V.Known) and
+    if op in OUT_OF_PLACE and (isinstance(a, trackers.Sym) or isinstance(a, trackers.Known) and
                                type(a.value) in (int, float, bool, complex)):
         op = OUT_OF_PLACE[op]
     if _python_dunder(a, op, False) is not None or _python_dunder(b, op, True) is not None:
         return _user_operator(f, op, a, b)
-    if isinstance(a, V.Known) and isinstance(b, V.Known):
+    if isinstance(a, trackers.Known) and isinstance(b, trackers.Known):
         if op in IN_PLACE and a.source is not None and not is_immutable_value(a.value):
             raise GraphBreak(f"in-place {op.__name__} on a {type(a.value).__name__} from outside the trace",
                              hint="it runs in Python")
-        return V.Known(run_python(op, python_value(f, a, op.__name__), python_value(f, b, op.__name__)))
-    if isinstance(a, V.DictView) or isinstance(b, V.DictView):
+        return trackers.Known(run_python(op, python_value(f, a, op.__name__), python_value(f, b, op.__name__)))
+    if isinstance(a, trackers.DictView) or isinstance(b, trackers.DictView):
         return dict_views.binary(f, op, a, b)
-    if isinstance(a, V.Dict) and isinstance(b, V.Dict):
+    if isinstance(a, trackers.Dict) and isinstance(b, trackers.Dict):
         return _dict_op(f, op, a, b)
-    if isinstance(a, (V.Tensor, V.Sym)) or isinstance(b, (V.Tensor, V.Sym)):
-        if isinstance(a, (V.Tuple, V.List)) or isinstance(b, (V.Tuple, V.List)):
+    if isinstance(a, (trackers.Tensor, trackers.Sym)) or isinstance(b, (trackers.Tensor, trackers.Sym)):
+        if isinstance(a, (trackers.Tuple, trackers.List)) or isinstance(b, (trackers.Tuple, trackers.List)):
             return _sequence_op(f, op, a, b)
-        if not all(isinstance(v, (V.Tensor, V.Sym, V.Known)) for v in (a, b)):
+        if not all(isinstance(v, (trackers.Tensor, trackers.Sym, trackers.Known)) for v in (a, b)):
             raise GraphBreak(f"operator {op.__name__} on {a.python_type().__name__} and {b.python_type().__name__}")
         return f.trace.builder.call("call_function", op, (a, b), {})
-    if op is operator.mod and isinstance(a, V.Known) and isinstance(a.value, str):
-        return V.Known(run_python(op, a.value, python_value(f, b, "% formatting")))
-    if isinstance(a, (V.Tuple, V.List)) or isinstance(b, (V.Tuple, V.List)):
+    if op is operator.mod and isinstance(a, trackers.Known) and isinstance(a.value, str):
+        return trackers.Known(run_python(op, a.value, python_value(f, b, "% formatting")))
+    if isinstance(a, (trackers.Tuple, trackers.List)) or isinstance(b, (trackers.Tuple, trackers.List)):
         return _sequence_op(f, op, a, b)
-    if isinstance(a, V.Opaque) or isinstance(b, V.Opaque):
+    if isinstance(a, trackers.Opaque) or isinstance(b, trackers.Opaque):
         raise GraphBreak(f"operator {op.__name__} on an opaque value")
-    return V.Known(run_python(op, python_value(f, a, op.__name__), python_value(f, b, op.__name__)))
+    return trackers.Known(run_python(op, python_value(f, a, op.__name__), python_value(f, b, op.__name__)))
 
 
 IN_PLACE = set(OUT_OF_PLACE)
@@ -227,9 +227,9 @@ LIBRARY_OPERATORS = ("builtins", "typing", "enum", "torch", "collections", "func
 
 def _class_of_user_object(vt):
     """The class of a user object whose operators are Python code (library values keep Python's own)."""
-    if isinstance(vt, V.DataObject):
+    if isinstance(vt, trackers.DataObject):
         return vt.cls
-    if isinstance(vt, V.Known) and not isinstance(vt.value, type) and \
+    if isinstance(vt, trackers.Known) and not isinstance(vt.value, type) and \
             (type(vt.value).__module__ or "builtins").split(".")[0] not in LIBRARY_OPERATORS:
         return type(vt.value)
     return None
@@ -258,16 +258,16 @@ def _python_dunder(vt, op, reflected):
 def _user_operator(f, op, a, b):
     """`a op b` where a user class defines the operator in Python: its methods are inlined, in Python's order."""
     if op is operator.ne and not any(_defines(v, "__ne__") for v in (a, b)):
-        return V.Known(not truth(f, _user_operator(f, operator.eq, a, b), "!="))   # object.__ne__ inverts __eq__
+        return trackers.Known(not truth(f, _user_operator(f, operator.eq, a, b), "!="))   # object.__ne__ inverts __eq__
     for left, right, reflected in ((a, b, False), (b, a, True)):
         found = _python_dunder(left, op, reflected)
         if found is None:
             continue
-        result = protocol.call(f, V.Known(found[1]), [left, right], {})
-        if not (isinstance(result, V.Known) and result.value is NotImplemented):
+        result = protocol.call(f, trackers.Known(found[1]), [left, right], {})
+        if not (isinstance(result, trackers.Known) and result.value is NotImplemented):
             return result
     if op in (operator.eq, operator.ne):
-        return V.Known(identical(f, a, b) == (op is operator.eq))
+        return trackers.Known(identical(f, a, b) == (op is operator.eq))
     raise UserError(TypeError(f"unsupported operand type(s) for {op.__name__}: "
                               f"'{a.python_type().__name__}' and '{b.python_type().__name__}'"))
 
@@ -279,7 +279,7 @@ def _defines(vt, name) -> bool:
 
 def _dict_op(f, op, a, b):
     if op is operator.or_:
-        return V.Dict({**a.items, **b.items})
+        return trackers.Dict({**a.items, **b.items})
     if op is operator.ior:
         mutate(f, a)
         a.items.update(b.items)
@@ -287,63 +287,63 @@ def _dict_op(f, op, a, b):
     if op in (operator.eq, operator.ne):
         equal = a.items.keys() == b.items.keys() and all(
             truth(f, binary(f, operator.eq, a.items[k], b.items[k]), "dict ==") for k in a.items)
-        return V.Known(equal == (op is operator.eq))
+        return trackers.Known(equal == (op is operator.eq))
     raise UserError(TypeError(f"unsupported operand type(s) for {op.__name__}: 'dict' and 'dict'"))
 
 
 def _as_sequence(vt):
-    if isinstance(vt, V.Known) and isinstance(vt.value, (tuple, list)):
-        items = [V.Known(v) for v in vt.value]
-        return V.Size(items) if isinstance(vt.value, torch.Size) else (
-            V.List(items) if isinstance(vt.value, list) else V.Tuple(items))
+    if isinstance(vt, trackers.Known) and isinstance(vt.value, (tuple, list)):
+        items = [trackers.Known(v) for v in vt.value]
+        return trackers.Size(items) if isinstance(vt.value, torch.Size) else (
+            trackers.List(items) if isinstance(vt.value, list) else trackers.Tuple(items))
     return vt
 
 
 def _sequence_op(f, op, a, b):
     """Concatenation, repetition and equality of sequence trackers (`(-1,) + x.shape[1:]`)."""
     a, b = _as_sequence(a), _as_sequence(b)
-    seqs = (V.Tuple, V.List)
+    seqs = (trackers.Tuple, trackers.List)
     if op in (operator.add, operator.iadd) and isinstance(a, seqs) and isinstance(b, seqs):
-        if isinstance(a, V.List) != isinstance(b, V.List):
+        if isinstance(a, trackers.List) != isinstance(b, trackers.List):
             raise UserError(TypeError("can only concatenate list to list / tuple to tuple"))
-        if op is operator.iadd and isinstance(a, V.List):
+        if op is operator.iadd and isinstance(a, trackers.List):
             mutate(f, a)
             a.items.extend(b.items)
             return a
         items = a.items + b.items
-        return V.Size(items) if isinstance(a, V.Size) else V.List(items) if isinstance(a, V.List) else V.Tuple(items)
-    if op in (operator.mul, operator.imul) and isinstance(a, seqs) and isinstance(b, (V.Known, V.Sym)):
+        return trackers.Size(items) if isinstance(a, trackers.Size) else trackers.List(items) if isinstance(a, trackers.List) else trackers.Tuple(items)
+    if op in (operator.mul, operator.imul) and isinstance(a, seqs) and isinstance(b, (trackers.Known, trackers.Sym)):
         n = python_value(f, b, "sequence repetition")
-        return (V.List if isinstance(a, V.List) else V.Tuple)(a.items * n)
+        return (trackers.List if isinstance(a, trackers.List) else trackers.Tuple)(a.items * n)
     if op in (operator.eq, operator.ne) and isinstance(a, seqs) and isinstance(b, seqs):
         if len(a.items) != len(b.items):
-            return V.Known(op is operator.ne)
+            return trackers.Known(op is operator.ne)
         for x, y in zip(a.items, b.items):
             if not truth(f, binary(f, operator.eq, x, y), "=="):
-                return V.Known(op is operator.ne)
-        return V.Known(op is operator.eq)
+                return trackers.Known(op is operator.ne)
+        return trackers.Known(op is operator.eq)
     if op in (operator.eq, operator.ne):
-        return V.Known(op is operator.ne)
+        return trackers.Known(op is operator.ne)
     raise GraphBreak(f"operator {op.__name__} on {a.python_type().__name__} and {b.python_type().__name__}")
 
 
 def unary(f, op, vt):
-    if isinstance(vt, V.Known):
-        return V.Known(run_python(op, vt.value))
-    if isinstance(vt, (V.Tensor, V.Sym)):
+    if isinstance(vt, trackers.Known):
+        return trackers.Known(run_python(op, vt.value))
+    if isinstance(vt, (trackers.Tensor, trackers.Sym)):
         return f.trace.builder.call("call_function", op, (vt,), {})
     raise GraphBreak(f"operator {op.__name__} on a {vt.python_type().__name__}")
 
 
-@protocol.register("contains", V.Dict)
+@protocol.register("contains", trackers.Dict)
 def _dict_contains(f, container, item):
     return python_value(f, item, "`in` on a dict") in container.items
 
 
-@protocol.register("contains", V.Tuple, V.List)
+@protocol.register("contains", trackers.Tuple, trackers.List)
 def _sequence_contains(f, container, item):
     for x in container.items:
-        if isinstance(x, V.Tensor) or isinstance(item, V.Tensor):
+        if isinstance(x, trackers.Tensor) or isinstance(item, trackers.Tensor):
             if identical(f, x, item):
                 return True
             continue
@@ -352,7 +352,7 @@ def _sequence_contains(f, container, item):
     return False
 
 
-@protocol.register("contains", V.Known)
+@protocol.register("contains", trackers.Known)
 def _known_contains(f, container, item):
     if environment.is_environ(container.value):
         return environment.call_method(f, "__contains__", [item], {}).value
@@ -363,7 +363,7 @@ def _known_contains(f, container, item):
     return result
 
 
-@protocol.register("contains", V.VT)
+@protocol.register("contains", trackers.VT)
 def _no_contains(f, container, item):
     raise GraphBreak(f"`in` on a {container.python_type().__name__}")
 
@@ -372,15 +372,15 @@ def _no_contains(f, container, item):
 subscript = protocol.subscript      # `obj[index]`
 
 
-@protocol.register("subscript", V.Tensor)
+@protocol.register("subscript", trackers.Tensor)
 def _tensor_item(f, obj, index):
-    if isinstance(index, V.Sym) and index.python_type() is int:
+    if isinstance(index, trackers.Sym) and index.python_type() is int:
         # x[i] with a symbolic i: select keeps i symbolic where __getitem__ would specialize it
-        return f.trace.builder.call("call_function", torch.select, (obj, V.Known(0), index), {})
+        return f.trace.builder.call("call_function", torch.select, (obj, trackers.Known(0), index), {})
     return f.trace.builder.call("call_function", operator.getitem, (obj, index), {})
 
 
-@protocol.register("subscript", V.Tuple, V.List)
+@protocol.register("subscript", trackers.Tuple, trackers.List)
 def _sequence_item(f, obj, index):
     key = python_value(f, index, "indexing a sequence")
     try:
@@ -388,12 +388,12 @@ def _sequence_item(f, obj, index):
     except Exception as e:
         raise UserError(e) from e
     if isinstance(key, slice):
-        return V.Size(picked) if isinstance(obj, V.Size) else (
-            V.List(picked) if isinstance(obj, V.List) else V.Tuple(picked))
+        return trackers.Size(picked) if isinstance(obj, trackers.Size) else (
+            trackers.List(picked) if isinstance(obj, trackers.List) else trackers.Tuple(picked))
     return picked
 
 
-@protocol.register("subscript", V.Dict)
+@protocol.register("subscript", trackers.Dict)
 def _dict_item(f, obj, index):
     key = python_value(f, index, "dict lookup")
     if key not in obj.items:
@@ -401,23 +401,23 @@ def _dict_item(f, obj, index):
     return obj.items[key]
 
 
-@protocol.register("subscript", V.Known)
+@protocol.register("subscript", trackers.Known)
 def _known_item(f, obj, index):
     if environment.is_environ(obj.value):
         return environment.call_method(f, "__getitem__", [index], {})
     key = python_value(f, index, "indexing")
     value = run_python(operator.getitem, obj.value, key)
     if obj.source is not None and isinstance(key, slice) and isinstance(obj.value, MODULE_SEQUENCES):
-        return _module_slice(f, value, S.item(obj.source, key))
+        return _module_slice(f, value, sources.item(obj.source, key))
     if obj.source is not None:
         if not isinstance(key, LITERAL_KEYS):       # `List[int]`: the key is named through the constant table
-            source = S.Src(f"{obj.source.code}[{f.trace.source_constant(key)}]", f"{obj.source}[{key!r}]")
+            source = sources.Src(f"{obj.source.code}[{f.trace.source_constant(key)}]", f"{obj.source}[{key!r}]")
             return f.trace.wrap(value, source)
-        return f.trace.wrap(value, S.item(obj.source, key))
+        return f.trace.wrap(value, sources.item(obj.source, key))
     return reads.known_result(value)
 
 
-@protocol.register("subscript", V.VT)
+@protocol.register("subscript", trackers.VT)
 def _no_item(f, obj, index):
     raise GraphBreak(f"indexing a {obj.python_type().__name__}")
 
@@ -432,26 +432,26 @@ def _module_slice(f, value, source):
     """`self.layers[:n]` builds a new ModuleList on every call: guarded by its type and length, not its
     identity; the layers in it are guarded by identity where they are read."""
     f.trace.guards.type_match(source, value, f"len({{}}) == {len(value)}")
-    vt = V.Known(value, source)
+    vt = trackers.Known(value, source)
     f.trace.wrapped[source.code] = vt
     return vt
 
 
-@protocol.register("store_subscript", V.Tensor)
+@protocol.register("store_subscript", trackers.Tensor)
 def _store_tensor_item(f, container, key, value):
     f.trace.builder.call("call_function", operator.setitem, (container, key, value), {})
 
 
-@protocol.register("store_subscript", V.List, V.Dict)
+@protocol.register("store_subscript", trackers.List, trackers.Dict)
 def _store_item(f, container, key, value):
     index = python_value(f, key, "item assignment")
-    if isinstance(container, V.List) and isinstance(index, slice):
+    if isinstance(container, trackers.List) and isinstance(index, slice):
         raise GraphBreak("slice assignment into a list", hint="it runs in Python")
     mutate(f, container)
     container.items[index] = value
 
 
-@protocol.register("store_subscript", V.VT)
+@protocol.register("store_subscript", trackers.VT)
 def _no_item_store(f, container, key, value):
     raise GraphBreak(f"item assignment into a {container.python_type().__name__} from outside the trace",
                      hint="the assignment runs in Python")
@@ -466,17 +466,17 @@ def mutate(f, container):
 iterate = protocol.iterate      # the items a `for` loop / unpacking / * would produce, as trackers
 
 
-@protocol.register("iterate", V.Tuple, V.List)
+@protocol.register("iterate", trackers.Tuple, trackers.List)
 def _sequence_items(f, vt):
     return list(vt.items)
 
 
-@protocol.register("iterate", V.Dict)
+@protocol.register("iterate", trackers.Dict)
 def _dict_items(f, vt):
-    return [V.Known(k) for k in vt.items]
+    return [trackers.Known(k) for k in vt.items]
 
 
-@protocol.register("iterate", V.Known)
+@protocol.register("iterate", trackers.Known)
 def _known_items(f, vt):
     value = vt.value
     if isinstance(value, torch.nn.Module):
@@ -492,14 +492,14 @@ def _known_items(f, vt):
     return [reads.known_result(v) for v in values]
 
 
-@protocol.register("iterate", V.Tensor)
+@protocol.register("iterate", trackers.Tensor)
 def _tensor_items(f, vt):
     n = f.trace.consumer.as_value(vt.fake.size(0), "iteration over a tensor") if isinstance(
         vt.fake.size(0), torch.SymInt) else vt.fake.size(0)
-    return [subscript(f, vt, V.Known(i)) for i in range(n)]
+    return [subscript(f, vt, trackers.Known(i)) for i in range(n)]
 
 
-@protocol.register("iterate", V.VT)
+@protocol.register("iterate", trackers.VT)
 def _no_items(f, vt):
     raise GraphBreak(f"iteration over a {vt.python_type().__name__}",
                      hint="the loop runs in Python around a graph break")
@@ -510,16 +510,16 @@ def _iterate_source(f, vt, values):
     a deque, a list subclass): what the loop saw is guarded, keys and length or the elements themselves."""
     guards, src, value = f.trace.guards, vt.source, vt.value
     if isinstance(value, (str, bytes)):
-        return [V.Known(v) for v in values]         # immutable, guarded by value already
+        return [trackers.Known(v) for v in values]         # immutable, guarded by value already
     if isinstance(value, dict):
         guards.keys_match(src, value)
-        return [V.Known(k) for k in values]
+        return [trackers.Known(k) for k in values]
     if isinstance(value, (list, tuple, collections.deque)):
         guards.length(src, len(values))
-        return [f.trace.wrap(v, S.item(src, i), frame_input=vt.by_contents) for i, v in enumerate(values)]
+        return [f.trace.wrap(v, sources.item(src, i), frame_input=vt.by_contents) for i, v in enumerate(values)]
     if isinstance(value, (set, frozenset)) and all(isinstance(v, CONSTANT_ITEMS) for v in values):
         guards.contents_match(src, value, values)
-        return [V.Known(v) for v in values]
+        return [trackers.Known(v) for v in values]
     raise GraphBreak(f"iteration over a {type(value).__name__} of the caller's world",
                      hint="the loop runs in Python around a graph break")
 
@@ -533,21 +533,21 @@ def _module_items(f, vt):
     if isinstance(m, torch.nn.ModuleDict):
         if vt.source is not None:
             f.trace.guards.module_keys(vt.source, "_modules", tuple(m._modules))
-        return [V.Known(k) for k in m._modules]
+        return [trackers.Known(k) for k in m._modules]
     if not isinstance(m, (torch.nn.Sequential, torch.nn.ModuleList)):
         raise GraphBreak(f"iteration over a {type(m).__name__}")
     if vt.source is None:
         raise Unsupported("iteration over a module the trace cannot reach by a source")
     f.trace.guards.module_keys(vt.source, "_modules", tuple(m._modules))
-    return [f.trace.wrap(sub, S.module_entry(vt.source, "_modules", k)) for k, sub in m._modules.items()]
+    return [f.trace.wrap(sub, sources.module_entry(vt.source, "_modules", k)) for k, sub in m._modules.items()]
 
 
 def dict_items(f, vt) -> dict:
-    if isinstance(vt, V.Dict):
+    if isinstance(vt, trackers.Dict):
         return dict(vt.items)
-    if isinstance(vt, V.Known) and isinstance(vt.value, dict):
+    if isinstance(vt, trackers.Known) and isinstance(vt.value, dict):
         return {k: reads.known_result(v) for k, v in vt.value.items()}
     raise Unsupported(f"** of a {vt.python_type().__name__}")
 
 
-protocol.register("binary", V.VT)(binary)
+protocol.register("binary", trackers.VT)(binary)

@@ -17,7 +17,7 @@ from torch._subclasses.fake_tensor import (DataDependentOutputException, Dynamic
 from torch._dispatch.python import enable_python_dispatcher
 from torch.fx.experimental.symbolic_shapes import GuardOnDataDependentSymNode
 
-from .. import trackers as V
+from .. import trackers
 from ..config import config
 from ..errors import GraphBreak, Unsupported, UserError
 from ..shapes.fake import SYM_TYPES, Shapes
@@ -31,7 +31,7 @@ class GraphBuilder:
         self.shapes = Shapes()
         self.inputs: list[tuple[object, fx.Node]] = []    # (source, placeholder)
         self._last_placeholder = None
-        self._by_fake: dict[int, V.Tensor] = {}           # id(fake value) -> its tracker (identity of results)
+        self._by_fake: dict[int, trackers.Tensor] = {}           # id(fake value) -> its tracker (identity of results)
         self.effects = EffectRecorder()                    # input writes and randomness of the recorded ops
         self.reuse = FakeResults(self.shapes, self.effects, config.fake_reuse)  # fake results an identical later op rebuilds
 
@@ -49,21 +49,21 @@ class GraphBuilder:
         return node
 
     def tensor_input(self, t: torch.Tensor, source, dynamic_dims: set[int],
-                     unbacked_dims: frozenset = frozenset()) -> V.Tensor:
+                     unbacked_dims: frozenset = frozenset()) -> trackers.Tensor:
         fake = self.shapes.fake_tensor(t, source, dynamic_dims, unbacked_dims)
         self.effects.add_input(fake)
         node = self._placeholder(source, fake)
         cls = type(t) if isinstance(t, torch.nn.Parameter) else torch.Tensor
-        return self._remember(V.Tensor(node, fake, source, frozenset([source.code]), cls))
+        return self._remember(trackers.Tensor(node, fake, source, frozenset([source.code]), cls))
 
-    def _remember(self, vt: V.Tensor) -> V.Tensor:
+    def _remember(self, vt: trackers.Tensor) -> trackers.Tensor:
         self._by_fake[id(vt.fake)] = vt
         return vt
 
-    def scalar_input(self, value, source) -> V.Sym:
+    def scalar_input(self, value, source) -> trackers.Sym:
         """An int or float argument as a symbolic graph input."""
         sym = self.shapes.sym_int(value, source) if type(value) is int else self.shapes.sym_float(value, source)
-        return V.Sym(self._placeholder(source, sym), sym, source)
+        return trackers.Sym(self._placeholder(source, sym), sym, source)
 
     # ------------------------------------------------------------ torch global state
     def change_state(self, target, args: tuple) -> fx.Node:
@@ -85,7 +85,7 @@ class GraphBuilder:
             if result is None and contains_graph_value((fake_args, fake_kwargs)):
                 # ran for its effect on a tensor (`x[0] = v`, `lst.sort()`-style ops): keep the node
                 self.graph.create_node(kind, target, node_args, node_kwargs).meta["val"] = None
-            return V.Known(result) if is_plain(result) else self._unsupported_result(target, result)
+            return trackers.Known(result) if is_plain(result) else self._unsupported_result(target, result)
         node = self.graph.create_node(kind, target, node_args, node_kwargs)
         return self.wrap(node, result, inputs_of(args, kwargs))
 
@@ -124,23 +124,23 @@ class GraphBuilder:
             same = self._by_fake.get(id(value))
             if same is not None and same.fake is value:
                 return same
-            return self._remember(V.Tensor(node, value, None, inputs))
+            return self._remember(trackers.Tensor(node, value, None, inputs))
         if isinstance(value, SYM_TYPES):
-            return V.Sym(node, value)
+            return trackers.Sym(node, value)
         if isinstance(value, (tuple, list)):
             items = [self._item(node, i, v, inputs) for i, v in enumerate(value)]
             if isinstance(value, torch.Size):
-                return V.Size(items)
+                return trackers.Size(items)
             if hasattr(value, "_fields") or type(value).__module__ == "torch.return_types":
-                return V.NamedTuple(items, cls=type(value))
-            return V.Tuple(items) if isinstance(value, tuple) else V.List(items)
+                return trackers.NamedTuple(items, cls=type(value))
+            return trackers.Tuple(items) if isinstance(value, tuple) else trackers.List(items)
         if is_plain(value):
-            return V.Known(value)
+            return trackers.Known(value)
         raise GraphBreak(f"an op returned a {type(value).__name__}, which the tracer cannot hold")
 
     def _item(self, node, i, v, inputs):
         if not contains_graph_value(v):
-            return V.Known(v)
+            return trackers.Known(v)
         item = self.graph.call_function(operator.getitem, (node, i))
         return self.wrap(item, v, inputs)
 
@@ -152,22 +152,22 @@ class GraphBuilder:
 # ---------------------------------------------------------------- conversions
 def split(obj):
     """(fx argument structure, fake value structure) for a structure of trackers."""
-    if isinstance(obj, (V.Tensor, V.Sym)):
-        return obj.node, (obj.fake if isinstance(obj, V.Tensor) else obj.value)
-    if isinstance(obj, V.Known):
+    if isinstance(obj, (trackers.Tensor, trackers.Sym)):
+        return obj.node, (obj.fake if isinstance(obj, trackers.Tensor) else obj.value)
+    if isinstance(obj, trackers.Known):
         value = graph_constant(obj.value)
         return value, value
-    if isinstance(obj, V.Slice):
+    if isinstance(obj, trackers.Slice):
         parts = [split(p) for p in (obj.start, obj.stop, obj.step)]
         return slice(*[p[0] for p in parts]), slice(*[p[1] for p in parts])
-    if isinstance(obj, (V.Tuple, V.List)):
+    if isinstance(obj, (trackers.Tuple, trackers.List)):
         pairs = [split(i) for i in obj.items]
-        kind = list if isinstance(obj, V.List) else tuple
+        kind = list if isinstance(obj, trackers.List) else tuple
         nodes, fakes = kind(p[0] for p in pairs), kind(p[1] for p in pairs)
-        if isinstance(obj, V.Size):
+        if isinstance(obj, trackers.Size):
             fakes = torch.Size(fakes)
         return nodes, fakes
-    if isinstance(obj, V.Dict):
+    if isinstance(obj, trackers.Dict):
         pairs = {k: split(v) for k, v in obj.items.items()}
         return {k: p[0] for k, p in pairs.items()}, {k: p[1] for k, p in pairs.items()}
     if isinstance(obj, tuple):
@@ -214,9 +214,9 @@ def inputs_of(*structures) -> frozenset:
     found = set()
 
     def visit(o):
-        if isinstance(o, V.Tensor):
+        if isinstance(o, trackers.Tensor):
             found.update(o.inputs)
-        elif isinstance(o, (V.Tuple, V.List)):
+        elif isinstance(o, (trackers.Tuple, trackers.List)):
             for i in o.items:
                 visit(i)
         elif isinstance(o, (tuple, list)):

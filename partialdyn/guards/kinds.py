@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 import sympy
 import torch
 
-from .. import sources as S
+from .. import sources
 from ..names import PREFIX, Constants
 from .provenance import Provenance
 
@@ -256,7 +256,7 @@ class GuardSet:
         values and cell contents it read are guarded by their own sources)."""
         self._refs(src)
         n, d = len(fn.__closure__ or ()), len(fn.__defaults__ or ())
-        reads = (src, S.attr(src, "__closure__"), S.attr(src, "__defaults__"))   # cells and defaults read those
+        reads = (src, sources.attr(src, "__closure__"), sources.attr(src, "__defaults__"))   # cells and defaults read those
         self.add(Guard(GuardKind.FUNCTION_MATCH,
                        Check(f"{FIRST}.__code__ is {self.constant(fn.__code__)} and len({SECOND} or ()) == {n} "
                              f"and len({THIRD} or ()) == {d}", reads),
@@ -307,7 +307,7 @@ class GuardSet:
         """The names in one of a module's tables (`_modules`, `_parameters`, `_buffers`), in order."""
         self._refs(src)
         self.add(Guard(GuardKind.MODULE_STRUCTURE,
-                       Check(f"tuple({FIRST}) == {self.constant(keys)}", (S.attr(src, table),)),
+                       Check(f"tuple({FIRST}) == {self.constant(keys)}", (sources.attr(src, table),)),
                        f"{src}.{table} keys are {list(keys)!r}", str(src), actual=f"tuple({src.code}.{table})"))
 
     def walk_names(self, src, method: str, args: tuple, kwargs: dict, names: tuple):
@@ -358,7 +358,7 @@ class GuardSet:
 
     def static_dim(self, src, dim: int, value: int):
         """Dim `dim` of the tensor at `src` has one allowed value."""
-        read, name = S.dim_source(src, dim), S.size(src, dim)
+        read, name = sources.dim_source(src, dim), sources.size(src, dim)
         self.add(Guard(GuardKind.TENSOR_MATCH_STATIC, Check(f"{FIRST} == {value}", (read,)), f"{name} == {value}",
                        str(src), dims=(name,), actual=read.code))
 

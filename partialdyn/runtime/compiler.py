@@ -17,8 +17,8 @@ import torch.fx as fx
 from torch._guards import TracingContext, tracing
 
 from ..backends import lookup
-from .. import sources as S
-from .. import trackers as V
+from .. import sources
+from .. import trackers
 from ..errors import Unsupported
 from ..frontend import autocast, breaks
 from ..frontend.autocast import AutocastRestart
@@ -61,17 +61,17 @@ def trace_frame(opt, bound: tuple, break_allowed: bool = True, shared: set = fro
     trace.consumer.break_allowed = break_allowed
     trace.shared_storages = shared
     code = fn.__code__
-    locals_ = {name: trace.wrap(value, S.argument(param, opt.arg_texts.get(name, param_name(name))), frame_input=True)
+    locals_ = {name: trace.wrap(value, sources.argument(param, opt.arg_texts.get(name, param_name(name))), frame_input=True)
                for name, param, value in zip(frame_argnames(code), opt.argnames, bound)}
     for name in _star_names(code):
         # *args / **kwargs are fresh per call: the frame may mutate them like any local container
         vt = locals_[name]
-        locals_[name] = V.Tuple(list(vt.items)) if isinstance(vt, V.Tuple) else V.Dict(dict(vt.items))
+        locals_[name] = trackers.Tuple(list(vt.items)) if isinstance(vt, trackers.Tuple) else trackers.Dict(dict(vt.items))
     cells = {}
     for i, name in enumerate(code.co_freevars):
         cell = fn.__closure__[i]
-        src = S.closure(i, name)
-        cells[name] = V.Cell(trace.wrap(cell.cell_contents, src) if V.cell_filled(cell) else None, src)
+        src = sources.closure(i, name)
+        cells[name] = trackers.Cell(trace.wrap(cell.cell_contents, src) if trackers.cell_filled(cell) else None, src)
     frame = Frame(trace, code, fn.__globals__, locals_, cells)
     trace.frame = frame
     grad = torch.is_grad_enabled()
@@ -132,23 +132,23 @@ def _side_effects(trace, rebuilder) -> list[tuple[str, str]]:
     was read from the same place is skipped."""
     effects, seen = [], set()
     for c in trace.side_effects.mutated():
-        if c.source is None or id(c) in seen or not isinstance(c, (V.List, V.Dict)):
+        if c.source is None or id(c) in seen or not isinstance(c, (trackers.List, trackers.Dict)):
             continue
         seen.add(id(c))
-        if isinstance(c, V.CallerList) and not c.loaded:
+        if isinstance(c, trackers.CallerList) and not c.loaded:
             effects.append((f"{c.source.code}.extend({{}})", f"[{', '.join(rebuilder.expr(i) for i in c.appended)}]"))
-        elif isinstance(c, V.List):
+        elif isinstance(c, trackers.List):
             effects.append((f"{c.source.code}[:] = {{}}", f"[{', '.join(rebuilder.expr(i) for i in c.items)}]"))
         else:
             items = ", ".join(f"{rebuilder.constant(k)}: {rebuilder.expr(v)}" for k, v in c.items.items())
             effects.append((f"{PREFIX}sync_dict({c.source.code}, {{}})", f"{{{items}}}"))
     for owner, name, value in trace.side_effects.writes():
         if owner is trace.globals_owner:
-            effects.append((f"{S.global_(name).code} = {{}}", rebuilder.expr(value)))
+            effects.append((f"{sources.global_(name).code} = {{}}", rebuilder.expr(value)))
         elif value is SideEffects.DELETED:
-            effects.append((f"delattr({owner.source.code}, {S.attr_name(name)})", ""))
-        elif getattr(value, "source", None) is None or value.source.code != S.attr(owner.source, name).code:
-            effects.append((f"setattr({owner.source.code}, {S.attr_name(name)}, {{}})", rebuilder.expr(value)))
+            effects.append((f"delattr({owner.source.code}, {sources.attr_name(name)})", ""))
+        elif getattr(value, "source", None) is None or value.source.code != sources.attr(owner.source, name).code:
+            effects.append((f"setattr({owner.source.code}, {sources.attr_name(name)}, {{}})", rebuilder.expr(value)))
     return effects
 
 
@@ -220,9 +220,9 @@ def _break_body(opt, trace, stop, rebuilder):
                  if n in code.co_cellvars and c.contents is not None})
     names = tuple(sorted(live, key=lambda name: name != _first_parameter(code)))   # super() reads slot 0
     locals_expr = "[" + ", ".join(rebuilder.expr(live[n]) for n in names) + "]"
-    stack_values = [v for v in stop.stack if v is not V.NULL]
+    stack_values = [v for v in stop.stack if v is not trackers.NULL]
     texts = {f"{STACK_PREFIX}{i}": str(v.source) for i, v in enumerate(stack_values)
-             if getattr(v, "source", None) is not None and isinstance(v, (V.Tensor, V.Sym))}
+             if getattr(v, "source", None) is not None and isinstance(v, (trackers.Tensor, trackers.Sym))}
     step = _make_step(opt, trace, stop, names, texts)
     return step, f"({stack_expr}, {locals_expr})"
 
@@ -256,7 +256,7 @@ class BreakSite:
         self.decoded = trace.frame.decoded
         self.instr = self.decoded.instrs[stop.index]
         self.at_break = AT_BREAK.get(self.instr.name, breaks.EAGER)
-        self.layout = tuple(v is V.NULL for v in stop.stack)      # True where the stack holds NULL
+        self.layout = tuple(v is trackers.NULL for v in stop.stack)      # True where the stack holds NULL
         self.paid = trace.consumer.backoff_break       # the resume functions of a backoff break are budgeted
 
     def pops(self, jump: bool) -> int:

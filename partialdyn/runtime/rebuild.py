@@ -14,7 +14,7 @@ import itertools
 import torch
 
 from ..frontend import copies
-from .. import trackers as V
+from .. import trackers
 from ..names import PREFIX, Constants
 from ..errors import Unsupported
 from ..rebuilt import GradRestore, rebuild_plain
@@ -56,15 +56,15 @@ class Rebuilder:
     def expr(self, vt) -> str:
         if id(vt) in self._bound:
             return self._bound[id(vt)][0]
-        if isinstance(vt, (V.List, V.Dict, V.Tuple, V.Iterator, V.DataObject, V.Function, V.Partial,
-                           V.LazyIterator, V.DictView)):
+        if isinstance(vt, (trackers.List, trackers.Dict, trackers.Tuple, trackers.Iterator, trackers.DataObject, trackers.Function, trackers.Partial,
+                           trackers.LazyIterator, trackers.DictView)):
             if getattr(vt, "source", None) is not None:
                 return vt.source.code          # the caller's own container (synced in place if mutated)
             return self.bind(vt, self._build(vt))
-        if isinstance(vt, V.Known) and vt.source is None and not copies.is_immutable_data(vt.value) and \
+        if isinstance(vt, trackers.Known) and vt.source is None and not copies.is_immutable_data(vt.value) and \
                 (vt.owned or self.owned) and type(vt.value) not in MUTABLE_CONSTANTS:
             return self._copy_made_in_trace(vt)
-        if isinstance(vt, V.Known) and vt.source is None and type(vt.value) in MUTABLE_CONSTANTS:
+        if isinstance(vt, trackers.Known) and vt.source is None and type(vt.value) in MUTABLE_CONSTANTS:
             # a set made in the trace: a fresh copy per call (the traced one is shared by every call)
             if id(vt.value) not in self._bound:
                 self.bind(vt.value, f"{type(vt.value).__name__}({self.constant(vt.value)})")
@@ -85,56 +85,56 @@ class Rebuilder:
         return f"{self.constant(copies.follow)}({self.expr(root)}, {self.constant(path)})"
 
     def _build(self, vt) -> str:
-        if vt is V.NULL:
+        if vt is trackers.NULL:
             return self.constant(NULL)
-        if isinstance(vt, (V.Tensor, V.Sym)):
-            if vt.source is not None and not (self.tensors_from_graph and isinstance(vt, V.Tensor)):
+        if isinstance(vt, (trackers.Tensor, trackers.Sym)):
+            if vt.source is not None and not (self.tensors_from_graph and isinstance(vt, trackers.Tensor)):
                 return vt.source.code
             return self.output(vt.node)
-        if isinstance(vt, (V.Known, V.Opaque)):
+        if isinstance(vt, (trackers.Known, trackers.Opaque)):
             return vt.source.code if vt.source is not None else self.constant(vt.value)
-        if isinstance(vt, V.Size):
+        if isinstance(vt, trackers.Size):
             return f"{self.constant(torch.Size)}(({''.join(self.expr(i) + ', ' for i in vt.items)}))"
-        if isinstance(vt, V.NamedTuple):
+        if isinstance(vt, trackers.NamedTuple):
             items = "".join(self.expr(i) + ", " for i in vt.items)
             cls = self.constant(vt.cls)
             return f"{cls}({items})" if hasattr(vt.cls, "_make") else f"{cls}(({items}))"
-        if isinstance(vt, V.Tuple):
+        if isinstance(vt, trackers.Tuple):
             return f"({''.join(self.expr(i) + ', ' for i in vt.items)})"
-        if isinstance(vt, V.List):
+        if isinstance(vt, trackers.List):
             return f"[{', '.join(self.expr(i) for i in vt.items)}]"
-        if isinstance(vt, V.Dict):
+        if isinstance(vt, trackers.Dict):
             return "{" + ", ".join(f"{self.constant(k)}: {self.expr(v)}" for k, v in vt.items.items()) + "}"
-        if isinstance(vt, V.Iterator):
+        if isinstance(vt, trackers.Iterator):
             return f"iter([{', '.join(self.expr(i) for i in vt.items[vt.pos:])}])"
-        if isinstance(vt, V.LazyIterator):
+        if isinstance(vt, trackers.LazyIterator):
             return self._lazy_iterator(vt)
-        if isinstance(vt, V.DictView):
+        if isinstance(vt, trackers.DictView):
             return f"{self.expr(vt.dict)}.{vt.kind}()"
-        if isinstance(vt, V.Generator):
+        if isinstance(vt, trackers.Generator):
             raise Unsupported(f"a generator ({vt.name}) alive at a graph break: its suspended frame cannot be "
                               f"rebuilt")
-        if isinstance(vt, V.Slice):
+        if isinstance(vt, trackers.Slice):
             return f"slice({self.expr(vt.start)}, {self.expr(vt.stop)}, {self.expr(vt.step)})"
-        if isinstance(vt, V.Method):
+        if isinstance(vt, trackers.Method):
             return f"getattr({self.expr(vt.receiver)}, {self.constant(vt.name)})"
-        if isinstance(vt, V.GradModeExit):
+        if isinstance(vt, trackers.GradModeExit):
             return f"{self.constant(GradRestore)}({vt.restore})"
-        if isinstance(vt, V.Function):
+        if isinstance(vt, trackers.Function):
             return self._function(vt)
-        if isinstance(vt, V.DataObject) and vt.plain:
+        if isinstance(vt, trackers.DataObject) and vt.plain:
             fields = ", ".join(f"{self.constant(k)}: {self.expr(v)}" for k, v in vt.fields.items())
             return f"{self.constant(rebuild_plain)}({self.constant(vt.cls)}, {{{fields}}})"
-        if isinstance(vt, V.DataObject):
+        if isinstance(vt, trackers.DataObject):
             fields = ", ".join(f"{k}={self.expr(v)}" for k, v in vt.fields.items())
             return f"{self.constant(vt.cls)}({fields})"
-        if isinstance(vt, V.Partial):
+        if isinstance(vt, trackers.Partial):
             args = "".join(self.expr(a) + ", " for a in vt.args)
             kwargs = "".join(f"{k}={self.expr(v)}, " for k, v in vt.kwargs.items())
             return f"{self.constant(functools.partial)}({self.expr(vt.fn)}, {args}{kwargs})"
         raise Unsupported(f"cannot rebuild a {type(vt).__name__} at a graph break")
 
-    def _lazy_iterator(self, it: V.LazyIterator) -> str:
+    def _lazy_iterator(self, it: trackers.LazyIterator) -> str:
         sources = [self.expr(s) for s in it.sources]
         state = it.state
         if it.kind == "zip":
@@ -157,7 +157,7 @@ class Rebuilder:
             start = (-(state["pos"] - state["start"])) % state["step"]
         return f"{self.constant(itertools.islice)}({sources[0]}, {start}, {stop}, {state['step']})"
 
-    def _function(self, fn: V.Function) -> str:
+    def _function(self, fn: trackers.Function) -> str:
         from .steps import make_function
         if id(fn) in self._building:
             raise Unsupported(f"a function whose closure holds itself ({fn.name}, a recursive local function) "
