@@ -179,3 +179,60 @@ def test_a_called_function_whose_signature_attribute_differs_from_its_code_is_in
         return _scaled_with_defaults(x) + _scaled_with_defaults(x, 3.0, shift=x)
 
     check(f, [(r(3),), (r(5),)])
+
+
+# ---- the code and defaults of functions the guard holds are compared without audited reads (guards/function_fields.py)
+
+def test_the_function_field_offsets_are_confirmed_on_this_interpreter():
+    """On CPython 3.11-3.13 the fields are found; were they not, guards would silently read the audited
+    attributes again (each an audit-hook call on 3.12+ once filelock is imported)."""
+    from partialdyn.guards import function_fields
+    assert function_fields.OFFSETS is not None
+    assert set(function_fields.OFFSETS) == set(function_fields.FIELDS)
+
+
+def _doubled(t):
+    return t * 2
+
+
+def calls_doubled(x):
+    return _doubled(x) + 1
+
+
+@pytest.mark.parametrize("fn", [calls_doubled, _doubled], ids=["an inlined helper", "the optimized function"])
+def test_a_cache_hit_makes_no_audited_read_of_function_code_or_defaults(fn):
+    import sys
+    import partialdyn
+    opt = partialdyn.optimize(fn, backend="eager")
+    x = r(3)
+    opt(x)
+    events = []
+    recording = [True]
+
+    def hook(event, args):
+        if recording[0] and event == "object.__getattr__":
+            events.append(args[1])
+    sys.addaudithook(hook)          # hooks cannot be removed: it stops recording instead
+    try:
+        result = opt(x)
+    finally:
+        recording[0] = False
+    assert torch.equal(result, fn(x))
+    assert opt.stats.cache_hits == 1
+    assert events == []
+
+
+def _make_scaler(k):
+    def scale(t):
+        return t * k
+    return scale
+
+
+def applies(x, fn):
+    return fn(x) + 1
+
+
+def test_a_new_function_object_with_the_same_code_still_hits_the_cache():
+    """The identity fast path fails for another function object; its attributes are checked instead."""
+    stats = check(applies, [(r(3), _make_scaler(2.0)), (r(3), _make_scaler(2.0)), (r(3), _make_scaler(2.0))])
+    assert stats["cache_hits"] == 2

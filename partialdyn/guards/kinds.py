@@ -21,6 +21,7 @@ import torch
 
 from .. import sources
 from ..names import PREFIX, Constants
+from . import function_fields
 from .provenance import Provenance
 
 
@@ -117,6 +118,7 @@ class GuardSet:
         self._guards: dict[str, Guard] = {}
         self.constants = Constants(PREFIX + "k")          # names guard code uses for objects
         self.provenance = provenance                     # callable -> Provenance of a guard made now
+        self._snapshots = {}                             # (id(function), fields) -> its FieldSnapshot
 
     def add(self, guard: Guard) -> None:
         if guard.code in self._guards:
@@ -129,6 +131,13 @@ class GuardSet:
         """Objects the source's code names (dict keys, classes, other modules' globals)."""
         for name, value in getattr(src, "refs", ()):
             self.constants.setdefault(name, value)
+
+    def _fields(self, fn, fields=function_fields.FIELDS):
+        """One snapshot per function and fields (equal checks stay equal, and are left out when repeated)."""
+        key = (id(fn), fields)
+        if key not in self._snapshots:
+            self._snapshots[key] = function_fields.snapshot(fn, fields)
+        return self._snapshots[key]
 
     def constant(self, value) -> str:
         """A name under which guard code can refer to `value` (a dtype, a type, a device...)."""
@@ -195,7 +204,7 @@ class GuardSet:
         else:
             order = tuple(range(t.dim())) if order is None else tuple(order)
             dense = f"{c}.is_contiguous()" if order == tuple(range(t.dim())) else f"{c}.permute({order!r}).is_contiguous()"
-            checks += [f"{c}.dim() == {t.dim()}", dense, f"{c}.storage_offset() == 0"]
+            checks += [f"{c}.ndim == {t.dim()}", dense, f"{c}.storage_offset() == 0"]
         text = f"{src}: {describe_signature(tensor_signature(t))}" + (f" shape={tuple(t.shape)}" if static else "")
         self.add(Guard(GuardKind.TENSOR_MATCH_STATIC if static else GuardKind.TENSOR_MATCH_DYNAMIC,
                        Check(" and ".join(checks), (src,)), text,
@@ -253,22 +262,29 @@ class GuardSet:
 
     def function_match(self, src, fn):
         """A function the trace ran: its code and the number of its closure cells and defaults (the default
-        values and cell contents it read are guarded by their own sources)."""
+        values and cell contents it read are guarded by their own sources).  While the source holds the very
+        function traced, its code and defaults fields are compared as they are (function_fields.py: no audited
+        attribute read); another function object is checked through its attributes."""
         self._refs(src)
         n, d = len(fn.__closure__ or ()), len(fn.__defaults__ or ())
-        reads = (src, sources.attr(src, "__closure__"), sources.attr(src, "__defaults__"))   # cells and defaults read those
-        self.add(Guard(GuardKind.FUNCTION_MATCH,
-                       Check(f"{FIRST}.__code__ is {self.constant(fn.__code__)} and len({SECOND} or ()) == {n} "
-                             f"and len({THIRD} or ()) == {d}", reads),
+        by_attributes = (f"{FIRST}.__code__ is {self.constant(fn.__code__)} and len({FIRST}.__closure__ or ()) == {n} "
+                         f"and len({FIRST}.__defaults__ or ()) == {d}")
+        fields = self._fields(fn)
+        check = by_attributes if fields is None else (
+            f"({FIRST} is {self.constant(fn)} and {self.constant(fields.view)}.raw == {self.constant(fields.expected)}"
+            f" or {by_attributes})")
+        self.add(Guard(GuardKind.FUNCTION_MATCH, Check(check, (src,)),
                        f"{src} runs the code of {fn.__qualname__} ({n} cells, {d} defaults)", str(src)))
 
     def own_code(self, src, fn):
         """The optimized function itself: only its `__code__` can change under the cache (`__closure__` is
-        read-only, and the binder reads a default when a call leaves it out), so that is all it reads per call;
-        on CPython 3.12+ each function attribute read is an audit event."""
+        read-only, and the binder reads a default when a call leaves it out).  The guard holds this function, so
+        it compares its code field (function_fields.py) instead of reading the audited `__code__`."""
         self._refs(src)
-        self.add(Guard(GuardKind.FUNCTION_MATCH, Check(f"{FIRST}.__code__ is {self.constant(fn.__code__)}", (src,)),
-                       f"{src} runs the code of {fn.__qualname__}", str(src)))
+        fields = self._fields(fn, ("__code__",))
+        check = Check(f"{FIRST}.__code__ is {self.constant(fn.__code__)}", (src,)) if fields is None else \
+            Check(f"{self.constant(fields.view)}.raw == {self.constant(fields.expected)}")
+        self.add(Guard(GuardKind.FUNCTION_MATCH, check, f"{src} runs the code of {fn.__qualname__}", str(src)))
 
     def module_structure(self, src, module, own_forward: bool):
         """An nn.Module the trace called: its forward hooks and pre-hooks (none, or the ones traced: their ids,
