@@ -196,3 +196,67 @@ def test_what_optimize_returns_has_the_signature_of_what_it_was_given():
         for _ in range(2):
             torch.testing.assert_close(optimized(r(3)), original(r(3)))
         assert partialdyn.stats(owner or optimized)["cache_hits"] >= 1, original
+
+
+# ---- functools.lru_cache: the cached function runs when eager would run it, no more
+
+CACHED_RUNS = []
+CACHED_CONFIG = {"scale": 2.0}
+
+
+@functools.lru_cache(maxsize=None)
+def counted_scale(name):
+    CACHED_RUNS.append(name)
+    return CACHED_CONFIG[name]
+
+
+def scales_by_config(x):
+    return x * counted_scale("scale")
+
+
+def test_a_cached_function_runs_once_like_eager_not_on_every_compiled_call():
+    CACHED_RUNS.clear()
+    counted_scale.cache_clear()
+    opt = partialdyn.optimize(scales_by_config, backend="eager")
+    for _ in range(3):
+        torch.testing.assert_close(opt(r(3)), r(3) * 2.0)
+    assert CACHED_RUNS == ["scale"]
+    assert partialdyn.stats(opt)["cache_hits"] == 2
+
+
+def test_clearing_the_cache_runs_the_function_again_and_its_new_answer_is_used():
+    CACHED_RUNS.clear()
+    counted_scale.cache_clear()
+    opt = partialdyn.optimize(scales_by_config, backend="eager")
+    opt(r(3))
+    try:
+        CACHED_CONFIG["scale"] = 5.0
+        torch.testing.assert_close(opt(r(3)), r(3) * 2.0)      # still cached: eager answers 2.0 too
+        counted_scale.cache_clear()
+        torch.testing.assert_close(opt(r(3)), r(3) * 5.0)
+        torch.testing.assert_close(opt(r(3)), r(3) * 5.0)
+    finally:
+        CACHED_CONFIG["scale"] = 2.0
+        counted_scale.cache_clear()
+    assert CACHED_RUNS == ["scale", "scale"]
+
+
+@functools.lru_cache(maxsize=None)
+def cached_by_tensor(t):
+    return t * 2
+
+
+def test_a_cached_function_of_a_tensor_answers_from_its_cache_like_eager():
+    """The cache is keyed by the tensor's identity: after an in-place change eager still returns the old
+    answer, so the call runs in Python."""
+    cached_by_tensor.cache_clear()
+    t = torch.ones(3)
+
+    def f(x):
+        return x + cached_by_tensor(t)
+    opt = partialdyn.optimize(f, backend="eager")
+    torch.testing.assert_close(opt(r(3)), r(3) + 2)
+    t.add_(10)
+    torch.testing.assert_close(opt(r(3)), r(3) + 2)
+    assert partialdyn.stats(opt)["graph_breaks"] >= 1
+    cached_by_tensor.cache_clear()

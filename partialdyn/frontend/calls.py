@@ -61,9 +61,8 @@ def call_known(f, fn_vt, args, kwargs):
         raise GraphBreak(python_only, hint="the call runs in Python between two graphs")
     if escapes.is_allowed_in_graph(fn):
         return torch_call(f, fn, args, kwargs)
-    cached = escapes.cache_wrapped(fn)
-    if cached is not None:
-        return protocol.call(f, trackers.Known(cached, _attr_source(fn_vt, "__wrapped__")), args, kwargs)
+    if escapes.is_cache_wrapper(fn):
+        return _cached_call(f, fn_vt, args, kwargs)
     if escapes.assumed_constant(fn):
         return _assumed_constant_call(f, fn, args, kwargs)
     optimized = escapes.optimized_original(fn)
@@ -134,6 +133,39 @@ def _assumed_constant_call(f, fn, args, kwargs):
         raise GraphBreak(f"{_name_of(fn)} is marked assume_constant_result but returned a "
                          f"{type(result).__name__}", hint="it runs in Python between two graphs")
     return trackers.Known(result)
+
+
+def _cached_call(f, fn_vt, args, kwargs):
+    """A `functools.lru_cache` / `functools.cache` function on constant arguments: called now, as eager calls it
+    (its function runs only if the answer is not cached), and its answer read like any value of the caller's
+    world from the call itself (`scale(3)`, arguments spelled by their sources): the guard makes that call
+    again, a cache hit that runs nothing, unless the cache was cleared, when eager would run the function
+    too, and a different answer recompiles.  Tracing the function instead would run its side effects on
+    every call.  Other arguments (tensors hash by identity) make the call run in Python."""
+    if fn_vt.source is None:
+        raise GraphBreak(f"call of the cached function {_name_of(fn_vt.value)} made in the trace",
+                         hint="it runs in Python between two graphs")
+    named = list(args) + list(kwargs.values())
+    if not all(isinstance(a, (trackers.Known, trackers.Sym)) for a in named):
+        raise GraphBreak(f"call of the cached function {_name_of(fn_vt.value)} with a "
+                         f"{next(a for a in named if not isinstance(a, (trackers.Known, trackers.Sym))).python_type().__name__}"
+                         f" argument", hint="its cache is keyed by identity: the call runs in Python")
+    values = [protocol.python_value(f, a, _name_of(fn_vt.value)) for a in named]
+    spelled, refs = [], list(fn_vt.source.refs)
+    for tracker, value in zip(named, values):
+        if isinstance(tracker, trackers.Known) and tracker.source is not None:
+            spelled.append(tracker.source.code)
+            refs.extend(tracker.source.refs)
+        else:
+            name, key = sources.KEYS.name_for(value)
+            spelled.append(name)
+            refs.append((name, key))
+    positional, keywords = spelled[:len(args)], [f"{k}={code}" for k, code in zip(kwargs, spelled[len(args):])]
+    code = f"{fn_vt.source.code}({', '.join(positional + keywords)})"
+    texts = [repr(v) for v in values[:len(args)]] + [f"{k}={v!r}" for k, v in zip(kwargs, values[len(args):])]
+    source = sources.Src(code, f"{fn_vt.source}({', '.join(texts)})", tuple(refs))
+    result = run_python(fn_vt.value, *values[:len(args)], **dict(zip(kwargs, values[len(args):])))
+    return f.trace.wrap(result, source)
 
 
 def is_autograd_function_apply(fn) -> bool:

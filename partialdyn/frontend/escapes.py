@@ -7,7 +7,7 @@ into would bake the logger's level cache into guards and records would name the
 wrong caller).  `allow_in_graph` functions become one opaque graph node.
 `torch._dynamo.assume_constant_result` functions (transformers' install probes) are
 called once at trace time and their answer is a constant; a `functools.lru_cache`
-wrapper is stepped past (its function is traced, the cache is not consulted).
+function is called at trace time and its answer guarded by calling it again (frontend/calls.py).
 """
 from __future__ import annotations
 
@@ -54,9 +54,9 @@ def assumed_constant(fn) -> bool:
     return isinstance(fn, types.FunctionType) and _marked(fn, CONSTANT_MARKER)
 
 
-def cache_wrapped(fn):
-    """The function a `functools.lru_cache` / `functools.cache` wrapper calls, or None."""
-    return fn.__wrapped__ if isinstance(fn, functools._lru_cache_wrapper) else None
+def is_cache_wrapper(fn) -> bool:
+    """`fn` is a `functools.lru_cache` / `functools.cache` function."""
+    return isinstance(fn, functools._lru_cache_wrapper)
 
 
 OPTIMIZED_MARKER = "_partialdyn_traced"     # set by partialdyn on what optimize() returns: the function it traces
