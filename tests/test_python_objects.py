@@ -347,6 +347,67 @@ def test_a_module_with_parameters_built_in_the_trace_still_runs_in_python():
         "call to torch.nn.modules.normalization.LayerNorm is not traceable: the module has parameters or buffers"]
 
 
+class _SiluActivation(torch.nn.Module):
+    """A subclass that only adds a forward (transformers' activation classes): built like torch.nn's own."""
+
+    def forward(self, x):
+        return torch.nn.functional.silu(x)
+
+
+class _ScaledActivation(torch.nn.Module):
+    def __init__(self, scale=2.0):
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, x):
+        return x * self.scale
+
+
+class _Instantier(dict):
+    """transformers' ClassInstantier: each lookup builds a new module from the class stored under the key."""
+
+    def __getitem__(self, key):
+        content = super().__getitem__(key)
+        cls, kwargs = content if isinstance(content, tuple) else (content, {})
+        return cls(**kwargs)
+
+
+ACTIVATIONS = _Instantier({"silu": _SiluActivation, "relu": (torch.nn.ReLU, {"inplace": False})})
+
+
+class _GatedByName(torch.nn.Module):
+    def __init__(self, activation):
+        super().__init__()
+        self.lin = torch.nn.Linear(4, 4)
+        self.activation = activation
+
+    def forward(self, x):
+        return self.lin(x) * ACTIVATIONS[self.activation](x)
+
+
+@pytest.mark.parametrize("activation", ["silu", "relu"])
+def test_a_lookup_that_builds_a_fresh_module_each_call_compiles_once(activation):
+    """The dict subclass's own __getitem__ is traced (a lookup read and guarded by identity would recompile on
+    every call: a new object each time)."""
+    stats = check(_GatedByName(activation), [(r(2, 4),), (r(3, 4),), (r(5, 4),)])
+    assert stats["compiles"] == 1 and stats["graph_breaks"] == 0, stats
+
+
+def test_a_lookup_through_a_python_getitem_follows_the_stored_entry():
+    def swap(m):
+        ACTIVATIONS["silu"] = (torch.nn.ReLU, {})
+    try:
+        check(_GatedByName("silu"), [(r(2, 4),), (r(2, 4),)], before={1: swap}, recompiles=1)
+    finally:
+        ACTIVATIONS["silu"] = _SiluActivation
+
+
+def test_a_module_subclass_with_its_own_init_built_in_the_trace_runs_in_python():
+    def f(x):
+        return _ScaledActivation(3.0)(x) + 1
+    check(f, [(r(2, 3),), (r(4, 3),)], breaks=1)
+
+
 def test_item_assignment_of_a_field_into_a_model_output_made_in_the_trace():
     outputs = pytest.importorskip("transformers.modeling_outputs")
 

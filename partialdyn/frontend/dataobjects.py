@@ -82,10 +82,20 @@ def is_plain_class(cls) -> bool:
                     for b in cls.__mro__[1:]))
 
 
+_CONSTRUCTION_HOOKS = ("__init__", "__new__", "__setattr__")
+
+
 def is_torch_module_class(cls) -> bool:
-    """A module class of torch.nn itself (not a user subclass): a candidate for construct_module."""
-    return (isinstance(cls, type) and type(cls) is type and issubclass(cls, torch.nn.Module)
-            and (cls.__module__ or "").startswith("torch.nn.modules."))
+    """A module class of torch.nn itself, or a subclass that only adds methods (transformers' SiLUActivation:
+    a forward): building one runs torch.nn's constructor alone, a candidate for construct_module."""
+    if not (isinstance(cls, type) and type(cls) is type and issubclass(cls, torch.nn.Module)):
+        return False
+    for klass in cls.__mro__:
+        if (klass.__module__ or "").startswith("torch.nn.modules."):
+            return True
+        if any(name in vars(klass) for name in _CONSTRUCTION_HOOKS):
+            return False
+    return False
 
 
 def construct_module(f, cls, args, kwargs):

@@ -405,6 +405,12 @@ def _dict_item(f, obj, index):
 def _known_item(f, obj, index):
     if environment.is_environ(obj.value):
         return environment.call_method(f, "__getitem__", [index], {})
+    getitem = getattr(type(obj.value), "__getitem__", None)
+    if isinstance(getitem, types.FunctionType) and not (getitem.__module__ or "").startswith("torch."):
+        # a user class's Python __getitem__ is traced like any method: it may build a fresh object per lookup
+        # (transformers' ACT2FN['silu'] makes a new activation module), which a read guarded by identity
+        # would recompile on every call (torch.nn's containers are read as below)
+        return protocol.call_method(f, obj, "__getitem__", [index], {})
     key = python_value(f, index, "indexing")
     value = run_python(operator.getitem, obj.value, key)
     if obj.source is not None and isinstance(key, slice) and isinstance(obj.value, MODULE_SEQUENCES):
