@@ -103,3 +103,27 @@ def test_warnings_are_attributed_to_the_users_lines():
         assert seen[4 * i + 2:4 * i + 4] == seen[4 * i:4 * i + 2]
     assert seen[-2:] == seen[-6:-4], "the call that hits the cache warns as eager does"
     assert all(filename == __file__ for filename, _, _ in seen), seen
+
+
+def test_transformers_warning_once_warns_once_with_no_graph_break():
+    """transformers' `logger.warning_once` is an lru_cache method: called at trace time like eager calls it,
+    so the message is logged once (as eager logs it once) and the call is not a break on every call."""
+    from transformers.utils import logging as hf_logging
+    logger = hf_logging.get_logger("partialdyn.tests.warning_once")
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record.getMessage())
+    logger.addHandler(Keep())
+
+    def f(x):
+        if x.shape[0] > 1:
+            logger.warning_once("a batch of more than one")
+        return x * 2
+    opt = partialdyn.optimize(f, backend="eager")
+    for n in B:
+        torch.testing.assert_close(opt(r(n)), r(n) * 2)
+    assert records == ["a batch of more than one"]
+    stats = partialdyn.stats(opt)
+    assert stats["graph_breaks"] == 0 and stats["compiles"] == 1 and stats["cache_hits"] == 2, stats

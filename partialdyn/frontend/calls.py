@@ -103,7 +103,9 @@ def call_known(f, fn_vt, args, kwargs):
         self_vt = f.trace.by_identity.get(id(fn.__self__)) or trackers.Known(fn.__self__)
         # the function is named through the constant table (its identity is guarded where the method was
         # read), so its code guard is one per function, not one per object it is bound to
-        return protocol.call(f, trackers.Known(fn.__func__), [self_vt] + list(args), kwargs)
+        function = trackers.Known(fn.__func__, f.trace.constant_source(fn.__func__, _name_of(fn.__func__))
+                                  if escapes.is_cache_wrapper(fn.__func__) else None)   # an lru_cache method
+        return protocol.call(f, function, [self_vt] + list(args), kwargs)
     if isinstance(fn, types.FunctionType):
         return inline_function(f, fn, fn_vt, args, kwargs)
     call_slot = reads.static_lookup(type(fn), "__call__")
