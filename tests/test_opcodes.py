@@ -220,6 +220,14 @@ def test_tensor_comparisons():
     check(f, batches(4, n=2))
 
 
+
+def test_a_shape_compared_with_a_range_argument_is_unequal_without_a_break():
+    """The sequence's rule decides the pair before the opaque value's, which would break."""
+    def f(x, steps):
+        return x.shape == steps, steps != x.shape, x + 1
+
+    check(f, [(r(3), range(2)), (r(4), range(2))])
+
 def test_inplace_operators_on_tensors():
     def f(x, y):
         z = x.clone()

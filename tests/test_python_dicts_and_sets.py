@@ -51,6 +51,17 @@ def test_keys_and_items_views_compare_as_sets():
     check(view_comparisons, [(r(3),)])
 
 
+
+def tensor_compared_with_views(x):
+    d = {"p": x}
+    return x == d.keys(), d.values() != x, x + 1
+
+
+def test_a_tensor_compared_with_a_dict_view_is_unequal_without_a_break():
+    """The view's rule decides the pair before the tensor's, which would break on an operand it cannot
+    put in the graph."""
+    check(tensor_compared_with_views, [(r(3),)])
+
 def items_view_operations(x):
     a = {"p": 1, "q": 2}
     b = {"p": 1, "q": 3}
