@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import dis
+import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "partialdyn"
@@ -101,7 +102,7 @@ def test_the_tracer_imports_every_module_that_registers_protocol_rules():
     """A rule module registers its rules when imported: one the tracer does not import may be missing from the
     protocol tables when a trace dispatches (its rules found only if some other import happened to load it)."""
     registering = {f"partialdyn.frontend.{path.stem}" for path in (PACKAGE / "frontend").glob("*.py")
-                   if "protocol.register(" in path.read_text()}
+                   if re.search(r"protocol\.register(_binary)?\(", path.read_text())}
     missing = sorted(registering - import_graph()["partialdyn.frontend.tracer"])
     assert registering and not missing, missing
 

@@ -65,6 +65,7 @@ def as_set(f, vt, op_name):
     return set(protocol.python_value(f, item, op_name) for item in protocol.iterate(f, vt))
 
 
+@protocol.register_binary("dict views", trackers.DictView)
 def binary(f, op, a, b):
     """`view op other` (either side a view): sets out, as Python gives them."""
     if op not in SET_OPERATORS:

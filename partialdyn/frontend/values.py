@@ -1,11 +1,12 @@
 """Python-level value semantics over trackers: a value, its truth, operators, items, iteration.
 
 `python_value()` is where a symbolic value is consumed (the policy decides whether it is
-specialized).  Truth, operators (`binary`, `unary`, `contains`), items (`subscript`,
+specialized).  Truth, operators (the binary rules, `unary`, `contains`), items (`subscript`,
 `store_subscript`, `mutate`) and iteration (`iterate`, `dict_items`) stay symbolic where
 they can and break the graph where Python needs a value only known at run time.  The
-protocol rules of constants, symbols, tensors and containers for these operations are here;
-`binary` is one rule that dispatches on both operands inside.
+protocol rules of constants, symbols, tensors, containers and opaque values for these operations
+are here, and the binary rules of user classes' operator methods (for constants of the caller's
+world and instances made in the trace alike) and of the fallback on Python values.
 """
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ import types
 
 import torch
 
-from . import dict_views
 from . import protocol
 from . import reads
 from . import environment
@@ -165,46 +165,7 @@ def logical_not(f, vt):
 
 
 # ---------------------------------------------------------------- operators
-# `s += x` on a number is `s = s + x` in Python (numbers have no in-place methods): recorded as such, the
-# graph never holds an in-place operator on a constant (fx would emit `0 += x`).
-OUT_OF_PLACE = {operator.iadd: operator.add, operator.isub: operator.sub, operator.imul: operator.mul,
-                operator.itruediv: operator.truediv, operator.ifloordiv: operator.floordiv,
-                operator.imod: operator.mod, operator.ipow: operator.pow, operator.imatmul: operator.matmul,
-                operator.ilshift: operator.lshift, operator.irshift: operator.rshift, operator.iand: operator.and_,
-                operator.ior: operator.or_, operator.ixor: operator.xor}
-
-
-def binary(f, op, a, b):
-    if op in OUT_OF_PLACE and (isinstance(a, trackers.Sym) or isinstance(a, trackers.Known) and
-                               type(a.value) in (int, float, bool, complex)):
-        op = OUT_OF_PLACE[op]
-    if _python_dunder(a, op, False) is not None or _python_dunder(b, op, True) is not None:
-        return _user_operator(f, op, a, b)
-    if isinstance(a, trackers.Known) and isinstance(b, trackers.Known):
-        if op in IN_PLACE and a.source is not None and not is_immutable_value(a.value):
-            raise GraphBreak(f"in-place {op.__name__} on a {type(a.value).__name__} from outside the trace",
-                             hint="it runs in Python")
-        return trackers.Known(run_python(op, python_value(f, a, op.__name__), python_value(f, b, op.__name__)))
-    if isinstance(a, trackers.DictView) or isinstance(b, trackers.DictView):
-        return dict_views.binary(f, op, a, b)
-    if isinstance(a, trackers.Dict) and isinstance(b, trackers.Dict):
-        return _dict_op(f, op, a, b)
-    if isinstance(a, (trackers.Tensor, trackers.Sym)) or isinstance(b, (trackers.Tensor, trackers.Sym)):
-        if isinstance(a, (trackers.Tuple, trackers.List)) or isinstance(b, (trackers.Tuple, trackers.List)):
-            return _sequence_op(f, op, a, b)
-        if not all(isinstance(v, (trackers.Tensor, trackers.Sym, trackers.Known)) for v in (a, b)):
-            raise GraphBreak(f"operator {op.__name__} on {a.python_type().__name__} and {b.python_type().__name__}")
-        return f.trace.builder.call("call_function", op, (a, b), {})
-    if op is operator.mod and isinstance(a, trackers.Known) and isinstance(a.value, str):
-        return trackers.Known(run_python(op, a.value, python_value(f, b, "% formatting")))
-    if isinstance(a, (trackers.Tuple, trackers.List)) or isinstance(b, (trackers.Tuple, trackers.List)):
-        return _sequence_op(f, op, a, b)
-    if isinstance(a, trackers.Opaque) or isinstance(b, trackers.Opaque):
-        raise GraphBreak(f"operator {op.__name__} on an opaque value")
-    return trackers.Known(run_python(op, python_value(f, a, op.__name__), python_value(f, b, op.__name__)))
-
-
-IN_PLACE = set(OUT_OF_PLACE)
+IN_PLACE = set(protocol.OUT_OF_PLACE)
 # operator -> (method, reflected method); an in-place operator falls back to its plain form
 DUNDERS = {operator.add: ("__add__", "__radd__"), operator.sub: ("__sub__", "__rsub__"),
            operator.mul: ("__mul__", "__rmul__"), operator.truediv: ("__truediv__", "__rtruediv__"),
@@ -241,9 +202,9 @@ def _python_dunder(vt, op, reflected):
     if cls is None:
         return None
     names = []
-    if op in OUT_OF_PLACE and not reflected:
+    if op in protocol.OUT_OF_PLACE and not reflected:
         names.append("__" + op.__name__.strip("_") + "__")
-    plain = OUT_OF_PLACE.get(op, op)
+    plain = protocol.OUT_OF_PLACE.get(op, op)
     if plain in DUNDERS:
         names.append(DUNDERS[plain][1 if reflected else 0])
     if op is operator.ne:
@@ -277,7 +238,28 @@ def _defines(vt, name) -> bool:
     return cls is not None and isinstance(reads.static_lookup(cls, name), types.FunctionType)
 
 
-def _dict_op(f, op, a, b):
+@protocol.register_binary("operator methods", trackers.Known, trackers.DataObject)
+def _operator_methods(f, op, a, b):
+    """A user class's operator methods come before any builtin behaviour, whichever operand defines them."""
+    if _python_dunder(a, op, False) is None and _python_dunder(b, op, True) is None:
+        return NotImplemented
+    return _user_operator(f, op, a, b)
+
+
+@protocol.register_binary("constants", trackers.Known)
+def _constant_operator(f, op, a, b):
+    if not (isinstance(a, trackers.Known) and isinstance(b, trackers.Known)):
+        return NotImplemented
+    if op in IN_PLACE and a.source is not None and not is_immutable_value(a.value):
+        raise GraphBreak(f"in-place {op.__name__} on a {type(a.value).__name__} from outside the trace",
+                         hint="it runs in Python")
+    return trackers.Known(run_python(op, python_value(f, a, op.__name__), python_value(f, b, op.__name__)))
+
+
+@protocol.register_binary("dicts", trackers.Dict)
+def _dict_operator(f, op, a, b):
+    if not (isinstance(a, trackers.Dict) and isinstance(b, trackers.Dict)):
+        return NotImplemented
     if op is operator.or_:
         return trackers.Dict({**a.items, **b.items})
     if op is operator.ior:
@@ -286,9 +268,27 @@ def _dict_op(f, op, a, b):
         return a
     if op in (operator.eq, operator.ne):
         equal = a.items.keys() == b.items.keys() and all(
-            truth(f, binary(f, operator.eq, a.items[k], b.items[k]), "dict ==") for k in a.items)
+            truth(f, protocol.binary(f, operator.eq, a.items[k], b.items[k]), "dict ==") for k in a.items)
         return trackers.Known(equal == (op is operator.eq))
     raise UserError(TypeError(f"unsupported operand type(s) for {op.__name__}: 'dict' and 'dict'"))
+
+
+@protocol.register_binary("tensors", trackers.Tensor, trackers.Sym)
+def _graph_operator(f, op, a, b):
+    """A tensor or a symbol on either side is a graph node, but with a sequence it is a sequence operation
+    (`[0] * n` for a symbolic n)."""
+    if isinstance(a, (trackers.Tuple, trackers.List)) or isinstance(b, (trackers.Tuple, trackers.List)):
+        return _sequence_op(f, op, a, b)
+    if not all(isinstance(v, (trackers.Tensor, trackers.Sym, trackers.Known)) for v in (a, b)):
+        raise GraphBreak(f"operator {op.__name__} on {a.python_type().__name__} and {b.python_type().__name__}")
+    return f.trace.builder.call("call_function", op, (a, b), {})
+
+
+@protocol.register_binary("% formatting", trackers.Known)
+def _string_format(f, op, a, b):
+    if not (op is operator.mod and isinstance(a, trackers.Known) and isinstance(a.value, str)):
+        return NotImplemented
+    return trackers.Known(run_python(op, a.value, python_value(f, b, "% formatting")))
 
 
 def _as_sequence(vt):
@@ -299,6 +299,7 @@ def _as_sequence(vt):
     return vt
 
 
+@protocol.register_binary("sequences", trackers.Tuple, trackers.List)
 def _sequence_op(f, op, a, b):
     """Concatenation, repetition and equality of sequence trackers (`(-1,) + x.shape[1:]`)."""
     a, b = _as_sequence(a), _as_sequence(b)
@@ -319,12 +320,22 @@ def _sequence_op(f, op, a, b):
         if len(a.items) != len(b.items):
             return trackers.Known(op is operator.ne)
         for x, y in zip(a.items, b.items):
-            if not truth(f, binary(f, operator.eq, x, y), "=="):
+            if not truth(f, protocol.binary(f, operator.eq, x, y), "=="):
                 return trackers.Known(op is operator.ne)
         return trackers.Known(op is operator.eq)
     if op in (operator.eq, operator.ne):
         return trackers.Known(op is operator.ne)
     raise GraphBreak(f"operator {op.__name__} on {a.python_type().__name__} and {b.python_type().__name__}")
+
+
+@protocol.register_binary("opaque", trackers.Opaque)
+def _opaque_operator(f, op, a, b):
+    raise GraphBreak(f"operator {op.__name__} on an opaque value")
+
+
+@protocol.register_binary("fallback", trackers.VT)
+def _value_operator(f, op, a, b):
+    return trackers.Known(run_python(op, python_value(f, a, op.__name__), python_value(f, b, op.__name__)))
 
 
 def unary(f, op, vt):
@@ -347,7 +358,7 @@ def _sequence_contains(f, container, item):
             if identical(f, x, item):
                 return True
             continue
-        if truth(f, binary(f, operator.eq, x, item), "`in`"):
+        if truth(f, protocol.binary(f, operator.eq, x, item), "`in`"):
             return True
     return False
 
@@ -555,5 +566,3 @@ def dict_items(f, vt) -> dict:
         return {k: reads.known_result(v) for k, v in vt.value.items()}
     raise Unsupported(f"** of a {vt.python_type().__name__}")
 
-
-protocol.register("binary", trackers.VT)(binary)
