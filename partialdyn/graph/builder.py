@@ -7,6 +7,7 @@ node with `meta['val']` set to that result is added to the graph.
 """
 from __future__ import annotations
 
+import functools
 import operator
 import sys
 
@@ -150,33 +151,50 @@ class GraphBuilder:
 
 
 # ---------------------------------------------------------------- conversions
+@functools.singledispatch
 def split(obj):
-    """(fx argument structure, fake value structure) for a structure of trackers."""
-    if isinstance(obj, (trackers.Tensor, trackers.Sym)):
-        return obj.node, (obj.fake if isinstance(obj, trackers.Tensor) else obj.value)
-    if isinstance(obj, trackers.Known):
-        value = graph_constant(obj.value)
-        return value, value
-    if isinstance(obj, trackers.Slice):
-        parts = [split(p) for p in (obj.start, obj.stop, obj.step)]
-        return slice(*[p[0] for p in parts]), slice(*[p[1] for p in parts])
-    if isinstance(obj, (trackers.Tuple, trackers.List)):
-        pairs = [split(i) for i in obj.items]
-        kind = list if isinstance(obj, trackers.List) else tuple
-        nodes, fakes = kind(p[0] for p in pairs), kind(p[1] for p in pairs)
-        if isinstance(obj, trackers.Size):
-            fakes = torch.Size(fakes)
-        return nodes, fakes
-    if isinstance(obj, trackers.Dict):
-        pairs = {k: split(v) for k, v in obj.items.items()}
-        return {k: p[0] for k, p in pairs.items()}, {k: p[1] for k, p in pairs.items()}
-    if isinstance(obj, tuple):
-        pairs = [split(i) for i in obj]
-        return tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)
-    if isinstance(obj, dict):
-        pairs = {k: split(v) for k, v in obj.items()}
-        return {k: p[0] for k, p in pairs.items()}, {k: p[1] for k, p in pairs.items()}
+    """(fx argument structure, fake value structure) for a structure of trackers: one function per tracker type
+    (and per structure holding op arguments), registered below."""
     raise Unsupported(f"cannot pass a {type(obj).__name__} tracker to a torch op")
+
+
+split.register(trackers.Tensor, lambda obj: (obj.node, obj.fake))
+split.register(trackers.Sym, lambda obj: (obj.node, obj.value))
+
+
+@split.register(trackers.Known)
+def _constant_argument(obj):
+    value = graph_constant(obj.value)
+    return value, value
+
+
+@split.register(trackers.Slice)
+def _slice_argument(obj):
+    parts = [split(p) for p in (obj.start, obj.stop, obj.step)]
+    return slice(*[p[0] for p in parts]), slice(*[p[1] for p in parts])
+
+
+def _split_items(items, kind):
+    pairs = [split(i) for i in items]
+    return kind(p[0] for p in pairs), kind(p[1] for p in pairs)
+
+
+def _split_entries(entries: dict):
+    pairs = {k: split(v) for k, v in entries.items()}
+    return {k: p[0] for k, p in pairs.items()}, {k: p[1] for k, p in pairs.items()}
+
+
+split.register(trackers.Tuple, lambda obj: _split_items(obj.items, tuple))
+split.register(trackers.List, lambda obj: _split_items(obj.items, list))
+split.register(trackers.Dict, lambda obj: _split_entries(obj.items))
+split.register(tuple, lambda obj: _split_items(obj, tuple))
+split.register(dict, _split_entries)
+
+
+@split.register(trackers.Size)
+def _size_argument(obj):
+    nodes, fakes = _split_items(obj.items, tuple)
+    return nodes, torch.Size(fakes)
 
 
 PYTHON_TYPE_DTYPES = {bool: torch.bool, int: torch.int64, float: torch.float64, complex: torch.complex128}
