@@ -26,6 +26,18 @@ OUTPUTS = PREFIX + "o"         # the graph's outputs in the runner
 MUTABLE_CONSTANTS = (set,)
 
 
+def _built_once(build):
+    """For a container or an object whose identity the rebuilt code keeps: the caller's own is re-read from its
+    source (synced in place if mutated); one made in the trace is built once, and every reference to its tracker
+    gets the same object."""
+    @functools.wraps(build)
+    def rebuild(self, vt) -> str:
+        if vt.source is not None:
+            return vt.source.code
+        return self.bind(vt, build(self, vt))
+    return rebuild
+
+
 class Rebuilder:
     def __init__(self, owned=()):
         self.owned = list(owned)       # copies made at trace time: rebuilt fresh, their parts found inside
@@ -56,20 +68,28 @@ class Rebuilder:
     def expr(self, vt) -> str:
         if id(vt) in self._bound:
             return self._bound[id(vt)][0]
-        if isinstance(vt, (trackers.List, trackers.Dict, trackers.Tuple, trackers.Iterator, trackers.DataObject, trackers.Function, trackers.Partial,
-                           trackers.LazyIterator, trackers.DictView)):
-            if getattr(vt, "source", None) is not None:
-                return vt.source.code          # the caller's own container (synced in place if mutated)
-            return self.bind(vt, self._build(vt))
-        if isinstance(vt, trackers.Known) and vt.source is None and not copies.is_immutable_data(vt.value) and \
+        return self._build(vt)
+
+    @functools.singledispatchmethod
+    def _build(self, vt) -> str:
+        """The expression for one tracker: one method per tracker type, registered below."""
+        raise Unsupported(f"cannot rebuild a {type(vt).__name__} at a graph break")
+
+    @_build.register(trackers.Known)
+    def _known(self, vt) -> str:
+        if vt.source is None and not copies.is_immutable_data(vt.value) and \
                 (vt.owned or self.owned) and type(vt.value) not in MUTABLE_CONSTANTS:
             return self._copy_made_in_trace(vt)
-        if isinstance(vt, trackers.Known) and vt.source is None and type(vt.value) in MUTABLE_CONSTANTS:
+        if vt.source is None and type(vt.value) in MUTABLE_CONSTANTS:
             # a set made in the trace: a fresh copy per call (the traced one is shared by every call)
             if id(vt.value) not in self._bound:
                 self.bind(vt.value, f"{type(vt.value).__name__}({self.constant(vt.value)})")
             return self._bound[id(vt.value)][0]
-        return self._build(vt)
+        return self._value(vt)
+
+    @_build.register(trackers.Opaque)
+    def _value(self, vt) -> str:
+        return vt.source.code if vt.source is not None else self.constant(vt.value)
 
     def _copy_made_in_trace(self, vt) -> str:
         """An owned copy: a deep copy of its final state per call.  A mutable object reachable from one is that
@@ -80,60 +100,96 @@ class Rebuilder:
             return self._bound[id(vt.value)][0]
         found = copies.locate(vt.value, self.owned)
         if found is None:
-            return self._build(vt)
+            return self._value(vt)
         root, path = found
         return f"{self.constant(copies.follow)}({self.expr(root)}, {self.constant(path)})"
 
-    def _build(self, vt) -> str:
-        if vt is trackers.NULL:
-            return self.constant(NULL)
-        if isinstance(vt, (trackers.Tensor, trackers.Sym)):
-            if vt.source is not None and not (self.tensors_from_graph and isinstance(vt, trackers.Tensor)):
-                return vt.source.code
-            return self.output(vt.node)
-        if isinstance(vt, (trackers.Known, trackers.Opaque)):
-            return vt.source.code if vt.source is not None else self.constant(vt.value)
-        if isinstance(vt, trackers.Size):
-            return f"{self.constant(torch.Size)}(({''.join(self.expr(i) + ', ' for i in vt.items)}))"
-        if isinstance(vt, trackers.NamedTuple):
-            items = "".join(self.expr(i) + ", " for i in vt.items)
-            cls = self.constant(vt.cls)
-            return f"{cls}({items})" if hasattr(vt.cls, "_make") else f"{cls}(({items}))"
-        if isinstance(vt, trackers.Tuple):
-            return f"({''.join(self.expr(i) + ', ' for i in vt.items)})"
-        if isinstance(vt, trackers.List):
-            return f"[{', '.join(self.expr(i) for i in vt.items)}]"
-        if isinstance(vt, trackers.Dict):
-            return "{" + ", ".join(f"{self.constant(k)}: {self.expr(v)}" for k, v in vt.items.items()) + "}"
-        if isinstance(vt, trackers.Iterator):
-            return f"iter([{', '.join(self.expr(i) for i in vt.items[vt.pos:])}])"
-        if isinstance(vt, trackers.LazyIterator):
-            return self._lazy_iterator(vt)
-        if isinstance(vt, trackers.DictView):
-            return f"{self.expr(vt.dict)}.{vt.kind}()"
-        if isinstance(vt, trackers.Generator):
-            raise Unsupported(f"a generator ({vt.name}) alive at a graph break: its suspended frame cannot be "
-                              f"rebuilt")
-        if isinstance(vt, trackers.Slice):
-            return f"slice({self.expr(vt.start)}, {self.expr(vt.stop)}, {self.expr(vt.step)})"
-        if isinstance(vt, trackers.Method):
-            return f"getattr({self.expr(vt.receiver)}, {self.constant(vt.name)})"
-        if isinstance(vt, trackers.GradModeExit):
-            return f"{self.constant(GradRestore)}({vt.restore})"
-        if isinstance(vt, trackers.Function):
-            return self._function(vt)
-        if isinstance(vt, trackers.DataObject) and vt.plain:
+    @_build.register(type(trackers.NULL))
+    def _null(self, vt) -> str:
+        return self.constant(NULL)
+
+    @_build.register(trackers.Tensor)
+    def _tensor(self, vt) -> str:
+        if vt.source is not None and not self.tensors_from_graph:
+            return vt.source.code
+        return self.output(vt.node)
+
+    @_build.register(trackers.Sym)
+    def _symbol(self, vt) -> str:
+        return vt.source.code if vt.source is not None else self.output(vt.node)
+
+    @_build.register(trackers.Tuple)
+    @_built_once
+    def _tuple(self, vt) -> str:
+        return f"({''.join(self.expr(i) + ', ' for i in vt.items)})"
+
+    @_build.register(trackers.Size)
+    @_built_once
+    def _size(self, vt) -> str:
+        return f"{self.constant(torch.Size)}(({''.join(self.expr(i) + ', ' for i in vt.items)}))"
+
+    @_build.register(trackers.NamedTuple)
+    @_built_once
+    def _named_tuple(self, vt) -> str:
+        items = "".join(self.expr(i) + ", " for i in vt.items)
+        cls = self.constant(vt.cls)
+        return f"{cls}({items})" if hasattr(vt.cls, "_make") else f"{cls}(({items}))"
+
+    @_build.register(trackers.List)
+    @_built_once
+    def _list(self, vt) -> str:
+        return f"[{', '.join(self.expr(i) for i in vt.items)}]"
+
+    @_build.register(trackers.Dict)
+    @_built_once
+    def _dict(self, vt) -> str:
+        return "{" + ", ".join(f"{self.constant(k)}: {self.expr(v)}" for k, v in vt.items.items()) + "}"
+
+    @_build.register(trackers.Iterator)
+    @_built_once
+    def _iterator(self, vt) -> str:
+        return f"iter([{', '.join(self.expr(i) for i in vt.items[vt.pos:])}])"
+
+    @_build.register(trackers.DictView)
+    @_built_once
+    def _dict_view(self, vt) -> str:
+        return f"{self.expr(vt.dict)}.{vt.kind}()"
+
+    @_build.register(trackers.Generator)
+    def _generator(self, vt) -> str:
+        raise Unsupported(f"a generator ({vt.name}) alive at a graph break: its suspended frame cannot be "
+                          f"rebuilt")
+
+    @_build.register(trackers.Slice)
+    def _slice(self, vt) -> str:
+        return f"slice({self.expr(vt.start)}, {self.expr(vt.stop)}, {self.expr(vt.step)})"
+
+    @_build.register(trackers.Method)
+    def _method(self, vt) -> str:
+        return f"getattr({self.expr(vt.receiver)}, {self.constant(vt.name)})"
+
+    @_build.register(trackers.GradModeExit)
+    def _grad_mode_exit(self, vt) -> str:
+        return f"{self.constant(GradRestore)}({vt.restore})"
+
+    @_build.register(trackers.DataObject)
+    @_built_once
+    def _data_object(self, vt) -> str:
+        if vt.plain:
             fields = ", ".join(f"{self.constant(k)}: {self.expr(v)}" for k, v in vt.fields.items())
             return f"{self.constant(rebuild_plain)}({self.constant(vt.cls)}, {{{fields}}})"
-        if isinstance(vt, trackers.DataObject):
-            fields = ", ".join(f"{k}={self.expr(v)}" for k, v in vt.fields.items())
-            return f"{self.constant(vt.cls)}({fields})"
-        if isinstance(vt, trackers.Partial):
-            args = "".join(self.expr(a) + ", " for a in vt.args)
-            kwargs = "".join(f"{k}={self.expr(v)}, " for k, v in vt.kwargs.items())
-            return f"{self.constant(functools.partial)}({self.expr(vt.fn)}, {args}{kwargs})"
-        raise Unsupported(f"cannot rebuild a {type(vt).__name__} at a graph break")
+        fields = ", ".join(f"{k}={self.expr(v)}" for k, v in vt.fields.items())
+        return f"{self.constant(vt.cls)}({fields})"
 
+    @_build.register(trackers.Partial)
+    @_built_once
+    def _partial(self, vt) -> str:
+        args = "".join(self.expr(a) + ", " for a in vt.args)
+        kwargs = "".join(f"{k}={self.expr(v)}, " for k, v in vt.kwargs.items())
+        return f"{self.constant(functools.partial)}({self.expr(vt.fn)}, {args}{kwargs})"
+
+    @_build.register(trackers.LazyIterator)
+    @_built_once
     def _lazy_iterator(self, it: trackers.LazyIterator) -> str:
         sources = [self.expr(s) for s in it.sources]
         state = it.state
@@ -157,6 +213,8 @@ class Rebuilder:
             start = (-(state["pos"] - state["start"])) % state["step"]
         return f"{self.constant(itertools.islice)}({sources[0]}, {start}, {stop}, {state['step']})"
 
+    @_build.register(trackers.Function)
+    @_built_once
     def _function(self, fn: trackers.Function) -> str:
         from .steps import make_function
         if id(fn) in self._building:
