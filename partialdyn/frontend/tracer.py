@@ -15,6 +15,7 @@ import abc
 import collections
 import dataclasses
 import enum
+import functools
 import linecache
 import math
 import sys
@@ -649,17 +650,23 @@ def _reachable(targets, roots) -> bool:
         seen.add(id(vt))
         if id(vt) in wanted:
             return True
-        if isinstance(vt, (trackers.Tuple, trackers.List, trackers.Iterator)):
-            todo.extend(vt.items)
-        elif isinstance(vt, trackers.Dict):
-            todo.extend(vt.items.values())
-        elif isinstance(vt, trackers.DataObject):
-            todo.extend(vt.fields.values())
-        elif isinstance(vt, trackers.Function):
-            todo.extend(c.contents for c in vt.closure if c.contents is not None)
-        elif isinstance(vt, trackers.Method):
-            todo.append(vt.receiver)
+        todo.extend(_held(vt))
     return False
+
+
+@functools.singledispatch
+def _held(vt):
+    """The trackers `vt` holds, through which a mutation of one of them can be seen (none for most types)."""
+    return ()
+
+
+_held.register(trackers.Tuple, lambda vt: vt.items)
+_held.register(trackers.List, lambda vt: vt.items)
+_held.register(trackers.Iterator, lambda vt: vt.items)
+_held.register(trackers.Dict, lambda vt: vt.items.values())
+_held.register(trackers.DataObject, lambda vt: vt.fields.values())
+_held.register(trackers.Function, lambda vt: [cell.contents for cell in vt.closure if cell.contents is not None])
+_held.register(trackers.Method, lambda vt: [vt.receiver])
 
 
 def _last_node(graph):
