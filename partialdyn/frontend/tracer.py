@@ -667,6 +667,10 @@ _held.register(trackers.Dict, lambda vt: vt.items.values())
 _held.register(trackers.DataObject, lambda vt: vt.fields.values())
 _held.register(trackers.Function, lambda vt: [cell.contents for cell in vt.closure if cell.contents is not None])
 _held.register(trackers.Method, lambda vt: [vt.receiver])
+_held.register(trackers.DictView, lambda vt: [vt.dict])
+_held.register(trackers.Partial, lambda vt: [vt.fn, *vt.args, *vt.kwargs.values()])
+_held.register(trackers.LazyIterator,
+               lambda vt: [*vt.sources, *(v for v in vt.state.values() if isinstance(v, trackers.VT))])
 
 
 def _last_node(graph):
