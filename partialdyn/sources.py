@@ -42,6 +42,9 @@ class Src(Source):
     refs: tuple = field(default=(), compare=False)    # (name, object) pairs `code` refers to
     # (a name or an Over, then each attribute read or subscript as code: ".weight", "[0]") or None: opaque code
     path: tuple | None = field(default=None, compare=False)
+    # reading it runs user code (a cached function's call): explanations of a miss do not read it where the
+    # guard itself would not have (after an earlier check failed)
+    runs_code: bool = field(default=False, compare=False)
 
     def __post_init__(self):
         if self.path is None and self.code.isidentifier():
@@ -50,7 +53,7 @@ class Src(Source):
     def extended(self, step: str, text: str, *refs) -> "Src":
         """`self` followed by one attribute read or subscript (`step` is its code: ".weight", "[0]")."""
         path = self.path + (step,) if self.path is not None else None
-        return Src(self.code + step, text, self.refs + refs, path)
+        return Src(self.code + step, text, self.refs + refs, path, self.runs_code)
 
     @property
     def name(self) -> str:
@@ -136,7 +139,7 @@ def item(base: Src, key) -> Src:
 
 def derived(base: Src, template: str, text: str, *refs) -> Src:
     """Another expression over `base`: `template` has `{}` where base's code goes."""
-    return Src(template.format(base.code), text, base.refs + tuple(refs), (Over(template, base),))
+    return Src(template.format(base.code), text, base.refs + tuple(refs), (Over(template, base),), base.runs_code)
 
 
 def attr_name(name: str) -> str:

@@ -260,3 +260,143 @@ def test_a_cached_function_of_a_tensor_answers_from_its_cache_like_eager():
     torch.testing.assert_close(opt(r(3)), r(3) + 2)
     assert partialdyn.stats(opt)["graph_breaks"] >= 1
     cached_by_tensor.cache_clear()
+
+
+# ---- where the guard could not repeat a cached call faithfully, the call runs in Python (review findings)
+
+MODE = 1
+
+
+@functools.lru_cache(maxsize=None)
+def mode_times(n):
+    return MODE * n
+
+
+def writes_the_mode_then_calls(x):
+    global MODE
+    MODE = 7
+    return x + mode_times(2)
+
+
+def test_a_cached_function_called_after_a_traced_global_write_sees_the_write():
+    global MODE
+    for fn in (writes_the_mode_then_calls, partialdyn.optimize(writes_the_mode_then_calls, backend="eager")):
+        MODE = 1
+        mode_times.cache_clear()
+        torch.testing.assert_close(fn(torch.zeros(1)), torch.full((1,), 14.0))
+        assert mode_times(2) == 14
+    MODE = 1
+    mode_times.cache_clear()
+
+
+NOT_READY = [True]
+
+
+@functools.lru_cache(maxsize=None)
+def ready_value(n):
+    if NOT_READY[0]:
+        raise ValueError("not ready")
+    return n
+
+
+def catches_the_cached_error(x):
+    try:
+        value = ready_value(1)
+    except ValueError:
+        value = -1
+    return x + value
+
+
+def test_a_cached_function_that_raised_is_called_again_like_eager():
+    """lru_cache does not cache exceptions: a later call that succeeds gives its answer."""
+    opt = partialdyn.optimize(catches_the_cached_error, backend="eager")
+    ready_value.cache_clear()
+    NOT_READY[0] = True
+    try:
+        torch.testing.assert_close(opt(torch.zeros(1)), torch.full((1,), -1.0))
+        NOT_READY[0] = False
+        torch.testing.assert_close(opt(torch.zeros(1)), torch.full((1,), 1.0))
+    finally:
+        NOT_READY[0] = True
+        ready_value.cache_clear()
+
+
+BOUNDED_RUNS = []
+
+
+@functools.lru_cache(maxsize=1)
+def bounded(n):
+    BOUNDED_RUNS.append(n)
+    return [n]
+
+
+def alternates(x):
+    a, b, c = bounded(1), bounded(2), bounded(1)
+    return x + a[0] + b[0] + c[0], a is c
+
+
+def test_a_bounded_cache_evicts_as_in_eager():
+    results = {}
+    for name, fn in (("eager", alternates), ("optimized", partialdyn.optimize(alternates, backend="eager"))):
+        bounded.cache_clear()
+        BOUNDED_RUNS.clear()
+        results[name] = ([fn(torch.ones(1))[1] for _ in range(3)], list(BOUNDED_RUNS))
+    assert results["optimized"] == results["eager"]
+    bounded.cache_clear()
+
+
+HEAVY_RUNS = []
+
+
+@functools.lru_cache(maxsize=None)
+def heavy(n):
+    HEAVY_RUNS.append(n)
+    return n * 2
+
+
+def maybe_heavy(x, flag):
+    return x + heavy(5) if flag else x - 1
+
+
+def test_explaining_a_recompile_does_not_call_a_cached_function_the_guard_would_not():
+    opt = partialdyn.optimize(maybe_heavy, backend="eager")
+    heavy.cache_clear()
+    HEAVY_RUNS.clear()
+    opt(r(2), True)
+    heavy.cache_clear()
+    opt(r(2), False)            # eager never calls heavy here; the old entry's guard fails on flag first
+    assert HEAVY_RUNS == [5]
+    heavy.cache_clear()
+
+
+@functools.lru_cache(maxsize=None)
+def by_keyword(**kwargs):
+    return len(kwargs)
+
+
+def test_a_cached_call_with_a_keyword_that_is_not_an_identifier_runs_in_python():
+    def f(x):
+        return x + by_keyword(**{"a-b": 1})
+    stats = check(f, [(r(2),), (r(3),)], breaks=1)
+    assert stats["internal_errors"] == 0
+
+
+class _TableModule(torch.nn.Module):
+    def forward(self, x):
+        return x + self.table(2)
+
+    @functools.lru_cache(maxsize=None)
+    def table(self, n):
+        return n
+
+
+def test_a_cached_method_of_a_module_built_in_the_trace_is_cached_per_module_like_eager():
+    """Each call builds a new module, so eager's cache gains an entry (and runs the method) per call."""
+    def f(x):
+        return _TableModule()(x)
+    opt = partialdyn.optimize(f, backend="eager")
+    _TableModule.table.cache_clear()
+    for _ in range(3):
+        torch.testing.assert_close(opt(r(2)), r(2) + 2)
+    assert _TableModule.table.cache_info().currsize == 3
+    _TableModule.table.cache_clear()

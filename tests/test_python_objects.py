@@ -408,6 +408,84 @@ def test_a_module_subclass_with_its_own_init_built_in_the_trace_runs_in_python()
     check(f, [(r(2, 3),), (r(4, 3),)], breaks=1)
 
 
+class _ScaledIdentity(torch.nn.Identity):
+    factor = 2.0
+
+    def forward(self, x):
+        return x * self.factor
+
+
+class _ReluWithPropertySetter(torch.nn.ReLU):
+    SET = []
+
+    @property
+    def inplace(self):
+        return self.__dict__.get("_inplace", False)
+
+    @inplace.setter
+    def inplace(self, value):
+        _ReluWithPropertySetter.SET.append(value)
+        self.__dict__["_inplace"] = value
+
+
+class _ReluWithOwnCopy(torch.nn.ReLU):
+    def __deepcopy__(self, memo):
+        return "not a module"
+
+
+def test_module_subclasses_with_class_attributes_properties_or_copy_hooks_are_built_in_python():
+    """Built in the trace, a class attribute would be read unguarded, a property setter would run once and a
+    returned copy would come from the class's own __deepcopy__: such classes are built at a break, as eager."""
+    def scaled(x):
+        return _ScaledIdentity()(x)
+
+    def with_setter(x):
+        return _ReluWithPropertySetter()(x) + 1
+
+    def returned(x):
+        m = _ReluWithOwnCopy()
+        return m(x), m
+    try:
+        check(scaled, [(r(2),), (r(2),)], before={1: lambda fn: setattr(_ScaledIdentity, "factor", 3.0)}, breaks=None,
+              recompiles=None)
+    finally:
+        _ScaledIdentity.factor = 2.0
+    _ReluWithPropertySetter.SET.clear()
+    opt = partialdyn.optimize(with_setter, backend="eager")
+    for _ in range(3):
+        torch.testing.assert_close(opt(r(3)), with_setter(r(3)))
+    assert _ReluWithPropertySetter.SET == [False] * 6
+    opt = partialdyn.optimize(returned, backend="eager")
+    for _ in range(2):
+        out, module = opt(r(3))
+        assert type(module) is _ReluWithOwnCopy
+
+
+_HOOK_CALLS = []
+
+
+def _times_ten(module, args, output):
+    _HOOK_CALLS.append(1)
+    return output * 10
+
+
+def test_a_hook_registered_on_a_module_built_in_the_trace_runs_like_eager():
+    """The registration runs in Python on the module the rest of the frame uses (it was made on the
+    trace-time module: the hook never ran)."""
+    def f(x):
+        m = torch.nn.ReLU()
+        m.register_forward_hook(_times_ten)
+        return m(x) + 1
+    _HOOK_CALLS.clear()
+    want = f(r(3))
+    assert len(_HOOK_CALLS) == 1
+    opt = partialdyn.optimize(f, backend="eager")
+    for _ in range(2):
+        _HOOK_CALLS.clear()
+        torch.testing.assert_close(opt(r(3)), want)
+        assert len(_HOOK_CALLS) == 1
+
+
 def test_item_assignment_of_a_field_into_a_model_output_made_in_the_trace():
     outputs = pytest.importorskip("transformers.modeling_outputs")
 

@@ -101,6 +101,9 @@ def call_known(f, fn_vt, args, kwargs):
         return module_walk(f, fn, args, kwargs)
     if isinstance(fn, types.MethodType):
         self_vt = f.trace.by_identity.get(id(fn.__self__)) or trackers.Known(fn.__self__)
+        if _registers_on_a_built_module(fn, self_vt):
+            raise GraphBreak(f"{fn.__name__} on a module built in the trace",
+                             hint="it runs in Python, on the module the rest of the frame uses")
         # the function is named through the constant table (its identity is guarded where the method was
         # read), so its code guard is one per function, not one per object it is bound to
         function = trackers.Known(fn.__func__, f.trace.constant_source(fn.__func__, _name_of(fn.__func__))
@@ -137,37 +140,82 @@ def _assumed_constant_call(f, fn, args, kwargs):
     return trackers.Known(result)
 
 
+def _registers_on_a_built_module(method, self_vt) -> bool:
+    """`m.register_forward_hook(...)` (and the other register_* / add_module of nn.Module) on a module made in the
+    trace: the registration would change the trace-time module's tables, not those of the copy the rest of the
+    frame gets at a graph break inside it, so it runs in Python, on that copy."""
+    return (isinstance(method.__self__, torch.nn.Module) and isinstance(self_vt, trackers.Known) and self_vt.owned
+            and (method.__name__.startswith("register_") or method.__name__ == "add_module"))
+
+
 def _cached_call(f, fn_vt, args, kwargs):
     """A `functools.lru_cache` / `functools.cache` function on constant arguments: called now, as eager calls it
     (its function runs only if the answer is not cached), and its answer read like any value of the caller's
     world from the call itself (`scale(3)`, arguments spelled by their sources): the guard makes that call
-    again, a cache hit that runs nothing, unless the cache was cleared, when eager would run the function
-    too, and a different answer recompiles.  Tracing the function instead would run its side effects on
-    every call.  Other arguments (tensors hash by identity) make the call run in Python."""
-    if fn_vt.source is None:
-        raise GraphBreak(f"call of the cached function {_name_of(fn_vt.value)} made in the trace",
-                         hint="it runs in Python between two graphs")
+    again, a cache hit that runs nothing, unless the cache was cleared (or evicted the answer), when eager
+    would run the function too, and a different answer recompiles.  Tracing the function instead would run
+    its side effects on every call.  The call runs in Python instead when the guard could not repeat it
+    faithfully: an argument that is neither a constant nor read from a source (a tensor or an object made in
+    the trace: the cache keys it by identity), writes of the trace to the caller's world not made yet (the
+    function could read them), a second distinct call of a bounded cache in one trace (evictions follow the
+    order of calls), or an exception (not cached: eager calls again)."""
+    name = _name_of(fn_vt.value)
     named = list(args) + list(kwargs.values())
-    if not all(isinstance(a, (trackers.Known, trackers.Sym)) for a in named):
-        raise GraphBreak(f"call of the cached function {_name_of(fn_vt.value)} with a "
-                         f"{next(a for a in named if not isinstance(a, (trackers.Known, trackers.Sym))).python_type().__name__}"
-                         f" argument", hint="its cache is keyed by identity: the call runs in Python")
-    values = [protocol.python_value(f, a, _name_of(fn_vt.value)) for a in named]
+    reason = _uncached_call_reason(f, fn_vt, named, kwargs)
+    if reason:
+        raise GraphBreak(f"call of the cached function {name}: {reason}", hint="it runs in Python between two graphs")
+    values = [protocol.python_value(f, a, name) for a in named]
     spelled, refs = [], list(fn_vt.source.refs)
     for tracker, value in zip(named, values):
         if isinstance(tracker, trackers.Known) and tracker.source is not None:
             spelled.append(tracker.source.code)
             refs.extend(tracker.source.refs)
         else:
-            name, key = sources.KEYS.name_for(value)
-            spelled.append(name)
-            refs.append((name, key))
+            key_name, key = sources.KEYS.name_for(value)
+            spelled.append(key_name)
+            refs.append((key_name, key))
     positional, keywords = spelled[:len(args)], [f"{k}={code}" for k, code in zip(kwargs, spelled[len(args):])]
     code = f"{fn_vt.source.code}({', '.join(positional + keywords)})"
+    maxsize = fn_vt.value.cache_parameters()["maxsize"]
+    if maxsize is not None:
+        # a bounded cache evicts in the order of all its calls, which the guard, calling each distinct call of
+        # the trace once, does not repeat when the trace makes several
+        calls = f.trace.bounded_cache_calls.setdefault(id(fn_vt.value), set())
+        calls.add(code)
+        if len(calls) > 1:
+            raise GraphBreak(f"call of the cached function {name}: a second distinct call of a bounded cache "
+                             f"(lru_cache(maxsize={maxsize})) in one trace", hint="it runs in Python between two graphs")
     texts = [repr(v) for v in values[:len(args)]] + [f"{k}={v!r}" for k, v in zip(kwargs, values[len(args):])]
-    source = sources.Src(code, f"{fn_vt.source}({', '.join(texts)})", tuple(refs))
-    result = run_python(fn_vt.value, *values[:len(args)], **dict(zip(kwargs, values[len(args):])))
+    source = sources.Src(code, f"{fn_vt.source}({', '.join(texts)})", tuple(refs), runs_code=True)
+    try:
+        result = run_python(fn_vt.value, *values[:len(args)], **dict(zip(kwargs, values[len(args):])))
+    except UserError as error:
+        raise GraphBreak(f"call of the cached function {name} raised {type(error.error).__name__}",
+                         hint="exceptions are not cached: the call runs in Python") from None
     return f.trace.wrap(result, source)
+
+
+def _uncached_call_reason(f, fn_vt, named, kwargs) -> str | None:
+    """Why a cached call must run in Python (see _cached_call), or None."""
+    if fn_vt.source is None:
+        return "made in the trace"
+    maxsize = fn_vt.value.cache_parameters()["maxsize"]
+    if maxsize == 0:
+        return "lru_cache(maxsize=0) caches nothing"
+    if not all(k.isidentifier() for k in kwargs):
+        return "a keyword that is not an identifier"
+    for arg in named:
+        # a tensor, or an object the trace made (a container, a module built in it), is keyed by its identity,
+        # which is new on every call in eager; constants, classes and functions of libraries are not
+        constant = isinstance(arg, trackers.Sym) or isinstance(arg, trackers.Known) and not arg.owned and (
+            arg.source is not None or not isinstance(arg.value, torch.Tensor))
+        if not constant:
+            return f"a {arg.python_type().__name__} argument made in the trace (the cache keys it by identity)"
+    pending = f.trace.side_effects.writes() or any(c.source is not None for c in f.trace.side_effects.mutated())
+    certain_hit = not named and fn_vt.value.cache_info().currsize > 0   # `is_torch_available()` called before
+    if pending and not certain_hit:
+        return "the trace has writes to the caller's world it makes after the graph"
+    return None
 
 
 def is_autograd_function_apply(fn) -> bool:

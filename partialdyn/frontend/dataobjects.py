@@ -82,19 +82,27 @@ def is_plain_class(cls) -> bool:
                     for b in cls.__mro__[1:]))
 
 
-_CONSTRUCTION_HOOKS = ("__init__", "__new__", "__setattr__")
+_CLASS_METADATA = {"__module__", "__qualname__", "__doc__", "__annotations__", "__firstlineno__",
+                   "__static_attributes__", "__dict__", "__weakref__", "__orig_bases__", "__parameters__"}
+_COPY_AND_BUILD_HOOKS = {"__init__", "__new__", "__setattr__", "__getattr__", "__getattribute__", "__deepcopy__",
+                         "__copy__", "__getstate__", "__setstate__", "__reduce__", "__reduce_ex__"}
 
 
 def is_torch_module_class(cls) -> bool:
-    """A module class of torch.nn itself, or a subclass that only adds methods (transformers' SiLUActivation:
-    a forward): building one runs torch.nn's constructor alone, a candidate for construct_module."""
+    """A module class of torch.nn itself, or a subclass whose classes between it and torch.nn define only
+    methods (transformers' SiLUActivation: a forward): building one runs torch.nn's constructor alone, and the
+    copy made where it outlives the trace is torch.nn's too.  A class attribute (read unguarded from a module
+    made in the trace), a property (its setter runs once in the build) or a hook of construction, attribute
+    access or copying of its own keeps the class out: a candidate for construct_module."""
     if not (isinstance(cls, type) and type(cls) is type and issubclass(cls, torch.nn.Module)):
         return False
     for klass in cls.__mro__:
         if (klass.__module__ or "").startswith("torch.nn.modules."):
             return True
-        if any(name in vars(klass) for name in _CONSTRUCTION_HOOKS):
-            return False
+        for name, value in vars(klass).items():
+            if name in _COPY_AND_BUILD_HOOKS or (
+                    name not in _CLASS_METADATA and not isinstance(value, (types.FunctionType, staticmethod, classmethod))):
+                return False
     return False
 
 

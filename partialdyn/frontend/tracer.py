@@ -115,6 +115,7 @@ class Trace:
         self.strides_read = False
         self.globals_owner = trackers.Known(self.globals, sources.Src(GLOBALS, "G"))
         self.source_constants = Constants(PREFIX + "m")    # objects sources name (see `register`)
+        self.bounded_cache_calls = {}                      # id(lru_cache wrapper) -> its calls' code (calls.py)
 
     def strides_observed(self):
         """Traced code read strides: the strides size-0/1 dims happened to have now matter, so guard them

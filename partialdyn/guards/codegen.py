@@ -45,6 +45,10 @@ def _shown(value) -> str:
     return value.__qualname__ if isinstance(value, type) else repr(value)
 
 
+def _runs_code(g: Guard) -> bool:
+    return any(getattr(read, "runs_code", False) for read in g.check.reads)
+
+
 def _made_by(g: Guard) -> str:
     return f" (from {g.provenance.describe()})" if g.provenance is not None else ""
 
@@ -79,6 +83,8 @@ class GuardFunction:
         env.update(zip(self.argnames, args))
         out = []
         for g in self.guards:
+            if out and _runs_code(g):
+                continue        # the guard function stops at the first failure: it would not have run this
             try:
                 ok = eval(g.code, env)
             except Exception:

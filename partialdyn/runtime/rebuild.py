@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import functools
 import itertools
+import types
 
 import torch
 
@@ -98,6 +99,12 @@ class Rebuilder:
             if id(vt.value) not in self._bound:
                 self.bind(vt.value, f"{self.constant(copy.deepcopy)}({self.constant(copy.deepcopy(vt.value))})")
             return self._bound[id(vt.value)][0]
+        if isinstance(vt.value, types.MethodType):
+            # a method bound to a copy made in the trace (`m.register_forward_hook` loaded before the break):
+            # bound to the rebuilt copy, which the rest of the frame uses
+            receiver = next((o for o in self.owned if o.value is vt.value.__self__), None)
+            if receiver is not None:
+                return f"getattr({self.expr(receiver)}, {self.constant(vt.value.__name__)})"
         found = copies.locate(vt.value, self.owned)
         if found is None:
             return self._value(vt)
