@@ -173,7 +173,7 @@ def cell_filled(cell) -> bool:
 @dataclass(eq=False)
 class Method(VT):
     receiver: VT
-    name: str
+    name: str                  # `dict.get`: that builtin class's own method, found through super()
 
     def python_type(self):
         return type(len)

@@ -3,6 +3,7 @@ tensors, classes and containers, locals(), typing generics, data descriptors, op
 defined by user classes, plain attributes next to parameters on modules, torch.nn modules built in the
 trace (a loss in a forward), and item assignment into a model output."""
 import collections.abc
+import functools
 import typing
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -495,3 +496,50 @@ def test_item_assignment_of_a_field_into_a_model_output_made_in_the_trace():
         out["last_hidden_state"] = out.last_hidden_state - 3
         return out, out.hidden_states[1] + out["last_hidden_state"], out.to_tuple()
     check(f, [(r(2),), (r(3),)])
+
+
+def test_a_model_output_method_the_tracer_does_not_model_runs_on_the_output_at_its_break():
+    """OrderedDict's methods are bound to an output made in the trace, so the break step calls them on the
+    rebuilt output (the class's unbound method was called: TypeError)."""
+    outputs = pytest.importorskip("transformers.modeling_outputs")
+
+    def f(x):
+        out = outputs.BaseModelOutput(last_hidden_state=x + 1, hidden_states=(x,))
+        out.move_to_end("last_hidden_state")
+        return list(out), out.last_hidden_state * 2
+    check(f, [(r(2),), (r(3),)], breaks=1)
+
+
+class _Lazy:
+    def __init__(self, x):
+        self.x = x
+
+    @functools.cached_property
+    def doubled(self):
+        return self.x * 2
+
+
+class _LazyChild(_Lazy):
+    @property
+    def doubled_by_parent(self):
+        return super().doubled
+
+
+def test_a_cached_property_of_an_object_made_in_the_trace_reads_its_value():
+    """A non-data descriptor of the class goes through its __get__, read directly or through super() (the
+    descriptor object itself was the value)."""
+    def f(x):
+        return _Lazy(x).doubled + 1, _LazyChild(x).doubled_by_parent
+    check(f, [(r(2),), (r(3),)], breaks=2)
+
+
+class _Registry(dict):
+    def add(self, x, name):
+        return x + 1, super().setdefault(name, 0)
+
+
+def test_a_builtin_method_found_through_super_runs_on_its_receiver_at_a_break():
+    """`super().setdefault` of a dict subclass is dict's method bound to the object at the break (rebuilt as an
+    attribute named `dict.setdefault`: AttributeError)."""
+    registry = _Registry()
+    check(registry.add, [(r(2), "a"), (r(2), "b"), (r(2), "a")], breaks=2, recompiles=2)

@@ -165,10 +165,12 @@ def _super_attr_of_traced(f, sup, name):
         attr = vars(klass)[name]
         if klass is object and name == "__init__":
             return trackers.Partial(trackers.Known(_object_init), [sup.obj], {})
-        if isinstance(attr, types.FunctionType):
-            return trackers.Partial(trackers.Known(attr), [sup.obj], {})
+        if isinstance(attr, (types.FunctionType,) + dataobjects.BUILTIN_METHODS):
+            return trackers.Partial(trackers.Known(attr), [sup.obj], {})     # bound: a call keeps its receiver
         if isinstance(attr, property):
             return protocol.call(f, trackers.Known(attr.fget), [sup.obj], {})
+        if hasattr(type(attr), "__get__"):
+            return dataobjects.through_get(f, attr, sup.obj)
         return reads.known_result(attr)
     # a miss no guard keeps a miss (the classes of the MRO may gain the name): not traceable into a handler
     raise UserError(AttributeError(f"'super' object has no attribute {name!r}"), traceable=False)

@@ -163,10 +163,7 @@ def get_attr(f, obj: trackers.DataObject, name: str):
             if descriptor.fget is None:
                 raise UserError(AttributeError(f"property {name!r} of {obj.cls.__name__!r} object has no getter"))
             return protocol.call(f, trackers.Known(descriptor.fget), [obj], {})
-        getter = getattr(type(descriptor), "__get__", None)
-        if getter is None:
-            return trackers.Known(descriptor)
-        return protocol.call(f, trackers.Known(getter), [trackers.Known(descriptor), obj, trackers.Known(obj.cls)], {})
+        return through_get(f, descriptor, obj)
     if name in obj.fields:
         return obj.fields[name]
     entry = reads.class_attribute(f, obj.cls, name)
@@ -177,9 +174,20 @@ def get_attr(f, obj: trackers.DataObject, name: str):
         return trackers.Known(raw.__func__)
     if isinstance(raw, classmethod):
         return trackers.Known(types.MethodType(raw.__func__, obj.cls))
-    if isinstance(raw, types.FunctionType):
-        return trackers.Method(obj, name)
-    return entry
+    if isinstance(raw, (types.FunctionType,) + BUILTIN_METHODS):
+        return trackers.Method(obj, name)     # bound to the instance, as Python binds it: a call keeps its receiver
+    return through_get(f, raw, obj) if hasattr(type(raw), "__get__") else entry
+
+
+BUILTIN_METHODS = (types.MethodDescriptorType, types.WrapperDescriptorType)    # `OrderedDict.values`, `dict.__iter__`
+
+
+def through_get(f, descriptor, obj: trackers.DataObject):
+    """`obj.name` for a descriptor the class holds at `name`: what its `__get__` makes of it (traced)."""
+    getter = getattr(type(descriptor), "__get__", None)
+    if getter is None:
+        return trackers.Known(descriptor)
+    return protocol.call(f, trackers.Known(getter), [trackers.Known(descriptor), obj, trackers.Known(obj.cls)], {})
 
 
 @protocol.register("store_attribute", trackers.DataObject)
