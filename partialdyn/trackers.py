@@ -13,7 +13,7 @@ Every value the traced code touches is one of:
   Iterator     an iterator over known items (for loops)
   Generator    a generator object made in the trace: a suspended frame, run only as far as it is consumed
   LazyIterator zip / enumerate / map / filter / itertools.count & co, pulled one item at a time
-  DictView     d.keys() / d.values() / d.items(): a live view of a Dict tracker
+  DictView     d.keys() / d.values() / d.items(): a live view of a Dict tracker or a model output's dict part
   GradMode / GradModeExit   torch.no_grad() & co, and the exit of their `with`
   Autocast / AutocastExit   torch.autocast(...) and the exit of its `with` (a region in the graph)
   Slice        a slice with symbolic bounds
@@ -27,6 +27,7 @@ graph-input sources a value was computed from.
 """
 from __future__ import annotations
 
+import collections
 import functools
 from dataclasses import dataclass, field
 from typing import Any
@@ -213,12 +214,14 @@ class LazyIterator(VT):
 
 @dataclass(eq=False)
 class DictView(VT):
-    """`d.keys()`, `d.values()`, `d.items()` of a Dict tracker: reads the dict each time, so it stays live."""
-    dict: Dict
+    """`d.keys()`, `d.values()`, `d.items()` of a Dict tracker, or of a DataObject's mapping (a model output):
+    reads the dict each time, so it stays live."""
+    dict: VT
     kind: str                      # keys / values / items
 
     def python_type(self):
-        return type(getattr({}, self.kind)())
+        ordered = issubclass(self.dict.python_type(), collections.OrderedDict)
+        return type(getattr(collections.OrderedDict() if ordered else {}, self.kind)())
 
 
 @dataclass(eq=False)

@@ -3,6 +3,7 @@ tensors, classes and containers, locals(), typing generics, data descriptors, op
 defined by user classes, plain attributes next to parameters on modules, torch.nn modules built in the
 trace (a loss in a forward), and item assignment into a model output."""
 import collections.abc
+import dataclasses
 import functools
 import typing
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -543,3 +544,49 @@ def test_a_builtin_method_found_through_super_runs_on_its_receiver_at_a_break():
     attribute named `dict.setdefault`: AttributeError)."""
     registry = _Registry()
     check(registry.add, [(r(2), "a"), (r(2), "b"), (r(2), "a")], breaks=2, recompiles=2)
+
+
+def test_views_of_a_model_output_made_in_the_trace_are_live_and_traced_without_a_break():
+    """keys(), values() and items() are OrderedDict views of the output's dict part: the fields that are not None,
+    in the order they were set, a field set after the view was taken included (they were lists, taken once)."""
+    outputs = pytest.importorskip("transformers.modeling_outputs")
+
+    def f(x):
+        out = outputs.BaseModelOutput(last_hidden_state=x + 1, attentions=(x * 3,))
+        keys, values, items = out.keys(), out.values(), out.items()
+        out.hidden_states = (x * 2,)
+        return (list(keys), [v for v in values], list(items)[-1][1][0], len(values), type(values).__name__,
+                "hidden_states" in keys, list(reversed(keys)))
+    check(f, [(r(2),), (r(3),)], breaks=0)
+
+
+def test_iteration_len_in_and_get_on_a_model_output_follow_its_dict_part():
+    """Iterating a model output yields its keys (it was a graph break); `in` and get() run ModelOutput's own
+    methods, the old cache names included, down to the dict part."""
+    outputs = pytest.importorskip("transformers.modeling_outputs")
+
+    def f(x):
+        out = outputs.BaseModelOutput(last_hidden_state=x + 1, hidden_states=(x,))
+        names = [k for k in out]
+        return (names, len(out), "hidden_states" in out, "attentions" in out, "past_key_values" in out,
+                out.get("hidden_states")[0] * 2, out.get("attentions", 5), out.to_tuple()[0])
+    check(f, [(r(2),), (r(3),)], breaks=0)
+
+
+def test_a_model_output_subclass_that_overrides_keys_is_traced_through_its_own_method():
+    """The class's keys() runs, reaching OrderedDict's through super() (the tracer answered every output's
+    keys() itself)."""
+    utils = pytest.importorskip("transformers.utils")
+
+    @dataclasses.dataclass
+    class Visible(utils.ModelOutput):
+        logits: torch.Tensor = None
+        hidden: torch.Tensor = None
+
+        def keys(self):
+            return [k for k in super().keys() if k != "hidden"]
+
+    def f(x):
+        out = Visible(logits=x + 1, hidden=x * 2)
+        return out.keys(), [out[k] for k in out.keys()]
+    check(f, [(r(2),), (r(3),)], breaks=0)

@@ -125,6 +125,9 @@ def call_known(f, fn_vt, args, kwargs):
     if isinstance(fn, (types.BuiltinMethodType, types.MethodWrapperType)) and _pure_receiver(fn):
         return trackers.Known(run_python(fn, *[protocol.python_value(f, a, fn.__name__) for a in args],
                                         **{k: protocol.python_value(f, v, fn.__name__) for k, v in kwargs.items()}))
+    if dataobjects.is_mapping_method(fn) and args and isinstance(args[0], trackers.DataObject) and \
+            args[0].mapping is not None:     # `super().get(...)` in a model output's own method
+        return dataobjects.mapping_method(f, args[0], fn.__name__, args[1:], kwargs)
     raise GraphBreak(f"call to {_name_of(fn)} is not traceable",
                      hint="it runs in Python between two graphs")
 

@@ -6,9 +6,10 @@ an empty instance.  Fields are trackers, methods are inlined with the tracker as
 `self`; at a graph break or return a dataclass is rebuilt by calling the class,
 a plain instance without its `__init__` (rebuilt.rebuild_plain).  Dataclasses
 that are also dicts (transformers' ModelOutput) get the dict view their
-`__post_init__` would build: the fields that are not None, in order.  All the protocol
-rules of `trackers.DataObject` (attribute, subscript, iterate, length, call, call_method, store_attribute,
-store_subscript) are here.
+`__post_init__` would build: the fields that are not None, in order; the methods the class takes from
+dict or OrderedDict answer from it (`mapping_method`: live keys/values/items views, iteration, `in`).
+All the protocol rules of `trackers.DataObject` (attribute, subscript, iterate, length, contains, call,
+call_method, store_attribute, store_subscript) are here.
 
 A torch.nn module without parameters or buffers (a loss, an activation, Dropout, ...) built in
 traced code is constructed for real at trace time, from constructor arguments that are constants
@@ -19,6 +20,7 @@ module, and wherever it outlives the trace it is rebuilt as a fresh copy per cal
 from __future__ import annotations
 
 import abc
+import collections
 import collections.abc
 import dataclasses
 import operator
@@ -247,35 +249,58 @@ def _call_instance(f, obj: trackers.DataObject, args, kwargs):
 
 @protocol.register("call_method", trackers.DataObject)
 def call_method(f, obj: trackers.DataObject, name, args, kwargs):
-    if obj.mapping is not None:
-        if name == "to_tuple":
-            return trackers.Tuple(list(obj.mapping.values()))
-        if name == "keys":
-            return trackers.List([trackers.Known(k) for k in obj.mapping])
-        if name == "values":
-            return trackers.List(list(obj.mapping.values()))
-        if name == "items":
-            return trackers.List([trackers.Tuple([trackers.Known(k), v]) for k, v in obj.mapping.items()])
-        if name == "get":
-            key = args[0].value
-            return obj.mapping.get(key, args[1] if len(args) > 1 else trackers.Known(None))
+    entry = reads.class_attribute(f, obj.cls, name)     # a method patched on the class later is seen
+    if obj.mapping is not None and isinstance(entry, trackers.Known) and is_mapping_method(entry.value):
+        return mapping_method(f, obj, name, args, kwargs)
     method = getattr(obj.cls, name, None)
     if method is None or not callable(method) or getattr(method, "__module__", "") == "builtins":
         raise GraphBreak(f"method {name!r} of {obj.cls.__name__}")
-    reads.class_attribute(f, obj.cls, name)     # a method patched on the class later is seen
     return protocol.call(f, trackers.Known(method), [obj] + list(args), kwargs)
+
+
+def is_mapping_method(method) -> bool:
+    """A method of dict or OrderedDict itself, which a model output's dict part answers (its Python overrides,
+    ModelOutput.get or __contains__, are inlined and reach these through super())."""
+    return isinstance(method, BUILTIN_METHODS) and method.__objclass__ in (dict, collections.OrderedDict)
+
+
+def mapping_method(f, obj: trackers.DataObject, name, args, kwargs):
+    """dict's or OrderedDict's own `name` on a model output made in the trace: its dict part is `obj.mapping`
+    (the fields that are not None, in the order they were set)."""
+    if kwargs or name in ("keys", "values", "items", "__len__", "__iter__") and args:
+        raise GraphBreak(f"method {name!r} of a {obj.cls.__name__} with these arguments")
+    if name in ("keys", "values", "items"):
+        return trackers.DictView(obj, name)
+    if name == "__len__":
+        return trackers.Known(len(obj.mapping))
+    if name == "__iter__":
+        return trackers.Iterator([trackers.Known(k) for k in obj.mapping])
+    if name in ("get", "__contains__", "__getitem__") and args:
+        key = protocol.python_value(f, args[0], f"{obj.cls.__name__}.{name}")
+        if name == "get":
+            return obj.mapping.get(key, args[1] if len(args) > 1 else trackers.Known(None))
+        if name == "__contains__":
+            return trackers.Known(key in obj.mapping)
+        if key not in obj.mapping:
+            raise UserError(KeyError(key))
+        return obj.mapping[key]
+    raise GraphBreak(f"method {name!r} of a {obj.cls.__name__}", hint="it runs in Python on the output")
 
 
 @protocol.register("length", trackers.DataObject)
 def _length(f, obj: trackers.DataObject):
-    return trackers.Known(len(obj.mapping)) if obj.mapping is not None else call_method(f, obj, "__len__", [], {})
+    return call_method(f, obj, "__len__", [], {})
+
+
+@protocol.register("contains", trackers.DataObject)
+def _contains(f, obj: trackers.DataObject, item) -> bool:
+    if reads.static_lookup(obj.cls, "__contains__") is reads.MISSING:
+        raise GraphBreak(f"`in` on a {obj.cls.__name__} without __contains__")
+    return protocol.truth(f, call_method(f, obj, "__contains__", [item], {}), "`in`")
 
 
 @protocol.register("iterate", trackers.DataObject)
 def _items(f, obj: trackers.DataObject):
-    if obj.mapping is not None:
-        raise GraphBreak(f"iteration over a {obj.python_type().__name__}",
-                         hint="the loop runs in Python around a graph break")
     if reads.static_lookup(obj.cls, "__iter__") is collections.abc.Sequence.__iter__:
         # the mixin's __iter__ ends on an IndexError; a Sequence is its len() items
         n = protocol.python_value(f, call_method(f, obj, "__len__", [], {}), "len()")

@@ -1,4 +1,4 @@
-"""Dict views over Dict trackers: `d.keys()`, `d.values()`, `d.items()`.
+"""Dict views over Dict trackers and model outputs made in the trace: `d.keys()`, `d.values()`, `d.items()`.
 
 A view reads its dict every time it is used, so a key added after the view was taken is
 seen through it, as in Python.  Keys and items views are sets for `|`, `&`, `-`, `^`, `==`
@@ -21,8 +21,14 @@ def view(d: trackers.Dict, kind: str) -> trackers.DictView:
     return trackers.DictView(d, kind)
 
 
+def entries(view_vt: trackers.DictView) -> dict:
+    """The dict of trackers the view reads: a Dict tracker's items, or a model output's mapping."""
+    owner = view_vt.dict
+    return owner.items if isinstance(owner, trackers.Dict) else owner.mapping
+
+
 def items_of(view_vt: trackers.DictView) -> list:
-    d = view_vt.dict.items
+    d = entries(view_vt)
     if view_vt.kind == "keys":
         return [trackers.Known(k) for k in d]
     if view_vt.kind == "values":
@@ -31,12 +37,12 @@ def items_of(view_vt: trackers.DictView) -> list:
 
 
 def length(view_vt: trackers.DictView) -> int:
-    return len(view_vt.dict.items)
+    return len(entries(view_vt))
 
 
 @protocol.register("contains", trackers.DictView)
 def contains(f, view_vt, item) -> bool:
-    d = view_vt.dict.items
+    d = entries(view_vt)
     if view_vt.kind == "keys":
         return protocol.python_value(f, item, "`in` on dict keys") in d
     if view_vt.kind == "values":
@@ -54,7 +60,7 @@ def as_set(f, vt, op_name):
     if isinstance(vt, trackers.DictView):
         if vt.kind == "values":
             raise UserError(TypeError(f"unsupported operand type(s) for {op_name}: 'dict_values'"))
-        if vt.kind == "items" and not all(isinstance(v, trackers.Known) for v in vt.dict.items.values()):
+        if vt.kind == "items" and not all(isinstance(v, trackers.Known) for v in entries(vt).values()):
             raise GraphBreak("a set operation on dict items whose values are not constants")
         return set(protocol.python_value(f, item, op_name) for item in items_of(vt))
     if isinstance(vt, trackers.Known):
@@ -100,7 +106,7 @@ def _view_value(f, vt, op):
 
 @protocol.register("truth", trackers.DictView)
 def _view_truth(f, vt, op):
-    return bool(vt.dict.items)
+    return bool(entries(vt))
 
 
 @protocol.register("iterate", trackers.DictView)
