@@ -25,3 +25,13 @@ def rebuild_plain(cls, fields: dict):
     obj = cls.__new__(cls)
     obj.__dict__.update(fields)
     return obj
+
+
+def completed(obj, attributes: dict, keys: tuple):
+    """A dataclass instance rebuilt by calling its class, given the attributes the traced code set that are not
+    constructor arguments and, for a model output, its dict part put back in the order the traced code set it."""
+    for name, value in attributes.items():
+        setattr(obj, name, value)
+    for key in keys:
+        obj.move_to_end(key)
+    return obj

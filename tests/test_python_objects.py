@@ -590,3 +590,70 @@ def test_a_model_output_subclass_that_overrides_keys_is_traced_through_its_own_m
         out = Visible(logits=x + 1, hidden=x * 2)
         return out.keys(), [out[k] for k in out.keys()]
     check(f, [(r(2),), (r(3),)], breaks=0)
+
+
+def test_a_returned_model_output_keeps_its_keys_in_the_order_eager_sets_them():
+    """The dict part follows the fields' order whatever the order of the arguments, then the order fields were
+    set in; a rebuilt output gets that order back (it was the arguments' order, then the fields' order)."""
+    outputs = pytest.importorskip("transformers.modeling_outputs")
+
+    def f(x):
+        out = outputs.BaseModelOutput(hidden_states=(x,), last_hidden_state=x + 1)
+        late = outputs.BaseModelOutput(last_hidden_state=x + 1, attentions=(x * 3,))
+        late.hidden_states = (x * 2,)
+        later = outputs.BaseModelOutput(attentions=(x * 3,))
+        later["last_hidden_state"] = x - 1
+        return list(out), out, late, later
+    check(f, [(r(2),), (r(3),)])
+
+
+def test_an_attribute_of_a_model_output_that_is_not_a_field_stays_out_of_its_dict_part():
+    """ModelOutput.__setattr__ puts only fields into the dict part: another name runs in Python (it entered the
+    dict part, and the rebuild passed it to the constructor: TypeError)."""
+    outputs = pytest.importorskip("transformers.modeling_outputs")
+
+    def f(x):
+        out = outputs.BaseModelOutput(last_hidden_state=x + 1)
+        out.note = x * 2
+        return list(out), out.note, out
+    check(f, [(r(2),), (r(3),)], breaks=1)
+
+
+@dataclasses.dataclass(eq=False)      # compared by its attributes
+class _Tagged:
+    value: torch.Tensor
+    scale: float = 1.0
+
+
+def test_a_dataclass_made_in_the_trace_keeps_an_attribute_that_is_not_a_field():
+    """The rebuild sets it after calling the class (it was passed to the constructor: TypeError)."""
+    def f(x):
+        point = _Tagged(x + 1)
+        point.tag = "first"
+        return point
+    check(f, [(r(2),), (r(3),)])
+
+
+@dataclasses.dataclass(frozen=True)
+class _Frozen:
+    value: torch.Tensor
+
+
+@dataclasses.dataclass(slots=True)
+class _Slotted:
+    value: torch.Tensor
+
+
+def test_assignments_eager_refuses_on_a_dataclass_made_in_the_trace_raise_as_in_eager():
+    """A frozen dataclass's own __setattr__ and an instance without __dict__ run in Python (the trace assigned)."""
+    def frozen(x):
+        point = _Frozen(x + 1)
+        point.value = x
+        return point.value
+
+    def slotted(x):
+        point = _Slotted(x + 1)
+        point.extra = x
+        return point.extra
+    check(frozen, [(r(2),)], breaks=None)
+    check(slotted, [(r(2),)], breaks=None)

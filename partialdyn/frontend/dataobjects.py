@@ -67,7 +67,9 @@ def construct(f, cls, args, kwargs):
             raise GraphBreak(f"dataclass {cls.__name__} field {fl.name!r} has a default factory")
     obj = trackers.DataObject(cls, values)
     if _is_mapping_output(cls):
-        obj.mapping = {k: v for k, v in values.items() if not (isinstance(v, trackers.Known) and v.value is None)}
+        # __post_init__ sets the dict part in the order of the fields, whatever the order of the arguments
+        obj.mapping = {fl.name: values[fl.name] for fl in dataclasses.fields(cls)
+                       if fl.name in values and not _is_none(values[fl.name])}
     return obj
 
 
@@ -194,7 +196,12 @@ def through_get(f, descriptor, obj: trackers.DataObject):
 
 @protocol.register("store_attribute", trackers.DataObject)
 def set_attr(f, obj: trackers.DataObject, name: str, value):
-    """`obj.name = value` (value None: `del obj.name`), through a data descriptor of the class if there is one."""
+    """`obj.name = value` (value None: `del obj.name`), through a data descriptor of the class if there is one; a
+    model output's field enters its dict part too (ModelOutput.__setattr__).  Anything else eager would do
+    differently runs in Python (_assignment_modelled)."""
+    if not _assignment_modelled(f, obj, name, value):
+        raise GraphBreak(f"{'assignment to' if value is not None else 'deletion of'} attribute {name!r} of a "
+                         f"{obj.cls.__name__}", hint="it runs in Python")
     f.trace.side_effects.mutate(obj)    # a break in the call that wrote it must not rebuild the half-changed object
     descriptor = data_descriptor(obj.cls, name)
     if descriptor is not None:
@@ -209,12 +216,35 @@ def set_attr(f, obj: trackers.DataObject, name: str, value):
         if name not in obj.fields:
             raise UserError(AttributeError(name))
         del obj.fields[name]
-        if obj.mapping is not None:
-            obj.mapping.pop(name, None)
         return
     obj.fields[name] = value
-    if obj.mapping is not None and not (isinstance(value, trackers.Known) and value.value is None):
+    if obj.mapping is not None and not _is_none(value):
         obj.mapping[name] = value
+
+
+def _is_none(vt) -> bool:
+    return isinstance(vt, trackers.Known) and vt.value is None
+
+
+def _assignment_modelled(f, obj: trackers.DataObject, name: str, value) -> bool:
+    """`obj.name = value` (value None: `del`) does what set_attr does: the class's __setattr__ is object's, or
+    ModelOutput's given one of the output's fields; the instance has a __dict__, a slot for the name, or a data
+    descriptor of the class takes it."""
+    setter = reads.class_attribute(f, obj.cls, "__setattr__").value     # guarded: a class patched later is seen
+    if obj.mapping is not None:       # None on a field in the dict part: eager keeps the entry, a rebuild would not
+        return value is not None and name in field_names(obj.cls) and setter is _model_output_base(obj.cls).__setattr__ \
+            and not (_is_none(value) and name in obj.mapping)
+    stored = reads.static_lookup(obj.cls, "__dict__") is not reads.MISSING or name in field_names(obj.cls) or \
+        data_descriptor(obj.cls, name) is not None
+    return setter is object.__setattr__ and stored
+
+
+def field_names(cls) -> set:
+    return {fl.name for fl in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
+
+
+def _model_output_base(cls):
+    return next(k for k in cls.__mro__ if k.__name__ == "ModelOutput")
 
 
 @protocol.register("subscript", trackers.DataObject)
@@ -232,10 +262,11 @@ def get_item(f, obj: trackers.DataObject, index):
 @protocol.register("store_subscript", trackers.DataObject)
 def set_item(f, obj: trackers.DataObject, index, value):
     """`output[key] = value` on a model output (ModelOutput.__setitem__: the dict entry, then the attribute) for a
-    key that is one of its fields; anything else runs the class's __setitem__ in Python (a graph break)."""
+    key that is one of its fields; anything else, and None (a dict entry a rebuild would not make), runs the
+    class's __setitem__ in Python (a graph break)."""
     key = protocol.python_value(f, index, "item assignment") if obj.mapping is not None else None
-    if not (isinstance(key, str) and key in {fl.name for fl in dataclasses.fields(obj.cls)}):
-        raise GraphBreak(f"item assignment into a {obj.cls.__name__} (not one of its fields)",
+    if not (isinstance(key, str) and key in field_names(obj.cls)) or _is_none(value):
+        raise GraphBreak(f"item assignment into a {obj.cls.__name__} (not one of its fields, or None)",
                          hint="the assignment runs in Python")
     f.trace.side_effects.mutate(obj)
     obj.mapping[key] = value

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 import copy
+import dataclasses
 import functools
 import itertools
 import types
@@ -19,7 +20,7 @@ from ..frontend import copies
 from .. import trackers
 from ..names import PREFIX, Constants
 from ..errors import Unsupported
-from ..rebuilt import GradRestore, rebuild_plain
+from ..rebuilt import GradRestore, completed, rebuild_plain
 from .steps import NULL
 
 OUTPUTS = PREFIX + "o"         # the graph's outputs in the runner
@@ -190,8 +191,15 @@ class Rebuilder:
         if vt.plain:
             fields = ", ".join(f"{self.constant(k)}: {self.expr(v)}" for k, v in vt.fields.items())
             return f"{self.constant(rebuild_plain)}({self.constant(vt.cls)}, {{{fields}}})"
-        fields = ", ".join(f"{k}={self.expr(v)}" for k, v in vt.fields.items())
-        return f"{self.constant(vt.cls)}({fields})"
+        arguments = {fl.name for fl in dataclasses.fields(vt.cls) if fl.init}
+        fields = ", ".join(f"{k}={self.expr(v)}" for k, v in vt.fields.items() if k in arguments)
+        built = f"{self.constant(vt.cls)}({fields})"
+        attributes = {k: v for k, v in vt.fields.items() if k not in arguments}
+        keys = tuple(vt.mapping or ())
+        if keys == tuple(fl.name for fl in dataclasses.fields(vt.cls) if fl.name in keys) and not attributes:
+            return built
+        attributes = "{" + ", ".join(f"{self.constant(k)}: {self.expr(v)}" for k, v in attributes.items()) + "}"
+        return f"{self.constant(completed)}({built}, {attributes}, {self.constant(keys)})"
 
     @_build.register(trackers.Partial)
     @_built_once
