@@ -138,9 +138,10 @@ class CallerList(List):
 class Dict(VT):
     items: dict                # python key -> VT
     source: Any = None
+    cls: type = dict           # or an OrderedDict (a subclass that keeps OrderedDict's methods) of the caller's world
 
     def python_type(self):
-        return dict
+        return self.cls
 
 
 @dataclass(eq=False)

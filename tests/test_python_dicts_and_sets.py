@@ -201,6 +201,40 @@ def test_view_of_the_callers_dict_sees_a_key_added_in_the_trace():
     check(caller_dict_view, [(r(3), {"a": 1}), (r(3), {"b": 2})], recompiles=None)
 
 
+def reorder_callers_ordered_dict(x, table):
+    table["c"] = x
+    table.move_to_end("a")
+    first = table.popitem(last=False)
+    table.move_to_end("c", last=False)
+    last = table.popitem()
+    values = table.values()
+    table["d"] = x * 2
+    return first, last, list(table.items()), [v for v in values], type(values).__name__, list(reversed(table))
+
+
+def test_an_ordereddict_of_the_caller_is_reordered_and_synced_like_eager():
+    """move_to_end and popitem(last=...) are traced on the caller's OrderedDict, and the caller gets it back in
+    that order (its methods were graph breaks)."""
+    check(reorder_callers_ordered_dict, [(r(3), collections.OrderedDict(a=1, b=2)),
+                                         (r(3), collections.OrderedDict(a=3, b=4))], breaks=0)
+
+
+def compare_and_combine_ordered_dicts(x, first, second, plain):
+    union, reflected = first | plain, plain | first
+    copied = first.copy()
+    copied["z"] = x
+    return (first == second, first != second, first == plain, plain == second, dict(first) == dict(second),
+            type(union).__name__, list(union), type(reflected).__name__, list(reflected), type(copied).__name__,
+            list(first), type(first).__name__, isinstance(first, collections.OrderedDict), x * first["b"])
+
+
+def test_ordereddicts_compare_in_order_and_keep_their_class():
+    """Two OrderedDicts are equal only in the same order, an OrderedDict and a dict whatever the order; `|` on
+    either side and copy() make an OrderedDict."""
+    check(compare_and_combine_ordered_dicts, [(r(2), collections.OrderedDict(a=1, b=2),
+                                               collections.OrderedDict(b=2, a=1), {"b": 2, "a": 1})], breaks=0)
+
+
 def ordered_dict_operations(x):
     d = collections.OrderedDict()
     d["a"] = x

@@ -11,6 +11,7 @@ caller's world are recorded and replayed after the graph runs.
 """
 from __future__ import annotations
 
+import collections
 import types
 
 import torch
@@ -219,7 +220,23 @@ def _no_attribute_store(f, obj, name, value):
                      hint="the assignment runs in Python")
 
 
-protocol.register("attribute", trackers.Tuple, trackers.List, trackers.Dict, trackers.Sym)(protocol.method_of_type)
+protocol.register("attribute", trackers.Tuple, trackers.List, trackers.Sym)(protocol.method_of_type)
+
+
+@protocol.register("attribute", trackers.Dict)
+def _dict_attr(f, obj, name):
+    """A name an OrderedDict subclass defines beyond OrderedDict: a function is a method bound to the dict
+    tracker (inlined), a plain value is read like any class attribute (both guarded through the class lookup);
+    another descriptor is read in Python."""
+    if obj.cls is dict or hasattr(collections.OrderedDict, name) or not hasattr(obj.cls, name):
+        return protocol.method_of_type(f, obj, name)
+    entry = reads.class_attribute(f, obj.cls, name)
+    raw = entry.value if isinstance(entry, trackers.Known) else None
+    if isinstance(raw, types.FunctionType):
+        return trackers.Partial(trackers.Known(raw), [obj], {})
+    if hasattr(type(raw), "__get__"):
+        raise GraphBreak(f"attribute {name!r} of a {obj.cls.__name__}", hint="it is read in Python")
+    return entry
 
 
 @protocol.register("attribute", trackers.NamedTuple)

@@ -10,6 +10,7 @@ rule of a grad-mode `with` block's exit.
 """
 from __future__ import annotations
 
+import collections
 import copy
 import dataclasses
 import functools
@@ -648,6 +649,47 @@ def _list_method(f, lst, name, args, kwargs):
     return trackers.Known(None)
 
 
+_ORDER_SIGNATURES = {(dict, "popitem"): inspect.signature(lambda: None),
+                     (collections.OrderedDict, "popitem"): inspect.signature(lambda last=True: None),
+                     (collections.OrderedDict, "move_to_end"): inspect.signature(lambda key, last=True: None)}
+
+
+def _bound(f, d, name, args, kwargs) -> dict:
+    """The arguments of dict.popitem() (none) or OrderedDict.popitem(last) / move_to_end(key, last), by name."""
+    signature = _ORDER_SIGNATURES[collections.OrderedDict if d.cls is not dict else dict, name]
+    try:
+        bound = signature.bind(*args, **kwargs)
+    except TypeError as e:
+        raise UserError(e) from e
+    bound.apply_defaults()
+    return {k: python_value(f, v, f"{d.cls.__name__}.{name}") if isinstance(v, trackers.VT) else v
+            for k, v in bound.arguments.items()}
+
+
+def _reorder(f, d, name, arguments):
+    """popitem(): the last item (OrderedDict: the first with last=False); move_to_end(key, last): the key's item
+    moved to the end (the front with last=False)."""
+    last = arguments.get("last", True)
+    if name == "popitem":
+        if not d.items:
+            raise UserError(KeyError("popitem(): dictionary is empty"))
+        key = next(reversed(d.items)) if last else next(iter(d.items))
+    else:
+        key = arguments["key"]
+        if key not in d.items:
+            raise UserError(KeyError(key))
+    mutate(f, d)
+    value = d.items.pop(key)
+    if name == "popitem":
+        return trackers.Tuple([trackers.Known(key), value])
+    rest = {} if last else dict(d.items)
+    if not last:
+        d.items.clear()
+    d.items[key] = value
+    d.items.update(rest)
+    return trackers.Known(None)
+
+
 @protocol.register("call_method", trackers.Dict)
 def _dict_method(f, d, name, args, kwargs):
     if name in ("keys", "values", "items"):
@@ -656,13 +698,11 @@ def _dict_method(f, d, name, args, kwargs):
         key = python_value(f, args[0], "dict.get")
         return d.items.get(key, args[1] if len(args) > 1 else trackers.Known(None))
     if name == "copy":
-        return trackers.Dict(dict(d.items))
-    if name == "popitem":
-        if not d.items:
-            raise UserError(KeyError("popitem(): dictionary is empty"))
-        mutate(f, d)
-        key, value = d.items.popitem()
-        return trackers.Tuple([trackers.Known(key), value])
+        if d.cls not in copies.COPIED_DICTS:
+            raise GraphBreak(f"{d.cls.__name__}.copy() calls the class", hint="it runs in Python")
+        return trackers.Dict(dict(d.items), cls=d.cls)
+    if name in ("popitem", "move_to_end"):
+        return _reorder(f, d, name, _bound(f, d, name, args, kwargs))
     if name in ("update", "pop", "setdefault", "clear"):
         mutate(f, d)
         if name == "update":

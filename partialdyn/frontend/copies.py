@@ -11,6 +11,7 @@ modules, objects with their own `__deepcopy__` or `__reduce__`) is a graph break
 """
 from __future__ import annotations
 
+import collections
 import copy
 import enum
 
@@ -75,6 +76,9 @@ def plain_state(value):
 STATE = sources.PREFIX + "plain_state"
 
 
+COPIED_DICTS = (dict, collections.OrderedDict)     # a copy of a subclass runs its constructor: in Python
+
+
 def deepcopy(f, obj, memo=None):
     if memo is not None and not (isinstance(memo, trackers.Known) and memo.value is None):
         raise GraphBreak("copy.deepcopy with a memo", hint="it runs in Python between two graphs")
@@ -85,8 +89,8 @@ def shallow_copy(f, obj):
     """copy.copy: a tracked container's items in a new container, an immutable value itself."""
     if isinstance(obj, trackers.List):
         return trackers.List(list(obj.items))
-    if isinstance(obj, trackers.Dict):
-        return trackers.Dict(dict(obj.items))
+    if isinstance(obj, trackers.Dict) and obj.cls in COPIED_DICTS:
+        return trackers.Dict(dict(obj.items), cls=obj.cls)
     if isinstance(obj, (trackers.Tuple, trackers.Tensor, trackers.Sym)) or isinstance(obj, trackers.Known) and is_immutable_data(obj.value):
         if isinstance(obj, trackers.Tensor):
             raise GraphBreak("copy.copy of a tensor", hint="it runs in Python between two graphs")
@@ -105,8 +109,8 @@ def _deep(f, vt, memo):
         result = trackers.NamedTuple([_deep(f, item, memo) for item in vt.items], cls=vt.cls)
     elif type(vt) in (trackers.Tuple, trackers.List):
         result = type(vt)([_deep(f, item, memo) for item in vt.items])
-    elif isinstance(vt, trackers.Dict) and type(vt) is trackers.Dict:
-        result = trackers.Dict({key: _deep(f, item, memo) for key, item in vt.items.items()})
+    elif isinstance(vt, trackers.Dict) and type(vt) is trackers.Dict and vt.cls in COPIED_DICTS:
+        result = trackers.Dict({key: _deep(f, item, memo) for key, item in vt.items.items()}, cls=vt.cls)
     else:
         raise GraphBreak(f"copy.deepcopy of a {vt.python_type().__name__}", hint="it runs in Python between two graphs")
     memo[id(vt)] = result

@@ -215,9 +215,14 @@ class Trace:
             if isinstance(value, torch.Size):
                 return trackers.Size(items, source)
             return (trackers.Tuple if isinstance(value, tuple) else trackers.List)(items, source)
-        if type(value) is dict and all(_constant_key(k) for k in value):
-            g.keys_match(source, value)
-            return trackers.Dict({k: self.wrap(v, sources.item(source, k), frame_input) for k, v in value.items()}, source)
+        if (type(value) is dict or _traced_ordered_dict(value)) and all(_constant_key(k) for k in value):
+            g.keys_match(source, value)          # the keys in order: move_to_end reorders an OrderedDict
+            if type(value) is not dict:
+                g.no_instance_attributes(source)
+                if type(value) is not collections.OrderedDict:
+                    g.inherits(type(value), collections.OrderedDict, ORDERED_DICT_METHODS)
+            return trackers.Dict({k: self.wrap(v, sources.item(source, k), frame_input) for k, v in value.items()},
+                                 source, type(value))
         if is_opaque(value):
             g.type_match(source, value)
             return trackers.Opaque(type(value), source)
@@ -395,6 +400,24 @@ def _constant_key(key) -> bool:
     if type(key) is tuple:
         return all(_constant_key(k) for k in key)
     return isinstance(key, CONSTANT_TYPES + (enum.Enum, type)) and not isinstance(key, slice)
+
+
+# what the tracer does with a dict tracker (items, views, order, operators, mutations, attribute lookup): an
+# OrderedDict subclass whose classes define none of these behaves as traced
+ORDERED_DICT_METHODS = frozenset((
+    "__getattribute__", "__getattr__", "__iter__", "__reversed__", "__getitem__", "__missing__", "__setitem__", "__delitem__",
+    "__contains__", "__len__", "__bool__", "__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__or__",
+    "__ror__", "__ior__", "keys", "values", "items", "get", "pop", "popitem", "setdefault", "update", "clear", "copy",
+    "move_to_end"))
+
+
+def _traced_ordered_dict(value) -> bool:
+    """An OrderedDict of the caller's world the tracer holds as a dict tracker: no attribute of its own, and a
+    class (metaclass `type`) that keeps OrderedDict's methods (ORDERED_DICT_METHODS)."""
+    cls = type(value)
+    if not isinstance(value, collections.OrderedDict) or type(cls) is not type or vars(value):
+        return False
+    return all(not ORDERED_DICT_METHODS & vars(k).keys() for k in cls.__mro__[:cls.__mro__.index(collections.OrderedDict)])
 
 
 def _symbolic_scalar(value) -> bool:

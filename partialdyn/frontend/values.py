@@ -52,7 +52,10 @@ def _sequence_value(f, vt, op):
 
 @protocol.register("python_value", trackers.Dict)
 def _dict_value(f, vt, op):
-    return {k: python_value(f, v, op) for k, v in vt.items.items()}
+    if vt.cls not in (dict, collections.OrderedDict):
+        raise GraphBreak(f"{op} needs a {vt.cls.__name__} the tracer cannot build")
+    values = {k: python_value(f, v, op) for k, v in vt.items.items()}
+    return values if vt.cls is dict else vt.cls(values)
 
 
 @protocol.register("python_value", trackers.Slice)
@@ -260,14 +263,19 @@ def _constant_operator(f, op, a, b):
 def _dict_operator(f, op, a, b):
     if not (isinstance(a, trackers.Dict) and isinstance(b, trackers.Dict)):
         return NotImplemented
+    ordered = [issubclass(v.cls, collections.OrderedDict) for v in (a, b)]
     if op is operator.or_:
-        return trackers.Dict({**a.items, **b.items})
+        # OrderedDict's | (or its reflected one, tried first on `dict | OrderedDict`) builds an OrderedDict
+        if not {a.cls, b.cls} <= {dict, collections.OrderedDict}:
+            raise GraphBreak(f"| of a {a.cls.__name__} and a {b.cls.__name__}", hint="it runs in Python")
+        return trackers.Dict({**a.items, **b.items}, cls=collections.OrderedDict if any(ordered) else dict)
     if op is operator.ior:
         mutate(f, a)
         a.items.update(b.items)
         return a
     if op in (operator.eq, operator.ne):
-        equal = a.items.keys() == b.items.keys() and all(
+        # two OrderedDicts are equal only with their keys in the same order
+        equal = a.items.keys() == b.items.keys() and (not all(ordered) or list(a.items) == list(b.items)) and all(
             truth(f, protocol.binary(f, operator.eq, a.items[k], b.items[k]), "dict ==") for k in a.items)
         return trackers.Known(equal == (op is operator.eq))
     raise UserError(TypeError(f"unsupported operand type(s) for {op.__name__}: 'dict' and 'dict'"))

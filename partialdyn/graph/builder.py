@@ -186,7 +186,15 @@ def _split_entries(entries: dict):
 
 split.register(trackers.Tuple, lambda obj: _split_items(obj.items, tuple))
 split.register(trackers.List, lambda obj: _split_items(obj.items, list))
-split.register(trackers.Dict, lambda obj: _split_entries(obj.items))
+
+
+@split.register(trackers.Dict)
+def _dict_argument(obj):
+    if obj.cls is not dict:       # the op would get a plain dict
+        raise GraphBreak(f"a {obj.cls.__name__} as an argument of a torch op", hint="the op runs in Python")
+    return _split_entries(obj.items)
+
+
 split.register(tuple, lambda obj: _split_items(obj, tuple))
 split.register(dict, _split_entries)
 

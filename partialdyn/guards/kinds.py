@@ -255,6 +255,20 @@ class GuardSet:
                        f"type({src}) is {type(value).__qualname__} and list({src}) == {keys!r}", str(src),
                        actual=f"list({src.code})"))
 
+    def no_instance_attributes(self, src):
+        """`src` holds no attribute of its own, which could hide a method of its class (an OrderedDict has a
+        __dict__)."""
+        self._refs(src)
+        self.add(Guard(GuardKind.ABSENT, Check(f"not vars({FIRST})", (src,)), f"{src} has no instance attributes",
+                       str(src), actual=f"list(vars({src.code}))"))
+
+    def inherits(self, cls, base, names: frozenset):
+        """The classes of `cls`'s MRO before `base` still define none of `names`: `cls` uses `base`'s own (one
+        defined on the class later is seen)."""
+        own = cls.__mro__[:cls.__mro__.index(base)]
+        check = " and ".join(f"{self.constant(names)}.isdisjoint(vars({self.constant(k)}))" for k in own)
+        self.add(Guard(GuardKind.ID_MATCH, Check(check), f"{cls.__qualname__} uses {base.__qualname__}'s own methods"))
+
     def length(self, src, n: int):
         self._refs(src)
         self.add(Guard(GuardKind.TYPE_MATCH, Check(f"len({FIRST}) == {n}", (src,)), f"len({src}) == {n}", str(src),

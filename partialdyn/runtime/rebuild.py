@@ -152,7 +152,8 @@ class Rebuilder:
     @_build.register(trackers.Dict)
     @_built_once
     def _dict(self, vt) -> str:
-        return "{" + ", ".join(f"{self.constant(k)}: {self.expr(v)}" for k, v in vt.items.items()) + "}"
+        items = "{" + ", ".join(f"{self.constant(k)}: {self.expr(v)}" for k, v in vt.items.items()) + "}"
+        return items if vt.cls is dict else f"{self.constant(vt.cls)}({items})"
 
     @_build.register(trackers.Iterator)
     @_built_once
