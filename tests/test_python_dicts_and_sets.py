@@ -235,6 +235,27 @@ def test_ordereddicts_compare_in_order_and_keep_their_class():
                                                collections.OrderedDict(b=2, a=1), {"b": 2, "a": 1})], breaks=0)
 
 
+COUNTS = collections.defaultdict(int, scale=2)
+
+
+def test_dict_of_a_mapping_takes_its_keys_and_items():
+    """dict(m) and d.update(m) use a mapping's keys() and items, as Python does: a model output made in the trace
+    is traced, a defaultdict of the caller's world runs in Python (both were taken as key-value pairs: an
+    internal error, the function then ran eagerly)."""
+    outputs = pytest.importorskip("transformers.modeling_outputs")
+
+    def model_output(x):
+        out = outputs.BaseModelOutput(last_hidden_state=x + 1, hidden_states=(x,))
+        merged = {"first": x}
+        merged.update(out)
+        return list(dict(out)), list(merged), dict(out)["last_hidden_state"] * 2
+
+    def default_dict(x):
+        return x * dict(COUNTS)["scale"]
+    check(model_output, [(r(2),), (r(3),)], breaks=0)
+    check(default_dict, [(r(2),), (r(3),)], breaks=1)
+
+
 def ordered_dict_operations(x):
     d = collections.OrderedDict()
     d["a"] = x

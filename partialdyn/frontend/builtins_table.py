@@ -226,17 +226,26 @@ def b_tuple(f, iterable=None):
 
 
 def b_dict(f, *args, **kwargs):
-    items = {}
-    if args:
-        src = args[0]
-        if isinstance(src, trackers.Dict):
-            items.update(src.items)
-        else:
-            for pair in iterate(f, src):
-                k, v = iterate(f, pair)
-                items[python_value(f, k, "dict key")] = v
+    items = entries_of(f, args[0], "dict()") if args else {}
     items.update(kwargs)
     return trackers.Dict(items)
+
+
+def entries_of(f, src, op: str) -> dict:
+    """What `dict(src)` and `d.update(src)` take from `src`, as Python does: a mapping's keys() and its items
+    (a model output, a dict subclass), else the key-value pairs it iterates."""
+    if isinstance(src, trackers.Dict):
+        return dict(src.items)
+    if hasattr(src.python_type(), "keys"):
+        keys = iterate(f, protocol.call(f, protocol.attribute(f, src, "keys"), [], {}))
+        return {python_value(f, k, op): subscript(f, src, k) for k in keys}
+    entries = {}
+    for i, pair in enumerate(iterate(f, src)):
+        pair = iterate(f, pair)
+        if len(pair) != 2:
+            raise UserError(ValueError(f"dictionary update sequence element #{i} has length {len(pair)}; 2 is required"))
+        entries[python_value(f, pair[0], op)] = pair[1]
+    return entries
 
 
 def b_set(cls):
@@ -707,9 +716,7 @@ def _dict_method(f, d, name, args, kwargs):
         mutate(f, d)
         if name == "update":
             if args:
-                d.items.update({python_value(f, k, "dict.update"): v for k, v in
-                                (((trackers.Known(k), v) for k, v in args[0].items.items()) if isinstance(args[0], trackers.Dict)
-                                 else (iterate(f, pair) for pair in iterate(f, args[0])))})
+                d.items.update(entries_of(f, args[0], "dict.update"))
             d.items.update(kwargs)
             return trackers.Known(None)
         if name == "pop":
