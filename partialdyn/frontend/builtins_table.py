@@ -225,10 +225,15 @@ def b_tuple(f, iterable=None):
     return trackers.Tuple([] if iterable is None else iterate(f, iterable))
 
 
-def b_dict(f, *args, **kwargs):
-    items = entries_of(f, args[0], "dict()") if args else {}
-    items.update(kwargs)
-    return trackers.Dict(items)
+def b_dict(cls):
+    """dict(...) or collections.OrderedDict(...): the contents in the order given."""
+    def handler(f, *args, **kwargs):
+        if len(args) > 1:
+            raise UserError(TypeError(f"{cls.__name__} expected at most 1 argument, got {len(args)}"))
+        items = entries_of(f, args[0], f"{cls.__name__}()") if args else {}
+        items.update(kwargs)
+        return trackers.Dict(items, cls=cls)
+    return handler
 
 
 def entries_of(f, src, op: str) -> dict:
@@ -521,7 +526,8 @@ BUILTINS = {
     id: b_id, copy.deepcopy: copies.deepcopy, copy.copy: copies.shallow_copy, len: protocol.length, isinstance: b_isinstance, issubclass: b_issubclass, type: b_type, int: b_int,
     float: b_float, bool: b_bool, str: b_str, abs: b_abs, min: _min_max(operator.lt, "min"),
     max: _min_max(operator.gt, "max"), sum: b_sum, range: b_range, enumerate: b_enumerate, zip: b_zip,
-    reversed: b_reversed, iter: b_iter, next: b_next, list: b_list, tuple: b_tuple, dict: b_dict,
+    reversed: b_reversed, iter: b_iter, next: b_next, list: b_list, tuple: b_tuple, dict: b_dict(dict),
+    collections.OrderedDict: b_dict(collections.OrderedDict),
     set: b_set(set), frozenset: b_set(frozenset), getattr: b_getattr, hasattr: b_hasattr, setattr: b_setattr, delattr: b_delattr, callable: b_callable, any: b_any_all(any), all: b_any_all(all),
     round: b_round, divmod: b_divmod, sorted: b_sorted, slice: b_slice, super: b_super, print: b_print,
     map: b_map, filter: b_filter, functools.reduce: b_reduce, functools.partial: b_partial,
