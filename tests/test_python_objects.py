@@ -657,3 +657,14 @@ def test_assignments_eager_refuses_on_a_dataclass_made_in_the_trace_raise_as_in_
         return point.extra
     check(frozen, [(r(2),)], breaks=None)
     check(slotted, [(r(2),)], breaks=None)
+
+
+def test_a_model_output_built_from_pairs_in_its_first_field_runs_in_python():
+    """ModelOutput.__post_init__ sets the fields a first field of (name, value) pairs names when the others are
+    None (the trace kept the list as the first field)."""
+    outputs = pytest.importorskip("transformers.modeling_outputs")
+
+    def f(x):
+        out = outputs.BaseModelOutput(last_hidden_state=[("hidden_states", (x + 1,))])
+        return list(out), len(out), x * 2
+    check(f, [(r(2),), (r(3),)], breaks=1)

@@ -65,12 +65,26 @@ def construct(f, cls, args, kwargs):
             values[fl.name] = {list: trackers.List([]), dict: trackers.Dict({}), tuple: trackers.Tuple([])}[fl.default_factory]
         else:
             raise GraphBreak(f"dataclass {cls.__name__} field {fl.name!r} has a default factory")
+    if _is_mapping_output(cls) and _maybe_pairs(cls, values):
+        raise GraphBreak(f"{cls.__name__} built from its first field alone, which may hold key-value pairs",
+                         hint="it is built in Python")
     obj = trackers.DataObject(cls, values)
     if _is_mapping_output(cls):
         # __post_init__ sets the dict part in the order of the fields, whatever the order of the arguments
         obj.mapping = {fl.name: values[fl.name] for fl in dataclasses.fields(cls)
                        if fl.name in values and not _is_none(values[fl.name])}
     return obj
+
+
+def _maybe_pairs(cls, values) -> bool:
+    """ModelOutput.__post_init__ takes a first field that is iterable (a dict, a list of (name, value) pairs),
+    the other fields None, as the fields to set: not a tensor, a number or a string."""
+    first, *rest = dataclasses.fields(cls)
+    head = values.get(first.name, trackers.Known(None))
+    if not all(_is_none(values.get(fl.name, trackers.Known(None))) for fl in rest) or _is_none(head):
+        return False
+    return not (isinstance(head, (trackers.Tensor, trackers.Sym)) or
+                isinstance(head, trackers.Known) and isinstance(head.value, (bool, int, float, str, torch.Tensor)))
 
 
 def is_plain_class(cls) -> bool:
