@@ -248,7 +248,8 @@ def entries_of(f, src, op: str) -> dict:
     for i, pair in enumerate(iterate(f, src)):
         pair = iterate(f, pair)
         if len(pair) != 2:
-            raise UserError(ValueError(f"dictionary update sequence element #{i} has length {len(pair)}; 2 is required"))
+            raise UserError(ValueError(f"dictionary update sequence element #{i} has length {len(pair)}; "
+                                       f"2 is required"))
         entries[python_value(f, pair[0], op)] = pair[1]
     return entries
 

@@ -246,14 +246,14 @@ def _assignment_modelled(f, obj: trackers.DataObject, name: str, value) -> bool:
     descriptor of the class takes it."""
     setter = reads.class_attribute(f, obj.cls, "__setattr__").value     # guarded: a class patched later is seen
     if obj.mapping is not None:       # None on a field in the dict part: eager keeps the entry, a rebuild would not
-        return value is not None and name in field_names(obj.cls) and setter is _model_output_base(obj.cls).__setattr__ \
-            and not (_is_none(value) and name in obj.mapping)
-    stored = reads.static_lookup(obj.cls, "__dict__") is not reads.MISSING or name in field_names(obj.cls) or \
+        return (value is not None and name in _field_names(obj.cls) and not (_is_none(value) and name in obj.mapping)
+                and setter is _model_output_base(obj.cls).__setattr__)
+    stored = reads.static_lookup(obj.cls, "__dict__") is not reads.MISSING or name in _field_names(obj.cls) or \
         data_descriptor(obj.cls, name) is not None
     return setter is object.__setattr__ and stored
 
 
-def field_names(cls) -> set:
+def _field_names(cls) -> set:
     return {fl.name for fl in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
 
 
@@ -279,7 +279,7 @@ def set_item(f, obj: trackers.DataObject, index, value):
     key that is one of its fields; anything else, and None (a dict entry a rebuild would not make), runs the
     class's __setitem__ in Python (a graph break)."""
     key = protocol.python_value(f, index, "item assignment") if obj.mapping is not None else None
-    if not (isinstance(key, str) and key in field_names(obj.cls)) or _is_none(value):
+    if not (isinstance(key, str) and key in _field_names(obj.cls)) or _is_none(value):
         raise GraphBreak(f"item assignment into a {obj.cls.__name__} (not one of its fields, or None)",
                          hint="the assignment runs in Python")
     f.trace.side_effects.mutate(obj)

@@ -405,10 +405,10 @@ def _constant_key(key) -> bool:
 # what the tracer does with a dict tracker (items, views, order, operators, mutations, attribute lookup): an
 # OrderedDict subclass whose classes define none of these behaves as traced
 ORDERED_DICT_METHODS = frozenset((
-    "__getattribute__", "__getattr__", "__iter__", "__reversed__", "__getitem__", "__missing__", "__setitem__", "__delitem__",
-    "__contains__", "__len__", "__bool__", "__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__or__",
-    "__ror__", "__ior__", "keys", "values", "items", "get", "pop", "popitem", "setdefault", "update", "clear", "copy",
-    "move_to_end"))
+    "__getattribute__", "__getattr__", "__iter__", "__reversed__", "__getitem__", "__missing__", "__setitem__",
+    "__delitem__", "__contains__", "__len__", "__bool__", "__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__",
+    "__or__", "__ror__", "__ior__", "keys", "values", "items", "get", "pop", "popitem", "setdefault", "update", "clear",
+    "copy", "move_to_end"))
 
 
 def _traced_ordered_dict(value) -> bool:
@@ -417,7 +417,8 @@ def _traced_ordered_dict(value) -> bool:
     cls = type(value)
     if not isinstance(value, collections.OrderedDict) or type(cls) is not type or vars(value):
         return False
-    return all(not ORDERED_DICT_METHODS & vars(k).keys() for k in cls.__mro__[:cls.__mro__.index(collections.OrderedDict)])
+    own = cls.__mro__[:cls.__mro__.index(collections.OrderedDict)]
+    return all(ORDERED_DICT_METHODS.isdisjoint(vars(k)) for k in own)
 
 
 def _symbolic_scalar(value) -> bool:
