@@ -404,6 +404,18 @@ def test_a_lookup_through_a_python_getitem_follows_the_stored_entry():
         ACTIVATIONS["silu"] = _SiluActivation
 
 
+def test_indexing_a_model_output_of_the_caller_compiles_once_with_no_break():
+    """A model output's items are its fields: read and guarded, its Python __getitem__ not traced (tracing it
+    broke on OrderedDict.keys every call)."""
+    outputs = pytest.importorskip("transformers.modeling_outputs")
+    out = outputs.BaseModelOutput(last_hidden_state=r(2), hidden_states=(r(2),))
+
+    def f(x, o):
+        return x + o[0] + o["last_hidden_state"]
+    stats = check(f, [(r(2), out), (r(2), out)], shared=(out,))
+    assert stats["compiles"] == 1 and stats["graph_breaks"] == 0, stats
+
+
 def test_a_module_subclass_with_its_own_init_built_in_the_trace_runs_in_python():
     def f(x):
         return _ScaledActivation(3.0)(x) + 1

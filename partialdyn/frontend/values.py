@@ -11,6 +11,7 @@ world and instances made in the trace alike) and of the fallback on Python value
 from __future__ import annotations
 
 import collections
+import dataclasses
 import enum
 import operator
 import types
@@ -425,10 +426,12 @@ def _known_item(f, obj, index):
     if environment.is_environ(obj.value):
         return environment.call_method(f, "__getitem__", [index], {})
     getitem = getattr(type(obj.value), "__getitem__", None)
-    if isinstance(getitem, types.FunctionType) and not (getitem.__module__ or "").startswith("torch."):
+    if isinstance(getitem, types.FunctionType) and not (getitem.__module__ or "").startswith("torch.") and \
+            not dataclasses.is_dataclass(type(obj.value)):
         # a user class's Python __getitem__ is traced like any method: it may build a fresh object per lookup
         # (transformers' ACT2FN['silu'] makes a new activation module), which a read guarded by identity
-        # would recompile on every call (torch.nn's containers are read as below)
+        # would recompile on every call (torch.nn's containers, and dataclasses such as model outputs, whose
+        # items are their fields, are read as below)
         return protocol.call_method(f, obj, "__getitem__", [index], {})
     key = python_value(f, index, "indexing")
     value = run_python(operator.getitem, obj.value, key)
