@@ -30,3 +30,20 @@ def tensor_in_place(x):
 
 def test_augmented_assignment_on_a_tensor_stays_in_place():
     check(tensor_in_place, [(r(3),), (r(4),)])
+
+
+def list_in_place(x):
+    n = x.shape[0]
+    grown, repeated = [n], [n]
+    alias_grown, alias_repeated = grown, repeated
+    grown += (n, 1)
+    grown += x.shape
+    repeated *= 2
+    return x + 1, alias_grown, alias_repeated
+
+
+def test_augmented_assignment_on_a_list_mutates_it_for_every_alias():
+    """`l *= 2` repeats the list in place and `l += iterable` extends it with any iterable (a tuple, a Size),
+    as list.extend does: an alias sees the change.  The rule made a new list for `*=` and raised TypeError for
+    a tuple on the right of `+=`."""
+    check(list_in_place, [(r(3),), (r(4),)])

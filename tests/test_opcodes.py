@@ -228,6 +228,27 @@ def test_a_shape_compared_with_a_range_argument_is_unequal_without_a_break():
 
     check(f, [(r(3), range(2)), (r(4), range(2))])
 
+
+def test_a_tuple_or_a_shape_never_equals_a_list():
+    """A tuple and a list are never equal, whatever their items (torch.Size is a tuple); the sequence rule
+    compared only the items."""
+    def f(x):
+        n = x.shape[0]
+        return x + 1, (n,) == [n], x.shape == [n], [1, 2] == (1, 2), [n] != (n,), (n,) == x.shape
+
+    check(f, [(r(3),), (r(4),)])
+
+
+def test_concatenating_or_repeating_a_shape_makes_a_size_on_either_side():
+    """torch.Size's __add__, __radd__, __mul__ and __rmul__ make a Size; the rule made a plain tuple for `(1,) +
+    x.shape` and `x.shape * 2`.  A plain tuple with a tuple stays a tuple."""
+    def f(x):
+        n = x.shape[0]
+        made = ((1,) + x.shape, x.shape + (n,), x.shape * 2, 2 * x.shape, (n,) * 2, 2 * (n,), (1,) + (n,))
+        return x + 1, made, [type(m).__name__ for m in made]
+
+    check(f, [(r(3),), (r(4),)])
+
 def test_inplace_operators_on_tensors():
     def f(x, y):
         z = x.clone()

@@ -310,22 +310,33 @@ def _as_sequence(vt):
 
 @protocol.register_binary("sequences", trackers.Tuple, trackers.List)
 def _sequence_op(f, op, a, b):
-    """Concatenation, repetition and equality of sequence trackers (`(-1,) + x.shape[1:]`)."""
+    """Concatenation, repetition and equality of sequence trackers (`(-1,) + x.shape[1:]`), with Python's
+    result types: torch.Size's __add__, __radd__, __mul__ and __rmul__ make a Size (whichever side it is on);
+    a list never equals a tuple."""
+    if isinstance(a, trackers.Known) and op in IN_PLACE and not is_immutable_value(a.value):
+        raise GraphBreak(f"in-place {op.__name__} on a {type(a.value).__name__} the trace holds as a value",
+                         hint="it runs in Python")
+    if op is operator.iadd and isinstance(a, trackers.List):
+        protocol.call_method(f, a, "extend", [b], {})      # list += iterable is list.extend
+        return a
     a, b = _as_sequence(a), _as_sequence(b)
     seqs = (trackers.Tuple, trackers.List)
     if op in (operator.add, operator.iadd) and isinstance(a, seqs) and isinstance(b, seqs):
         if isinstance(a, trackers.List) != isinstance(b, trackers.List):
-            raise UserError(TypeError("can only concatenate list to list / tuple to tuple"))
-        if op is operator.iadd and isinstance(a, trackers.List):
-            mutate(f, a)
-            a.items.extend(b.items)
-            return a
-        items = a.items + b.items
-        return trackers.Size(items) if isinstance(a, trackers.Size) else trackers.List(items) if isinstance(a, trackers.List) else trackers.Tuple(items)
-    if op in (operator.mul, operator.imul) and isinstance(a, seqs) and isinstance(b, (trackers.Known, trackers.Sym)):
-        n = python_value(f, b, "sequence repetition")
-        return (trackers.List if isinstance(a, trackers.List) else trackers.Tuple)(a.items * n)
-    if op in (operator.eq, operator.ne) and isinstance(a, seqs) and isinstance(b, seqs):
+            raise UserError(TypeError(f"can only concatenate {a.python_type().__name__} (not "
+                                      f"\"{b.python_type().__name__}\") to {a.python_type().__name__}"))
+        return _same_kind(a, b, a.items + b.items)
+    if op in (operator.mul, operator.imul):
+        seq, count = (a, b) if isinstance(a, seqs) else (b, a)
+        if isinstance(seq, seqs) and isinstance(count, (trackers.Known, trackers.Sym)):
+            n = run_python(operator.index, python_value(f, count, "sequence repetition"))
+            if op is operator.imul and isinstance(a, trackers.List):
+                mutate(f, a)
+                a.items[:] = a.items * n
+                return a
+            return _same_kind(seq, seq, seq.items * n)
+    if op in (operator.eq, operator.ne) and isinstance(a, seqs) and isinstance(b, seqs) and \
+            isinstance(a, trackers.List) == isinstance(b, trackers.List):
         if len(a.items) != len(b.items):
             return trackers.Known(op is operator.ne)
         for x, y in zip(a.items, b.items):
@@ -335,6 +346,13 @@ def _sequence_op(f, op, a, b):
     if op in (operator.eq, operator.ne):
         return trackers.Known(op is operator.ne)
     raise GraphBreak(f"operator {op.__name__} on {a.python_type().__name__} and {b.python_type().__name__}")
+
+
+def _same_kind(a, b, items):
+    """The sequence `a + b` or `a * n` makes: a list of lists; a Size if either is one; else a plain tuple."""
+    if isinstance(a, trackers.List):
+        return trackers.List(items)
+    return trackers.Size(items) if isinstance(a, trackers.Size) or isinstance(b, trackers.Size) else trackers.Tuple(items)
 
 
 @protocol.register_binary("opaque", trackers.Opaque)
