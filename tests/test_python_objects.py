@@ -680,3 +680,142 @@ def test_a_model_output_built_from_pairs_in_its_first_field_runs_in_python():
         out = outputs.BaseModelOutput(last_hidden_state=[("hidden_states", (x + 1,))])
         return list(out), len(out), x * 2
     check(f, [(r(2),), (r(3),)], breaks=1)
+
+
+class Base:
+    def __add__(self, other):
+        return "Base.__add__"
+
+    def __eq__(self, other):
+        return "Base.__eq__"
+
+    def __lt__(self, other):
+        return "Base.__lt__"
+
+    __hash__ = object.__hash__
+
+
+class Derived(Base):
+    def __radd__(self, other):
+        return "Derived.__radd__"
+
+    def __eq__(self, other):
+        return "Derived.__eq__"
+
+    def __gt__(self, other):
+        return "Derived.__gt__"
+
+
+BASE, DERIVED = Base(), Derived()
+
+
+def subclass_on_the_right(x):
+    made = Base() + Derived(), Derived() + Base(), Base() == Derived(), Base() < Derived(), Base() != Derived()
+    held = BASE + DERIVED, BASE == DERIVED, BASE < DERIVED, DERIVED > BASE
+    return x + 1, made, held
+
+
+def test_a_subclass_on_the_right_answers_first_with_its_reflected_method():
+    """The data model: the right operand's reflected method comes first when its type is a proper subclass of the
+    left's that overrides it (for comparisons, any proper subclass); the rule always asked the left first."""
+    check(subclass_on_the_right, [(r(3),)])
+
+
+class DeclinesItself:
+    def __add__(self, other):
+        return NotImplemented
+
+    def __radd__(self, other):
+        return "DeclinesItself.__radd__"
+
+    def __gt__(self, other):
+        return "DeclinesItself.__gt__"
+
+
+def same_type_operands(x):
+    try:
+        added = DeclinesItself() + DeclinesItself()
+    except TypeError:
+        added = "TypeError"
+    return x + 1, added, DeclinesItself() < DeclinesItself()
+
+
+def test_operands_of_the_same_type_skip_the_reflected_method_except_for_comparisons():
+    """`a + b` of one type never calls __radd__ (TypeError when __add__ declines), but `a < b` does ask b's __gt__;
+    the rule called __radd__."""
+    check(same_type_operands, [(r(3),)])
+
+
+class InPlaceDeclines:
+    def __init__(self, v):
+        self.v = v
+
+    def __iadd__(self, other):
+        return NotImplemented
+
+    def __add__(self, other):
+        return InPlaceDeclines(self.v + 100 * other) if isinstance(other, int) else NotImplemented
+
+
+class AddsOnTheRight:
+    def __radd__(self, other):
+        return InPlaceDeclines(other.v + 7)
+
+
+def in_place_falls_back(x):
+    held = kept = InPlaceDeclines(1)
+    other = InPlaceDeclines(1)
+    try:
+        held += 2
+        other += AddsOnTheRight()
+    except TypeError:
+        return x, "TypeError"
+    return x + held.v + other.v, kept.v
+
+
+def test_an_in_place_method_that_declines_falls_back_to_add_then_radd():
+    """`a += b` with __iadd__ returning NotImplemented is `a = a + b` (__add__, then b's __radd__): the rule
+    raised TypeError."""
+    check(in_place_falls_back, [(r(3),)])
+
+
+class Half(float):
+    def __radd__(self, other):
+        return "Half.__radd__"
+
+
+HALF = Half(0.5)
+
+
+def float_subclass_operand(x):
+    n = x.shape[0]
+    return x + HALF, HALF + x, x * HALF, x < HALF, n + HALF, 1.0 + HALF, 1 + HALF
+
+
+def test_a_tensor_takes_a_float_subclass_where_an_int_declines_it():
+    """Tensor.__add__ takes a float subclass (no __radd__ of it); int.__add__ declines a float, so `n + HALF`
+    and `1 + HALF` call its __radd__, and so does `1.0 + HALF` (a float subclass on the right comes first).
+    The rule called __radd__ for the tensor too."""
+    check(float_subclass_operand, [(r(3),), (r(4),)])
+
+
+class DeclinesInequality:
+    def __ne__(self, other):
+        return NotImplemented
+
+
+class Equality:
+    def __eq__(self, other):
+        return "Equality.__eq__"
+
+    __hash__ = object.__hash__
+
+
+def inequality_falls_back_to_equality(x):
+    return x + 1, DeclinesInequality() != Equality(), Equality() != DeclinesInequality()
+
+
+def test_inequality_a_side_declines_is_the_inverted_equality_of_the_other():
+    """object.__ne__ inverts __eq__: `a != b` with a's __ne__ declining is `not (b == a)`; the rule returned
+    b's __eq__ uninverted."""
+    check(inequality_falls_back_to_equality, [(r(3),)])

@@ -200,52 +200,141 @@ def _class_of_user_object(vt):
     return None
 
 
-def _python_dunder(vt, op, reflected):
-    """The Python-level operator method a user object defines for `op` (None for builtin behaviour)."""
-    cls = _class_of_user_object(vt)
-    if cls is None:
-        return None
-    names = []
-    if op in protocol.OUT_OF_PLACE and not reflected:
-        names.append("__" + op.__name__.strip("_") + "__")
+def _operator_names(op):
+    """(in-place method or None, method, reflected method) Python tries for `op`."""
     plain = protocol.OUT_OF_PLACE.get(op, op)
-    if plain in DUNDERS:
-        names.append(DUNDERS[plain][1 if reflected else 0])
-    if op is operator.ne:
-        names.append("__eq__")          # object.__ne__ inverts __eq__
-    for name in names:
-        method = reads.static_lookup(cls, name)
-        if isinstance(method, types.FunctionType):
-            return name, method
-    return None
+    in_place = "__" + op.__name__.strip("_") + "__" if op in protocol.OUT_OF_PLACE else None
+    return (in_place,) + DUNDERS[plain]
+
+
+def _operator_method(vt, name):
+    """`type(vt).name` as Python's operator protocol finds it: a user class's Python function (inlined), None
+    when the type has none, or BUILTIN (a method of a builtin or library type, the type's own or inherited)."""
+    method = reads.static_lookup(vt.python_type(), name)
+    if method is reads.MISSING:
+        return None
+    if isinstance(method, types.FunctionType):
+        return method if _class_of_user_object(vt) is not None else BUILTIN
+    if isinstance(method, (types.WrapperDescriptorType, types.MethodDescriptorType, types.BuiltinFunctionType)):
+        return BUILTIN
+    raise GraphBreak(f"operator method {name} of a {vt.python_type().__name__} that is not a function",
+                     hint="the operator runs in Python")
+
+
+BUILTIN = "builtin"
+# the + and * (and += and *=) of builtin sequences are their sequence slots, which Python tries only after both
+# operands' number methods: a user class's reflected method comes first
+SEQUENCE_SLOTS = {"__add__", "__mul__", "__rmul__", "__iadd__", "__imul__"}
+SEQUENCES = (str, bytes, bytearray, tuple, list, collections.deque)
 
 
 def _user_operator(f, op, a, b):
-    """`a op b` where a user class defines the operator in Python: its methods are inlined, in Python's order."""
-    if op is operator.ne and not any(_defines(v, "__ne__") for v in (a, b)):
-        return trackers.Known(not truth(f, _user_operator(f, operator.eq, a, b), "!="))   # object.__ne__ inverts __eq__
-    for left, right, reflected in ((a, b, False), (b, a, True)):
-        found = _python_dunder(left, op, reflected)
-        if found is None:
-            continue
-        result = protocol.call(f, trackers.Known(found[1]), [left, right], {})
-        if not (isinstance(result, trackers.Known) and result.value is NotImplemented):
+    """`a op b` where a user class defines the operator in Python: the operands' methods are tried in Python's
+    order (the data model's rules: an in-place method first, falling back to the plain ones when it returns
+    NotImplemented; the right operand's reflected method first when its type is a proper subclass of the left
+    operand's that overrides it, or, for comparisons, any proper subclass), its own methods inlined and
+    builtin ones decided by `_builtin_method`."""
+    in_place, name, reflected = _operator_names(op)
+    plain = protocol.OUT_OF_PLACE.get(op, op)
+    pending = []            # builtin sequence slots Python would try after the number methods
+    if in_place is not None:
+        result = _attempt(f, op, in_place, a, b, False, pending)
+        if result is not NotImplemented:
             return result
-    if op in (operator.eq, operator.ne):
-        return trackers.Known(identical(f, a, b) == (op is operator.eq))
+    left_type, right_type = a.python_type(), b.python_type()
+    comparison = plain in COMPARISONS
+    subclass = right_type is not left_type and issubclass(right_type, left_type)
+    right_first = subclass and (comparison or _operator_method(b, reflected) is not None and
+                                reads.static_lookup(right_type, reflected) is not
+                                reads.static_lookup(left_type, reflected))
+    attempts = [(a, b, name, False), (b, a, reflected, True)]
+    if right_first:
+        attempts.reverse()
+    elif not comparison and right_type is left_type:
+        attempts.pop()          # the reflected method is for operands of different types
+    for x, y, method, swapped in attempts:
+        result = _attempt(f, plain, method, x, y, swapped, pending)
+        if result is not NotImplemented:
+            return result
+    if pending:
+        raise GraphBreak(f"{op.__name__} of a {pending[0]} with a user class's operator methods",
+                         hint="the operator runs in Python")
+    if plain in (operator.eq, operator.ne):
+        return trackers.Known(identical(f, a, b) == (plain is operator.eq))
     raise UserError(TypeError(f"unsupported operand type(s) for {op.__name__}: "
-                              f"'{a.python_type().__name__}' and '{b.python_type().__name__}'"))
+                              f"'{left_type.__name__}' and '{right_type.__name__}'"))
 
 
-def _defines(vt, name) -> bool:
+COMPARISONS = (operator.lt, operator.le, operator.gt, operator.ge, operator.eq, operator.ne)
+
+
+def _attempt(f, op, name, x, y, swapped, pending):
+    """`type(x).name(x, y)` (x the right operand of `op` if swapped): a tracker, or NotImplemented when the
+    method declines or the type has none."""
+    method = _operator_method(x, name)
+    if method is None:
+        return NotImplemented
+    if method is not BUILTIN:
+        result = protocol.call(f, trackers.Known(method), [x, y], {})
+        return NotImplemented if isinstance(result, trackers.Known) and result.value is NotImplemented else result
+    if name == "__ne__" and reads.static_lookup(x.python_type(), name) is object.__ne__:
+        equal = _attempt(f, operator.eq, "__eq__", x, y, swapped, pending)     # object.__ne__ inverts __eq__
+        return equal if equal is NotImplemented else trackers.Known(not truth(f, equal, "!="))
+    if name in SEQUENCE_SLOTS and issubclass(x.python_type(), SEQUENCES):
+        pending.append(x.python_type().__name__)
+        return NotImplemented
+    if op in IN_PLACE and not isinstance(x, trackers.Tensor):
+        raise GraphBreak(f"in-place {op.__name__} on a {x.python_type().__name__} with a user class's operator "
+                         f"methods", hint="the operator runs in Python")
+    return _builtin_method(f, op, name, x, y, swapped)
+
+
+def _builtin_method(f, op, name, x, y, swapped):
+    """A builtin or library method `type(x).name(x, y)` where the other operand may be a user object: run on
+    the values of two constants; a tensor's takes tensors, symbols and numbers (a float subclass is a float to
+    it), a symbol's the numbers its int or float method takes, and both decline anything else; the others decline a user object that is not a subclass of
+    a builtin type (for one that is, they might not: the operator runs in Python)."""
+    if isinstance(x, trackers.Known) and isinstance(y, trackers.Known):
+        method = getattr(type(x.value), name)
+        return _known(run_python(method, python_value(f, x, name), python_value(f, y, name)))
+    if isinstance(x, (trackers.Tensor, trackers.Sym)):
+        numbers = (int, float) if x.python_type() is float else (int,) if isinstance(x, trackers.Sym) else (
+            int, float, complex)        # a symbol is an int, a float or a bool to the program
+        if isinstance(y, (trackers.Tensor, trackers.Sym)):
+            operands = (x, y)
+        elif isinstance(y, trackers.Known) and isinstance(y.value, numbers):
+            number = python_value(f, y, name)
+            operands = (x, trackers.Known(next(t for t in (bool, int, float, complex) if isinstance(number, t))(number)))
+        else:
+            return NotImplemented
+        if swapped:
+            operands = operands[::-1]       # the operator in the program's order
+        return f.trace.builder.call("call_function", op, operands, {})
+    builtin_base = any(k.__module__ == "builtins" and k is not object for k in y.python_type().__mro__)
+    if isinstance(x, (trackers.Known, trackers.DataObject, trackers.Tuple, trackers.List, trackers.Dict)) and \
+            not builtin_base:
+        return NotImplemented
+    raise GraphBreak(f"operator {op.__name__} on a {x.python_type().__name__} and a {y.python_type().__name__}",
+                     hint="the operator runs in Python")
+
+
+def _known(value):
+    return NotImplemented if value is NotImplemented else trackers.Known(value)
+
+
+def _user_defines(vt, names) -> bool:
     cls = _class_of_user_object(vt)
-    return cls is not None and isinstance(reads.static_lookup(cls, name), types.FunctionType)
+    return cls is not None and any(isinstance(reads.static_lookup(cls, n), types.FunctionType) for n in names if n)
 
 
 @protocol.register_binary("operator methods", trackers.Known, trackers.DataObject)
 def _operator_methods(f, op, a, b):
     """A user class's operator methods come before any builtin behaviour, whichever operand defines them."""
-    if _python_dunder(a, op, False) is None and _python_dunder(b, op, True) is None:
+    if op not in DUNDERS and protocol.OUT_OF_PLACE.get(op) not in DUNDERS:
+        return NotImplemented
+    in_place, name, reflected = _operator_names(op)
+    names = (in_place, name, reflected) + (("__eq__", "__ne__") if op in (operator.eq, operator.ne) else ())
+    if not (_user_defines(a, names) or _user_defines(b, names)):
         return NotImplemented
     return _user_operator(f, op, a, b)
 
