@@ -47,3 +47,17 @@ def test_augmented_assignment_on_a_list_mutates_it_for_every_alias():
     as list.extend does: an alias sees the change.  The rule made a new list for `*=` and raised TypeError for
     a tuple on the right of `+=`."""
     check(list_in_place, [(r(3),), (r(4),)])
+
+
+def in_place_on_a_list_held_as_a_value(x):
+    words = "a b".split()
+    alias = words
+    words += [x.shape[0]]
+    words *= 2
+    return x + 1, alias
+
+
+def test_augmented_assignment_on_a_list_held_as_a_value_breaks_instead_of_changing_a_copy():
+    """A list the trace holds as a value (str.split's) has no side-effect record: `+=` and `*=` on it break
+    (Python runs them); the sequences rule extended a copy, and the alias stayed ['a', 'b']."""
+    check(in_place_on_a_list_held_as_a_value, [(r(3),)], breaks=1, rehit=False)
