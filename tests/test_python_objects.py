@@ -819,3 +819,27 @@ def test_inequality_a_side_declines_is_the_inverted_equality_of_the_other():
     """object.__ne__ inverts __eq__: `a != b` with a's __ne__ declining is `not (b == a)`; the rule returned
     b's __eq__ uninverted."""
     check(inequality_falls_back_to_equality, [(r(3),)])
+
+
+class Pair(tuple):
+    def __radd__(self, other):
+        return "Pair.__radd__"
+
+
+PAIR = Pair((1, 2))
+
+
+def tuple_subclass_operands(x):
+    try:
+        concatenated = PAIR + DERIVED
+    except TypeError:
+        concatenated = "TypeError"
+    return x + 1, x.shape + PAIR, (1,) + PAIR, concatenated
+
+
+def test_a_tuple_subclass_with_a_reflected_method_concatenates_at_once_as_its_number_method():
+    """A tuple subclass defining __radd__ has a number method: `PAIR + obj` concatenates at once (TypeError,
+    before obj's __radd__), and torch.Size's own __add__ takes it (`x.shape + PAIR` is a Size); a plain tuple
+    has none, so `(1,) + PAIR` asks Pair.__radd__.  The rule called the right operand's __radd__ for both.
+    The shape's + breaks: the trace does not tell which tuple subclasses Size.__add__ takes."""
+    check(tuple_subclass_operands, [(r(3),)], breaks=1)

@@ -222,10 +222,19 @@ def _operator_method(vt, name):
 
 
 BUILTIN = "builtin"
-# the + and * (and += and *=) of builtin sequences are their sequence slots, which Python tries only after both
-# operands' number methods: a user class's reflected method comes first
-SEQUENCE_SLOTS = {"__add__", "__mul__", "__rmul__", "__iadd__", "__imul__"}
 SEQUENCES = (str, bytes, bytearray, tuple, list, collections.deque)
+# a method and the one that gives a type the same slot
+SEQUENCE_SLOTS = {"__add__": "__radd__", "__mul__": "__rmul__", "__rmul__": "__mul__", "__iadd__": None,
+                  "__imul__": None}
+
+
+def _sequence_slot(cls, name) -> bool:
+    """Whether `cls.name` is a builtin sequence's + or * (or += or *=) and no other class gives `cls` the number
+    method: Python tries that sequence slot only after both operands' number methods (`"a" + obj` asks
+    obj.__radd__ first), while a number method of a subclass calls it at once (and it raises TypeError)."""
+    names = (name, SEQUENCE_SLOTS[name]) if name in SEQUENCE_SLOTS else ()
+    definers = [k for k in cls.__mro__ if any(n in vars(k) for n in names if n)]
+    return bool(definers) and all(k in SEQUENCES for k in definers)
 
 
 def _user_operator(f, op, a, b):
@@ -280,7 +289,7 @@ def _attempt(f, op, name, x, y, swapped, pending):
     if name == "__ne__" and reads.static_lookup(x.python_type(), name) is object.__ne__:
         equal = _attempt(f, operator.eq, "__eq__", x, y, swapped, pending)     # object.__ne__ inverts __eq__
         return equal if equal is NotImplemented else trackers.Known(not truth(f, equal, "!="))
-    if name in SEQUENCE_SLOTS and issubclass(x.python_type(), SEQUENCES):
+    if _sequence_slot(x.python_type(), name):
         pending.append(x.python_type().__name__)
         return NotImplemented
     if op in IN_PLACE and not isinstance(x, trackers.Tensor):
