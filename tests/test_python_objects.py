@@ -837,9 +837,19 @@ def tuple_subclass_operands(x):
     return x + 1, x.shape + PAIR, (1,) + PAIR, concatenated
 
 
+def tuple_subclass_and_an_object_made_in_the_trace(x):
+    return x + 1, PAIR + Derived()
+
+
 def test_a_tuple_subclass_with_a_reflected_method_concatenates_at_once_as_its_number_method():
     """A tuple subclass defining __radd__ has a number method: `PAIR + obj` concatenates at once (TypeError,
     before obj's __radd__), and torch.Size's own __add__ takes it (`x.shape + PAIR` is a Size); a plain tuple
     has none, so `(1,) + PAIR` asks Pair.__radd__.  The rule called the right operand's __radd__ for both.
     The shape's + breaks: the trace does not tell which tuple subclasses Size.__add__ takes."""
     check(tuple_subclass_operands, [(r(3),)], breaks=1)
+
+
+def test_a_tuple_subclass_concatenating_an_object_made_in_the_trace_breaks_rather_than_asking_its_radd():
+    """Tuple concatenation raises TypeError for a non-tuple (before the object's __radd__): the trace does not
+    decline it for an object it holds as fields, so it breaks; it called Derived.__radd__."""
+    check(tuple_subclass_and_an_object_made_in_the_trace, [(r(3),)], breaks=1)

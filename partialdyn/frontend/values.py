@@ -301,8 +301,9 @@ def _attempt(f, op, name, x, y, swapped, pending):
 def _builtin_method(f, op, name, x, y, swapped):
     """A builtin or library method `type(x).name(x, y)` where the other operand may be a user object: run on
     the values of two constants; a tensor's takes tensors, symbols and numbers (a float subclass is a float to
-    it), a symbol's the numbers its int or float method takes, and both decline anything else; the others decline a user object that is not a subclass of
-    a builtin type (for one that is, they might not: the operator runs in Python)."""
+    it), a symbol's the numbers its int or float method takes, and both decline anything else; the others
+    decline a user object that is not a subclass of a builtin type, except a sequence's concatenation or
+    repetition, which may raise (where they might not decline, the operator runs in Python)."""
     if isinstance(x, trackers.Known) and isinstance(y, trackers.Known):
         method = getattr(type(x.value), name)
         return _known(run_python(method, python_value(f, x, name), python_value(f, y, name)))
@@ -313,15 +314,17 @@ def _builtin_method(f, op, name, x, y, swapped):
             operands = (x, y)
         elif isinstance(y, trackers.Known) and isinstance(y.value, numbers):
             number = python_value(f, y, name)
-            operands = (x, trackers.Known(next(t for t in (bool, int, float, complex) if isinstance(number, t))(number)))
+            builtin = next(t for t in (bool, int, float, complex) if isinstance(number, t))
+            operands = (x, trackers.Known(builtin(number)))
         else:
             return NotImplemented
         if swapped:
             operands = operands[::-1]       # the operator in the program's order
         return f.trace.builder.call("call_function", op, operands, {})
     builtin_base = any(k.__module__ == "builtins" and k is not object for k in y.python_type().__mro__)
+    concatenation = name in SEQUENCE_SLOTS and issubclass(x.python_type(), SEQUENCES)   # it may raise
     if isinstance(x, (trackers.Known, trackers.DataObject, trackers.Tuple, trackers.List, trackers.Dict)) and \
-            not builtin_base:
+            not builtin_base and not concatenation:
         return NotImplemented
     raise GraphBreak(f"operator {op.__name__} on a {x.python_type().__name__} and a {y.python_type().__name__}",
                      hint="the operator runs in Python")
