@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import partialdyn
-from helpers import CountingBackend, check, outcome, r
+from helpers import CountingBackend, assert_compiled, check, outcome, r
 
 B = (2, 3, 5)
 
@@ -239,6 +239,7 @@ def test_clearing_the_cache_runs_the_function_again_and_its_new_answer_is_used()
         CACHED_CONFIG["scale"] = 2.0
         counted_scale.cache_clear()
     assert CACHED_RUNS == ["scale", "scale"]
+    assert_compiled(opt)
 
 
 @functools.lru_cache(maxsize=None)
@@ -259,6 +260,7 @@ def test_a_cached_function_of_a_tensor_answers_from_its_cache_like_eager():
     t.add_(10)
     torch.testing.assert_close(opt(r(3)), r(3) + 2)
     assert partialdyn.stats(opt)["graph_breaks"] >= 1
+    assert_compiled(opt)
     cached_by_tensor.cache_clear()
 
 
@@ -280,13 +282,15 @@ def writes_the_mode_then_calls(x):
 
 def test_a_cached_function_called_after_a_traced_global_write_sees_the_write():
     global MODE
-    for fn in (writes_the_mode_then_calls, partialdyn.optimize(writes_the_mode_then_calls, backend="eager")):
+    opt = partialdyn.optimize(writes_the_mode_then_calls, backend="eager")
+    for fn in (writes_the_mode_then_calls, opt, opt):
         MODE = 1
         mode_times.cache_clear()
         torch.testing.assert_close(fn(torch.zeros(1)), torch.full((1,), 14.0))
         assert mode_times(2) == 14
     MODE = 1
     mode_times.cache_clear()
+    assert_compiled(opt)
 
 
 NOT_READY = [True]
@@ -316,6 +320,8 @@ def test_a_cached_function_that_raised_is_called_again_like_eager():
         torch.testing.assert_close(opt(torch.zeros(1)), torch.full((1,), -1.0))
         NOT_READY[0] = False
         torch.testing.assert_close(opt(torch.zeros(1)), torch.full((1,), 1.0))
+        torch.testing.assert_close(opt(torch.zeros(1)), torch.full((1,), 1.0))
+        assert_compiled(opt, fallbacks=None)        # a break inside `try`: the rest runs as plain Python
     finally:
         NOT_READY[0] = True
         ready_value.cache_clear()
@@ -337,11 +343,13 @@ def alternates(x):
 
 def test_a_bounded_cache_evicts_as_in_eager():
     results = {}
-    for name, fn in (("eager", alternates), ("optimized", partialdyn.optimize(alternates, backend="eager"))):
+    opt = partialdyn.optimize(alternates, backend="eager")
+    for name, fn in (("eager", alternates), ("optimized", opt)):
         bounded.cache_clear()
         BOUNDED_RUNS.clear()
         results[name] = ([fn(torch.ones(1))[1] for _ in range(3)], list(BOUNDED_RUNS))
     assert results["optimized"] == results["eager"]
+    assert_compiled(opt)
     bounded.cache_clear()
 
 
@@ -365,7 +373,9 @@ def test_explaining_a_recompile_does_not_call_a_cached_function_the_guard_would_
     opt(r(2), True)
     heavy.cache_clear()
     opt(r(2), False)            # eager never calls heavy here; the old entry's guard fails on flag first
+    opt(r(2), False)
     assert HEAVY_RUNS == [5]
+    assert_compiled(opt)
     heavy.cache_clear()
 
 
@@ -399,4 +409,5 @@ def test_a_cached_method_of_a_module_built_in_the_trace_is_cached_per_module_lik
     for _ in range(3):
         torch.testing.assert_close(opt(r(2)), r(2) + 2)
     assert _TableModule.table.cache_info().currsize == 3
+    assert_compiled(opt)
     _TableModule.table.cache_clear()

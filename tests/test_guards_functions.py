@@ -183,14 +183,6 @@ def test_a_called_function_whose_signature_attribute_differs_from_its_code_is_in
 
 # ---- the code and defaults of functions the guard holds are compared without audited reads (guards/function_fields.py)
 
-def test_the_function_field_offsets_are_confirmed_on_this_interpreter():
-    """On CPython 3.11-3.13 the fields are found; were they not, guards would silently read the audited
-    attributes again (each an audit-hook call on 3.12+ once filelock is imported)."""
-    from partialdyn.guards import function_fields
-    assert function_fields.OFFSETS is not None
-    assert set(function_fields.OFFSETS) == set(function_fields.FIELDS)
-
-
 def _doubled(t):
     return t * 2
 
@@ -201,8 +193,12 @@ def calls_doubled(x):
 
 @pytest.mark.parametrize("fn", [calls_doubled, _doubled], ids=["an inlined helper", "the optimized function"])
 def test_a_cache_hit_makes_no_audited_read_of_function_code_or_defaults(fn):
+    """The fields' offsets are confirmed on CPython 3.11-3.13 (were they not, guards would read the audited
+    attributes again, each an audit-hook call on 3.12+ once filelock is imported)."""
     import sys
     import partialdyn
+    from partialdyn.guards import function_fields
+    assert function_fields.OFFSETS is not None and set(function_fields.OFFSETS) == set(function_fields.FIELDS)
     opt = partialdyn.optimize(fn, backend="eager")
     x = r(3)
     opt(x)

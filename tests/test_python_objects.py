@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import partialdyn
-from helpers import check, r
+from helpers import assert_compiled, check, r
 
 
 def setup_function():
@@ -498,6 +498,7 @@ def test_a_hook_registered_on_a_module_built_in_the_trace_runs_like_eager():
         _HOOK_CALLS.clear()
         torch.testing.assert_close(opt(r(3)), want)
         assert len(_HOOK_CALLS) == 1
+    assert_compiled(opt, fallbacks=None)
 
 
 def test_item_assignment_of_a_field_into_a_model_output_made_in_the_trace():
@@ -669,6 +670,7 @@ def test_assignments_eager_refuses_on_a_dataclass_made_in_the_trace_raise_as_in_
         return point.extra
     check(frozen, [(r(2),)], breaks=None)
     check(slotted, [(r(2),)], breaks=None)
+    assert len(partialdyn.events("graph_break")) >= 2      # the assignments ran at breaks, not as traced
 
 
 def test_a_model_output_built_from_pairs_in_its_first_field_runs_in_python():
