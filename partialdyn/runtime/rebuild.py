@@ -26,7 +26,7 @@ from .steps import NULL
 OUTPUTS = PREFIX + "o"         # the graph's outputs in the runner
 
 
-MUTABLE_CONSTANTS = (set,)
+MUTABLE_CONSTANTS = (set, list, dict, bytearray)     # made at trace time (`s.split()`): a fresh copy per call
 
 
 def _built_once(build):
@@ -80,11 +80,13 @@ class Rebuilder:
 
     @_build.register(trackers.Known)
     def _known(self, vt) -> str:
-        if vt.source is None and not copies.is_immutable_data(vt.value) and \
-                (vt.owned or self.owned) and type(vt.value) not in MUTABLE_CONSTANTS:
+        inside_a_copy = vt.owned or self.owned and (type(vt.value) not in MUTABLE_CONSTANTS
+                                                    or copies.locate(vt.value, self.owned) is not None)
+        if vt.source is None and not copies.is_immutable_data(vt.value) and inside_a_copy:
             return self._copy_made_in_trace(vt)
         if vt.source is None and type(vt.value) in MUTABLE_CONSTANTS:
-            # a set made in the trace: a fresh copy per call (the traced one is shared by every call)
+            # a set or list made in the trace: a fresh copy per call (the traced one would be shared by every
+            # call, and a write after the break would show in the next call)
             if id(vt.value) not in self._bound:
                 self.bind(vt.value, f"{type(vt.value).__name__}({self.constant(vt.value)})")
             return self._bound[id(vt.value)][0]
