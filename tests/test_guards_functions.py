@@ -232,3 +232,27 @@ def test_a_new_function_object_with_the_same_code_still_hits_the_cache():
     """The identity fast path fails for another function object; its attributes are checked instead."""
     stats = check(applies, [(r(3), _make_scaler(2.0)), (r(3), _make_scaler(2.0)), (r(3), _make_scaler(2.0))])
     assert stats["cache_hits"] == 2
+
+
+def test_the_guard_keeps_the_code_it_compares_against_alive():
+    """The field check compares addresses: the code object traced must outlive a reassignment of `__code__`,
+    or a new object at its address would pass for it."""
+    import gc
+    import partialdyn
+    from partialdyn.guards.function_fields import FieldSnapshot
+
+    def own(t):
+        return t + 1
+
+    def replacement(t):
+        return t - 2
+    traced_code = own.__code__
+    opt = partialdyn.optimize(own, backend="eager")
+    opt(r(2))
+    opt(r(2))
+    own.__code__ = replacement.__code__
+    gc.collect()
+    held = [value for value in opt.entries[0].guard.namespace.values() if isinstance(value, FieldSnapshot)]
+    assert any(traced_code in snapshot.pointees for snapshot in held)
+    torch.testing.assert_close(opt(r(2)), r(2) - 2)
+    assert partialdyn.stats(opt)["cache_hits"] == 1

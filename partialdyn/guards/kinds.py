@@ -133,10 +133,14 @@ class GuardSet:
             self.constants.setdefault(name, value)
 
     def _fields(self, fn, fields=function_fields.FIELDS):
-        """One snapshot per function and fields (equal checks stay equal, and are left out when repeated)."""
+        """One snapshot per function and fields (equal checks stay equal, and are left out when repeated).  The
+        guard's namespace holds the snapshot itself, so the function and the objects its fields pointed to live
+        as long as the guard reads the view: equal bytes cannot come from a reused address."""
         key = (id(fn), fields)
         if key not in self._snapshots:
-            self._snapshots[key] = function_fields.snapshot(fn, fields)
+            snapshot = self._snapshots[key] = function_fields.snapshot(fn, fields)
+            if snapshot is not None:
+                self.constant(snapshot)
         return self._snapshots[key]
 
     def constant(self, value) -> str:
