@@ -164,9 +164,10 @@ def _cached_call(f, fn_vt, args, kwargs):
     order of calls), or an exception (not cached: eager calls again)."""
     name = _name_of(fn_vt.value)
     named = list(args) + list(kwargs.values())
-    reason = _uncached_call_reason(f, fn_vt, named, kwargs)
+    maxsize = fn_vt.value.cache_parameters()["maxsize"]
+    reason = _uncached_call_reason(f, fn_vt, named, kwargs, maxsize)
     if reason:
-        raise GraphBreak(f"call of the cached function {name}: {reason}", hint="it runs in Python between two graphs")
+        raise _runs_in_python(name, reason)
     values = [protocol.python_value(f, a, name) for a in named]
     spelled, refs = [], list(fn_vt.source.refs)
     for tracker, value in zip(named, values):
@@ -178,31 +179,34 @@ def _cached_call(f, fn_vt, args, kwargs):
             spelled.append(key_name)
             refs.append((key_name, key))
     positional, keywords = spelled[:len(args)], [f"{k}={code}" for k, code in zip(kwargs, spelled[len(args):])]
+    arg_values, kwarg_values = values[:len(args)], dict(zip(kwargs, values[len(args):]))
     code = f"{fn_vt.source.code}({', '.join(positional + keywords)})"
-    maxsize = fn_vt.value.cache_parameters()["maxsize"]
     if maxsize is not None:
         # a bounded cache evicts in the order of all its calls, which the guard, calling each distinct call of
         # the trace once, does not repeat when the trace makes several
         calls = f.trace.bounded_cache_calls.setdefault(id(fn_vt.value), set())
         calls.add(code)
         if len(calls) > 1:
-            raise GraphBreak(f"call of the cached function {name}: a second distinct call of a bounded cache "
-                             f"(lru_cache(maxsize={maxsize})) in one trace", hint="it runs in Python between two graphs")
-    texts = [repr(v) for v in values[:len(args)]] + [f"{k}={v!r}" for k, v in zip(kwargs, values[len(args):])]
+            raise _runs_in_python(name, f"a second distinct call of a bounded cache (lru_cache(maxsize={maxsize})) "
+                                        f"in one trace")
+    texts = [repr(v) for v in arg_values] + [f"{k}={v!r}" for k, v in kwarg_values.items()]
     source = sources.Src(code, f"{fn_vt.source}({', '.join(texts)})", tuple(refs), runs_code=True)
     try:
-        result = run_python(fn_vt.value, *values[:len(args)], **dict(zip(kwargs, values[len(args):])))
+        result = run_python(fn_vt.value, *arg_values, **kwarg_values)
     except UserError as error:
         raise GraphBreak(f"call of the cached function {name} raised {type(error.error).__name__}",
                          hint="exceptions are not cached: the call runs in Python") from None
     return f.trace.wrap(result, source)
 
 
-def _uncached_call_reason(f, fn_vt, named, kwargs) -> str | None:
-    """Why a cached call must run in Python (see _cached_call), or None."""
+def _runs_in_python(name: str, reason: str) -> GraphBreak:
+    return GraphBreak(f"call of the cached function {name}: {reason}", hint="it runs in Python between two graphs")
+
+
+def _uncached_call_reason(f, fn_vt, named, kwargs, maxsize) -> str | None:
+    """Why a cached call must run in Python before it is made (see _cached_call), or None."""
     if fn_vt.source is None:
         return "made in the trace"
-    maxsize = fn_vt.value.cache_parameters()["maxsize"]
     if maxsize == 0:
         return "lru_cache(maxsize=0) caches nothing"
     if not all(k.isidentifier() for k in kwargs):
