@@ -443,6 +443,34 @@ def test_inference_and_conj_tensors_do_not_reuse_a_plain_entry():
     torch.testing.assert_close(out, double(zc))
 
 
+def test_an_entry_traced_on_an_inference_tensor_serves_inference_tensors_only():
+    def double(x):
+        return x * 2
+    with torch.inference_mode():
+        xi, yi = torch.ones(3), torch.ones(3)
+    opt = compiled_on(double, (xi,))
+    out, what = outcome(opt, yi)
+    assert what == "hit"
+    torch.testing.assert_close(out, double(yi))
+    assert outcome(opt, torch.ones(3))[1] == "recompile"
+
+
+def test_tensor_metadata_is_checked_past_instance_attributes_that_shadow_its_methods():
+    """Tensors take instance attributes; the guard asks TensorBase itself, not `x.is_contiguous`."""
+    def double(x):
+        return x * 2
+    opt = compiled_on(double, (torch.ones(3, 4),))
+    odd = torch.ones(4, 3).t()
+    odd.is_contiguous = lambda *args, **kwargs: True
+    odd.storage_offset = lambda: 0
+    out, what = outcome(opt, odd)
+    assert what == "recompile"
+    torch.testing.assert_close(out, double(odd))
+    shifted = torch.ones(13)[1:].view(3, 4)
+    shifted.storage_offset = lambda: 0
+    assert outcome(opt, shifted)[1] == "recompile"
+
+
 def test_enum_constants_are_guarded_by_value_through_the_constant_table():
     import enum
 

@@ -31,7 +31,10 @@ def _namespace(constants: dict, globals_: dict, fn) -> dict:
           PREFIX + "autocast_dtype": torch.get_autocast_dtype, PREFIX + "autocast_cache": torch.is_autocast_cache_enabled,
           PREFIX + "deterministic": torch._C._get_deterministic_algorithms,
           PREFIX + "deterministic_warn_only": torch._C._get_deterministic_algorithms_warn_only,
-          PREFIX + "storage_groups": storage_groups, "math": math}
+          PREFIX + "storage_groups": storage_groups, "math": math,
+          PREFIX + "is_contiguous": torch._C.TensorBase.is_contiguous,
+          PREFIX + "storage_offset": torch._C.TensorBase.storage_offset,
+          PREFIX + "is_inference": torch._C.TensorBase.is_inference}
     ns.update(constants)
     return ns
 
