@@ -1,7 +1,6 @@
 """Guards on attribute reads: a missing attribute is guarded absent, a method by the function it binds, and
 a class attribute of an instance made in the trace through the class lookup itself."""
 import pytest
-import torch
 
 from helpers import check, r
 

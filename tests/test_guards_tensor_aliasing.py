@@ -2,7 +2,6 @@
 shared memory exactly as in the traced call (aot_autograd functionalizes it that way), so that sharing is
 guarded (ALIASING over the tensor inputs' storages); a graph that writes no input is not guarded by it."""
 import pytest
-import torch
 
 import partialdyn
 from partialdyn.backends import aot_eager

@@ -1,5 +1,4 @@
 """Augmented assignment with a number on the left (`s = 0; s += x`): Python rebinds, nothing is in place."""
-import torch
 
 import partialdyn
 from helpers import check, r

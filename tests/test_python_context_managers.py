@@ -8,7 +8,7 @@ import contextlib
 import torch
 
 import partialdyn
-from helpers import assert_compiled, assert_raises_like_eager, check, r
+from helpers import assert_raises_like_eager, check, r
 
 
 def setup_function():

@@ -10,7 +10,7 @@ import itertools
 import torch
 
 import partialdyn
-from helpers import assert_compiled, assert_fell_back, check, r
+from helpers import assert_fell_back, check, r
 
 
 def setup_function():

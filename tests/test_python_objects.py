@@ -336,6 +336,7 @@ def test_a_module_built_in_the_trace_is_a_fresh_object_per_call_with_its_attribu
     opt = partialdyn.optimize(f)
     (a, first), (b, second) = opt(r(2)), opt(r(3))
     torch.testing.assert_close(a, r(2) + 3)
+    torch.testing.assert_close(b, r(3) + 3)
     assert first is not second and isinstance(second, torch.nn.Dropout) and second.p == 0.0 and second.extra == 3
     stats = partialdyn.stats(opt)
     assert stats["graph_breaks"] == 0 and stats["compiles"] == 1 and stats["cache_hits"] == 1, stats

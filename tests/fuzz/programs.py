@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import random
 import textwrap
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 PRELUDE = '''\
 import collections

@@ -29,7 +29,7 @@ import torch
 
 import partialdyn
 
-from .programs import ALL_FEATURES, ENABLED, Mode, Program, RandomChooser, Step, generate
+from .programs import ALL_FEATURES, ENABLED, Program, RandomChooser, Step, generate
 
 POLICIES = ("partial", "dynamic", "static", "automatic")
 CONFIGS = tuple((policy, limit) for policy in POLICIES for limit in (1, 2))
