@@ -455,6 +455,24 @@ def test_an_entry_traced_on_an_inference_tensor_serves_inference_tensors_only():
     assert outcome(opt, torch.ones(3))[1] == "recompile"
 
 
+@pytest.mark.parametrize("make, says", [
+    (lambda: _inference_tensor(3), "inference tensor False expected, got True"),
+    (lambda: torch.ones(4)[1:], "storage offset 0 expected, got 1"),
+])
+def test_a_tensor_guard_miss_says_which_property_differs(make, says):
+    def double(x):
+        return x * 2
+    opt = compiled_on(double, (torch.ones(3),))
+    assert outcome(opt, make())[1] == "recompile"
+    reason = [e["reason"] for e in partialdyn.events("compile")][-1]
+    assert reason.startswith("x: Tensor float32 cpu ndim=1 failed: " + says), reason
+
+
+def _inference_tensor(n):
+    with torch.inference_mode():
+        return torch.ones(n)
+
+
 def test_tensor_metadata_is_checked_past_instance_attributes_that_shadow_its_methods():
     """Tensors take instance attributes; the guard asks TensorBase itself, not `x.is_contiguous`."""
     def double(x):

@@ -75,7 +75,9 @@ class GuardFunction:
             try:
                 ok = eval(g.code, env)
             except Exception as e:
-                return g, f"{g.text} failed: {type(e).__name__}: {e}{_made_by(g)}"
+                if not g.expected:      # a signature check says how the value differs, not how its check failed
+                    return g, f"{g.text} failed: {type(e).__name__}: {e}{_made_by(g)}"
+                ok = False
             if not ok:
                 return g, f"{g.text} failed: {self._actual(g, env)}{_made_by(g)}"
         return None, "no guard failed"

@@ -497,12 +497,12 @@ AUTOCAST_DEVICES = tuple(d for d in ("cpu", "cuda", "xpu", "mps", "hpu", "xla", 
 
 def tensor_signature(t: torch.Tensor) -> tuple:
     """Everything a trace may assume about a tensor, for explaining a failed tensor guard."""
-    return (type(t), t.dtype, t.device, t.layout, t.requires_grad, t.dim(), t.is_contiguous(),
-            torch._C._dispatch_keys(t).raw_repr(), tuple(t.shape), tuple(t.stride()))
+    return (type(t), t.dtype, t.device, t.layout, t.requires_grad, t.dim(), t.is_contiguous(), t.is_inference(),
+            torch._C._dispatch_keys(t).raw_repr(), tuple(t.shape), tuple(t.stride()), t.storage_offset())
 
 
-_SIG_FIELDS = ("type", "dtype", "device", "layout", "requires_grad", "ndim", "contiguous", "dispatch keys",
-               "shape", "stride")
+_SIG_FIELDS = ("type", "dtype", "device", "layout", "requires_grad", "ndim", "contiguous", "inference tensor",
+               "dispatch keys", "shape", "stride", "storage offset")
 
 
 def describe_signature(sig: tuple) -> str:
