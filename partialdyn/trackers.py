@@ -13,7 +13,8 @@ Every value the traced code touches is one of:
   Iterator     an iterator over known items (for loops)
   Generator    a generator object made in the trace: a suspended frame, run only as far as it is consumed
   LazyIterator zip / enumerate / map / filter / itertools.count & co, pulled one item at a time
-  DictView     d.keys() / d.values() / d.items(): a live view of a Dict tracker or a model output's dict part
+  DictView     d.keys() / d.values() / d.items(): a live view of a Dict tracker, a model output's dict part or a
+               dict of the caller's world held as an object
   GradMode / GradModeExit   torch.no_grad() & co, and the exit of their `with`
   Autocast / AutocastExit   torch.autocast(...) and the exit of its `with` (a region in the graph)
   Slice        a slice with symbolic bounds
@@ -215,8 +216,8 @@ class LazyIterator(VT):
 
 @dataclass(eq=False)
 class DictView(VT):
-    """`d.keys()`, `d.values()`, `d.items()` of a Dict tracker, or of a DataObject's mapping (a model output):
-    reads the dict each time, so it stays live."""
+    """`d.keys()`, `d.values()`, `d.items()` of a Dict tracker, of a DataObject's mapping (a model output), or of a
+    Known dict of the caller's world (a defaultdict): reads the dict each time, so it stays live."""
     dict: VT
     kind: str                      # keys / values / items
 

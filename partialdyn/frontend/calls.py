@@ -24,6 +24,7 @@ import torch
 
 from . import autocast
 from . import dataobjects
+from . import dict_views
 from .builtins_table import BUILTINS, CONSTANT_FOLD, GRAD_MODE, call_getter
 from . import environment
 from . import reads
@@ -351,6 +352,9 @@ def _known_method(f, receiver, name, args, kwargs):
             f.trace.side_effects.mutate(receiver)
         values = [protocol.python_value(f, a, f"set.{name}") for a in args]
         return trackers.Known(run_python(getattr(receiver.value, name), *values))
+    view = dict_views.of_callers_dict(receiver, name, args, kwargs)
+    if view is not None:
+        return view
     return protocol.call(f, trackers.Known(getattr(receiver.value, name)), args, kwargs)
 
 

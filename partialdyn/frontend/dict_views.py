@@ -1,4 +1,5 @@
-"""Dict views over Dict trackers and model outputs made in the trace: `d.keys()`, `d.values()`, `d.items()`.
+"""Dict views: `d.keys()`, `d.values()`, `d.items()` of a Dict tracker, of a model output made in the trace, or of a
+dict of the caller's world the tracer holds as an object (a defaultdict, a model output a resume function got).
 
 A view reads its dict every time it is used, so a key added after the view was taken is
 seen through it, as in Python.  Keys and items views are sets for `|`, `&`, `-`, `^`, `==`
@@ -7,28 +8,75 @@ only while its values are constants); values views have no set operations.
 """
 from __future__ import annotations
 
+import collections
+import functools
 import operator
 
 from . import protocol
+from . import reads
+from .. import sources
 from .. import trackers
 from ..errors import GraphBreak, UserError
 
 SET_OPERATORS = {operator.or_, operator.and_, operator.sub, operator.xor, operator.eq, operator.ne,
                  operator.lt, operator.le, operator.gt, operator.ge}
+KINDS = ("keys", "values", "items")
+DICT_READS = (dict, collections.OrderedDict)     # the classes whose views and iteration a caller dict may keep
 
 
 def view(d: trackers.Dict, kind: str) -> trackers.DictView:
     return trackers.DictView(d, kind)
 
 
-def entries(view_vt: trackers.DictView) -> dict:
-    """The dict of trackers the view reads: a Dict tracker's items, or a model output's mapping."""
-    owner = view_vt.dict
-    return owner.items if isinstance(owner, trackers.Dict) else owner.mapping
+def of_callers_dict(receiver: trackers.Known, kind: str, args, kwargs) -> trackers.DictView | None:
+    """`d.keys()` & co of a dict of the caller's world held as an object, when its class keeps dict's or
+    OrderedDict's own view method and iteration (a defaultdict, a model output): a view that reads the dict and
+    guards its keys when read (`_entries`).  Mutating such a dict in the trace is a graph break, so it cannot
+    change under the view.  None for anything else."""
+    value = receiver.value
+    if kind not in KINDS or args or kwargs or receiver.source is None or not isinstance(value, dict):
+        return None
+    own = (getattr(reads.static_lookup(type(value), n), "__objclass__", None) for n in (kind, "__iter__"))
+    return trackers.DictView(receiver, kind) if all(cls in DICT_READS for cls in own) else None
 
 
-def items_of(view_vt: trackers.DictView) -> list:
-    d = entries(view_vt)
+@functools.singledispatch
+def _entries(owner, f) -> dict:
+    """The dict of trackers a view of `owner` reads (one function per owner type).  A Known: the caller's dict as it
+    is now, its keys guarded in order, each value read with dict's own lookup (a model output's `__getitem__` is
+    its own)."""
+    value, source = owner.value, owner.source
+    f.trace.guards.keys_match(source, value)
+    plain = reads.static_lookup(type(value), "__getitem__") is dict.__getitem__
+    return {k: f.trace.wrap(dict.__getitem__(value, k), sources.item(source, k) if plain else _item(source, k),
+                            frame_input=owner.by_contents) for k in value}
+
+
+@_entries.register(trackers.Dict)
+def _dict_entries(owner, f) -> dict:
+    return owner.items
+
+
+@_entries.register(trackers.DataObject)
+def _model_output_entries(owner, f) -> dict:
+    return owner.mapping
+
+
+def _item(source, key):
+    """`dict.__getitem__(d, key)`: an item read past a subclass's own `__getitem__`."""
+    name, getitem = sources.PREFIX + "dict_getitem", dict.__getitem__
+    key_name, _ = named = sources.KEYS.name_for(key)
+    return sources.derived(source, f"{name}({{}}, {key_name})", f"dict.__getitem__({source}, {key!r})",
+                           (name, getitem), named)
+
+
+def entries(f, view_vt: trackers.DictView) -> dict:
+    """The dict of trackers the view reads."""
+    return _entries(view_vt.dict, f)
+
+
+def items_of(f, view_vt: trackers.DictView) -> list:
+    d = entries(f, view_vt)
     if view_vt.kind == "keys":
         return [trackers.Known(k) for k in d]
     if view_vt.kind == "values":
@@ -36,13 +84,13 @@ def items_of(view_vt: trackers.DictView) -> list:
     return [trackers.Tuple([trackers.Known(k), v]) for k, v in d.items()]
 
 
-def length(view_vt: trackers.DictView) -> int:
-    return len(entries(view_vt))
+def length(f, view_vt: trackers.DictView) -> int:
+    return len(entries(f, view_vt))
 
 
 @protocol.register("contains", trackers.DictView)
 def contains(f, view_vt, item) -> bool:
-    d = entries(view_vt)
+    d = entries(f, view_vt)
     if view_vt.kind == "keys":
         return protocol.python_value(f, item, "`in` on dict keys") in d
     if view_vt.kind == "values":
@@ -60,9 +108,9 @@ def as_set(f, vt, op_name):
     if isinstance(vt, trackers.DictView):
         if vt.kind == "values":
             raise UserError(TypeError(f"unsupported operand type(s) for {op_name}: 'dict_values'"))
-        if vt.kind == "items" and not all(isinstance(v, trackers.Known) for v in entries(vt).values()):
+        if vt.kind == "items" and not all(isinstance(v, trackers.Known) for v in entries(f, vt).values()):
             raise GraphBreak("a set operation on dict items whose values are not constants")
-        return set(protocol.python_value(f, item, op_name) for item in items_of(vt))
+        return set(protocol.python_value(f, item, op_name) for item in items_of(f, vt))
     if isinstance(vt, trackers.Known):
         try:
             return set(vt.value)
@@ -95,7 +143,7 @@ def call_method(f, view_vt, name, args, kwargs):
     if name == "isdisjoint" and view_vt.kind != "values":
         return trackers.Known(as_set(f, view_vt, name).isdisjoint(as_set(f, args[0], name)))
     if name == "__len__":
-        return trackers.Known(length(view_vt))
+        return trackers.Known(length(f, view_vt))
     raise GraphBreak(f"method {name!r} of a dict view")
 
 
@@ -106,12 +154,12 @@ def _view_value(f, vt, op):
 
 @protocol.register("truth", trackers.DictView)
 def _view_truth(f, vt, op):
-    return bool(entries(vt))
+    return bool(entries(f, vt))
 
 
 @protocol.register("iterate", trackers.DictView)
 def _view_items(f, vt):
-    return items_of(vt)
+    return items_of(f, vt)
 
 
 protocol.register("attribute", trackers.DictView)(protocol.method_of_type)
@@ -119,4 +167,4 @@ protocol.register("attribute", trackers.DictView)(protocol.method_of_type)
 
 @protocol.register("length", trackers.DictView)
 def _view_length(f, vt):
-    return trackers.Known(length(vt))
+    return trackers.Known(length(f, vt))

@@ -2,7 +2,10 @@
 
 A resume function is the original bytecode with a new prologue: it takes the
 live locals and then the stack values as arguments, pushes the stack back (NULL
-markers included), and jumps to the instruction where execution continues.  The
+markers included), and jumps to the instruction where execution continues.  A local
+that holds a dict view is passed as its dict, and the prologue takes the view again
+(`v = v.values()`), so the resume function's guards read the dict, not a view object
+made anew on every call.  The
 locals come first, the original's first parameter first when it is live:
 zero-argument `super()` reads the frame's first argument slot.  Filename
 names and line numbers are the original's, so tracebacks point at the user's code.  The
@@ -13,10 +16,10 @@ from __future__ import annotations
 import types
 
 import bytecode
-from bytecode import Instr, Label, TryBegin
+from bytecode import CellVar, Instr, Label, TryBegin
 
 from .codecheck import BadCode, check_code
-from .instructions import PROLOGUE, flat_instructions
+from .instructions import PROLOGUE, VERSION, flat_instructions
 
 STACK_PREFIX = "__stack"
 
@@ -26,8 +29,22 @@ def stack_names(layout: tuple) -> list[str]:
     return [f"{STACK_PREFIX}{i}" for i, is_null in enumerate(layout) if not is_null]
 
 
-def make_resume_code(code: types.CodeType, index: int, layout: tuple, local_names: tuple) -> types.CodeType:
-    """Code that continues `code` at real instruction `index` with the given stack layout and locals."""
+def _view_again(name: str, kind: str, cell: bool, lineno: int) -> list:
+    """`name = name.kind()`: the local gets its dict view back from the dict it was passed as."""
+    var = CellVar(name) if cell else name
+    if VERSION < (3, 12):
+        call = [Instr("LOAD_METHOD", kind, lineno=lineno), Instr("PRECALL", 0, lineno=lineno)]
+    else:
+        call = [Instr("LOAD_ATTR", (True, kind), lineno=lineno)]
+    load, store = ("LOAD_DEREF", "STORE_DEREF") if cell else ("LOAD_FAST", "STORE_FAST")
+    return [Instr(load, var, lineno=lineno), *call, Instr("CALL", 0, lineno=lineno), Instr(store, var, lineno=lineno)]
+
+
+def make_resume_code(code: types.CodeType, index: int, layout: tuple, local_names: tuple,
+                     views: tuple = ()) -> tuple[types.CodeType, int]:
+    """Code that continues `code` at real instruction `index` with the given stack layout and locals, and the
+    number of instructions its prologue adds before the original's.  `views`: (local name, `keys` / `values`
+    / `items`) of the locals passed as the dict of their view."""
     bc = bytecode.Bytecode.from_code(code)
     target = flat_instructions(bc)[index]
     start = Label()
@@ -42,7 +59,7 @@ def make_resume_code(code: types.CodeType, index: int, layout: tuple, local_name
         prologue_done = prologue_done or isinstance(item, Instr)
         body.append(item)
     lineno = target.lineno or code.co_firstlineno
-    push = []
+    push = [instr for name, kind in views for instr in _view_again(name, kind, name in bc.cellvars, lineno)]
     names = iter(stack_names(layout))
     for is_null in layout:
         push.append(Instr("PUSH_NULL", lineno=lineno) if is_null else Instr("LOAD_FAST", next(names), lineno=lineno))
@@ -53,7 +70,7 @@ def make_resume_code(code: types.CodeType, index: int, layout: tuple, local_name
     _keep_handler_depths(code, bc)
     resumed = new.to_code(stacksize=max(code.co_stacksize, len(layout)), compute_exception_stack_depths=False)
     check_code(resumed)
-    return resumed
+    return resumed, len(push) + 1
 
 
 def _keep_handler_depths(code, bc):
@@ -83,16 +100,17 @@ def _copy_header(bc, new, code, index, layout, local_names):
 
 
 def make_resume_function(fn: types.FunctionType, index: int, layout: tuple, local_names: tuple,
-                         line: int, nth_break: int = 1, nth_branch: int = 1):
+                         line: int, nth_break: int = 1, nth_branch: int = 1, views: tuple = ()):
     """The resume function, named for users after the `line` of the break: `f (after line 10)`; the
     `nth_break` other break on that line adds `, 2nd break`, the `nth_branch` continuation of one break
-    (a branch on a traced value) adds `, 2nd branch`.  Its code keeps `f`'s names, for tracebacks."""
-    code = make_resume_code(fn.__code__, index, layout, local_names)
+    (a branch on a traced value) adds `, 2nd branch`.  Its code keeps `f`'s names, for tracebacks.  Returns it
+    and the number of instructions its prologue adds (see `make_resume_code`)."""
+    code, added = make_resume_code(fn.__code__, index, layout, local_names, views)
     ordinals = [f"{ordinal(n)} {what}" for n, what in ((nth_break, "break"), (nth_branch, "branch")) if n > 1]
     after = f" ({', '.join([f'after line {line}'] + ordinals)})"
     resumed = types.FunctionType(code, fn.__globals__, code.co_name + after, None, fn.__closure__)
     resumed.__qualname__ = code.co_qualname + after
-    return resumed
+    return resumed, added
 
 
 def ordinal(n: int) -> str:

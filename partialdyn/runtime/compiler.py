@@ -219,11 +219,13 @@ def _break_body(opt, trace, stop, rebuilder):
     live.update({n: c.contents for n, c in trace.frame.cells.items()
                  if n in code.co_cellvars and c.contents is not None})
     names = tuple(sorted(live, key=lambda name: name != _first_parameter(code)))   # super() reads slot 0
-    locals_expr = "[" + ", ".join(rebuilder.expr(live[n]) for n in names) + "]"
+    passed = [rebuilder.passed(live[n]) for n in names]
+    locals_expr = "[" + ", ".join(expr for expr, _ in passed) + "]"
+    views = tuple((n, kind) for n, (_, kind) in zip(names, passed) if kind is not None)
     stack_values = [v for v in stop.stack if v is not trackers.NULL]
     texts = {f"{STACK_PREFIX}{i}": str(v.source) for i, v in enumerate(stack_values)
              if getattr(v, "source", None) is not None and isinstance(v, (trackers.Tensor, trackers.Sym))}
-    step = _make_step(opt, trace, stop, names, texts)
+    step = _make_step(opt, trace, stop, names, texts, views)
     return step, f"({stack_expr}, {locals_expr})"
 
 
@@ -233,10 +235,10 @@ def _first_parameter(code) -> str | None:
     return code.co_varnames[0] if has_parameters else None
 
 
-def _make_step(opt, trace, stop, names, texts):
+def _make_step(opt, trace, stop, names, texts, views):
     """The step for the instruction the trace stopped at, built from the break behaviour its opcode declares
     (`opcodes.AT_BREAK`)."""
-    site = BreakSite(opt, trace, stop, names, texts)
+    site = BreakSite(opt, trace, stop, names, texts, views)
     if site.decoded.is_user_try(stop.index):
         # the rest runs as plain Python (the try keeps its handlers); a callee that broke inside is still
         # optimized: the callable on the stack is swapped for its optimized version
@@ -249,10 +251,11 @@ def _make_step(opt, trace, stop, names, texts):
 
 
 class BreakSite:
-    """The instruction a trace stopped at, and the resume functions for where it continues."""
+    """The instruction a trace stopped at, and the resume functions for where it continues (`views`: the live
+    locals passed as the dict of their view)."""
 
-    def __init__(self, opt, trace, stop, names, texts):
-        self.opt, self.stop, self.names, self.texts = opt, stop, names, texts
+    def __init__(self, opt, trace, stop, names, texts, views):
+        self.opt, self.stop, self.names, self.texts, self.views = opt, stop, names, texts, views
         self.decoded = trace.frame.decoded
         self.instr = self.decoded.instrs[stop.index]
         self.at_break = AT_BREAK.get(self.instr.name, breaks.EAGER)
@@ -284,12 +287,12 @@ class BreakSite:
         index = self.decoded.targets[self.stop.index] if jump else self.stop.index + 1
         return self.opt.resume_function(index, self.layout[:self.base(jump)] + pushed, self.names,
                                         arg_texts=self.texts, paid=self.paid, after_line=self.stop.line,
-                                        break_index=self.stop.index)
+                                        break_index=self.stop.index, views=self.views)
 
     def plain_python(self):
         """The resume function that runs the rest of the frame, this instruction included, as plain Python."""
         return self.opt.resume_function(self.stop.index, self.layout, self.names, optimized=False,
-                                        after_line=self.stop.line)
+                                        after_line=self.stop.line, views=self.views)
 
     def callee_resolver(self, optimize_callee: bool):
         return self.opt.callee_resolver(optimize_callee, self.paid)

@@ -22,6 +22,7 @@ import torch
 
 from ..errors import GraphBreak, PartialdynError, Unsupported, UserError
 from ..frontend.escapes import runs_in_python
+from ..frontend.instructions import PROLOGUE, decode
 from ..frontend.resume import break_line, make_resume_function
 from ..guards.kinds import global_module_hooks, in_log_order
 from ..logs import emit
@@ -325,26 +326,29 @@ class OptimizedFunction:
         return f"{code.co_name} ({code.co_filename.rsplit('/', 1)[-1]}:{code.co_firstlineno})"
 
     def resume_function(self, index, layout, local_names, optimized=True, arg_texts=None, paid=False,
-                        after_line=None, break_index=None):
+                        after_line=None, break_index=None, views=()):
         """The continuation at `index` of this frame, always built from the original code (so loops reuse it).
         It shares the root's backoff state; `arg_texts` names its stack arguments as users know them, so
         those dims keep their names.  `paid`: it exists because of a backoff break (its compiles come out of
         the compile budget); so does everything a paid frame spawns.  `break_index`: the instruction that
-        broke (default `index`), `after_line` its line: what the name says (`_resume_name_ordinals`)."""
+        broke (default `index`), `after_line` its line: what the name says (`_resume_name_ordinals`).  `views`: the
+        locals passed as the dict of their view (`resume.make_resume_code`)."""
         original, shift = self.origin
         break_index = (index if break_index is None else break_index) - shift
         index -= shift
+        if index < 0 or decode(original.__code__).instrs[index].name in PROLOGUE:
+            raise Unsupported("a graph break in a resume function's prologue (taking a dict view again from its dict)")
         # a closure's resume function binds that closure's cells: key it by the function object itself
         owner = original if original.__closure__ else original.__code__
-        key = ("resume", owner, index, layout, local_names, optimized)
+        key = ("resume", owner, index, layout, local_names, views, optimized)
         children = self.root.children
         if key not in children:
             self._bound_children()
             line = after_line or break_line(original.__code__, index)
             ordinals = self._resume_name_ordinals(owner, line, break_index, index) if optimized else ()
-            fn = make_resume_function(original, index, layout, local_names, line, *ordinals)
+            fn, added = make_resume_function(original, index, layout, local_names, line, *ordinals, views=views)
             children[key] = OptimizedFunction(fn, self.options, root=self.root,
-                                              origin=(original, len(layout) + 1)) if optimized else fn
+                                              origin=(original, added)) if optimized else fn
         child = children[key]
         if optimized:
             child.arg_texts.update(arg_texts or {})

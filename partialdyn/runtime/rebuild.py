@@ -74,6 +74,16 @@ class Rebuilder:
         return self._build(vt)
 
     @functools.singledispatchmethod
+    def passed(self, vt) -> tuple[str, str | None]:
+        """What a resume function takes for a live local: its expression and None; for a dict view, its dict's
+        expression and the view's kind (the resume function's prologue takes the view again)."""
+        return self.expr(vt), None
+
+    @passed.register(trackers.DictView)
+    def _view_passed(self, vt) -> tuple[str, str | None]:
+        return self.expr(vt.dict), vt.kind
+
+    @functools.singledispatchmethod
     def _build(self, vt) -> str:
         """The expression for one tracker: one method per tracker type, registered below."""
         raise Unsupported(f"cannot rebuild a {type(vt).__name__} at a graph break")
