@@ -25,6 +25,18 @@ def test_a_global_that_shadows_a_builtin_after_the_compile_recompiles():
     assert stats["cache_hits"] == 1
 
 
+def test_a_global_function_held_across_a_break_and_read_again_after_it_is_guarded_at_both_reads():
+    """`len(str(n))`: at the break in `str` the stack holds the global `len`, which the resume function gets as
+    an argument and reads again as a global (an internal error before: the two reads were aliased through a
+    tracker that had no source)."""
+    ns = _exec("def f(x):\n    out = x * len(str(x.size(0)))\n    return out + len([1, 2])\n")
+    ns["len"] = lambda value: 7
+    stats = check(ns["f"], [(r(2, 4),), (r(3, 4),), (r(3, 4),)], policy="dynamic", recompile_limit=1, breaks=2,
+                  recompiles=None,
+                  before={2: lambda fn: ns.__setitem__("len", lambda value: 5)})
+    assert stats["internal_errors"] == 0 and stats["eager_fallbacks"] == 0, stats
+
+
 @pytest.mark.parametrize("name", ["G", "F", "math", "K0", "__pd_k0", "__pd_globals", "len", "type"])
 def test_a_parameter_named_like_generated_code_names_is_just_a_parameter(name):
     ns = _exec(f"def f(x, {name}):\n    return x * W * x.shape[0] + {name}['a']\n", W=torch.ones(2))

@@ -168,7 +168,9 @@ class Trace:
             return self.wrapped[source.code]
         self.register(source)
         known = self.by_identity.get(id(value))
-        if known is not None and not isinstance(value, (int, float, str, bool, type(None))):
+        # an object known with no source (a local function rebuilt from its parts) is wrapped again from this
+        # source: there is nothing to compare this read with, and its own guards check it
+        if known is not None and known.source is not None and not isinstance(value, (int, float, str, bool, type(None))):
             if isinstance(known, trackers.Tensor) or not is_immutable(value):
                 self.guards.alias(source, known.source, same=True)
                 self.wrapped[source.code] = known
