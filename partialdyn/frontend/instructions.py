@@ -39,6 +39,16 @@ def applies(since: tuple[int, int], until: tuple[int, int] | None) -> bool:
     return since <= VERSION and (until is None or VERSION < until)
 
 
+def method_call(name: str, lineno: int) -> list[Instr]:
+    """Instructions that call method `name` with no arguments on the value on top of the stack, replacing it with
+    the result (3.11: LOAD_METHOD, PRECALL, CALL; 3.12+: LOAD_ATTR with the method bit, CALL)."""
+    if VERSION < (3, 12):
+        load = [Instr("LOAD_METHOD", name, lineno=lineno), Instr("PRECALL", 0, lineno=lineno)]
+    else:
+        load = [Instr("LOAD_ATTR", (True, name), lineno=lineno)]
+    return [*load, Instr("CALL", 0, lineno=lineno)]
+
+
 # Where the interpreter's real stack effect differs from the tables' (`dis.stack_effect`, which `bytecode` uses): a
 # generator frame resumes after RETURN_GENERATOR with the sent value pushed; 3.11 charges a call's pops to the PRECALL
 # before it, but a CALL reached at a break or by a resume function's jump pops them itself.

@@ -19,7 +19,7 @@ import bytecode
 from bytecode import CellVar, Instr, Label, TryBegin
 
 from .codecheck import BadCode, check_code
-from .instructions import PROLOGUE, VERSION, flat_instructions
+from .instructions import PROLOGUE, flat_instructions, method_call
 
 STACK_PREFIX = "__stack"
 
@@ -32,12 +32,8 @@ def stack_names(layout: tuple) -> list[str]:
 def _view_again(name: str, kind: str, cell: bool, lineno: int) -> list:
     """`name = name.kind()`: the local gets its dict view back from the dict it was passed as."""
     var = CellVar(name) if cell else name
-    if VERSION < (3, 12):
-        call = [Instr("LOAD_METHOD", kind, lineno=lineno), Instr("PRECALL", 0, lineno=lineno)]
-    else:
-        call = [Instr("LOAD_ATTR", (True, kind), lineno=lineno)]
     load, store = ("LOAD_DEREF", "STORE_DEREF") if cell else ("LOAD_FAST", "STORE_FAST")
-    return [Instr(load, var, lineno=lineno), *call, Instr("CALL", 0, lineno=lineno), Instr(store, var, lineno=lineno)]
+    return [Instr(load, var, lineno=lineno), *method_call(kind, lineno), Instr(store, var, lineno=lineno)]
 
 
 def make_resume_code(code: types.CodeType, index: int, layout: tuple, local_names: tuple,
