@@ -405,6 +405,25 @@ def test_a_lookup_through_a_python_getitem_follows_the_stored_entry():
         ACTIVATIONS["silu"] = _SiluActivation
 
 
+def test_a_python_getitem_replaced_on_the_class_between_calls_is_seen():
+    """`table[key]` runs the class's __getitem__ as traced code; the class's entry was not guarded, so after
+    `Table.__getitem__` was replaced the cache hit still ran the old one (x * 2 + 1 where eager gives x * 7 + 7)."""
+    class Table:
+        def __init__(self, entries):
+            self.entries = entries
+
+        def __getitem__(self, key):
+            return self.entries[key]
+
+    table = Table({"scale": 2, "shift": 1})
+
+    def scale_and_shift(x):
+        return x * table["scale"] + table["shift"]
+
+    check(scale_and_shift, [(r(3),)] * 2, recompiles=1,
+          before={1: lambda _: setattr(Table, "__getitem__", lambda self, key: 7)})
+
+
 def test_indexing_a_model_output_of_the_caller_compiles_once_with_no_break():
     """A model output's items are its fields: read and guarded, its Python __getitem__ not traced (tracing it
     broke on OrderedDict.keys every call)."""
@@ -800,6 +819,24 @@ def test_a_tensor_takes_a_float_subclass_where_an_int_declines_it():
     and `1 + HALF` call its __radd__, and so does `1.0 + HALF` (a float subclass on the right comes first).
     The rule called __radd__ for the tensor too."""
     check(float_subclass_operand, [(r(3),), (r(4),)])
+
+
+def test_an_operator_method_patched_or_deleted_on_the_class_between_calls_is_seen():
+    """`3 + half` runs Half.__radd__ (int declines a float); replaced on the class, then deleted (float's own
+    __radd__ takes over), it must give the new answers: the lookups of operator methods were not guarded, so
+    the cache hit kept calling the old method (x * 30.5 after the patch; eager x * 7)."""
+    class Half(float):
+        def __radd__(self, other):
+            return other * 10 + float(self)
+
+    half = Half(0.5)
+
+    def int_plus_float_subclass(x):
+        return x * (3 + half)
+
+    check(int_plus_float_subclass, [(r(3),)] * 3, recompiles=2,
+          before={1: lambda _: setattr(Half, "__radd__", lambda self, other: 7.0),
+                  2: lambda _: delattr(Half, "__radd__")})
 
 
 class DeclinesInequality:

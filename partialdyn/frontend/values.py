@@ -346,9 +346,22 @@ def _operator_methods(f, op, a, b):
         return NotImplemented
     in_place, name, reflected = _operator_names(op)
     names = (in_place, name, reflected) + (("__eq__", "__ne__") if op in (operator.eq, operator.ne) else ())
+    for operand in (a, b):
+        _guard_operator_lookups(f, operand, names)
     if not (_user_defines(a, names) or _user_defines(b, names)):
         return NotImplemented
     return _user_operator(f, op, a, b)
+
+
+def _guard_operator_lookups(f, vt, names):
+    """Guard what a user class's MRO gives for each operator method name the dispatch looks up, so a method
+    patched on the class, added or deleted later recompiles (the lookups are not attribute reads of the
+    program, so nothing else guards them)."""
+    cls = _class_of_user_object(vt)
+    if cls is not None:
+        for name in names:
+            if name:
+                reads.class_attribute(f, cls, name)
 
 
 @protocol.register_binary("constants", trackers.Known)
@@ -550,7 +563,8 @@ def _known_item(f, obj, index):
         # a user class's Python __getitem__ is traced like any method: it may build a fresh object per lookup
         # (transformers' ACT2FN['silu'] makes a new activation module), which a read guarded by identity
         # would recompile on every call (torch.nn's containers, and dataclasses such as model outputs, whose
-        # items are their fields, are read as below)
+        # items are their fields, are read as below); the class's entry is guarded, so one patched later is seen
+        reads.class_attribute(f, type(obj.value), "__getitem__")
         return protocol.call_method(f, obj, "__getitem__", [index], {})
     key = python_value(f, index, "indexing")
     value = run_python(operator.getitem, obj.value, key)
