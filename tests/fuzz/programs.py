@@ -18,7 +18,9 @@ from dataclasses import dataclass, replace
 
 PRELUDE = '''\
 import collections
+import dataclasses
 import enum
+import functools
 import math
 import torch
 from torch import nn
@@ -300,6 +302,39 @@ def _attributes_new_instance(ch, i):
                 mutations=(f"Box{i}.K = 3", f"Box{i}.bias = torch.ones(4)", f"Box{i}.bias = None"))
 
 
+def _attributes_getitem(ch, i):
+    if ch.boolean():
+        return Atom("attributes.getitem",
+                    world=_block(f"""
+                        class Registry{i}:
+                            def __init__(self, table):
+                                self.table = table
+
+                            def __getitem__(self, key):
+                                return self.table[key]
+
+
+                        REG{i} = Registry{i}({{'scale': 2, 'shift': 1}})"""),
+                    body=f"out = out * REG{i}['scale'] + REG{i}['shift']",
+                    mutations=(f"REG{i}.table['scale'] = 3", f"REG{i}.table = {{'scale': 0.5, 'shift': 2}}",
+                               f"Registry{i}.__getitem__ = lambda self, key: 7", f"REG{i}.table.pop('shift', None)"))
+    return Atom("attributes.getitem",       # like transformers' ACT2FN: a new module per lookup
+                world=_block(f"""
+                    class Acts{i}(dict):
+                        def __getitem__(self, key):
+                            content = super().__getitem__(key)
+                            cls, kwargs = content if isinstance(content, tuple) else (content, {{}})
+                            return cls(**kwargs)
+
+
+                    ACT{i} = Acts{i}({{'relu': nn.ReLU, 'tanh': nn.Tanh, 'scale': (Scale, {{'k': 3}})}})"""),
+                body=ch.choice([f"out = ACT{i}['relu'](out)", f"out = ACT{i}['scale'](out)",
+                                f"act = ACT{i}['tanh']\nout = act(out) + act(out)"]),
+                mutations=(f"ACT{i}['relu'] = nn.Sigmoid", f"ACT{i}['scale'] = (Scale, {{'k': 0.5}})",
+                           f"ACT{i}['tanh'] = (nn.LeakyReLU, {{'negative_slope': 0.2}})", f"ACT{i}.pop('relu', None)",
+                           f"Acts{i}.__getitem__ = lambda self, key: nn.Identity()"))
+
+
 def _modules_sequential(ch, i):
     return Atom("modules.sequential", world=f"seq{i} = nn.Sequential(nn.Linear(4, 4), nn.Tanh())",
                 body=f"out = seq{i}(out)",
@@ -429,6 +464,17 @@ def _finish_defaults_own(atom, i):
     return replace(atom, body=body, mutations=mutations)
 
 
+def _functions_lru_cache(ch, i):
+    decorator = ch.choice(["functools.lru_cache(maxsize=None)", "functools.lru_cache(maxsize=2)", "functools.cache",
+                           "functools.lru_cache(maxsize=1)", "functools.lru_cache"])
+    answer = ch.choice([f"n * K{i}", f"torch.full((4,), float(n * K{i}))"])
+    return Atom("functions.lru_cache",
+                world=f"K{i} = 2\n\n\n@{decorator}\ndef cached{i}(n):\n    return {answer}",
+                body=ch.choice([f"out = out * cached{i}(3)", f"out = out + cached{i}(n=1)",
+                                f"out = out * cached{i}(1) + cached{i}(2)"]),
+                mutations=(f"cached{i}.cache_clear()", f"K{i} = 5", f"K{i} = 0.5", f"cached{i}(3)", f"cached{i}(7)"))
+
+
 DICT_KEYS = {                       # key kind: (two present keys, one absent key)
     "str": ("'a'", "'b'", "'c'"),
     "int": ("1", "2", "3"),
@@ -498,6 +544,48 @@ def _containers_ordereddict(ch, i):
                 mutations=(f"OD{i}.move_to_end('a')", f"OD{i}['c'] = 3", f"OD{i}.pop('b', None)", f"OD{i}['a'] = 9"))
 
 
+def _containers_ordereddict_reads(ch, i):
+    return Atom("containers.ordereddict_reads",
+                world=f"ODR{i} = collections.OrderedDict([('a', 2), ('b', torch.full((4,), 0.5))])",
+                body=ch.choice([f"out = out * ODR{i}['a']", _block(f"""
+                    for v in ODR{i}.values():
+                        out = out + v"""), _block(f"""
+                    for k, v in ODR{i}.items():
+                        out = out * v + len(k)"""), _block(f"""
+                    for k in ODR{i}:
+                        out = out - ODR{i}[k]"""), f"out = out * len(ODR{i}) + list(ODR{i}.values())[-1]",
+                    f"first = next(iter(ODR{i}.items()))\nout = out + first[1]"]),
+                mutations=(f"ODR{i}['c'] = 3", f"ODR{i}.pop('a', None)", f"ODR{i}.pop('b', None)",
+                           f"ODR{i}.move_to_end('a')", f"ODR{i}.move_to_end('b', last=False)", f"ODR{i}['a'] = 0.5",
+                           f"ODR{i}['b'] = torch.ones(4)", f"ODR{i}.popitem(last=False)"))
+
+
+def _model_output_class(ch, i):
+    """A dataclass subclass of OrderedDict with fields a, b, c: transformers' ModelOutput, or one like it."""
+    fields = "\n    a: object = None\n    b: object = None\n    c: object = None"
+    if ch.boolean():
+        return "from transformers.utils import ModelOutput\n\n\n" + f"@dataclasses.dataclass\nclass Out{i}(ModelOutput):" + fields
+    return f"@dataclasses.dataclass\nclass Out{i}(collections.OrderedDict):" + fields + "\n\n" + _indent(_block("""
+        def __post_init__(self):
+            for field in dataclasses.fields(self):
+                if getattr(self, field.name) is not None:
+                    self[field.name] = getattr(self, field.name)"""))
+
+
+def _containers_model_output(ch, i):
+    world = _model_output_class(ch, i) + f"\n\n\nMO{i} = Out{i}(a=torch.full((4,), 2.0), b=3)"
+    return Atom("containers.model_output", world=world,
+                body=ch.choice([f"out = out * MO{i}['a']", f"out = out + MO{i}.b", _block(f"""
+                    for v in MO{i}.values():
+                        out = out + v"""), _block(f"""
+                    for k, v in MO{i}.items():
+                        out = out * v"""), _block(f"""
+                    for k in MO{i}:
+                        out = out + MO{i}[k]"""), f"out = out * len(MO{i})"]),
+                mutations=(f"MO{i}['c'] = torch.ones(4)", f"MO{i}['b'] = 0.5", f"MO{i}.move_to_end('a')",
+                           f"MO{i}.c = 5", f"MO{i}.pop('b', None)", f"MO{i}.a = torch.full((4,), 3.0)"))
+
+
 def _containers_nested(ch, i):
     return Atom("containers.nested", world=f"NEST{i} = {{'layers': [1, 2], 'scale': 2}}",
                 body=_block(f"""
@@ -517,6 +605,52 @@ def _containers_write(ch, i):
                                         SEEN{i}[key] = len(SEEN{i})
                                     out = out + SEEN{i}[key]""")]),
                 mutations=(f"LOG{i}.clear()", f"SEEN{i}.clear()"))
+
+
+def _operators_sequences(ch, i):
+    body = ch.choice([_block(f"""
+        if PAIR{i} == LST{i}:
+            out = out + 1
+        else:
+            out = out - 1"""), f"out = out + (PAIR{i} != LST{i})", f"acc = LST{i}\nacc *= 2\nout = out + len(acc)",
+        f"acc = LST{i}\nacc += PAIR{i}\nout = out + sum(acc)",
+        f"res = PAIR{i} + SUB{i}\nout = out * (res if isinstance(res, int) else len(res))",
+        f"out = out * len(SUB{i} + PAIR{i}) + sum(SUB{i} * 2)",
+        f"RES{i} = PAIR{i} + SUB{i}", f"RES{i} = LST{i} * 2 == list(PAIR{i}) * 2"])
+    return Atom("operators.sequences",
+                world=_block(f"""
+                    PAIR{i} = (1, 2)
+                    LST{i} = [1, 2]
+                    RES{i} = None
+
+
+                    class Pair{i}(tuple):
+                        def __radd__(self, other):
+                            return len(other) + 10
+
+
+                    SUB{i} = Pair{i}((3,))"""),
+                decls=(f"global RES{i}",) if body.startswith(f"RES{i} =") else (), body=body,
+                mutations=(f"PAIR{i} = [1, 2]", f"PAIR{i} = (1, 2)", f"PAIR{i} = (5,)", f"LST{i} = [1, 2]",
+                           f"LST{i}.append(4)", f"SUB{i} = (3,)", f"SUB{i} = Pair{i}((3, 4))",
+                           f"Pair{i}.__radd__ = lambda self, other: 1"))
+
+
+def _operators_number_subclass(ch, i):
+    return Atom("operators.number_subclass",
+                world=_block(f"""
+                    class Half{i}(float):
+                        def __radd__(self, other):
+                            return other * 10 + float(self)
+
+
+                    HALF{i} = Half{i}(0.5)"""),
+                body=ch.choice([f"out = out + HALF{i}", f"out = HALF{i} + out", f"out = out * (3 + HALF{i})",
+                                f"out = out * sum([HALF{i}, 1])", f"out = out - (HALF{i} + HALF{i})",
+                                f"out += HALF{i}"]),
+                mutations=(f"HALF{i} = 0.5", f"HALF{i} = Half{i}(2.0)", f"HALF{i} = 2",
+                           f"Half{i}.__radd__ = lambda self, other: 7.0", f"Half{i}.__add__ = lambda self, other: 9.0",
+                           f"if '__radd__' in vars(Half{i}):\n    del Half{i}.__radd__"))
 
 
 def _torch_grad_mode(ch, i):
@@ -597,6 +731,7 @@ KINDS = {
     "attributes.property": _attributes_property,
     "attributes.write": _attributes_write,
     "attributes.new_instance": _attributes_new_instance,
+    "attributes.getitem": _attributes_getitem,
     "modules.sequential": _modules_sequential,
     "modules.modulelist": _modules_modulelist,
     "modules.moduledict": _modules_moduledict,
@@ -610,6 +745,7 @@ KINDS = {
     "defaults.mutable": _defaults_mutable,
     "defaults.tensor": _defaults_tensor,
     "defaults.own": _defaults_own,
+    "functions.lru_cache": _functions_lru_cache,
     "containers.list": _containers_list,
     "containers.tuple": _containers_tuple,
     "containers.dict_str": _containers_dict("str"),
@@ -620,8 +756,12 @@ KINDS = {
     "containers.set": _containers_set,
     "containers.deque": _containers_deque,
     "containers.ordereddict": _containers_ordereddict,
+    "containers.ordereddict_reads": _containers_ordereddict_reads,
+    "containers.model_output": _containers_model_output,
     "containers.nested": _containers_nested,
     "containers.write": _containers_write,
+    "operators.sequences": _operators_sequences,
+    "operators.number_subclass": _operators_number_subclass,
     "torch.grad_mode": _torch_grad_mode,
     "torch.default_dtype": _torch_default_dtype,
     "torch.deterministic": _torch_deterministic,
@@ -642,7 +782,15 @@ ALL_FEATURES = tuple(KINDS) + STEP_FEATURES
 
 # Features main does not yet handle soundly, with the repro that shows why (see /work/wt/fuzz-findings.md);
 # the default run and the test suite leave them out.  Remove an entry when its fix lands.
-DISABLED: dict[str, str] = {}
+DISABLED: dict[str, str] = {
+    "functions.lru_cache":
+        "cache_info() counts more hits optimized than eager (the answers match): the guard's call of a cached "
+        "function is made again by every guard evaluation of a call (each entry tried, the re-check on a miss, "
+        "the recompile explanation) and by the trace, and a tensor answer is read again as the graph's input.  "
+        "@functools.lru_cache def cached(n): return n * 2; f(x) = x * cached(1) + len(L): a call, "
+        "L.append(2), a call (recompile): eager hits=1, optimized hits=6.  @functools.lru_cache def c(n): "
+        "return torch.full((2,), 2.0 * n); f(x) = x * c(3), one call: eager hits=0, optimized hits=1",
+}
 ENABLED = tuple(name for name in ALL_FEATURES if name not in DISABLED)
 SHAPES = ((2, 4), (3, 4), (5, 4), (1, 4), (2, 3, 4), (6, 4), (0, 4))
 MODE_VALUES = {"grad": (True, False), "dtype": ("float32", "float64"), "deterministic": (False, True),

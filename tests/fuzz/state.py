@@ -18,6 +18,7 @@ import argparse
 import collections
 import contextlib
 import enum
+import functools
 import linecache
 import sys
 import time
@@ -71,6 +72,11 @@ def restore(state):
     torch.set_default_dtype(getattr(torch, state["dtype"]))
     torch.use_deterministic_algorithms(state["deterministic"])
     torch.set_num_threads(state["threads"])
+
+
+def shown(value):
+    """How a repro prints a world value: an lru_cache function with its cache_info()."""
+    return (value, value.cache_info()) if hasattr(value, "cache_info") else value
 
 
 def mutate(worlds, code, seed):
@@ -144,8 +150,10 @@ def describe(value, seen=None):
     seen = set() if seen is None else seen
     if isinstance(value, enum.Enum):          # before str: a str-Enum member is a str
         return ("enum", type(value).__name__, value.name)
-    if value is None or isinstance(value, (bool, int, float, complex, str, bytes, torch.dtype, torch.device)):
+    if value is None or type(value) in _SCALARS:
         return value
+    if isinstance(value, _SCALARS):             # a subclass: each world defines its own class
+        return ("scalar subclass", type(value).__name__, next(t for t in _SCALARS if isinstance(value, t))(value))
     if isinstance(value, torch.utils.hooks.RemovableHandle):   # its id is a process-wide counter
         return ("hook handle",)
     if isinstance(value, torch.Tensor):
@@ -159,6 +167,9 @@ def describe(value, seen=None):
     if hasattr(value, "__dict__"):
         return ("object", type(value).__name__, _describe_items(vars(value).items(), seen))
     return ("opaque", type(value).__name__)
+
+
+_SCALARS = (bool, int, float, complex, str, bytes, torch.dtype, torch.device)
 
 
 def _describe_items(items, seen):
@@ -197,7 +208,9 @@ _PICTURES = (   # (types, picture); the first match wins
     (type, _describe_class),
     (collections.deque, lambda v, seen: ("deque", v.maxlen, tuple(describe(i, seen) for i in v))),
     ((set, frozenset), lambda v, seen: (type(v).__name__, tuple(sorted(repr(describe(i, seen)) for i in v)))),
-    (dict, lambda v, seen: (type(v).__name__, _describe_items(v.items(), seen))),
+    (functools._lru_cache_wrapper, lambda v, seen: ("lru_cache", tuple(v.cache_info()), describe(v.__wrapped__, seen))),
+    (dict, lambda v, seen: (type(v).__name__, _describe_items(v.items(), seen),           # a subclass's attributes too
+                            _describe_items(vars(v).items(), seen) if hasattr(v, "__dict__") else ())),
     ((list, tuple), lambda v, seen: (type(v).__name__, tuple(describe(i, seen) for i in v))),
     (property, lambda v, seen: ("property", describe(v.fget, seen))),
     ((staticmethod, classmethod), lambda v, seen: (type(v).__name__, describe(v.__func__, seen))),
@@ -265,7 +278,7 @@ def build_world(source):
     linecache.cache[FILENAME] = (len(source), None, source.splitlines(True), FILENAME)
     torch.manual_seed(0)
     world = {"__name__": "fuzz_program"}
-    exec(compile(source, FILENAME, "exec"), world)
+    exec(compile(source, FILENAME, "exec", dont_inherit=True), world)     # not this module's __future__ imports
     return world
 
 
@@ -400,8 +413,8 @@ def repro(program: Program, mismatch: Mismatch) -> str:
         lines.append(f"print('optimized:', run(opt, {step.input_source()}{settings}))")
     if mismatch.kind == "world" and mismatch.detail.startswith("world["):
         name = mismatch.detail[len("world["):].split("]")[0]
-        lines.append(f"print('{name[1:-1]} after, eager:    ', eager.get({name}))")
-        lines.append(f"print('{name[1:-1]} after, optimized:', compiled.get({name}))")
+        lines.append(f"print('{name[1:-1]} after, eager:    ', shown(eager.get({name})))")
+        lines.append(f"print('{name[1:-1]} after, optimized:', shown(compiled.get({name})))")
     lines.append("print(partialdyn.stats(opt))")
     return "\n".join(lines) + "\n"
 
