@@ -612,11 +612,13 @@ def _operators_sequences(ch, i):
         if PAIR{i} == LST{i}:
             out = out + 1
         else:
-            out = out - 1"""), f"out = out + (PAIR{i} != LST{i})", f"acc = LST{i}\nacc *= 2\nout = out + len(acc)",
-        f"acc = LST{i}\nacc += PAIR{i}\nout = out + sum(acc)",
+            out = out - 1"""), f"out = out + (PAIR{i} != LST{i}) + (SUB{i} == [3]) * 2",
+        f"acc = LST{i}\nacc *= 2\nout = out + len(acc)", f"LST{i} *= 2\nout = out + len(LST{i})",
+        f"acc = LST{i}\nacc += PAIR{i}\nout = out + sum(acc)", f"LST{i} += SUB{i}\nout = out + sum(LST{i})",
         f"res = PAIR{i} + SUB{i}\nout = out * (res if isinstance(res, int) else len(res))",
-        f"out = out * len(SUB{i} + PAIR{i}) + sum(SUB{i} * 2)",
+        f"out = out * len(SUB{i} + PAIR{i}) + sum(SUB{i} * 2) + len(out.shape + SUB{i})",
         f"RES{i} = PAIR{i} + SUB{i}", f"RES{i} = LST{i} * 2 == list(PAIR{i}) * 2"])
+    written = [name for name in (f"RES{i}", f"LST{i}") if body.startswith(name + " ")]
     return Atom("operators.sequences",
                 world=_block(f"""
                     PAIR{i} = (1, 2)
@@ -630,7 +632,7 @@ def _operators_sequences(ch, i):
 
 
                     SUB{i} = Pair{i}((3,))"""),
-                decls=(f"global RES{i}",) if body.startswith(f"RES{i} =") else (), body=body,
+                decls=tuple(f"global {name}" for name in written), body=body,
                 mutations=(f"PAIR{i} = [1, 2]", f"PAIR{i} = (1, 2)", f"PAIR{i} = (5,)", f"LST{i} = [1, 2]",
                            f"LST{i}.append(4)", f"SUB{i} = (3,)", f"SUB{i} = Pair{i}((3, 4))",
                            f"Pair{i}.__radd__ = lambda self, other: 1"))
@@ -647,7 +649,8 @@ def _operators_number_subclass(ch, i):
                     HALF{i} = Half{i}(0.5)"""),
                 body=ch.choice([f"out = out + HALF{i}", f"out = HALF{i} + out", f"out = out * (3 + HALF{i})",
                                 f"out = out * sum([HALF{i}, 1])", f"out = out - (HALF{i} + HALF{i})",
-                                f"out += HALF{i}"]),
+                                f"out += HALF{i}", f"out = 2 * HALF{i} * out + (out > HALF{i})",
+                                f"out = out + (out.size(0) + HALF{i})"]),
                 mutations=(f"HALF{i} = 0.5", f"HALF{i} = Half{i}(2.0)", f"HALF{i} = 2",
                            f"Half{i}.__radd__ = lambda self, other: 7.0", f"Half{i}.__add__ = lambda self, other: 9.0",
                            f"if '__radd__' in vars(Half{i}):\n    del Half{i}.__radd__"))
