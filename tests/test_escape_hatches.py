@@ -379,6 +379,36 @@ def test_explaining_a_recompile_does_not_call_a_cached_function_the_guard_would_
     heavy.cache_clear()
 
 
+def test_a_cached_function_counts_the_hits_and_misses_eager_counts_over_recompiles_and_tensor_answers():
+    """Eager calls the cached function once per call of f; the optimized call made it again in every guard
+    evaluation of a miss (each entry, the re-check, the explanation) and in the trace, and read a tensor answer
+    again as the graph's input: cache_info() had 13 hits where eager has 2.  Now they share one answer per call."""
+    @functools.lru_cache(maxsize=None)
+    def scale(n):
+        return torch.full((2,), 2.0 * n)
+
+    table = [1]
+
+    def f(x):
+        return x * scale(3) + len(table)
+
+    def three_calls(call):
+        scale.cache_clear()
+        table[:] = [1]
+        results = [call(r(2))]
+        table.append(2)                     # the next call recompiles
+        return results + [call(r(2)), call(r(2))], scale.cache_info()
+
+    expected, eager_info = three_calls(f)
+    opt = partialdyn.optimize(f, backend="eager")
+    results, info = three_calls(opt)
+    assert info == eager_info, (info, eager_info)
+    for got, want in zip(results, expected):
+        torch.testing.assert_close(got, want)
+    assert partialdyn.stats(opt)["recompiles"] == 1
+    assert_compiled(opt)
+
+
 @functools.lru_cache(maxsize=None)
 def by_keyword(**kwargs):
     return len(kwargs)

@@ -35,6 +35,7 @@ from .. import sources
 from . import torch_state
 from .. import trackers
 from ..errors import GraphBreak, UserError, run_python
+from ..guards import cached_calls
 from ..guards.kinds import global_module_hooks
 
 
@@ -157,7 +158,9 @@ def _cached_call(f, fn_vt, args, kwargs):
     (its function runs only if the answer is not cached), and its answer read like any value of the caller's
     world from the call itself (`scale(3)`, arguments spelled by their sources): the guard makes that call
     again, a cache hit that runs nothing, unless the cache was cleared (or evicted the answer), when eager
-    would run the function too, and a different answer recompiles.  Tracing the function instead would run
+    would run the function too, and a different answer recompiles.  Within one call of the frame, the guards,
+    the input readers and the trace share the first answer (guards/cached_calls.py), so the cache counts the
+    one call eager makes.  Tracing the function instead would run
     its side effects on every call.  The call runs in Python instead when the guard could not repeat it
     faithfully: an argument that is neither a constant nor read from a source (a tensor or an object made in
     the trace: the cache keys it by identity), writes of the trace to the caller's world not made yet (the
@@ -191,13 +194,21 @@ def _cached_call(f, fn_vt, args, kwargs):
             raise _runs_in_python(name, f"a second distinct call of a bounded cache (lru_cache(maxsize={maxsize})) "
                                         f"in one trace")
     texts = [repr(v) for v in arg_values] + [f"{k}={v!r}" for k, v in kwarg_values.items()]
-    source = sources.Src(code, f"{fn_vt.source}({', '.join(texts)})", tuple(refs), runs_code=True)
+    # guards and input readers share the call's answer within one call of the frame (guards/cached_calls.py)
+    source = sources.Src(f"{ANSWER}({code!r}, lambda: {code})", f"{fn_vt.source}({', '.join(texts)})",
+                         tuple(refs) + ((ANSWER, cached_calls.answer),), runs_code=True)
+    call = functools.partial(run_python, fn_vt.value, *arg_values, **kwarg_values)
+    first = code not in f.trace.cached_calls        # a second one in the trace is a second call in eager too
+    f.trace.cached_calls.add(code)
     try:
-        result = run_python(fn_vt.value, *arg_values, **kwarg_values)
+        result = cached_calls.answer(code, call) if first else call()
     except UserError as error:
         raise GraphBreak(f"call of the cached function {name} raised {type(error.error).__name__}",
                          hint="exceptions are not cached: the call runs in Python") from None
     return f.trace.wrap(result, source)
+
+
+ANSWER = sources.PREFIX + "cached_answer"
 
 
 def _runs_in_python(name: str, reason: str) -> GraphBreak:

@@ -116,6 +116,7 @@ class Trace:
         self.globals_owner = trackers.Known(self.globals, sources.Src(GLOBALS, "G"))
         self.source_constants = Constants(PREFIX + "m")    # objects sources name (see `register`)
         self.bounded_cache_calls = {}                      # id(lru_cache wrapper) -> its calls' code (calls.py)
+        self.cached_calls = set()                          # the code of each cached call made (calls.py)
 
     def strides_observed(self):
         """Traced code read strides: the strides size-0/1 dims happened to have now matter, so guard them

@@ -24,6 +24,7 @@ from ..errors import GraphBreak, PartialdynError, Unsupported, UserError
 from ..frontend.escapes import runs_in_python
 from ..frontend.instructions import PROLOGUE, decode
 from ..frontend.resume import break_line, make_resume_function
+from ..guards import cached_calls
 from ..guards.kinds import global_module_hooks, in_log_order
 from ..logs import emit
 from ..shapes.policy import POLICIES, FrameShapeState
@@ -96,6 +97,7 @@ class OptimizedFunction:
         self.paid = False                    # created by a backoff break (or inside such a frame): budgeted
         self.fallbacks_logged = set()        # eager-fallback reasons already logged for this code object
         self.never_traced = runs_in_python(fn)   # partialdyn.disable / torch.compiler.disable: always eager
+        self.reads_cached_calls = False      # an entry's guards call an lru_cache function (guards/cached_calls.py)
         if root is None:
             self.children = {}               # resume functions and callees, by key
             self.resume_breaks = {}          # (code, line) -> {break instruction: [resume indexes]}: names
@@ -105,6 +107,9 @@ class OptimizedFunction:
 
     # ------------------------------------------------------------ hot path
     def __call__(self, *args, **kwargs):
+        scoped = self.reads_cached_calls
+        if scoped:
+            enclosing = cached_calls.open_scope()   # its guards and inputs share each cached call's answer
         try:
             try:
                 bound = self.binder(*args, **kwargs)
@@ -125,6 +130,9 @@ class OptimizedFunction:
             raise
         except Exception as error:      # the user's exception: its traceback shows the user's frames only
             raise without_engine_frames(error)
+        finally:
+            if scoped:
+                cached_calls.close_scope(enclosing)
 
     def _bind_again(self, args, kwargs):
         """The binder failed: the defaults may have been reassigned since it was made (else the call is wrong
@@ -134,6 +142,16 @@ class OptimizedFunction:
 
     # ------------------------------------------------------------ miss
     def _miss(self, bound, args, kwargs):
+        if self.reads_cached_calls:             # the call's scope is open
+            return self._miss_in_scope(bound, args, kwargs)
+        enclosing = cached_calls.open_scope()
+        try:
+            return self._miss_in_scope(bound, args, kwargs)
+        finally:
+            if cached_calls.close_scope(enclosing):
+                self.reads_cached_calls = True  # a trace made a cached call: scope every call from now on
+
+    def _miss_in_scope(self, bound, args, kwargs):
         with self.lock:
             for entry in self.entries:
                 if entry.guard.check(*bound):
