@@ -839,6 +839,20 @@ def test_an_operator_method_patched_or_deleted_on_the_class_between_calls_is_see
                   2: lambda _: delattr(Half, "__radd__")})
 
 
+def test_a_size_plus_a_float_subclass_with_no_methods_of_its_own_is_traced_like_a_float():
+    """int.__add__ declines a float and float.__radd__ adds the values: `x.size(0) + half` is n + 0.5.  A
+    symbolic size refused the subclass (TypeError at trace time, so every call fell back to eager)."""
+    class Plain(float):
+        pass
+
+    half = Plain(0.5)
+
+    def size_plus_float_subclass(x):
+        return x + (x.size(0) + half)
+
+    check(size_plus_float_subclass, [(r(2),), (r(3),), (r(4),)], policy="dynamic")
+
+
 class DeclinesInequality:
     def __ne__(self, other):
         return NotImplemented

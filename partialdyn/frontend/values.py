@@ -404,7 +404,18 @@ def _graph_operator(f, op, a, b):
         return _sequence_op(f, op, a, b)
     if not all(isinstance(v, (trackers.Tensor, trackers.Sym, trackers.Known)) for v in (a, b)):
         raise GraphBreak(f"operator {op.__name__} on {a.python_type().__name__} and {b.python_type().__name__}")
-    return f.trace.builder.call("call_function", op, (a, b), {})
+    return f.trace.builder.call("call_function", op, (_builtin_number(f, a), _builtin_number(f, b)), {})
+
+
+def _builtin_number(f, vt):
+    """A constant of a subclass of int, float or complex as the builtin number: here its class has no
+    operator method of its own (those come first), so Python's builtin methods see only its value (a
+    symbolic int refuses the subclass itself: `n + Half(0.5)` raised TypeError where eager gives n + 0.5)."""
+    if not (isinstance(vt, trackers.Known) and isinstance(vt.value, (int, float, complex))
+            and type(vt.value) not in (bool, int, float, complex)):
+        return vt
+    number = python_value(f, vt, "operator")
+    return trackers.Known(next(t for t in (int, float, complex) if isinstance(number, t))(number))
 
 
 @protocol.register_binary("% formatting", trackers.Known)
