@@ -195,8 +195,9 @@ def _cached_call(f, fn_vt, args, kwargs):
                                         f"in one trace")
     texts = [repr(v) for v in arg_values] + [f"{k}={v!r}" for k, v in kwarg_values.items()]
     # guards and input readers share the call's answer within one call of the frame (guards/cached_calls.py)
-    source = sources.Src(f"{ANSWER}({code!r}, lambda: {code})", f"{fn_vt.source}({', '.join(texts)})",
-                         tuple(refs) + ((ANSWER, cached_calls.answer),), runs_code=True)
+    key, key_value = sources.KEYS.name_for(code)
+    source = sources.Src(f"{ANSWER}({key}, lambda: {code})", f"{fn_vt.source}({', '.join(texts)})",
+                         tuple(refs) + ((ANSWER, cached_calls.answer), (key, key_value)), runs_code=True)
     call = functools.partial(run_python, fn_vt.value, *arg_values, **kwarg_values)
     first = code not in f.trace.cached_calls        # a second one in the trace is a second call in eager too
     f.trace.cached_calls.add(code)
