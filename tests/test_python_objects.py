@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import partialdyn
-from helpers import assert_compiled, check, r
+from helpers import Compiled, assert_compiled, check, r
 
 
 def setup_function():
@@ -468,8 +468,9 @@ class _ReluWithOwnCopy(torch.nn.ReLU):
 
 
 def test_module_subclasses_with_class_attributes_properties_or_copy_hooks_are_built_in_python():
-    """Built in the trace, a class attribute would be read unguarded, a property setter would run once and a
-    returned copy would come from the class's own __deepcopy__: such classes are built at a break, as eager."""
+    """Built in the trace, a property setter would run once and a returned copy would come from the class's own
+    __deepcopy__: such classes are built at a break, as eager.  A constant class attribute (`factor`) is traced
+    and guarded: the patched class gives eager's result."""
     def scaled(x):
         return _ScaledIdentity()(x)
 
@@ -907,3 +908,43 @@ def test_a_tuple_subclass_concatenating_an_object_made_in_the_trace_breaks_rathe
     """Tuple concatenation raises TypeError for a non-tuple (before the object's __radd__): the trace does not
     decline it for an object it holds as fields, so it breaks; it called Derived.__radd__."""
     check(tuple_subclass_and_an_object_made_in_the_trace, [(r(3),)], breaks=1)
+
+
+class _KernelTaggedSiLU(torch.nn.Module):
+    """Like transformers' activations under their kernel decorator: a forward and constant class attributes."""
+    kernel_layer_name = "SiLU"
+    kernel_condition = staticmethod(lambda: False)
+
+    def forward(self, x):
+        return torch.nn.functional.silu(x)
+
+
+class _ScaledByClass(torch.nn.Module):
+    factor = 2.0
+    name = "scaled"
+
+    def forward(self, x):
+        return x * self.factor if self.name == "scaled" else x
+
+
+def test_an_activation_with_constant_class_attributes_built_in_forward_is_traced_without_a_break():
+    """`ACT2FN[config.hidden_act](x)` in transformers' heads builds SiLUActivation & co in forward; their class
+    carries `kernel_layer_name`: a graph break before ("call to ... is not traceable")."""
+    def head(x):
+        return _KernelTaggedSiLU()(x * 2) + 1
+    check(head, [(r(2, 3),), (r(4, 3),), (r(5, 3),)], breaks=0)
+
+
+def test_a_class_attribute_read_from_a_module_built_in_forward_is_guarded_and_a_patched_class_is_seen():
+    def scaled(x):
+        return _ScaledByClass()(x) + 1
+    compiled = Compiled(scaled)
+    try:
+        torch.testing.assert_close(compiled(r(3)), r(3) * 2.0 + 1)
+        _ScaledByClass.factor = 3.0
+        torch.testing.assert_close(compiled(r(3)), r(3) * 3.0 + 1)
+        _ScaledByClass.name = "other"
+        torch.testing.assert_close(compiled(r(3)), r(3) + 1)
+    finally:
+        _ScaledByClass.factor, _ScaledByClass.name = 2.0, "scaled"
+    compiled.stats(breaks=0, recompiles=None)

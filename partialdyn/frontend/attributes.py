@@ -142,6 +142,10 @@ def _module_attr(f, obj, name):
         return protocol.call(f, trackers.Known(attr.fget), [obj], {})
     if isinstance(reads.static_lookup(type(m), name), types.FunctionType):
         return reads.bound_method(f, obj, name, types.MethodType(attr, m))
+    if src is None and copies.is_immutable_data(reads.static_lookup(type(m), name)):
+        # a class attribute of a module built in the trace (`kernel_layer_name` on transformers' activations):
+        # guarded through the class lookup, so a class patched later recompiles
+        return reads.class_attribute(f, type(m), name)
     try:
         value = getattr(m, name)
     except AttributeError as e:

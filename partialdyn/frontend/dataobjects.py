@@ -108,10 +108,12 @@ _COPY_AND_BUILD_HOOKS = {"__init__", "__new__", "__setattr__", "__getattr__", "_
 
 def is_torch_module_class(cls) -> bool:
     """A module class of torch.nn itself, or a subclass whose classes between it and torch.nn define only
-    methods (transformers' SiLUActivation: a forward): building one runs torch.nn's constructor alone, and the
-    copy made where it outlives the trace is torch.nn's too.  A class attribute (read unguarded from a module
-    made in the trace), a property (its setter runs once in the build) or a hook of construction, attribute
-    access or copying of its own keeps the class out: a candidate for construct_module."""
+    methods and immutable constants (transformers' SiLUActivation: a forward, and `kernel_layer_name = "SiLU"`
+    from its kernel decorator): building one runs torch.nn's constructor alone, and the copy made where it
+    outlives the trace is torch.nn's too.  A constant class attribute read from such a module is guarded through
+    the class lookup (attributes._module_attr).  A mutable class attribute (read unguarded: a list could change
+    under the trace), a property (its setter runs once in the build) or a hook of construction, attribute access
+    or copying of its own keeps the class out: a candidate for construct_module."""
     if not (isinstance(cls, type) and type(cls) is type and issubclass(cls, torch.nn.Module)):
         return False
     for klass in cls.__mro__:
@@ -119,7 +121,8 @@ def is_torch_module_class(cls) -> bool:
             return True
         for name, value in vars(klass).items():
             if name in _COPY_AND_BUILD_HOOKS or (
-                    name not in _CLASS_METADATA and not isinstance(value, (types.FunctionType, staticmethod, classmethod))):
+                    name not in _CLASS_METADATA and not isinstance(value, (types.FunctionType, staticmethod, classmethod))
+                    and not copies.is_immutable_data(value)):
                 return False
     return False
 
