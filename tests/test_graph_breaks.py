@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import operator
 import os
+import sys
 import traceback
 
 import numpy as np
@@ -625,3 +626,33 @@ def test_a_break_at_each_kind_of_instruction_resumes_with_the_values_python_leav
     calls = [(r(b, seed=s),) for b in B for s in range(2)] + [(-torch.ones(4),), (torch.ones(4),)]
     s = check(fn, calls, breaks=None, recompiles=None)
     assert s["graph_breaks"] >= 1
+
+
+def _pair_of_locals_read_after_a_break(x):
+    if x is None:                      # never runs: p and q get the low local numbers 1 and 2
+        p = q = None
+    a0, a1, a2, a3, a4, a5, a6, a7 = x + 0, x + 1, x + 2, x + 3, x + 4, x + 5, x + 6, x + 7
+    a8, a9, a10, a11, a12, a13, a14, a15 = x + 8, x + 9, x + 10, x + 11, x + 12, x + 13, x + 14, x + 15
+    y = (a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11 + a12 + a13 + a14 + a15) * 0
+    print("break")
+    p = x * 100
+    q = x * 1000
+    return y + (p + q)
+
+
+def test_a_pair_of_locals_renumbered_past_15_by_a_resume_function_gives_eager_results():
+    """3.13 reads p and q with one LOAD_FAST_LOAD_FAST (two 4-bit local numbers).  The resume function numbers
+    the 18 locals live at the break first, p and q (unbound there) 18 and 19: re-encoded as is, the instruction
+    read two other locals (a wrong result; in LongformerEncoder.forward a 'stack depths 1 and 2' internal
+    error).  Such a resume function is refused (BadCode): the frame runs eagerly, with eager's result."""
+    fn = _pair_of_locals_read_after_a_break
+    calls = [(r(2),), (r(3),), (r(4),)]
+    if sys.version_info < (3, 13):      # no pair instructions: traced with one break
+        check(fn, calls, breaks=1)
+        return
+    opt = partialdyn.optimize(fn, backend="eager")
+    with pytest.warns(RuntimeWarning, match="needs local numbers"):
+        for args in calls:
+            torch.testing.assert_close(opt(*args), fn(*args))
+    stats = partialdyn.stats(opt)
+    assert stats["internal_errors"] == 1 and stats["eager_fallbacks"] == len(calls)

@@ -22,6 +22,8 @@ from .codecheck import BadCode, check_code
 from .instructions import PROLOGUE, flat_instructions, method_call
 
 STACK_PREFIX = "__stack"
+# 3.13's instructions on two locals pack both local numbers in 4 bits each
+PAIR_INSTRUCTIONS = {"LOAD_FAST_LOAD_FAST", "STORE_FAST_STORE_FAST", "STORE_FAST_LOAD_FAST"}
 
 
 def stack_names(layout: tuple) -> list[str]:
@@ -65,8 +67,22 @@ def make_resume_code(code: types.CodeType, index: int, layout: tuple, local_name
     # (it would leave them unset): keep the original's, right because the stack at `index` is the original's.
     _keep_handler_depths(code, bc)
     resumed = new.to_code(stacksize=max(code.co_stacksize, len(layout)), compute_exception_stack_depths=False)
+    _check_pairs(body, resumed)
     check_code(resumed)
     return resumed, len(push) + 1
+
+
+def _check_pairs(body, resumed):
+    """A resume function numbers the live locals first: a pair instruction whose locals now have numbers past 15
+    does not fit its 4-bit fields, and `bytecode` would encode it as another pair of locals (a wrong result).
+    Splitting it would shift the instruction indexes resume functions of resume functions rely on (they are
+    built from the original code): BadCode instead, so the frame runs eagerly."""
+    numbers = {name: i for i, name in enumerate(resumed.co_varnames)}
+    for item in body:
+        if isinstance(item, Instr) and item.name in PAIR_INSTRUCTIONS and \
+                any(numbers.get(name, 16) > 15 for name in item.arg):
+            raise BadCode(f"{resumed.co_qualname}: {item.name} {item.arg} needs local numbers "
+                          f"{[numbers.get(name) for name in item.arg]} in the resume function (4 bits each)")
 
 
 def _keep_handler_depths(code, bc):
