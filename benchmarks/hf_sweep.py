@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """Architecture sweep: Hugging Face models outside the zoo, through partialdyn, checked against eager.
 
-    cd /work/wt/sweep && export OMP_NUM_THREADS=1 PYTHONPATH=. HF_HUB_OFFLINE=1
+    export OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1           # from the repository root
     python benchmarks/hf_sweep.py                       # every architecture in SWEEP
     python benchmarks/hf_sweep.py --models canine,longformer --details   # every reason and warning
     python benchmarks/hf_sweep.py --padded              # token inputs also get a padded attention_mask
     python benchmarks/hf_sweep.py --list                # the names and their task
-    (/root/venv313/bin/python for CPython 3.13; about 6 minutes for all on 3.11, 10 on 3.13)
+    (about 6 minutes for all on CPython 3.11, 10 on 3.13)
 
 Each architecture is built from its own config class with tiny sizes (TINY: hidden 32, 2 layers,
 4 heads, vocabulary 96; only the keys that config knows are passed), random seeded weights, eval
