@@ -28,6 +28,7 @@ graph-input sources a value was computed from.
 """
 from __future__ import annotations
 
+import builtins
 import collections
 import functools
 from dataclasses import dataclass, field
@@ -180,6 +181,12 @@ class Method(VT):
 
     def python_type(self):
         return type(len)
+
+
+def builtin_method(qualname: str):
+    """The builtin class's own method a qualified Method name (`dict.get`) stands for; None for a plain name."""
+    owner, _, name = qualname.rpartition(".")
+    return getattr(getattr(builtins, owner), name) if owner else None
 
 
 @dataclass(eq=False)

@@ -14,7 +14,6 @@ rest (print, os.getpid, ...) is a graph break.
 """
 from __future__ import annotations
 
-import builtins
 import functools
 import inspect
 import operator
@@ -387,7 +386,7 @@ def read_only_call(f, receiver, qualname, args):
     values = [protocol.python_value(f, a, qualname) for a in args]
     if not all(isinstance(v, (str, int, float, bool, type(None))) for v in values):
         return None
-    method = getattr(getattr(builtins, owner), name)
+    method = trackers.builtin_method(qualname)
     result = run_python(method, receiver.value, *values)
     named = [sources.KEYS.name_for(v) for v in values]
     method_name = f"{sources.PREFIX}builtins_{owner}_{name}"         # one global load where guards call it again

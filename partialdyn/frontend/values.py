@@ -313,9 +313,7 @@ def _builtin_method(f, op, name, x, y, swapped):
         if isinstance(y, (trackers.Tensor, trackers.Sym)):
             operands = (x, y)
         elif isinstance(y, trackers.Known) and isinstance(y.value, numbers):
-            number = python_value(f, y, name)
-            builtin = next(t for t in (bool, int, float, complex) if isinstance(number, t))
-            operands = (x, trackers.Known(builtin(number)))
+            operands = (x, _builtin_number(f, y))
         else:
             return NotImplemented
         if swapped:

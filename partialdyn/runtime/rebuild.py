@@ -7,7 +7,6 @@ constants come from a table, containers are rebuilt around them.
 """
 from __future__ import annotations
 
-import builtins
 import copy
 import dataclasses
 import functools
@@ -188,9 +187,8 @@ class Rebuilder:
 
     @_build.register(trackers.Method)
     def _method(self, vt) -> str:
-        owner, _, name = vt.name.rpartition(".")
-        if owner:       # `dict.get`: a builtin class's method found through super(), past the receiver's own class
-            method = getattr(getattr(builtins, owner), name)
+        method = trackers.builtin_method(vt.name)
+        if method is not None:      # `dict.get` found through super(), past the receiver's own class
             return f"{self.constant(types.MethodType)}({self.constant(method)}, {self.expr(vt.receiver)})"
         return f"getattr({self.expr(vt.receiver)}, {self.constant(vt.name)})"
 
