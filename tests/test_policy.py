@@ -426,6 +426,39 @@ def test_backoff_is_counted_per_dim():
     assert partialdyn.stats(opt)["recompiles"] == 4
 
 
+def pooled_by_length(x):
+    return torch.nn.functional.max_pool1d(x.transpose(1, 2), kernel_size=4, stride=4) + 1
+
+
+def test_a_size_an_operation_pins_backs_off_into_a_break_before_that_operation():
+    # max_pool1d's shape rules read the length as an int: each length pinned it until cache_size_limit (canine)
+    opt = partialdyn.optimize(pooled_by_length, backend="eager", recompile_limit=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")      # no cache_size_limit warning, no ShapeEnv warning about the break
+        check_stream(opt, pooled_by_length, [(rand(2, length, 3),) for length in range(8, 48, 4)])
+    stats = partialdyn.stats(opt)
+    assert stats["compiles"] == 4 and stats["graph_breaks"] == 1 and stats["eager_fallbacks"] == 0, stats
+    assert [e["dim"] for e in partialdyn.events("backoff")] == ["x.size(1)"]
+    reason = partialdyn.events("graph_break")[0]["reason"]
+    assert "x.size(1) is unstable" in reason and "max_pool1d" in reason, reason
+
+
+def test_an_operation_may_pin_a_size_that_is_not_unstable():
+    opt = partialdyn.optimize(pooled_by_length, backend="eager", recompile_limit=2)
+    check_stream(opt, pooled_by_length, [(rand(2, 8, 3),), (rand(3, 8, 5),)], rehit=True)
+    assert partialdyn.stats(opt)["graph_breaks"] == 0
+    assert "x.size(1) == 8" in [g["text"] for g in guards(pooled_by_length)]
+
+
+def test_an_unaffordable_break_before_an_operation_lets_it_pin_the_unstable_size():
+    opt = partialdyn.optimize(pooled_by_length, backend="eager", recompile_limit=2, cache_size_limit=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        check_stream(opt, pooled_by_length, [(rand(2, length, 3),) for length in range(8, 32, 4)])
+    stats = partialdyn.stats(opt)
+    assert stats["graph_breaks"] == 0 and stats["compiles"] == 3, stats
+
+
 def test_unstable_dims_stay_unstable_in_resume_functions():
     opt = partialdyn.optimize(two_factorials, backend="eager", recompile_limit=2)
     stream = [(2, 3), (2, 4), (2, 5), (3, 5), (4, 5)]     # both dims are unstable after this

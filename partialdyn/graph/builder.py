@@ -282,6 +282,8 @@ def describe(target) -> str:
         return f"Tensor.{target}"
     mod = getattr(target, "__module__", None) or ""
     name = getattr(target, "__qualname__", None) or getattr(target, "__name__", None) or repr(target)
+    if "<locals>" in name:                              # F.max_pool1d is boolean_dispatch.<locals>.fn
+        name = getattr(target, "__name__", name)
     if name.startswith("_VariableFunctionsClass."):      # torch.conv2d and the other C functions
         mod, name = "torch", name.split(".", 1)[1]
     return f"{mod}.{name}" if mod and not mod.startswith("builtins") else name

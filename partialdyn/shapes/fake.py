@@ -7,6 +7,8 @@ expression of its source (`x.size(0)`, `k`), which is also valid guard code.
 """
 from __future__ import annotations
 
+import logging
+import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -17,6 +19,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.fx.experimental.symbolic_shapes import (DimDynamic, ShapeEnv, StatelessSymbolicContext,
                                                    free_unbacked_symbols)
 
+from ..errors import GraphBreak
 from ..sources import Src, dim_source, size
 
 SYM_TYPES = (torch.SymInt, torch.SymFloat, torch.SymBool)     # the symbolic scalars a ShapeEnv hands out
@@ -28,14 +31,36 @@ class ProvenanceSLoc(SLoc):
     provenance: object = None
 
 
+def _not_a_break(record: logging.LogRecord) -> bool:
+    """ShapeEnv warns about any exception raised while it evaluates a guard; a graph break the policy raises
+    there (`TracedShapeEnv.relation_check`) is not a failure."""
+    return not (record.msg.startswith("failed during evaluate_expr") and isinstance(sys.exc_info()[1], GraphBreak))
+
+
+_SHAPE_ENV_LOG = logging.getLogger(ShapeEnv.__module__).getChild("partialdyn")    # propagates to torch's
+_SHAPE_ENV_LOG.addFilter(_not_a_break)
+
+
 class TracedShapeEnv(ShapeEnv):
     """A ShapeEnv whose guards and range bounds record where in the *traced* code they were made: the
-    ShapeEnv's own location lookup walks partialdyn's stack, not the user's."""
+    ShapeEnv's own location lookup walks partialdyn's stack, not the user's.  While an operation runs on fake
+    values, `relation_check` sees every relation its shape rules are about to guard, and may refuse it with a
+    graph break (shapes/policy.py `Consumer.check_relation`)."""
     provenance = None       # callable -> Provenance, set by the trace
+    relation_check = None   # callable(sympy relation), set while an operation runs (Shapes.operation)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.log = _SHAPE_ENV_LOG
 
     def _get_sloc(self, framework_loc=None):
         provenance = self.provenance() if self.provenance is not None else None
         return ProvenanceSLoc(framework_loc, None, provenance)
+
+    def _maybe_guard_rel(self, expr) -> None:
+        if self.relation_check is not None:
+            self.relation_check(expr)
+        super()._maybe_guard_rel(expr)
 
 
 def provenance_of_sloc(sloc):
@@ -47,6 +72,7 @@ class Shapes:
     def __init__(self):
         self.shape_env = TracedShapeEnv(duck_shape=False)
         self.current_op = None          # the operation running on fake values now (a provenance's op)
+        self.relation_check = None      # what an operation's guarded relations must pass (Consumer.check_relation)
         self.fake_mode = FakeTensorMode(shape_env=self.shape_env, allow_non_fake_inputs=True)
         self.symbol_names: dict[sympy.Symbol, str] = {}     # symbol -> `x.size(0)` (what users read)
         self.symbol_reads: dict[sympy.Symbol, Src] = {}     # symbol -> the source guards read (`x.shape[0]`)
@@ -86,12 +112,14 @@ class Shapes:
 
     @contextmanager
     def operation(self, op: str):
-        """Guards the ShapeEnv makes inside the block are attributed to `op`."""
+        """Guards the ShapeEnv makes inside the block are attributed to `op`, and pass `relation_check`."""
         outer, self.current_op = self.current_op, op
+        outer_check, self.shape_env.relation_check = self.shape_env.relation_check, self.relation_check
         try:
             yield
         finally:
             self.current_op = outer
+            self.shape_env.relation_check = outer_check
 
     def sym_int(self, value: int, source: Src) -> torch.SymInt:
         self.symbolic()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import sympy
 import torch
 
 from ..errors import GraphBreak
@@ -32,6 +33,8 @@ UNSTABLE_HINTS = {
     "print()": TEXT_HINT, "range()": LOOP_HINT, "iteration over a tensor": LOOP_HINT,
 }
 BOOL_HINT = "a branch on the size runs in Python; torch.where or a mask keeps the choice in the graph"
+OP_HINT = ("the operation's shape rules need the size as a number; a call that does not (a reshape to blocks "
+           "instead of pooling, say) stays in the graph")
 DEFAULT_HINT = "keep the size symbolic (pass it to torch ops) to avoid the break"
 
 
@@ -114,6 +117,22 @@ class Consumer:
     specializations: list = field(default_factory=list)
     break_allowed: bool = True      # the compile budget affords a backoff break (else unstable dims specialize)
     backoff_break: bool = False     # this trace stopped at an unstable dim
+
+    def __post_init__(self):
+        self.shapes.relation_check = self.check_relation
+
+    def check_relation(self, relation):
+        """An operation's shape rules are about to guard `relation`.  One that pins an unstable dim to a number
+        (`Eq(s, 36)`: F.max_pool1d reads the length as an int) would recompile on every new size, past backoff:
+        break before the operation instead, so it runs in Python."""
+        if not (self.break_allowed and isinstance(relation, sympy.Eq)) or relation.has(sympy.Mod) or \
+                len(relation.free_symbols) != 1:
+            return
+        name = self.shapes.symbol_names.get(next(iter(relation.free_symbols)))
+        if name in self.state.unstable:
+            self.backoff_break = True
+            raise GraphBreak(f"{name} is unstable (recompiled too often); {self.shapes.current_op} needs its value, "
+                             f"so the call runs in Python", hint=OP_HINT)
 
     def _check(self, value, use: str, op: str):
         shapes = self.shapes
