@@ -459,6 +459,35 @@ def test_an_unaffordable_break_before_an_operation_lets_it_pin_the_unstable_size
     assert stats["graph_breaks"] == 0 and stats["compiles"] == 3, stats
 
 
+def follows_after_break(x):
+    h = x[:, 1:] * 2
+    y = h / math.factorial(x.size(1))
+    return y + math.factorial(h.size(1))       # h.size(1) is x.size(1) - 1
+
+
+def scaled_by_factorial(t):
+    return t / math.factorial(t.size(1))
+
+
+def calls_a_callee_that_consumes_a_follower(x):
+    h = x[:, 1:] * 2
+    y = x.sum() / math.factorial(x.size(1))
+    return scaled_by_factorial(h) + y          # the callee breaks inside: it is optimized on its own, on `t`
+
+
+@pytest.mark.parametrize("fn", [follows_after_break, calls_a_callee_that_consumes_a_follower])
+def test_a_size_made_from_an_unstable_dim_starts_unstable_where_a_break_hands_it(fn):
+    opt = partialdyn.optimize(fn, backend="eager", recompile_limit=2)
+    check_stream(opt, fn, [(rand(2, length),) for length in (3, 4, 5)])
+    after_backoff = partialdyn.stats(opt)["compiles"]
+    check_stream(opt, fn, [(rand(2, length),) for length in (6, 7, 8, 9)])
+    assert partialdyn.stats(opt)["compiles"] == after_backoff, partialdyn.stats(opt)
+    assert [e["dim"] for e in partialdyn.events("backoff")] == ["x.size(1)"]
+    follower = "h" if fn is follows_after_break else "t"
+    assert any(f"{follower}.size(1) is unstable (it follows x.size(1), which recompiled too often)" in e["reason"]
+               for e in partialdyn.events("graph_break")), [e["reason"] for e in partialdyn.events("graph_break")]
+
+
 def test_unstable_dims_stay_unstable_in_resume_functions():
     opt = partialdyn.optimize(two_factorials, backend="eager", recompile_limit=2)
     stream = [(2, 3), (2, 4), (2, 5), (3, 5), (4, 5)]     # both dims are unstable after this

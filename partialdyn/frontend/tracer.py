@@ -61,6 +61,7 @@ class Stop:
     kw_names: tuple | None
     inside_callee: bool          # the break came from an inlined call at `index`
     chain: list = field(default_factory=list)   # "file:line in name" from the traced frame to the break
+    callee_arguments: dict = field(default_factory=dict)    # that call's parameters as it was entered
 
 
 @dataclass
@@ -480,6 +481,7 @@ class Frame:
         self.decoded = decode(code)
         self.globals = globals_
         self.locals = locals_
+        self.arguments = dict(locals_)  # the parameters as the frame was entered
         self.cells = cells              # name -> trackers.Cell, for cell and free variables
         self.stack: list = []
         self.ip = 0
@@ -628,7 +630,8 @@ class Frame:
         file, line, _ = deepest.location()
         self.stack, self.locals = stack, locals_
         return Stop(self.current, stack, locals_, e.reason, e.hint, file, line, kw_names,
-                    inside_callee=callee_frame is not None, chain=chain)
+                    inside_callee=callee_frame is not None, chain=chain,
+                    callee_arguments=callee_frame.arguments if callee_frame is not None else {})
 
     def _mutations_seen_again(self, mutated, stack, locals_) -> bool:
         """The call that broke runs again in Python after the graph, which syncs the containers it mutated

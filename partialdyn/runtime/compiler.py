@@ -219,6 +219,7 @@ def _break_body(opt, trace, stop, rebuilder):
     live.update({n: c.contents for n, c in trace.frame.cells.items()
                  if n in code.co_cellvars and c.contents is not None})
     names = tuple(sorted(live, key=lambda name: name != _first_parameter(code)))   # super() reads slot 0
+    trace.consumer.hand_on(_handed_sizes({**live, **stop.callee_arguments}))
     passed = [rebuilder.passed(live[n]) for n in names]
     locals_expr = "[" + ", ".join(expr for expr, _ in passed) + "]"
     views = tuple((n, kind) for n, (_, kind) in zip(names, passed) if kind is not None)
@@ -227,6 +228,19 @@ def _break_body(opt, trace, stop, rebuilder):
              if getattr(v, "source", None) is not None and isinstance(v, (trackers.Tensor, trackers.Sym))}
     step = _make_step(opt, trace, stop, names, texts, views)
     return step, f"({stack_expr}, {locals_expr})"
+
+
+def _handed_sizes(named: dict):
+    """(the name a size gets in the frame that receives it, the size here) for the tensors and numbers a break
+    hands on by name: the resume function's locals, the parameters of a callee that broke inside (it is
+    optimized separately, and names its inputs after its parameters)."""
+    for name, value in named.items():
+        if isinstance(value, trackers.Tensor):
+            yield from ((sources.size(name, d), s) for d, s in enumerate(value.fake.shape) if isinstance(s, torch.SymInt))
+        elif isinstance(value, trackers.Sym):
+            yield name, value.value
+        elif isinstance(value, trackers.Tuple):      # *args: the receiving frame reads `args[0]`
+            yield from _handed_sizes({f"{name}[{i}]": item for i, item in enumerate(value.items)})
 
 
 def _first_parameter(code) -> str | None:

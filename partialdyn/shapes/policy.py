@@ -52,12 +52,14 @@ class FrameShapeState:
     charge_by_dim: dict = field(default_factory=dict)       # dim key -> backoff charge (predicate-only: 1/2)
     unstable: set = field(default_factory=set)               # dim keys that graph-break when consumed
     changed: set = field(default_factory=set)                # automatic: dims seen changing
+    follows: dict = field(default_factory=dict)              # unstable key -> the unstable dim it was made from
     constant_floats: bool = False   # the backend cannot take symbolic float inputs here: floats are constants
     autocast_breaks: bool = False   # an autocast region here could not be traced: torch.autocast is a break
 
     def shared_with(self) -> "FrameShapeState":
         """A state for a child code object: the same dim tables, its own float flag."""
-        return FrameShapeState(self.recompiles_by_dim, self.charge_by_dim, self.unstable, self.changed)
+        return FrameShapeState(self.recompiles_by_dim, self.charge_by_dim, self.unstable, self.changed,
+                               follows=self.follows)
 
 
 @dataclass(frozen=True)
@@ -131,8 +133,8 @@ class Consumer:
         name = self.shapes.symbol_names.get(next(iter(relation.free_symbols)))
         if name in self.state.unstable:
             self.backoff_break = True
-            raise GraphBreak(f"{name} is unstable (recompiled too often); {self.shapes.current_op} needs its value, "
-                             f"so the call runs in Python", hint=OP_HINT)
+            raise GraphBreak(f"{self._unstable_text([name])}; {self.shapes.current_op} needs its value, so the call "
+                             f"runs in Python", hint=OP_HINT)
 
     def _check(self, value, use: str, op: str):
         shapes = self.shapes
@@ -147,8 +149,25 @@ class Consumer:
                     if shapes.symbol_names[s] in self.state.unstable]
         if unstable and self.break_allowed:
             self.backoff_break = True
-            raise GraphBreak(f"{', '.join(unstable)} is unstable (recompiled too often); "
-                             f"its {use} by {op} runs in Python", hint=unstable_hint(use, op))
+            raise GraphBreak(f"{self._unstable_text(unstable)}; its {use} by {op} runs in Python",
+                             hint=unstable_hint(use, op))
+
+    def _unstable_text(self, names) -> str:
+        """`x.size(1) is unstable (recompiled too often)`, or `h.size(1) is unstable (it follows x.size(1), ...)`."""
+        made_from = sorted({self.state.follows[n] for n in names if n in self.state.follows})
+        why = f"it follows {', '.join(made_from)}, which recompiled too often" if made_from else "recompiled too often"
+        return f"{', '.join(names)} is unstable ({why})"
+
+    def hand_on(self, sizes):
+        """Sizes a break hands to another frame, each with the name it gets there (`runtime.compiler`): one that
+        is an expression of an unstable dim varies with it, so it starts unstable there.  Each frame names a size
+        its own way; backing off again in every frame that receives it would cost that many recompiles more."""
+        for name, value in sizes:
+            made_from = sorted(self.state.follows.get(n, n) for s in value.node.expr.free_symbols
+                               if (n := self.shapes.symbol_names.get(s)) in self.state.unstable)
+            if made_from and name not in self.state.unstable:
+                self.state.unstable.add(name)
+                self.state.follows[name] = made_from[0]
 
     def as_bool(self, value, op: str) -> bool:
         self._check(value, "bool use", op)
