@@ -6,6 +6,7 @@ types, mutated inputs) and asserts how many graphs ran and how many breaks happe
 """
 from __future__ import annotations
 
+import dis
 import operator
 import os
 import sys
@@ -628,6 +629,19 @@ def test_a_break_at_each_kind_of_instruction_resumes_with_the_values_python_leav
     assert s["graph_breaks"] >= 1
 
 
+# ====================================================================== 3.13 pair instructions past local 15
+# 3.13's LOAD_FAST_LOAD_FAST, STORE_FAST_STORE_FAST and STORE_FAST_LOAD_FAST hold two local numbers in 4 bits each.
+# A resume function takes the locals bound at the break as its first arguments (here x, a0..a15 and y: 18, then
+# the loop's i), so p, q and s, which the original numbers from 1 (assigned first in the branch that never runs),
+# get numbers past 15 in it.
+PAIRS = {"LOAD_FAST_LOAD_FAST", "STORE_FAST_STORE_FAST", "STORE_FAST_LOAD_FAST"}
+
+
+def pair_instructions(fn) -> set[tuple[str, str]]:
+    """(instruction, its locals) of fn's pair instructions (none before 3.13)."""
+    return {(i.opname, i.argrepr) for i in dis.get_instructions(fn) if i.opname in PAIRS}
+
+
 def _pair_of_locals_read_after_a_break(x):
     if x is None:                      # never runs: p and q get the low local numbers 1 and 2
         p = q = None
@@ -640,19 +654,64 @@ def _pair_of_locals_read_after_a_break(x):
     return y + (p + q)
 
 
-def test_a_pair_of_locals_renumbered_past_15_by_a_resume_function_gives_eager_results():
-    """3.13 reads p and q with one LOAD_FAST_LOAD_FAST (two 4-bit local numbers).  The resume function numbers
-    the 18 locals live at the break first, p and q (unbound there) 18 and 19: re-encoded as is, the instruction
-    read two other locals (a wrong result; in LongformerEncoder.forward a 'stack depths 1 and 2' internal
-    error).  Such a resume function is refused (BadCode): the frame runs eagerly, with eager's result."""
-    fn = _pair_of_locals_read_after_a_break
-    calls = [(r(2),), (r(3),), (r(4),)]
-    if sys.version_info < (3, 13):      # no pair instructions: traced with one break
-        check(fn, calls, breaks=1)
-        return
-    opt = partialdyn.optimize(fn, backend="eager")
-    with pytest.warns(RuntimeWarning, match="needs local numbers"):
-        for args in calls:
-            torch.testing.assert_close(opt(*args), fn(*args))
-    stats = partialdyn.stats(opt)
-    assert stats["internal_errors"] == 1 and stats["eager_fallbacks"] == len(calls)
+def _pairs_of_locals_written_after_a_break(x):
+    if x is None:
+        p = q = s = None
+    a0, a1, a2, a3, a4, a5, a6, a7 = x + 0, x + 1, x + 2, x + 3, x + 4, x + 5, x + 6, x + 7
+    a8, a9, a10, a11, a12, a13, a14, a15 = x + 8, x + 9, x + 10, x + 11, x + 12, x + 13, x + 14, x + 15
+    y = (a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11 + a12 + a13 + a14 + a15) * 0
+    print("break")
+    p, q = x * 100, x * 1000
+    s = p - 1; t = s * q
+    return y + t
+
+
+def _pairs_of_locals_in_a_loop_with_a_break(x):
+    if x is None:
+        p = q = None
+    a0, a1, a2, a3, a4, a5, a6, a7 = x + 0, x + 1, x + 2, x + 3, x + 4, x + 5, x + 6, x + 7
+    a8, a9, a10, a11, a12, a13, a14, a15 = x + 8, x + 9, x + 10, x + 11, x + 12, x + 13, x + 14, x + 15
+    y = (a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11 + a12 + a13 + a14 + a15) * 0
+    for i in range(3):
+        p, q = x * i, x + i
+        print("break", i)
+        y = y * 2 + (p + q)
+    return y
+
+
+def _pairs_of_locals_between_two_breaks(x):
+    if x is None:
+        p = q = None
+    a0, a1, a2, a3, a4, a5, a6, a7 = x + 0, x + 1, x + 2, x + 3, x + 4, x + 5, x + 6, x + 7
+    a8, a9, a10, a11, a12, a13, a14, a15 = x + 8, x + 9, x + 10, x + 11, x + 12, x + 13, x + 14, x + 15
+    y = (a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11 + a12 + a13 + a14 + a15) * 0
+    print("first break")
+    p, q = x * 100, x * 1000
+    y = y + (p + q)
+    print("second break")
+    p, q = q, p
+    return y - (p - q)
+
+
+PAIRS_AFTER_A_BREAK = {
+    _pair_of_locals_read_after_a_break: ({("LOAD_FAST_LOAD_FAST", "p, q")}, 1),
+    _pairs_of_locals_written_after_a_break: (
+        {("STORE_FAST_STORE_FAST", "q, p"), ("STORE_FAST_LOAD_FAST", "s, s")}, 1),
+    _pairs_of_locals_in_a_loop_with_a_break: (
+        {("STORE_FAST_STORE_FAST", "q, p"), ("LOAD_FAST_LOAD_FAST", "p, q")}, 3),
+    _pairs_of_locals_between_two_breaks: (
+        {("STORE_FAST_STORE_FAST", "q, p"), ("LOAD_FAST_LOAD_FAST", "p, q"),
+         ("LOAD_FAST_LOAD_FAST", "q, p")}, 2),
+}
+
+
+@pytest.mark.parametrize("fn", list(PAIRS_AFTER_A_BREAK), ids=lambda fn: fn.__name__.strip("_"))
+def test_pair_instructions_on_locals_a_resume_function_numbers_past_15_compile_and_give_eager_results(fn):
+    """Re-encoded as is, such an instruction would read or write two other locals (a wrong result; in
+    LongformerEncoder.forward a 'stack depths 1 and 2' internal error): the resume function does it with two
+    single-local instructions.  Those shift its instruction indexes, which a resume function of a resume function
+    (the loop's next iteration, the second break) must map back to the original's."""
+    pairs, breaks = PAIRS_AFTER_A_BREAK[fn]
+    assert pair_instructions(fn) >= pairs if sys.version_info >= (3, 13) else not pair_instructions(fn)
+    s = check(fn, [(r(2),), (r(3),), (r(4),)], breaks=breaks)
+    assert s["internal_errors"] == 0 and s["eager_fallbacks"] == 0

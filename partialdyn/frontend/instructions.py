@@ -4,8 +4,9 @@ This is the one place that knows the interpreter version's instruction set
 layout: it flattens `bytecode.Bytecode` into a list of real instructions, maps
 jump labels to indexes, and records which exception-table region covers each
 instruction (3.11 `with` blocks and `try` blocks both use the table).  It
-also says which CPython versions an opcode exists in (`applies`) and what an
-instruction does to the stack depth (`stack_effect`).
+also says which CPython versions an opcode exists in (`applies`), what an
+instruction does to the stack depth (`stack_effect`) and which 3.13
+instructions on two locals fit their local numbers (`pair_fits`, `split_pair`).
 """
 from __future__ import annotations
 
@@ -32,6 +33,10 @@ PROLOGUE = {"MAKE_CELL", "COPY_FREE_VARS", "RESUME"}
 VERSION = sys.version_info[:2]
 NULL_AFTER_CALLABLE = VERSION >= (3, 13)   # a call's NULL (or self) sits above the callable from 3.13, below before
 DECODE_CACHE_SIZE = 1024         # code objects kept decoded (least recently used ones are decoded again)
+# 3.13's instructions on two locals -> the two single-local instructions that do the same, in order
+PAIR_HALVES = {"LOAD_FAST_LOAD_FAST": ("LOAD_FAST", "LOAD_FAST"), "STORE_FAST_STORE_FAST": ("STORE_FAST", "STORE_FAST"),
+               "STORE_FAST_LOAD_FAST": ("STORE_FAST", "LOAD_FAST")}
+PAIR_FIELD_LOCALS = 16           # each local number of a pair instruction has 4 bits
 
 
 def applies(since: tuple[int, int], until: tuple[int, int] | None) -> bool:
@@ -47,6 +52,17 @@ def method_call(name: str, lineno: int) -> list[Instr]:
     else:
         load = [Instr("LOAD_ATTR", (True, name), lineno=lineno)]
     return [*load, Instr("CALL", 0, lineno=lineno)]
+
+
+def pair_fits(instr: Instr, numbers: dict[str, int]) -> bool:
+    """Can `instr`, a pair instruction, hold its locals' `numbers` (name -> local number)?"""
+    return all(numbers[name] < PAIR_FIELD_LOCALS for name in instr.arg)
+
+
+def split_pair(instr: Instr) -> list[Instr]:
+    """Pair instruction `instr` as two single-local instructions: `LOAD_FAST_LOAD_FAST (a, b)` pushes a then b,
+    `STORE_FAST_STORE_FAST (a, b)` stores the top of the stack in a then the next value in b."""
+    return [Instr(name, local, location=instr.location) for name, local in zip(PAIR_HALVES[instr.name], instr.arg)]
 
 
 # Where the interpreter's real stack effect differs from the tables' (`dis.stack_effect`, which `bytecode` uses): a

@@ -10,6 +10,12 @@ locals come first, the original's first parameter first when it is live:
 zero-argument `super()` reads the frame's first argument slot.  Filename
 names and line numbers are the original's, so tracebacks point at the user's code.  The
 result is checked (stack depths, exception table) before anyone can run it.
+
+Numbering the live locals first can push a local of a 3.13 pair instruction
+(`LOAD_FAST_LOAD_FAST` and kin, 4 bits per local) past 15: such a pair is split
+into two single-local instructions.  That shifts instruction indexes, so the code
+comes with the original's index of each of its instructions: a resume function of
+a resume function is built from the original code at the original's index.
 """
 from __future__ import annotations
 
@@ -19,11 +25,9 @@ import bytecode
 from bytecode import CellVar, Instr, Label, TryBegin
 
 from .codecheck import BadCode, check_code
-from .instructions import PROLOGUE, flat_instructions, method_call
+from .instructions import PAIR_HALVES, PROLOGUE, flat_instructions, method_call, pair_fits, split_pair
 
 STACK_PREFIX = "__stack"
-# 3.13's instructions on two locals pack both local numbers in 4 bits each
-PAIR_INSTRUCTIONS = {"LOAD_FAST_LOAD_FAST", "STORE_FAST_STORE_FAST", "STORE_FAST_LOAD_FAST"}
 
 
 def stack_names(layout: tuple) -> list[str]:
@@ -39,12 +43,15 @@ def _view_again(name: str, kind: str, cell: bool, lineno: int) -> list:
 
 
 def make_resume_code(code: types.CodeType, index: int, layout: tuple, local_names: tuple,
-                     views: tuple = ()) -> tuple[types.CodeType, int]:
-    """Code that continues `code` at real instruction `index` with the given stack layout and locals, and the
-    number of instructions its prologue adds before the original's.  `views`: (local name, `keys` / `values`
-    / `items`) of the locals passed as the dict of their view."""
+                     views: tuple = ()) -> tuple[types.CodeType, tuple]:
+    """Code that continues `code` at real instruction `index` with the given stack layout and locals, and for each
+    of its instructions the index of the original's instruction it is (None: one it added, in its prologue or as
+    the second half of a split pair), which a resume function of it needs: that one is built from `code` too.
+    `views`: (local name, `keys` / `values` / `items`) of the locals passed as the dict of their view."""
     bc = bytecode.Bytecode.from_code(code)
-    target = flat_instructions(bc)[index]
+    instructions = flat_instructions(bc)
+    origins = {id(instr): i for i, instr in enumerate(instructions)}
+    target = instructions[index]
     start = Label()
     body, prologue_done = [], False
     prologue = []
@@ -66,23 +73,33 @@ def make_resume_code(code: types.CodeType, index: int, layout: tuple, local_name
     # The jump skips the original entry, so `bytecode` cannot work out handler depths by following the code
     # (it would leave them unset): keep the original's, right because the stack at `index` is the original's.
     _keep_handler_depths(code, bc)
-    resumed = new.to_code(stacksize=max(code.co_stacksize, len(layout)), compute_exception_stack_depths=False)
-    _check_pairs(body, resumed)
+    stacksize = max(code.co_stacksize, len(layout))
+    resumed = new.to_code(stacksize=stacksize, compute_exception_stack_depths=False)
+    while _split_wide_pairs(new, origins, resumed.co_varnames):
+        resumed = new.to_code(stacksize=stacksize, compute_exception_stack_depths=False)
     check_code(resumed)
-    return resumed, len(push) + 1
+    return resumed, tuple(origins.get(id(instr)) for instr in flat_instructions(new))
 
 
-def _check_pairs(body, resumed):
-    """A resume function numbers the live locals first: a pair instruction whose locals now have numbers past 15
-    does not fit its 4-bit fields, and `bytecode` would encode it as another pair of locals (a wrong result).
-    Splitting it would shift the instruction indexes resume functions of resume functions rely on (they are
-    built from the original code): BadCode instead, so the frame runs eagerly."""
-    numbers = {name: i for i, name in enumerate(resumed.co_varnames)}
-    for item in body:
-        if isinstance(item, Instr) and item.name in PAIR_INSTRUCTIONS and \
-                any(numbers.get(name, 16) > 15 for name in item.arg):
-            raise BadCode(f"{resumed.co_qualname}: {item.name} {item.arg} needs local numbers "
-                          f"{[numbers.get(name) for name in item.arg]} in the resume function (4 bits each)")
+def _split_wide_pairs(new: bytecode.Bytecode, origins: dict, varnames: tuple) -> bool:
+    """Numbering the live locals first can give a local of a 3.13 pair instruction a number past 15, which its
+    4-bit field cannot hold (`bytecode` 0.19 encodes such a pair as a pair of other locals).  Split each pair of
+    `new` whose locals have such numbers in `varnames` (its code's locals) into two single-local instructions, the
+    first standing for the original's pair in `origins` (id of an instruction -> the original's index).  Returns
+    whether it split any: then the code is made again, and checked again, as `bytecode` may number the locals
+    otherwise (it numbers the locals of the pairs left right after the arguments)."""
+    numbers = {name: i for i, name in enumerate(varnames)}
+    items, split = [], False
+    for item in new:
+        if isinstance(item, Instr) and item.name in PAIR_HALVES and not pair_fits(item, numbers):
+            halves = split_pair(item)
+            origins[id(halves[0])] = origins[id(item)]
+            items += halves
+            split = True
+        else:
+            items.append(item)
+    new[:] = items
+    return split
 
 
 def _keep_handler_depths(code, bc):
@@ -116,13 +133,13 @@ def make_resume_function(fn: types.FunctionType, index: int, layout: tuple, loca
     """The resume function, named for users after the `line` of the break: `f (after line 10)`; the
     `nth_break` other break on that line adds `, 2nd break`, the `nth_branch` continuation of one break
     (a branch on a traced value) adds `, 2nd branch`.  Its code keeps `f`'s names, for tracebacks.  Returns it
-    and the number of instructions its prologue adds (see `make_resume_code`)."""
-    code, added = make_resume_code(fn.__code__, index, layout, local_names, views)
+    and the original's index of each of its instructions (see `make_resume_code`)."""
+    code, origins = make_resume_code(fn.__code__, index, layout, local_names, views)
     ordinals = [f"{ordinal(n)} {what}" for n, what in ((nth_break, "break"), (nth_branch, "branch")) if n > 1]
     after = f" ({', '.join([f'after line {line}'] + ordinals)})"
     resumed = types.FunctionType(code, fn.__globals__, code.co_name + after, None, fn.__closure__)
     resumed.__qualname__ = code.co_qualname + after
-    return resumed, added
+    return resumed, origins
 
 
 def ordinal(n: int) -> str:

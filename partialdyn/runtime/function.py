@@ -22,7 +22,6 @@ import torch
 
 from ..errors import GraphBreak, PartialdynError, Unsupported, UserError
 from ..frontend.escapes import runs_in_python
-from ..frontend.instructions import PROLOGUE, decode
 from ..frontend.resume import break_line, make_resume_function
 from ..guards import cached_calls
 from ..guards.kinds import global_module_hooks, in_log_order
@@ -81,7 +80,7 @@ class OptimizedFunction:
     def __init__(self, fn: types.FunctionType, options: Options, root: "OptimizedFunction | None" = None,
                  name: str | None = None, origin=None):
         self.fn = fn
-        self.origin = origin or (fn, 0)     # (original function, instructions a resume prologue added)
+        self.origin = origin or (fn, None)  # (original function, its index of each instruction; None: the same)
         self.options = options
         self.root = root or self
         self.stats = self.root.stats if root else Stats()
@@ -351,11 +350,12 @@ class OptimizedFunction:
         the compile budget); so does everything a paid frame spawns.  `break_index`: the instruction that
         broke (default `index`), `after_line` its line: what the name says (`_resume_name_ordinals`).  `views`: the
         locals passed as the dict of their view (`resume.make_resume_code`)."""
-        original, shift = self.origin
-        break_index = (index if break_index is None else break_index) - shift
-        index -= shift
-        if index < 0 or decode(original.__code__).instrs[index].name in PROLOGUE:
-            raise Unsupported("a graph break in a resume function's prologue (taking a dict view again from its dict)")
+        original = self.origin[0]
+        break_index = self._original_index(index if break_index is None else break_index)
+        index = self._original_index(index)
+        if index is None:
+            raise Unsupported("a graph break in a resume function's prologue (taking a dict view again from its dict) "
+                              "or between the halves of a pair instruction it split")
         # a closure's resume function binds that closure's cells: key it by the function object itself
         owner = original if original.__closure__ else original.__code__
         key = ("resume", owner, index, layout, local_names, views, optimized)
@@ -364,14 +364,21 @@ class OptimizedFunction:
             self._bound_children()
             line = after_line or break_line(original.__code__, index)
             ordinals = self._resume_name_ordinals(owner, line, break_index, index) if optimized else ()
-            fn, added = make_resume_function(original, index, layout, local_names, line, *ordinals, views=views)
+            fn, origins = make_resume_function(original, index, layout, local_names, line, *ordinals, views=views)
             children[key] = OptimizedFunction(fn, self.options, root=self.root,
-                                              origin=(original, added)) if optimized else fn
+                                              origin=(original, origins)) if optimized else fn
         child = children[key]
         if optimized:
             child.arg_texts.update(arg_texts or {})
             child.paid |= paid or self.paid
         return child
+
+    def _original_index(self, index: int) -> int | None:
+        """Instruction `index` of this frame's code as an index into the original's, which resume functions are
+        built from: a resume function adds a prologue and may split a 3.13 pair instruction in two (None: an
+        instruction it added)."""
+        origins = self.origin[1]
+        return index if origins is None else origins[index]
 
     def _resume_name_ordinals(self, owner, line, break_index, index):
         """(nth break on `line` of `owner`, nth continuation of that break), counted in the order they
