@@ -28,7 +28,6 @@ graph-input sources a value was computed from.
 """
 from __future__ import annotations
 
-import builtins
 import collections
 import functools
 from dataclasses import dataclass, field
@@ -177,16 +176,15 @@ def cell_filled(cell) -> bool:
 @dataclass(eq=False)
 class Method(VT):
     receiver: VT
-    name: str                  # `dict.get`: that builtin class's own method, found through super()
+    name: str
+    owner: type | None = None  # a builtin class whose own method this is, found through super() (`dict.get`)
 
     def python_type(self):
         return type(len)
 
-
-def builtin_method(qualname: str):
-    """The builtin class's own method a qualified Method name (`dict.get`) stands for; None for a plain name."""
-    owner, _, name = qualname.rpartition(".")
-    return getattr(getattr(builtins, owner), name) if owner else None
+    def function(self):
+        """The owner's own method (`dict.get`); None when the name is looked up on the receiver."""
+        return None if self.owner is None else getattr(self.owner, self.name)
 
 
 @dataclass(eq=False)

@@ -197,7 +197,7 @@ def _super_attr(f, sup, name):
     if isinstance(attr, types.BuiltinMethodType) and getattr(attr, "__self__", None) is target:
         owner = next((k for k in type(target).__mro__ if k.__module__ == "builtins" and name in vars(k)), None)
         if owner is not None:
-            return trackers.Method(trackers.Known(target, sup.obj.source), f"{owner.__name__}.{name}")
+            return trackers.Method(trackers.Known(target, sup.obj.source), name, owner)
     return reads.known_result(attr)
 
 

@@ -41,6 +41,11 @@ from ..guards.kinds import global_module_hooks
 # ---------------------------------------------------------------- calls
 @protocol.register("call", trackers.Method)
 def _call_bound_method(f, method, args, kwargs):
+    if method.owner is not None:      # a builtin class's own method found through super()
+        result = read_only_call(f, method, args) if not kwargs else None
+        if result is None:
+            raise GraphBreak(f"call to {method.owner.__name__}.{method.name} is not traceable")
+        return result
     return protocol.call_method(f, method.receiver, method.name, args, kwargs)
 
 
@@ -352,11 +357,6 @@ def torch_call(f, fn, args, kwargs):
 
 @protocol.register("call_method", trackers.Known)
 def _known_method(f, receiver, name, args, kwargs):
-    if "." in name:       # a builtin method found through super()
-        result = read_only_call(f, receiver, name, args) if not kwargs else None
-        if result is None:
-            raise GraphBreak(f"call to {name} is not traceable")
-        return result
     if isinstance(receiver.value, set) and receiver.source is None and name in SET_MUTATORS | SET_READERS:
         # a set made in the trace: run the method on it (the runner returns a copy of the final set)
         if name in SET_MUTATORS:
@@ -378,21 +378,22 @@ READ_ONLY = {"get", "keys", "values", "items", "__getitem__", "__contains__", "_
 BUILTIN_CONTAINERS = {"dict", "list", "tuple", "str", "set", "frozenset"}
 
 
-def read_only_call(f, receiver, qualname, args):
-    """`d.get(k)` and similar on a container from the caller's world: read now, guarded by reading again."""
-    owner, _, name = qualname.rpartition(".")
+def read_only_call(f, method: trackers.Method, args):
+    """`super().get(k)` and similar, a builtin container's own method on a container from the caller's world: read
+    now, guarded by reading again."""
+    receiver, owner, name = method.receiver, method.owner.__name__, method.name
+    qualname = f"{owner}.{name}"
     if receiver.source is None or owner not in BUILTIN_CONTAINERS or name not in READ_ONLY:
         return None
     values = [protocol.python_value(f, a, qualname) for a in args]
     if not all(isinstance(v, (str, int, float, bool, type(None))) for v in values):
         return None
-    method = trackers.builtin_method(qualname)
-    result = run_python(method, receiver.value, *values)
+    result = run_python(method.function(), receiver.value, *values)
     named = [sources.KEYS.name_for(v) for v in values]
     method_name = f"{sources.PREFIX}builtins_{owner}_{name}"         # one global load where guards call it again
     call_src = sources.derived(receiver.source, f"{method_name}({{}}{''.join(', ' + n for n, _ in named)})",
                          f"{qualname}({receiver.source}{''.join(', ' + repr(v) for v in values)})",
-                         (method_name, method), *named)
+                         (method_name, method.function()), *named)
     return f.trace.wrap(result, call_src)
 
 

@@ -187,7 +187,7 @@ class Rebuilder:
 
     @_build.register(trackers.Method)
     def _method(self, vt) -> str:
-        method = trackers.builtin_method(vt.name)
+        method = vt.function()
         if method is not None:      # `dict.get` found through super(), past the receiver's own class
             return f"{self.constant(types.MethodType)}({self.constant(method)}, {self.expr(vt.receiver)})"
         return f"getattr({self.expr(vt.receiver)}, {self.constant(vt.name)})"
