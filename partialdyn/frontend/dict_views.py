@@ -17,11 +17,11 @@ from . import reads
 from .. import sources
 from .. import trackers
 from ..errors import GraphBreak, UserError
+from ..guards.kinds import keeps_methods
 
 SET_OPERATORS = {operator.or_, operator.and_, operator.sub, operator.xor, operator.eq, operator.ne,
                  operator.lt, operator.le, operator.gt, operator.ge}
 KINDS = ("keys", "values", "items")
-DICT_READS = (dict, collections.OrderedDict)     # the classes whose views and iteration a caller dict may keep
 
 
 def view(d: trackers.Dict, kind: str) -> trackers.DictView:
@@ -36,8 +36,8 @@ def of_callers_dict(receiver: trackers.Known, kind: str, args, kwargs) -> tracke
     value = receiver.value
     if kind not in KINDS or args or kwargs or receiver.source is None or not isinstance(value, dict):
         return None
-    own = (getattr(reads.static_lookup(type(value), n), "__objclass__", None) for n in (kind, "__iter__"))
-    return trackers.DictView(receiver, kind) if all(cls in DICT_READS for cls in own) else None
+    base = collections.OrderedDict if isinstance(value, collections.OrderedDict) else dict
+    return trackers.DictView(receiver, kind) if keeps_methods(type(value), base, (kind, "__iter__")) else None
 
 
 @functools.singledispatch

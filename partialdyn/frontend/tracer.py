@@ -26,7 +26,7 @@ import torch
 
 from ..graph.builder import GraphBuilder
 from ..names import FUNCTION, GLOBALS, PREFIX, Constants
-from ..guards.kinds import GuardSet, storage_key
+from ..guards.kinds import GuardSet, keeps_methods, storage_key
 from ..guards.provenance import Provenance, provenance_of, user_caller
 from ..shapes.fake import provenance_of_sloc
 from ..shapes.policy import POLICIES, Consumer
@@ -421,8 +421,7 @@ def _traced_ordered_dict(value) -> bool:
     cls = type(value)
     if not isinstance(value, collections.OrderedDict) or type(cls) is not type or vars(value):
         return False
-    own = cls.__mro__[:cls.__mro__.index(collections.OrderedDict)]
-    return all(ORDERED_DICT_METHODS.isdisjoint(vars(k)) for k in own)
+    return keeps_methods(cls, collections.OrderedDict, ORDERED_DICT_METHODS)
 
 
 def _symbolic_scalar(value) -> bool:

@@ -111,6 +111,13 @@ class Guard:
         object.__setattr__(self, "code", self.check.spelled())
 
 
+def keeps_methods(cls: type, base: type, names) -> bool:
+    """No class of `cls`'s MRO before `base` (a class it derives from) defines any of `names`: `cls` uses `base`'s
+    own.  What the tracer asks before holding a dict subclass as a dict, and what its guard asks again."""
+    own = cls.__mro__[:cls.__mro__.index(base)]
+    return all(not any(name in vars(k) for name in names) for k in own)
+
+
 class GuardSet:
     """Guards in the order they must be checked (containers before their items), deduplicated."""
 
@@ -276,10 +283,8 @@ class GuardSet:
                        str(src), actual=f"list(vars({src.code}))"))
 
     def inherits(self, cls, base, names: frozenset):
-        """The classes of `cls`'s MRO before `base` still define none of `names`: `cls` uses `base`'s own (one
-        defined on the class later is seen)."""
-        own = cls.__mro__[:cls.__mro__.index(base)]
-        check = " and ".join(f"{self.constant(names)}.isdisjoint(vars({self.constant(k)}))" for k in own)
+        """`cls` still uses `base`'s own `names` (`keeps_methods`: one defined on the class later is seen)."""
+        check = f"{self.constant(keeps_methods)}({self.constant(cls)}, {self.constant(base)}, {self.constant(names)})"
         self.add(Guard(GuardKind.ID_MATCH, Check(check), f"{cls.__qualname__} uses {base.__qualname__}'s own methods"))
 
     def length(self, src, n: int):
