@@ -13,6 +13,7 @@ import torch
 
 import partialdyn
 from helpers import check, r
+from partialdyn.runtime import compiler
 
 B = (2, 3, 5)
 HERE = os.path.abspath(__file__)
@@ -427,3 +428,62 @@ def test_a_handler_inside_a_loop_continues_the_loop():
         return total
 
     check(f, [(r(b), {"b": 2.0}) for b in B])
+
+
+# ---------------------------------------------------------------- a trace that raises out of the frame
+def mask_unless_compiling(x, mask=None):
+    if mask is None and not torch.compiler.is_compiling():      # transformers' LongT5 and SwitchTransformers
+        mask = torch.ones_like(x)
+    return x * mask[0]          # the trace indexes None; eager never does
+
+
+def needs_scale(x, options):
+    return x * options["scale"]
+
+
+@pytest.fixture
+def traces(monkeypatch):
+    """How many times a frame was traced."""
+    count = []
+    trace_frame = compiler.trace_frame
+    monkeypatch.setattr(compiler, "trace_frame", lambda *args, **kwargs: count.append(1) or trace_frame(*args, **kwargs))
+    return count
+
+
+def test_a_frame_whose_trace_raises_where_eager_does_not_runs_eagerly_without_tracing_again(traces):
+    opt = partialdyn.optimize(mask_unless_compiling)
+    for n in (3, 4, 5, 3):
+        x = r(n)
+        torch.testing.assert_close(opt(x), mask_unless_compiling(x))
+    assert len(traces) == 1
+    stats = partialdyn.stats(opt)
+    assert stats["compiles"] == 0 and stats["eager_fallbacks"] == 4, stats
+    reasons = [e["reason"] for e in partialdyn.events("eager_fallback")]
+    assert len(reasons) == 4 and all("the traced code raises here: TypeError" in reason for reason in reasons)
+    # its guards are the trace's: a call that passes a mask is traced and compiled
+    x, mask = r(4), r(4)
+    torch.testing.assert_close(opt(x, mask), mask_unless_compiling(x, mask))
+    assert len(traces) == 2 and partialdyn.stats(opt)["compiles"] == 1
+
+
+def test_a_call_that_raises_as_eager_does_raises_again_without_tracing_again(traces):
+    opt = partialdyn.optimize(needs_scale)
+    for n in (3, 4):
+        for candidate in (needs_scale, opt):
+            with pytest.raises(KeyError, match="scale") as raised:
+                candidate(r(n), {})
+            assert traceback.extract_tb(raised.value.__traceback__)[-1].name == "needs_scale"
+    assert len(traces) == 1 and partialdyn.stats(opt)["eager_fallbacks"] == 2
+    torch.testing.assert_close(opt(r(3), {"scale": 2.0}), r(3) * 2.0)
+    assert len(traces) == 2 and partialdyn.stats(opt)["compiles"] == 1
+
+
+def test_an_error_a_fake_kernel_finds_is_traced_again_on_the_next_call(traces):
+    # a kernel's checks need not all be guards: an entry for it could send later valid inputs to eager
+    def wrong_width(x):
+        return x @ torch.ones(7, 2)
+    opt = partialdyn.optimize(wrong_width)
+    for n in (3, 4):
+        with pytest.raises(RuntimeError, match="cannot be multiplied"):
+            opt(r(2, n))
+    assert len(traces) == 2

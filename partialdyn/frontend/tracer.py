@@ -79,6 +79,7 @@ class Checkpoint:
 class Result:
     value: trackers.VT | None = None    # the return value, when the frame returned
     stop: Stop | None = None
+    raised: UserError | None = None     # the exception the traced code raises out of the frame
 
 
 class Trace:

@@ -19,7 +19,7 @@ from torch._guards import TracingContext, tracing
 from ..backends import lookup
 from .. import sources
 from .. import trackers
-from ..errors import Unsupported
+from ..errors import Unsupported, UserError
 from ..frontend import autocast, breaks
 from ..frontend.autocast import AutocastRestart
 from ..frontend.breaks import BreakKind
@@ -27,7 +27,7 @@ from ..frontend.instructions import NULL_AFTER_CALLABLE, stack_effect, cell_writ
 from ..frontend.opcodes import AT_BREAK
 from ..frontend.resume import STACK_PREFIX
 from ..frontend.side_effects import SideEffects
-from ..frontend.tracer import Frame, Trace, shared_storages
+from ..frontend.tracer import Frame, Result, Trace, shared_storages
 from ..graph.passes import remove_unused_size_arithmetic, share_equal_sizes
 from .rebuild import OUTPUTS
 from ..guards.codegen import GuardFunction
@@ -38,7 +38,7 @@ from .binding import frame_argnames, param_name
 from .rebuild import Rebuilder
 from .userframes import caller_at
 from .steps import (NULL, BranchStep, CallExStep, CallStep, EagerRest, ForIterStep, GraphRaised, RaiseStep,
-                    StackOpStep, restore_autocast_on_error, restore_grad_mode)
+                    RunsEagerly, StackOpStep, restore_autocast_on_error, restore_grad_mode)
 
 
 @dataclass
@@ -52,6 +52,7 @@ class Entry:
     trace_seconds: float = 0.0
     backend_seconds: float = 0.0
     fake_results_reused: int = 0     # ops whose fake result was rebuilt from an identical earlier op's
+    raised: object = None            # errors.UserError: the traced code raises; `run` raises RunsEagerly
 
 
 def trace_frame(opt, bound: tuple, break_allowed: bool = True, shared: set = frozenset()) -> tuple[Trace, object]:
@@ -77,6 +78,8 @@ def trace_frame(opt, bound: tuple, break_allowed: bool = True, shared: set = fro
     grad = torch.is_grad_enabled()
     try:
         result = frame.run_root()
+    except UserError as raised:
+        result = Result(raised=raised)
     finally:
         autocast.close_all(trace)
         torch._C._set_grad_enabled(grad)
@@ -97,6 +100,10 @@ def compile_entry(opt, bound: tuple, break_allowed: bool = True) -> Entry:
     except AutocastRestart:
         opt.shape_state.autocast_breaks = True      # a region could not be traced: autocast calls break
         trace, result = trace_frame(opt, bound, break_allowed)
+    if result.raised is not None:
+        if not result.raised.traceable:     # found by a fake kernel, whose checks need not all be guards
+            raise result.raised
+        return _raising_entry(opt, trace, result.raised, time.perf_counter() - t0)
     if trace.builder.effects.writes_inputs and (shared := shared_storages(bound)):
         # the graph writes an input and some argument tensors share memory: aot_autograd rebuilds those from
         # one base, which needs their sizes static; trace again with them static
@@ -124,6 +131,22 @@ def compile_entry(opt, bound: tuple, break_allowed: bool = True) -> Entry:
     run = _make_runner(opt, trace, rebuilder, compiled, body, stop_step)
     return Entry(guard, run, gm.code if has_graph else "", has_graph, result.stop,
                  trace.consumer.specializations, t1 - t0, t2 - t1, trace.builder.reuse.hits)
+
+
+def _runs_eagerly(*frame_args):
+    raise RunsEagerly
+
+
+def _raising_entry(opt, trace, raised: UserError, seconds: float) -> Entry:
+    """The entry for inputs on which the traced code raises.  Every value the trace read up to the exception is
+    guarded, so it raises there on any input the guards accept: those calls run as plain Python (eager raises
+    the user's exception, or does not where tracing differs, as under `torch.compiler.is_compiling()`) without
+    tracing the frame again on every call."""
+    trace.assume_distinct()
+    trace.guard_tensor_aliasing()
+    guard = GuardFunction(list(trace.guards) + shape_guards(trace.builder.shapes), opt.argnames,
+                          {**trace.guards.constants, **trace.source_constants}, opt.fn.__globals__, opt.fn)
+    return Entry(guard, _runs_eagerly, raised=raised, trace_seconds=seconds)
 
 
 def _side_effects(trace, rebuilder) -> list[tuple[str, str]]:

@@ -31,7 +31,7 @@ from ..names import argument_name
 from ..stance import current_stance
 from .binding import DefaultsChanged, frame_argnames, make_binder
 from .budget import CompileBudget
-from .steps import GraphRaised
+from .steps import GraphRaised, RunsEagerly
 from .userframes import substitute, warn_at_user_caller, without_engine_frames
 
 
@@ -123,7 +123,9 @@ class OptimizedFunction:
                         return entry.run(*bound)
                     except GraphRaised as raised:
                         error = raised.error
-                    return self._rerun_eagerly(error, args, kwargs)     # outside the except: no chained traceback
+                    except RunsEagerly:
+                        error = None
+                    return self._rerun_eagerly(entry, error, args, kwargs)  # outside the except: no chained traceback
             return self._miss(bound, args, kwargs)
         except PartialdynError:
             raise
@@ -165,14 +167,18 @@ class OptimizedFunction:
             return entry.run(*bound)
         except GraphRaised as raised:
             error = raised.error
-        return self._rerun_eagerly(error, args, kwargs)
+        except RunsEagerly:
+            error = None
+        return self._rerun_eagerly(entry, error, args, kwargs)
 
-    def _rerun_eagerly(self, error, args, kwargs):
-        """The entry's graph raised before anything it did became visible: run the call as plain Python, which
-        does the Python side effects eager does before the failing line and raises from the user's code."""
+    def _rerun_eagerly(self, entry, error, args, kwargs):
+        """Run the call as plain Python: the entry's graph raised (`error`) before anything it did became visible,
+        so eager does the Python side effects before the failing line and raises from the user's code; or the
+        entry's trace raises (`entry.raised`, no `error`)."""
         self.stats.eager_fallbacks += 1
-        self._log("eager_fallback", reason=f"the compiled graph raised {type(error).__name__}: {error}; "
-                                           f"the call re-ran as plain Python", file=None, line=None)
+        reason = f"the traced code raises here: {entry.raised}" if error is None else \
+            f"the compiled graph raised {type(error).__name__}: {error}; the call re-ran as plain Python"
+        self._log("eager_fallback", reason=reason, file=None, line=None)
         return self.fn(*args, **kwargs)
 
     def _new_entry(self, bound):
@@ -213,10 +219,11 @@ class OptimizedFunction:
             raise
         except Exception as e:  # an internal tracer error must never reach the user's program
             return self._internal_error(e)
-        self._record_compile(entry, reason, failure)
+        if entry.raised is None:            # an entry that runs its calls eagerly is no compile
+            self._record_compile(entry, reason, failure)
+            if budgeted:
+                budget.spend()
         self.entries.append(entry)
-        if budgeted:
-            budget.spend()
         return entry
 
     def _stance_allows_recompile(self, bound) -> bool:

@@ -139,6 +139,10 @@ class EagerRest:
         return self.resume(*locals_, *without_nulls(stack))
 
 
+class RunsEagerly(Exception):
+    """Raised by the runner of an entry whose trace raises: the optimized function runs the call as plain Python."""
+
+
 class GraphRaised(Exception):
     """A graph with no visible effects raised: the optimized function re-runs the call as plain Python, so the
     Python side effects before the failing line happen and the exception comes from the user's own code."""
