@@ -436,10 +436,12 @@ def test_indexing_a_model_output_of_the_caller_compiles_once_with_no_break():
     assert stats["compiles"] == 1 and stats["graph_breaks"] == 0, stats
 
 
-def test_a_module_subclass_with_its_own_init_built_in_the_trace_runs_in_python():
+def test_a_module_subclass_with_its_own_init_built_in_the_trace_is_traced_without_a_break():
+    """Its __init__ (super().__init__() and `self.scale = scale`) is traced on a module made in the trace: a graph
+    break before ("call to ..._ScaledActivation is not traceable")."""
     def f(x):
-        return _ScaledActivation(3.0)(x) + 1
-    check(f, [(r(2, 3),), (r(4, 3),)], breaks=1)
+        return _ScaledActivation(3.0)(x) + _ScaledActivation()(x)
+    check(f, [(r(2, 3),), (r(4, 3),), (r(5, 3),)], breaks=0)
 
 
 class _ScaledIdentity(torch.nn.Identity):
@@ -948,3 +950,284 @@ def test_a_class_attribute_read_from_a_module_built_in_forward_is_guarded_and_a_
     finally:
         _ScaledByClass.factor, _ScaledByClass.name = 2.0, "scaled"
     compiled.stats(breaks=0, recompiles=None)
+
+
+class GeluWithInit(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.act = torch.nn.functional.gelu
+
+    def forward(self, x):
+        return self.act(x)
+
+
+def test_a_module_whose_init_sets_its_activation_function_compiles_with_no_break_when_built_in_forward():
+    """transformers' heads call `ACT2FN[config.hidden_act](x)`, which builds GELUActivation (its own __init__:
+    `self.act = nn.functional.gelu`) on every call: a graph break before."""
+    def f(x):
+        return GeluWithInit()(x * 2) + 1
+    stats = check(f, [(r(2, 3),), (r(4, 3),), (r(5, 3),)], breaks=0)
+    assert stats["compiles"] == 1, stats
+
+
+@pytest.mark.parametrize("name", ["gelu", "gelu_python", "gelu_pytorch_tanh", "gelu_python_tanh", "gelu_10",
+                                  "gelu_accurate", "mish"])
+def test_a_transformers_activation_with_its_own_init_from_act2fn_compiles_fully(name):
+    """GELUActivation binds `self._gelu_python` or `nn.functional.gelu`, GELUTanh a functools.partial, the clipped
+    one its bounds, MishActivation `nn.functional.mish`: all set by their __init__, all traced."""
+    activations = pytest.importorskip("transformers.activations")
+
+    def head(x):
+        return activations.ACT2FN[name](x - 0.5) * 2
+    check(head, [(r(2, 3),), (r(4, 3),), (r(5, 3),)], breaks=0)
+
+
+class _ScaledByClassInInit(torch.nn.Module):
+    scale = 2.0
+
+    def __init__(self):
+        super().__init__()
+        self.factor = self.scale
+
+    def forward(self, x):
+        return x * self.factor
+
+
+def test_a_class_attribute_read_by_init_of_a_module_built_in_forward_is_guarded():
+    def f(x):
+        return _ScaledByClassInInit()(x) + 1
+    try:
+        check(f, [(r(3),), (r(3),)], before={1: lambda _: setattr(_ScaledByClassInInit, "scale", 5.0)},
+              recompiles=1)
+    finally:
+        _ScaledByClassInInit.scale = 2.0
+
+
+class _InitReplaced(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.shift = 1.0
+
+    def forward(self, x):
+        return x + self.shift
+
+
+def test_an_init_replaced_on_the_class_after_compiling_is_seen():
+    def other_init(self):
+        torch.nn.Module.__init__(self)
+        self.shift = -4.0
+
+    def f(x):
+        return _InitReplaced()(x) * 2
+    original = _InitReplaced.__init__
+    try:
+        check(f, [(r(3),), (r(3),)], before={1: lambda _: setattr(_InitReplaced, "__init__", other_init)},
+              recompiles=1)
+    finally:
+        _InitReplaced.__init__ = original
+
+
+INIT_ACTIVATION = torch.nn.functional.gelu
+
+
+class _ActivationFromGlobal(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.act = INIT_ACTIVATION
+
+    def forward(self, x):
+        return self.act(x)
+
+
+def test_a_global_read_by_init_of_a_module_built_in_forward_is_guarded():
+    def swap(_):
+        global INIT_ACTIVATION
+        INIT_ACTIVATION = torch.relu
+
+    def f(x):
+        return _ActivationFromGlobal()(x) + 1
+    try:
+        check(f, [(r(3),), (r(3),)], before={1: swap}, recompiles=1)
+    finally:
+        globals()["INIT_ACTIVATION"] = torch.nn.functional.gelu
+
+
+class _BoundInInit(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.act = self._python_version
+
+    def _python_version(self, x):
+        return x * 0.5
+
+    def forward(self, x):
+        return self.act(x)
+
+
+def test_a_method_bound_by_init_and_patched_on_the_class_later_is_seen():
+    """`self.act = self._gelu_python` in GELUActivation: the method is read through the class, guarded."""
+    def f(x):
+        return _BoundInInit()(x) - 1
+    original = _BoundInInit._python_version
+    try:
+        check(f, [(r(3),), (r(3),)], recompiles=1,
+              before={1: lambda _: setattr(_BoundInInit, "_python_version", lambda self, x: x * 7)})
+    finally:
+        _BoundInInit._python_version = original
+
+
+def test_a_module_built_by_its_own_init_outlives_the_trace_as_a_fresh_module_per_call():
+    """Returned, it is a copy of the module the trace built: its own type, its attributes, a method bound by
+    __init__ bound to the copy; a new object on every call, as eager's."""
+    def f(x):
+        m = _BoundInInit()
+        return m(x), m
+    opt = partialdyn.optimize(f, backend="eager")
+    (a, first), (b, second) = opt(r(3)), opt(r(3))
+    torch.testing.assert_close(a, r(3) * 0.5)
+    assert first is not second and type(second) is _BoundInInit and second.act.__self__ is second
+    assert second.training and not list(second.parameters())
+    torch.testing.assert_close(second(r(3)), r(3) * 0.5)
+    assert_compiled(opt)
+
+
+_BUILT = []
+
+
+class _CountsItsBuilds(torch.nn.Module):
+    def __init__(self, tag):
+        super().__init__()
+        _BUILT.append(tag)
+        self.tag = tag
+
+    def forward(self, x):
+        return x * len(self.tag)
+
+
+def test_what_init_does_to_the_caller_world_happens_once_per_call_as_in_eager():
+    def f(x):
+        return _CountsItsBuilds("abc")(x) + _CountsItsBuilds("de")(x)
+    _BUILT.clear()
+    want = f(r(3))
+    assert _BUILT == ["abc", "de"]
+    opt = partialdyn.optimize(f, backend="eager")
+    for _ in range(3):
+        _BUILT.clear()
+        torch.testing.assert_close(opt(r(3)), want)
+        assert _BUILT == ["abc", "de"]
+    assert_compiled(opt)
+
+
+class _PrintsInInit(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        print("built")
+        self.k = 2.0
+
+    def forward(self, x):
+        return x * self.k
+
+
+class _BufferInInit(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("offset", torch.ones(3))
+
+    def forward(self, x):
+        return x + self.offset
+
+
+class _ParameterInInit(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.ones(3))
+
+    def forward(self, x):
+        return x * self.weight
+
+
+class _TensorInInit(torch.nn.Module):
+    def __init__(self, t):
+        super().__init__()
+        self.t = t
+
+    def forward(self, x):
+        return x * self.t
+
+
+class _SubmoduleInInit(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.act = torch.nn.GELU()
+
+    def forward(self, x):
+        return self.act(x)
+
+
+@pytest.mark.parametrize("build, reason", [
+    (lambda x: _PrintsInInit(), "print() has a side effect"),
+    (lambda x: _BufferInInit(), "register_buffer on a module built in the trace"),
+    (lambda x: _ParameterInInit(), "call to torch.nn.parameter.Parameter is not traceable"),
+    (lambda x: _TensorInInit(x + 1), "assignment of a tensor (parameters and buffers are not traced) to an "
+                                     "attribute of a _TensorInInit made in the trace"),
+    (lambda x: _SubmoduleInInit(), "assignment of a module (submodules are not traced) to an attribute of a "
+                                   "_SubmoduleInInit made in the trace"),
+], ids=["print", "buffer", "parameter", "tensor", "submodule"])
+def test_a_module_whose_init_cannot_be_traced_is_built_in_python_with_eager_result(build, reason):
+    """The break is at the construction in `f` (the lambda that builds the module then compiles on its own and
+    breaks there too)."""
+    def f(x):
+        return build(x)(x) + 1
+    check(f, [(r(3),), (r(3),)], breaks=None)
+    assert [e["reason"] for e in partialdyn.events("graph_break")][0] == reason
+
+
+class _SkipsModuleInit(torch.nn.Module):
+    def __init__(self):
+        self.k = 2
+
+    def forward(self, x):
+        return x * self.k
+
+
+class _ChecksItsBounds(torch.nn.Module):
+    def __init__(self, low, high):
+        if low > high:
+            raise ValueError(f"low should be <= high (got {low}, {high})")
+        super().__init__()
+        self.low, self.high = low, high
+
+    def forward(self, x):
+        return torch.clip(x, self.low, self.high)
+
+
+def test_an_init_that_skips_nn_module_init_or_raises_gives_eager_exception():
+    """Without nn.Module.__init__ the call raises AttributeError (it was an internal error of the engine, reading
+    the hooks of the uninitialized module); a ValueError raised by __init__ reaches the caller."""
+    def skips(x):
+        return _SkipsModuleInit()(x)
+
+    def bounded(x, high):
+        return _ChecksItsBounds(-1, high)(x)
+    assert check(skips, [(r(3),)], breaks=None)["internal_errors"] == 0
+    check(bounded, [(r(3), 2), (r(3), 0), (r(3), -3)], breaks=None, recompiles=None)
+
+
+def test_a_module_built_by_its_own_init_is_used_again_after_a_graph_break():
+    def f(x):
+        m = _ScaledActivation(4.0)
+        y = m(x)
+        print("break")
+        return m(y) + m.scale
+    check(f, [(r(3),), (r(4),)], breaks=1)
+
+
+def test_eval_on_a_module_built_in_forward_is_traced():
+    """`m.eval()` walks the module's children: none, for a module built in the trace (a break before, that made
+    the frame run eagerly once the call had set `training`)."""
+    def f(x):
+        act, drop = _ScaledActivation(2.0), torch.nn.Dropout(0.5)
+        act.eval()
+        drop.eval()
+        return drop(act(x)), act.training, drop.training
+    check(f, [(r(3),), (r(4),)], breaks=0)

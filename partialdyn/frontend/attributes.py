@@ -135,6 +135,10 @@ def _module_attr(f, obj, name):
             if src is not None else trackers.Known(sub)
     if name in d:
         return f.trace.wrap(d[name], src) if src is not None else reads.known_result(d[name])
+    if src is None:
+        found = _class_attr_of_sourceless_module(f, obj, name)
+        if found is not None:
+            return found
     attr = getattr(type(m), name, None)
     if isinstance(attr, property):
         if obj.source is not None:
@@ -142,10 +146,6 @@ def _module_attr(f, obj, name):
         return protocol.call(f, trackers.Known(attr.fget), [obj], {})
     if isinstance(reads.static_lookup(type(m), name), types.FunctionType):
         return reads.bound_method(f, obj, name, types.MethodType(attr, m))
-    if src is None and copies.is_immutable_data(reads.static_lookup(type(m), name)):
-        # a class attribute of a module built in the trace (`kernel_layer_name` on transformers' activations):
-        # guarded through the class lookup, so a class patched later recompiles
-        return reads.class_attribute(f, type(m), name)
     try:
         value = getattr(m, name)
     except AttributeError as e:
@@ -155,6 +155,27 @@ def _module_attr(f, obj, name):
     if isinstance(value, types.MethodType) and value.__self__ is type(m):
         return reads.bound_method(f, obj, name, value)          # a classmethod: a new bound method per read
     return f.trace.wrap(value, src) if src is not None else reads.known_result(value)
+
+
+def _class_attr_of_sourceless_module(f, obj, name):
+    """`m.name` found on the class of a module the trace holds without a source (one built in the trace): the
+    class entry is read through the guarded MRO lookup (a method, a property or a constant patched on the class
+    later, `kernel_layer_name` on transformers' activations, `_gelu_python` bound in GELUActivation.__init__,
+    recompiles; so does a name that appears).  None: another kind of entry (a classmethod, a descriptor), read
+    by getattr after this guard."""
+    entry = reads.class_attribute(f, type(obj.value), name)
+    if entry is None or not isinstance(entry, trackers.Known):
+        return entry          # None: a miss, guarded, raised by getattr as nn.Module.__getattr__ raises it
+    raw = entry.value
+    if isinstance(raw, property):
+        if raw.fget is None:
+            return None
+        return protocol.call(f, trackers.Known(raw.fget), [obj], {})
+    if isinstance(raw, types.FunctionType):
+        return trackers.Known(types.MethodType(raw, obj.value))
+    if copies.is_immutable_data(raw):
+        return entry
+    return None
 
 
 def _object_init(self, *args, **kwargs):

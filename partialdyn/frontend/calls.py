@@ -6,8 +6,8 @@ in their own modules.
 
 A known callable dispatches on what it is: torch functions and Tensor methods go into
 the graph; user functions, methods, callable objects and nn.Module forwards are
-inlined; dataclasses, namedtuples and plain user classes are built in the trace
-(dataobjects.py); builtins, math, operator and grad-mode functions come from
+inlined; dataclasses, namedtuples, plain user classes and nn.Modules without parameters
+are built in the trace (dataobjects.py); builtins, math, operator and grad-mode functions come from
 builtins_table.py, queries of torch's global state from torch_state.py, numpy
 on constants from numpyfold.py; escape hatches (escapes.py) run in Python; the
 rest (print, os.getpid, ...) is a graph break.
@@ -105,6 +105,10 @@ def call_known(f, fn_vt, args, kwargs):
         return numpyfold.call_numpy(f, fn, args, kwargs)
     if isinstance(fn, types.MethodType) and fn.__func__ in MODULE_WALKS:
         return module_walk(f, fn, args, kwargs)
+    receiver = _module_made_in_trace_to_init(f, fn, args)
+    if receiver is not None:
+        rest = list(args) if isinstance(fn, types.MethodType) else list(args[1:])
+        return dataobjects.init_module(f, receiver, rest, kwargs)
     if isinstance(fn, types.MethodType):
         self_vt = f.trace.by_identity.get(id(fn.__self__)) or trackers.Known(fn.__self__)
         if _registers_on_a_built_module(fn, self_vt):
@@ -128,6 +132,8 @@ def call_known(f, fn_vt, args, kwargs):
         return dataobjects.construct_plain(f, fn, args, kwargs)
     if dataobjects.is_torch_module_class(fn):
         return dataobjects.construct_module(f, fn, args, kwargs)
+    if dataobjects.is_module_class_with_init(fn):
+        return dataobjects.construct_module_with_init(f, fn, args, kwargs)
     if isinstance(fn, (types.BuiltinMethodType, types.MethodWrapperType)) and _pure_receiver(fn):
         return trackers.Known(run_python(fn, *[protocol.python_value(f, a, fn.__name__) for a in args],
                                         **{k: protocol.python_value(f, v, fn.__name__) for k, v in kwargs.items()}))
@@ -147,6 +153,19 @@ def _assumed_constant_call(f, fn, args, kwargs):
         raise GraphBreak(f"{_name_of(fn)} is marked assume_constant_result but returned a "
                          f"{type(result).__name__}", hint="it runs in Python between two graphs")
     return trackers.Known(result)
+
+
+def _module_made_in_trace_to_init(f, fn, args):
+    """The tracker of the module `fn` initializes when it is nn.Module.__init__ (bound by `super().__init__()`, or
+    called as `nn.Module.__init__(self)`) on a module made in the trace (dataobjects.init_module), else None."""
+    if isinstance(fn, types.MethodType) and fn.__func__ is torch.nn.Module.__init__:
+        receiver = f.trace.by_identity.get(id(fn.__self__))
+    elif fn is torch.nn.Module.__init__ and args:
+        receiver = args[0]
+    else:
+        return None
+    return receiver if isinstance(receiver, trackers.Known) and receiver.owned and \
+        isinstance(receiver.value, torch.nn.Module) else None
 
 
 def _registers_on_a_built_module(method, self_vt) -> bool:
@@ -408,11 +427,18 @@ def module_walk(f, method, args, kwargs):
     """`m.parameters()`, `m.named_modules()`, ...: the items, each tracked with its attribute path as source."""
     module = method.__self__
     owner = f.trace.by_identity.get(id(module))
-    if owner is None or owner.source is None:
-        raise GraphBreak(f"{method.__name__}() of a module the trace cannot reach by a source")
     named, with_names = MODULE_WALKS[method.__func__]
     py_args = [protocol.python_value(f, a, method.__name__) for a in args]
     py_kwargs = {k: protocol.python_value(f, v, method.__name__) for k, v in kwargs.items()}
+    if owner is not None and owner.owned and isinstance(owner, trackers.Known):
+        # a module built in the trace holds no parameters, buffers or submodules: its walks find at most itself
+        found = list(getattr(module, named)(*py_args, **py_kwargs))
+        if any(value is not module for _, value in found):
+            raise GraphBreak(f"{method.__name__}() of a module built in the trace that holds other objects")
+        return trackers.Iterator([trackers.Tuple([trackers.Known(name), owner]) if with_names else owner
+                                  for name, _ in found])
+    if owner is None or owner.source is None:
+        raise GraphBreak(f"{method.__name__}() of a module the trace cannot reach by a source")
     items, names = [], []
     for name, value in getattr(module, named)(*py_args, **py_kwargs):
         src = owner.source
@@ -431,6 +457,10 @@ def call_module(f, module_vt, args, kwargs):
     module's and the global ones) are traced around the forward in the order `Module._call_impl` runs them;
     backward hooks are a graph break (the module runs in Python)."""
     m, src = module_vt.value, module_vt.source
+    if "_parameters" not in vars(m):
+        # its __init__ did not call nn.Module.__init__: nn.Module.__call__ raises AttributeError reading its hooks
+        raise GraphBreak(f"call of a {type(m).__name__} that nn.Module.__init__ did not initialize",
+                         hint="it runs in Python")
     g_forward, g_pre, g_backward, g_backward_pre = global_module_hooks()
     if m._backward_hooks or m._backward_pre_hooks or g_backward or g_backward_pre:
         raise GraphBreak(f"module {type(m).__name__} has backward hooks",

@@ -14,9 +14,12 @@ from __future__ import annotations
 import collections
 import copy
 import enum
+import functools
+import types
 
 import torch
 
+from . import protocol
 from .. import sources
 from .. import trackers
 from ..errors import GraphBreak, run_python
@@ -146,14 +149,55 @@ def tracked(f, value):
 
 
 def store_attr(f, obj, name, value):
-    """`copy.attr = value` (None: `del copy.attr`) on an owned copy: done now, by the object's own code."""
-    if value is not None and not (isinstance(value, trackers.Known) and is_immutable_data(value.value)):
-        raise GraphBreak(f"assignment of a {value.python_type().__name__} to an attribute of a copy made in the "
-                         f"trace", hint="the assignment runs in Python")
+    """`copy.attr = value` (None: `del copy.attr`) on an owned copy or a module made in the trace: done now, by the
+    object's own code (nn.Module.__setattr__ for a module), so the value must be one the object can hold for
+    every call: a constant, a function, a method bound to the object itself, a functools.partial of those.  The
+    object is logged as mutated: a graph break in the call that wrote it must not rebuild it half changed and
+    run that call again."""
+    held = None if value is None else _held(f, obj, value)
+    if held is _NOT_HELD:
+        kind = value.python_type()
+        what = ("a tensor (parameters and buffers are not traced)" if issubclass(kind, torch.Tensor) else
+                "a module (submodules are not traced)" if issubclass(kind, torch.nn.Module) else f"a {kind.__name__}")
+        raise GraphBreak(f"assignment of {what} to an attribute of a {type(obj.value).__name__} made in the trace",
+                         hint="the assignment runs in Python")
+    f.trace.side_effects.mutate(obj)
     if value is None:
         run_python(delattr, obj.value, name)
     else:
-        run_python(setattr, obj.value, name, value.value)
+        run_python(setattr, obj.value, name, held)
+
+
+_NOT_HELD = object()
+
+
+def _plain_function(v) -> bool:
+    """A Python function, or a builtin one not bound to an object (`F.gelu`, `math.sqrt`; not `[].append`)."""
+    return isinstance(v, types.FunctionType) or isinstance(v, types.BuiltinFunctionType) and (
+        v.__self__ is None or isinstance(v.__self__, types.ModuleType))
+
+
+def _held(f, obj, value):
+    """The Python value `obj` (an owned object) stores for the tracker `value`, or _NOT_HELD.  A symbolic number is
+    specialized (guarded), as a constructor argument of a torch.nn module built in the trace is; a function is the
+    one the trace read (and guarded where it read it); a method is bound to `obj` itself, so a rebuilt copy binds
+    it to the copy."""
+    if isinstance(value, trackers.Sym):
+        return protocol.python_value(f, value, "an attribute of an object made in the trace")
+    if isinstance(value, trackers.Partial):
+        parts = [_held(f, obj, v) for v in [value.fn, *value.args, *value.kwargs.values()]]
+        if _NOT_HELD in parts or not all(map(is_immutable_data, parts[1:])):
+            return _NOT_HELD
+        return functools.partial(parts[0], *parts[1:1 + len(value.args)],
+                                 **dict(zip(value.kwargs, parts[1 + len(value.args):])))
+    if not isinstance(value, trackers.Known) or value.owned:
+        return _NOT_HELD
+    v = value.value
+    if is_immutable_data(v) or _plain_function(v):
+        return v
+    if isinstance(v, types.MethodType) and v.__self__ is obj.value and isinstance(v.__func__, types.FunctionType):
+        return v
+    return _NOT_HELD
 
 
 # ---------------------------------------------------------------- run time

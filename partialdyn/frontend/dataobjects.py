@@ -15,7 +15,10 @@ A torch.nn module without parameters or buffers (a loss, an activation, Dropout,
 traced code is constructed for real at trace time, from constructor arguments that are constants
 of the trace (or guarded values), and tracked as an *owned* object (copies.py): no source, so
 nothing guards its identity and its attributes are constants of the trace; it is called like any
-module, and wherever it outlives the trace it is rebuilt as a fresh copy per call.
+module, and wherever it outlives the trace it is rebuilt as a fresh copy per call.  A user subclass
+with an `__init__` of its own (transformers' GELUActivation) is made empty and owned, and its
+`__init__` is traced on it (construct_module_with_init): nn.Module.__init__ runs on it for real, its
+attribute assignments set constants and functions on it (copies.store_attr), anything else breaks.
 """
 from __future__ import annotations
 
@@ -33,7 +36,7 @@ from . import copies
 from . import protocol
 from . import reads
 from .. import trackers
-from ..errors import GraphBreak, UserError
+from ..errors import GraphBreak, UserError, run_python
 
 
 def is_traceable_dataclass(cls) -> bool:
@@ -102,8 +105,30 @@ def is_plain_class(cls) -> bool:
 
 _CLASS_METADATA = {"__module__", "__qualname__", "__doc__", "__annotations__", "__firstlineno__",
                    "__static_attributes__", "__dict__", "__weakref__", "__orig_bases__", "__parameters__"}
-_COPY_AND_BUILD_HOOKS = {"__init__", "__new__", "__setattr__", "__getattr__", "__getattribute__", "__deepcopy__",
-                         "__copy__", "__getstate__", "__setstate__", "__reduce__", "__reduce_ex__"}
+_COPY_AND_BUILD_HOOKS = {"__init__", "__new__", "__setattr__", "__delattr__", "__getattr__", "__getattribute__",
+                         "__deepcopy__", "__copy__", "__getstate__", "__setstate__", "__reduce__", "__reduce_ex__",
+                         "__del__"}
+
+
+def _classes_above_torch(cls):
+    """The classes of `cls`'s MRO before the first one of torch.nn's modules (None if there is none): the code a
+    user subclass adds to a torch.nn module."""
+    if not (isinstance(cls, type) and type(cls) is type and issubclass(cls, torch.nn.Module)):
+        return None
+    above = []
+    for klass in cls.__mro__:
+        if (klass.__module__ or "").startswith("torch.nn.modules."):
+            return above
+        above.append(klass)
+    return None
+
+
+def _only_methods_and_constants(classes, allowed_hooks=()) -> bool:
+    return all(
+        name in allowed_hooks and isinstance(value, types.FunctionType) or name not in _COPY_AND_BUILD_HOOKS and (
+            name in _CLASS_METADATA or isinstance(value, (types.FunctionType, staticmethod, classmethod))
+            or copies.is_immutable_data(value))
+        for klass in classes for name, value in vars(klass).items())
 
 
 def is_torch_module_class(cls) -> bool:
@@ -114,17 +139,16 @@ def is_torch_module_class(cls) -> bool:
     the class lookup (attributes._module_attr).  A mutable class attribute (read unguarded: a list could change
     under the trace), a property (its setter runs once in the build) or a hook of construction, attribute access
     or copying of its own keeps the class out: a candidate for construct_module."""
-    if not (isinstance(cls, type) and type(cls) is type and issubclass(cls, torch.nn.Module)):
-        return False
-    for klass in cls.__mro__:
-        if (klass.__module__ or "").startswith("torch.nn.modules."):
-            return True
-        for name, value in vars(klass).items():
-            if name in _COPY_AND_BUILD_HOOKS or (
-                    name not in _CLASS_METADATA and not isinstance(value, (types.FunctionType, staticmethod, classmethod))
-                    and not copies.is_immutable_data(value)):
-                return False
-    return False
+    above = _classes_above_torch(cls)
+    return above is not None and _only_methods_and_constants(above)
+
+
+def is_module_class_with_init(cls) -> bool:
+    """The same, except that classes above torch.nn define an `__init__` (transformers' GELUActivation: it calls
+    super().__init__() and sets `self.act = nn.functional.gelu`): a candidate for construct_module_with_init."""
+    above = _classes_above_torch(cls)
+    return bool(above) and any("__init__" in vars(k) for k in above) and \
+        _only_methods_and_constants(above, allowed_hooks=("__init__",))
 
 
 def construct_module(f, cls, args, kwargs):
@@ -147,10 +171,69 @@ def construct_module(f, cls, args, kwargs):
         raise GraphBreak(f"call to {name} is not traceable: the module " +
                          ("warns when built" if warned else "has parameters or buffers"),
                          hint="build it outside the traced code")
+    return _owned(f, module)
+
+
+def _owned(f, module):
     made = trackers.Known(module, owned=True)        # fresh per call: rebuilt as a copy wherever it outlives the trace
     f.trace.owned.append(made)
     f.trace.by_identity[id(module)] = made     # its bound methods get this tracker as self
     return made
+
+
+# what the build of a module made in the trace relies on in its class (looked up again by the guards)
+_BUILD_LOOKUPS = ("__init__", "__new__", "__setattr__", "__getattribute__")
+_MODULE_TABLES = ("_parameters", "_buffers", "_modules", "_forward_hooks", "_forward_pre_hooks", "_backward_hooks",
+                  "_backward_pre_hooks", "_state_dict_hooks", "_state_dict_pre_hooks",
+                  "_load_state_dict_pre_hooks", "_load_state_dict_post_hooks")
+
+
+def construct_module_with_init(f, cls, args, kwargs):
+    """`GELUActivation()` in traced code, a module class with an `__init__` of its own: an empty instance is
+    made now (object.__new__, as nn.Module's construction does) and tracked as an owned object, and the class's
+    `__init__` is traced on it: nn.Module.__init__ reached from it runs on the instance (init_module), an
+    attribute assignment sets a constant or a function on it (copies.store_attr, through nn.Module.__setattr__),
+    anything else it does is traced as any code (writes to the caller's world are replayed).  What it cannot
+    trace (a parameter, a buffer, a submodule or a hook registered, print ...) is a graph break at this call: the
+    module is built in Python.  The lookups the build relies on (`__init__`, `__new__`, `__setattr__`,
+    `__getattribute__`) are guarded through the class, so a patched class builds anew."""
+    name = f"{cls.__module__}.{cls.__qualname__}"
+    init = None
+    for hook in _BUILD_LOOKUPS:
+        entry = reads.class_attribute(f, cls, hook)
+        init = entry if hook == "__init__" else init
+    if not (isinstance(init, trackers.Known) and isinstance(init.value, types.FunctionType)):
+        raise GraphBreak(f"call to {name} is not traceable: its __init__ is not a Python function",
+                         hint="it runs in Python between two graphs")
+    made = _owned(f, object.__new__(cls))
+    result = protocol.call(f, init, [made] + list(args), kwargs)
+    if not (isinstance(result, trackers.Known) and result.value is None):
+        raise UserError(TypeError("__init__() should return None, not "
+                                  f"'{result.python_type().__name__}'"))
+    module = made.value
+    if "_parameters" not in vars(module):
+        raise GraphBreak(f"call to {name} is not traceable: its __init__ does not call nn.Module.__init__",
+                         hint="it runs in Python between two graphs")
+    if any(vars(module).get(table) for table in _MODULE_TABLES):
+        raise GraphBreak(f"call to {name} is not traceable: the module has parameters, buffers, submodules or "
+                         f"hooks", hint="build it outside the traced code")
+    return made
+
+
+def init_module(f, module_vt, args, kwargs):
+    """`super().__init__()` reaching nn.Module.__init__ on a module made in the trace: it only fills the
+    instance's own tables (training, _parameters, hooks ...), so it runs now, on the trace-time instance; the
+    class attribute it consults (`call_super_init`, which would go on to the next class of the MRO) is guarded."""
+    module = module_vt.value
+    flag = reads.class_attribute(f, type(module), "call_super_init")
+    if not (isinstance(flag, trackers.Known) and flag.value is False):
+        raise GraphBreak(f"nn.Module.__init__ of a {type(module).__name__} with call_super_init set",
+                         hint="the module is built in Python")
+    py_args = [protocol.python_value(f, a, "nn.Module.__init__") for a in args]
+    py_kwargs = {k: protocol.python_value(f, v, "nn.Module.__init__") for k, v in kwargs.items()}
+    f.trace.side_effects.mutate(module_vt)
+    run_python(torch.nn.Module.__init__, module, *py_args, **py_kwargs)
+    return trackers.Known(None)
 
 
 def construct_plain(f, cls, args, kwargs):
