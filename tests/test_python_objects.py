@@ -1231,3 +1231,38 @@ def test_eval_on_a_module_built_in_forward_is_traced():
         drop.eval()
         return drop(act(x)), act.training, drop.training
     check(f, [(r(3),), (r(4),)], breaks=0)
+
+
+class _Record:
+    def __init__(self):
+        self.k = 2.0
+
+
+def _through_dict_then_attribute(x, rec):
+    rec.__dict__["k"] = 3.0
+    return x * rec.k
+
+
+def _through_vars_then_attribute(x, rec):
+    d = vars(rec)
+    d["k"] = 3.0
+    return x * rec.k
+
+
+def _attribute_then_through_dict(x, rec):
+    rec.k = 4.0
+    return x * rec.__dict__["k"]
+
+
+def _dict_held_then_attribute_written(x, rec):
+    d = rec.__dict__
+    rec.k = 5.0
+    return x * d["k"]
+
+
+@pytest.mark.parametrize("fn", [_through_dict_then_attribute, _through_vars_then_attribute,
+                                _attribute_then_through_dict, _dict_held_then_attribute_written])
+def test_an_attribute_changed_through_the_instance_dict_or_read_through_it_after_a_write_is_eager(fn):
+    """The trace replays attribute writes after the graph and syncs a dict it changed after the graph: a read
+    through one after a change through the other read the old value (x * 2 where eager gives x * 3)."""
+    check(fn, [(r(3), _Record()), (r(4), _Record())], breaks=None, recompiles=None)

@@ -83,6 +83,8 @@ def _known_attr(f, obj, name):
             raise UserError(AttributeError(name))
         return written[2]
     value = obj.value
+    if obj.source is not None:
+        _check_instance_dict(f, obj, name)
     if isinstance(value, torch.nn.Module):
         return _module_attr(f, obj, name)
     static = reads.static_lookup(type(value), name)
@@ -107,6 +109,33 @@ def _known_attr(f, obj, name):
         return f.trace.wrap(attr, sources.attr(obj.source, name), frame_input=obj.by_contents)
     return reads.known_result(attr) if not isinstance(attr, torch.Tensor) else \
         f.trace.wrap(attr, sources.attr(obj.source, name)) if obj.source else reads.known_result(attr)
+
+
+def _instance_dict(f, value):
+    """The tracker of `value.__dict__` when the trace holds that dict as a container (read as `obj.__dict__`,
+    or handed to a resume function after `vars(obj)` broke), else None."""
+    try:
+        d = object.__getattribute__(value, "__dict__")
+    except Exception:
+        return None
+    held = f.trace.by_identity.get(id(d)) if type(d) is dict else None
+    return held if isinstance(held, trackers.Dict) else None
+
+
+def _check_instance_dict(f, obj, name):
+    """The trace keeps the attribute writes to an object of the caller's world (replayed after the graph) apart
+    from its `__dict__` held as a dict (items changed in the trace, synced after the graph): `obj.name` read after
+    `obj.__dict__[name] = v`, or `obj.__dict__` read after `obj.name = v`, would miss the change (the old value
+    was read), so either read breaks and runs in Python after the change."""
+    if name == "__dict__":
+        if any(owner.value is obj.value for owner, _, _ in f.trace.side_effects.writes()):
+            raise GraphBreak("__dict__ of an object whose attributes the trace assigned",
+                             hint="it is read in Python, after the assignments")
+        return
+    held = _instance_dict(f, obj.value)
+    if held is not None and any(c is held for c in f.trace.side_effects.mutated()):
+        raise GraphBreak(f"attribute {name!r} of an object whose __dict__ the trace changed",
+                         hint="it is read in Python, after the change")
 
 
 def _is_backend_flags(value) -> bool:
@@ -235,6 +264,10 @@ def _store_known_attr(f, obj, name, value):
         raise GraphBreak(f"assignment to parameter {name!r}", hint="the assignment runs in Python")
     if dataobjects.data_descriptor(type(obj.value), name) is not None:
         raise GraphBreak(f"assignment to {name!r} through a data descriptor (a property setter or __set__)",
+                         hint="the assignment runs in Python")
+    if _instance_dict(f, obj.value) is not None:
+        # the dict the trace holds would not see the write (replayed after the graph): see _check_instance_dict
+        raise GraphBreak(f"assignment to attribute {name!r} of an object whose __dict__ the trace holds as a dict",
                          hint="the assignment runs in Python")
     f.trace.side_effects.write(obj, name, SideEffects.DELETED if value is None else value)
 
