@@ -64,6 +64,27 @@ def test_a_change_to_the_copied_config_is_seen_by_the_next_call():
         CONFIG.kinds = ["attn", "mlp"]
 
 
+def _bump_layers_then_break(config):
+    config.layers = config.layers + 1
+    print("", end="")       # a graph break inside the call that changed the copy
+
+
+def copy_changed_in_a_call_that_breaks(x):
+    decoder = copy.deepcopy(CONFIG)
+    _bump_layers_then_break(decoder)
+    return x * decoder.layers
+
+
+def test_a_copy_changed_by_a_call_that_graph_breaks_is_not_changed_twice():
+    """The call that broke ran again in Python on the copy rebuilt from its trace-time state, which already had
+    the change: layers 5 where eager has 4.  Now the frame runs eagerly (the copy is logged as mutated)."""
+    opt = partialdyn.optimize(copy_changed_in_a_call_that_breaks, backend="eager")
+    for b in B:
+        torch.testing.assert_close(opt(r(b)), r(b) * 4)
+    assert CONFIG.layers == 3
+    assert partialdyn.stats(opt)["eager_fallbacks"] == len(B)
+
+
 def test_a_deep_copy_of_a_dict_made_in_the_trace_copies_its_lists():
     def f(x):
         table = {"sizes": [1, 2], "name": "t"}
