@@ -1085,6 +1085,7 @@ def test_a_module_built_by_its_own_init_outlives_the_trace_as_a_fresh_module_per
     opt = partialdyn.optimize(f, backend="eager")
     (a, first), (b, second) = opt(r(3)), opt(r(3))
     torch.testing.assert_close(a, r(3) * 0.5)
+    torch.testing.assert_close(b, r(3) * 0.5)
     assert first is not second and type(second) is _BoundInInit and second.act.__self__ is second
     assert second.training and not list(second.parameters())
     torch.testing.assert_close(second(r(3)), r(3) * 0.5)
