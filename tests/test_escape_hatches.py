@@ -172,6 +172,29 @@ def test_an_lru_cache_wrapper_is_stepped_past_and_its_function_traced():
     check(f, [(r(b),) for b in B])
 
 
+@functools.lru_cache
+@torch._dynamo.assume_constant_result
+def version_at_least(wanted):
+    return tuple(map(int, torch.__version__.split("+")[0].split(".")[:2])) >= tuple(map(int, wanted.split(".")))
+
+
+class _State:
+    seen = 0
+
+
+def test_a_cached_function_marked_constant_is_folded_even_while_the_trace_has_writes_to_make():
+    # transformers' mamba: `is_torch_greater_or_equal` (lru_cache over a function marked constant) is called after
+    # the frame wrote to an object of the caller's world; an unmarked cached call breaks there, as it could read
+    # the write the trace makes only after the graph (and that break made mamba's frame run eagerly)
+    state = _State()
+
+    def f(x, state):
+        state.seen = state.seen + 1
+        return x * 2 if version_at_least("2.9") else x * 3
+    check(f, [(r(b), state) for b in B], shared=(state,), rehit=False)      # breaks=0, fallbacks=0
+    assert state.seen == 2 * len(B)        # once per eager call and once per optimized call
+
+
 class Scaler(torch.nn.Module):
     def forward(self, x, scale=2.0, *, shift=None):
         return x * scale

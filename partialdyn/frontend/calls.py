@@ -67,10 +67,10 @@ def call_known(f, fn_vt, args, kwargs):
         raise GraphBreak(python_only, hint="the call runs in Python between two graphs")
     if escapes.is_allowed_in_graph(fn):
         return torch_call(f, fn, args, kwargs)
-    if escapes.is_cache_wrapper(fn):
-        return _cached_call(f, fn_vt, args, kwargs)
     if escapes.assumed_constant(fn):
         return _assumed_constant_call(f, fn, args, kwargs)
+    if escapes.is_cache_wrapper(fn):
+        return _cached_call(f, fn_vt, args, kwargs)
     optimized = escapes.optimized_original(fn)
     if optimized is not None:       # an optimized function called from traced code is traced as part of it
         return protocol.call(f, trackers.Known(optimized, _attr_source(fn_vt, escapes.OPTIMIZED_MARKER)), args, kwargs)

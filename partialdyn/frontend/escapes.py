@@ -50,7 +50,10 @@ CONSTANT_MARKER = "_dynamo_marked_constant"    # torch._dynamo.assume_constant_r
 
 
 def assumed_constant(fn) -> bool:
-    """The user promised that `fn`'s answer is fixed for the life of the process."""
+    """The user promised that `fn`'s answer is fixed for the life of the process: marked on `fn`, or on the function
+    an lru_cache wrapper `fn` caches (transformers marks `is_torch_greater_or_equal` so, under `@lru_cache`)."""
+    if is_cache_wrapper(fn):
+        fn = fn.__wrapped__
     return isinstance(fn, types.FunctionType) and _marked(fn, CONSTANT_MARKER)
 
 
