@@ -20,6 +20,7 @@ class FrameReport:
     guards: list
     specializations: list
     graph_break: dict | None
+    runs_eagerly: str | None = None     # why the entry runs its calls as plain Python (its trace raises)
 
 
 @dataclass(repr=False)
@@ -53,6 +54,8 @@ class Explanation:
             if fr.graph_code:
                 lines.append("graph:")
                 lines += ["  " + ln for ln in fr.graph_code.strip().splitlines()]
+            if fr.runs_eagerly:
+                lines.append(f"runs eagerly: {fr.runs_eagerly}")
             if fr.graph_break:
                 b = fr.graph_break
                 lines.append(f"graph break at {b['file']}:{b['line']}: {b['reason']}")
@@ -93,5 +96,6 @@ def explain(fn, *args, **kwargs) -> Explanation:
                 frame.fn.__qualname__, entry.graph_code, list(entry.guard.guards),
                 list(entry.specializations),
                 None if stop is None else {"reason": stop.reason, "hint": stop.hint, "file": stop.file,
-                                           "line": stop.line}))
+                                           "line": stop.line},
+                None if entry.raised is None else f"the traced code raises here: {entry.raised}"))
     return report

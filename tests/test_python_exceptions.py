@@ -466,6 +466,11 @@ def test_a_frame_whose_trace_raises_where_eager_does_not_runs_eagerly_without_tr
     assert len(traces) == 2 and partialdyn.stats(opt)["compiles"] == 1
 
 
+def test_explain_says_an_entry_runs_eagerly_because_its_trace_raises():
+    report = str(partialdyn.explain(mask_unless_compiling, r(3)))
+    assert "runs eagerly: the traced code raises here: TypeError" in report and "mask == None" in report, report
+
+
 def test_a_call_that_raises_as_eager_does_raises_again_without_tracing_again(traces):
     opt = partialdyn.optimize(needs_scale)
     for n in (3, 4):
