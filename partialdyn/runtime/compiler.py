@@ -242,7 +242,7 @@ def _break_body(opt, trace, stop, rebuilder):
     live.update({n: c.contents for n, c in trace.frame.cells.items()
                  if n in code.co_cellvars and c.contents is not None})
     names = tuple(sorted(live, key=lambda name: name != _first_parameter(code)))   # super() reads slot 0
-    trace.consumer.hand_on(_handed_sizes({**live, **stop.callee_arguments}))
+    trace.consumer.hand_on([*_handed_sizes(live), *_handed_sizes(stop.callee_arguments)])
     passed = [rebuilder.passed(live[n]) for n in names]
     locals_expr = "[" + ", ".join(expr for expr, _ in passed) + "]"
     views = tuple((n, kind) for n, (_, kind) in zip(names, passed) if kind is not None)
