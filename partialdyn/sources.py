@@ -163,3 +163,21 @@ def size(base: Src, dim: int) -> str:
 def dim_source(base: Src, dim: int) -> Src:
     """The same dim as the source guards read it from (`x.shape[0]`: fast guard code)."""
     return base.extended(".shape", f"{base}.shape").extended(f"[{dim}]", size(base, dim))
+
+
+def stride(base: Src, dim: int) -> str:
+    """How a tensor's stride prints in guards and logs."""
+    return f"{base}.stride({dim})"
+
+
+def stride_source(base: Src, dim: int) -> Src:
+    """A tensor's stride as guards read it (through TensorBase's own method: guards/codegen.py)."""
+    return derived(base, f"{PREFIX}stride({{}}, {dim})", stride(base, dim))
+
+
+def storage_offset(base: Src) -> str:
+    return f"{base}.storage_offset()"
+
+
+def storage_offset_source(base: Src) -> Src:
+    return derived(base, f"{PREFIX}storage_offset({{}})", storage_offset(base))

@@ -296,6 +296,15 @@ def test_automatic_policy_makes_a_changing_dim_dynamic_after_one_recompile():
     assert counters(opt)[1] == 2
 
 
+def test_automatic_policy_makes_a_changing_stride_symbolic_after_one_recompile():
+    # a column of a growing sequence: its size stays (2, 4), its first stride is 4 * length
+    calls = [(rand(2, n, 4, seed=n)[:, 0],) for n in (6, 9, 12, 15, 18)]
+    opt = partialdyn.optimize(view_batch, backend="eager", policy="automatic")
+    assert check_stream(opt, view_batch, calls) == ["compile", "recompile", "hit", "hit", "hit"]
+    reason = [e["reason"] for e in partialdyn.events("compile")][1]
+    assert reason.startswith("x.stride(0) == 24 failed: got 36"), reason
+
+
 def test_mark_static_pins_one_dim_under_partial():
     opt = partialdyn.optimize(view_batch, backend="eager")
     calls = []

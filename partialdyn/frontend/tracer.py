@@ -26,9 +26,9 @@ import torch
 
 from ..graph.builder import GraphBuilder
 from ..names import FUNCTION, GLOBALS, PREFIX, Constants
-from ..guards.kinds import GuardSet, keeps_methods, storage_key
+from ..guards.kinds import GuardSet, dense_order, keeps_methods, storage_key
 from ..guards.provenance import Provenance, provenance_of, user_caller
-from ..shapes.fake import provenance_of_sloc
+from ..shapes.fake import provenance_of_sloc, strided_layout
 from ..shapes.policy import POLICIES, Consumer
 # the rule modules: importing them registers their rules in protocol.py (tests/test_architecture.py checks the list)
 from . import (attributes, autocast, builtins_table, calls, contexts, dataobjects, dict_views,  # noqa: F401
@@ -320,21 +320,28 @@ class Trace:
         return trackers.Function(fn.__code__, fn.__globals__, fn.__name__, defaults, dict(fn.__kwdefaults__ or {}), cells)
 
     def _wrap_tensor(self, t, source, static):
+        """A tensor input.  Its sizes start symbolic or not by the policy; its layout decides how its strides are
+        traced: a dense block (contiguous, or a permutation of it: guards.kinds.dense_order) has strides that
+        are products of its sizes, guarded by one contiguity check; any other layout `strided_layout` accepts
+        (a slice, an index, an expand, a storage offset) has symbolic strides and storage offset, each guarded
+        as the ShapeEnv wrote it (shapes/fake.py); the rest (overlapping, empty, not strided) is static."""
         marks = getattr(t, "_partialdyn_marks", None) or {}     # set by partialdyn.mark_static / mark_dynamic
-        order = _dense_order(t)
-        if static or order is None:
-            dynamic = set()
+        order = dense_order(t)
+        strided = order is None and not marks.get("unbacked") and strided_layout(t)
+        fully_static = static or (order is None and not strided) or storage_key(t) in self.shared_storages
+        if fully_static:
+            dynamic, dynamic_strides = set(), frozenset()
+            strided = False
         else:
             dynamic = {d for d in range(t.dim())
                        if d in marks.get("dynamic", ()) or
                        (self.policy.starts_dynamic(self.shape_state, sources.size(source, d))
                         and d not in marks.get("static", ()))}
-        # tensors sharing memory with another argument, in a graph that writes an input, are static
-        fully_static = static or order is None or storage_key(t) in self.shared_storages
-        if fully_static:
-            dynamic = set()
-        self.guards.tensor_match(source, t, static=fully_static, order=order)
-        vt = self.builder.tensor_input(t, source, dynamic, frozenset(marks.get("unbacked", ())) & dynamic)
+            dynamic_strides = frozenset(d for d in range(t.dim()) if strided and self.policy.stride_starts_dynamic(
+                self.shape_state, sources.stride(source, d)))
+        self.guards.tensor_match(source, t, static=fully_static, order=order, strided=strided)
+        vt = self.builder.tensor_input(t, source, dynamic, frozenset(marks.get("unbacked", ())) & dynamic,
+                                       strided, dynamic_strides)
         for d in marks.get("strict", set()) & dynamic:     # partialdyn.mark_dynamic: specializing it is an error
             size = vt.fake.shape[d]
             if isinstance(size, torch.SymInt) and size.node.expr.is_Symbol:
@@ -344,7 +351,8 @@ class Trace:
             if not fully_static and not (isinstance(s, torch.SymInt) and s.node.expr.free_symbols):
                 # static by policy, or a dynamic dim of size 0/1 that the ShapeEnv made a constant
                 self.guards.static_dim(source, d, t.size(d))
-        self.free_strides += [(source, d, t.stride(d)) for d in range(t.dim()) if t.size(d) in (0, 1)]
+        if not strided:     # a strided layout's strides are all guarded (shapes/fake.py)
+            self.free_strides += [(source, d, t.stride(d)) for d in range(t.dim()) if t.size(d) in (0, 1)]
         if self.strides_read:
             self.strides_observed()
         return vt
@@ -427,23 +435,6 @@ def _traced_ordered_dict(value) -> bool:
 
 def _symbolic_scalar(value) -> bool:
     return type(value) is int or (math.isfinite(value) and value != 0.0)
-
-
-def _dense_order(t: torch.Tensor) -> tuple[int, ...] | None:
-    """How a tensor that can have symbolic sizes lays out its dims: `range(ndim)` for a contiguous tensor, the
-    permutation that makes it contiguous for a permuted view of a contiguous block (`x.transpose(0, 1)`, `x.mT`,
-    `x.permute(...)`: the fake tensor's strides are then products of its sizes, and the guard asks the same
-    permutation of the next input to be contiguous); None for any other layout (a storage offset, gaps,
-    overlaps, an empty dim, not strided): static."""
-    if t.layout != torch.strided or t.storage_offset() != 0:
-        return None
-    if t.is_contiguous():
-        return tuple(range(t.dim()))
-    if 0 in t.shape:
-        return None
-    # dims of size 1 have no meaningful stride (is_contiguous ignores it): they go last
-    order = tuple(sorted(range(t.dim()), key=lambda d: (t.size(d) == 1, -t.stride(d), d)))
-    return order if t.permute(order).is_contiguous() else None
 
 
 def _is_namedtuple(value) -> bool:

@@ -49,9 +49,9 @@ class GraphBuilder:
         self.inputs.append((source, node))
         return node
 
-    def tensor_input(self, t: torch.Tensor, source, dynamic_dims: set[int],
-                     unbacked_dims: frozenset = frozenset()) -> trackers.Tensor:
-        fake = self.shapes.fake_tensor(t, source, dynamic_dims, unbacked_dims)
+    def tensor_input(self, t: torch.Tensor, source, dynamic_dims: set[int], unbacked_dims: frozenset = frozenset(),
+                     strided: bool = False, dynamic_strides: frozenset = frozenset()) -> trackers.Tensor:
+        fake = self.shapes.fake_tensor(t, source, dynamic_dims, unbacked_dims, strided, dynamic_strides)
         self.effects.add_input(fake)
         node = self._placeholder(source, fake)
         cls = type(t) if isinstance(t, torch.nn.Parameter) else torch.Tensor

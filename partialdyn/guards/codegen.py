@@ -33,7 +33,7 @@ def _namespace(constants: dict, globals_: dict, fn) -> dict:
           PREFIX + "deterministic_warn_only": torch._C._get_deterministic_algorithms_warn_only,
           PREFIX + "storage_groups": storage_groups, "math": math,
           PREFIX + "is_contiguous": torch._C.TensorBase.is_contiguous,
-          PREFIX + "storage_offset": torch._C.TensorBase.storage_offset,
+          PREFIX + "storage_offset": torch._C.TensorBase.storage_offset, PREFIX + "stride": torch._C.TensorBase.stride,
           PREFIX + "is_inference": torch._C.TensorBase.is_inference}
     ns.update(constants)
     return ns

@@ -193,14 +193,16 @@ class GuardSet:
         self.add(Guard(GuardKind.CONSTANT_MATCH, Check(template, (src,)), f"{src} == {value!r}", str(src),
                        actual=src.code))
 
-    def tensor_match(self, src, t: torch.Tensor, static: bool, order: tuple | None = None):
+    def tensor_match(self, src, t: torch.Tensor, static: bool, order: tuple | None = None, strided: bool = False):
         self._refs(src)
-        self._tensor_match(src, t, static, order)
+        self._tensor_match(src, t, static, order, strided)
 
-    def _tensor_match(self, src, t: torch.Tensor, static: bool, order: tuple | None = None):
+    def _tensor_match(self, src, t: torch.Tensor, static: bool, order: tuple | None = None, strided: bool = False):
         """One tensor's metadata.  A static tensor (parameter, buffer, odd layout) is pinned to its exact
         shape and strides; a dynamic one to its rank and contiguity (of its dims permuted by `order` for a
-        permuted view of a contiguous block), sizes being guarded per dim.  With the
+        permuted view of a contiguous block), sizes being guarded per dim; a `strided` one (a slice, an
+        index, an expand: symbolic strides) to its rank only, its strides and storage offset being guarded
+        one by one as the ShapeEnv wrote them (guards/shape.py).  With the
         exact type checked, the dispatch keys of a plain tensor vary only with inference mode (and conj/neg
         bits for complex dtypes), so those are checked instead of the slower full key set.
 
@@ -220,15 +222,19 @@ class GuardSet:
         if static:
             checks += [f"{c}.shape == {k(t.shape)}", f"{c}.stride() == {tuple(t.stride())!r}",
                        f"{PREFIX}storage_offset({c}) == {t.storage_offset()}"]
+        elif strided:
+            checks.append(f"{c}.ndim == {t.dim()}")
         else:
             order = tuple(range(t.dim())) if order is None else tuple(order)
             dense = f"{PREFIX}is_contiguous({c})" if order == tuple(range(t.dim())) else \
                 f"{c}.permute({order!r}).is_contiguous()"
             checks += [f"{c}.ndim == {t.dim()}", dense, f"{PREFIX}storage_offset({c}) == 0"]
         text = f"{src}: {describe_signature(tensor_signature(t))}" + (f" shape={tuple(t.shape)}" if static else "")
+        expected = expected_signature(t, "static" if static else "strided" if strided else
+                                      "contiguous" if order == tuple(range(t.dim())) else "permuted")
         self.add(Guard(GuardKind.TENSOR_MATCH_STATIC if static else GuardKind.TENSOR_MATCH_DYNAMIC,
                        Check(" and ".join(checks), (src,)), text,
-                       str(src), actual=f"{PREFIX}describe_sig({src.code})", expected=k(tensor_signature(t))))
+                       str(src), actual=f"{PREFIX}describe_sig({src.code})", expected=k(expected)))
 
     def absent(self, src, name: str):
         """`src` has no attribute `name` (the trace took the missing branch of getattr/hasattr)."""
@@ -503,11 +509,53 @@ AUTOCAST_DEVICES = tuple(d for d in ("cpu", "cuda", "xpu", "mps", "hpu", "xla", 
 def tensor_signature(t: torch.Tensor) -> tuple:
     """Everything a trace may assume about a tensor, for explaining a failed tensor guard."""
     return (type(t), t.dtype, t.device, t.layout, t.requires_grad, t.dim(), t.is_contiguous(), t.is_inference(),
-            torch._C._dispatch_keys(t).raw_repr(), tuple(t.shape), tuple(t.stride()), t.storage_offset())
+            torch._C._dispatch_keys(t).raw_repr(), tuple(t.shape), tuple(t.stride()), t.storage_offset(),
+            dense_order(t))
 
 
 _SIG_FIELDS = ("type", "dtype", "device", "layout", "requires_grad", "ndim", "contiguous", "inference tensor",
-               "dispatch keys", "shape", "stride", "storage offset")
+               "dispatch keys", "shape", "stride", "storage offset", "dense order")
+
+
+class _Unchecked:
+    """A field of an expected signature that the tensor guard does not check (`expected_signature`)."""
+
+    def __repr__(self):
+        return "unchecked"
+
+
+UNCHECKED = _Unchecked()
+# the signature fields each kind of tensor guard leaves to other guards (sizes, strides) or does not need
+_UNCHECKED_FIELDS = {
+    "static": ("dense order",),
+    "contiguous": ("shape", "stride", "dense order"),
+    "permuted": ("contiguous", "shape", "stride"),
+    "strided": ("contiguous", "shape", "stride", "storage offset", "dense order"),
+}
+
+
+def expected_signature(t: torch.Tensor, kind: str) -> tuple:
+    """`t`'s signature with the fields a `kind` tensor guard does not check marked UNCHECKED, so a failure
+    names a property the guard checked (not the shape of a tensor whose sizes are symbolic)."""
+    return tuple(UNCHECKED if name in _UNCHECKED_FIELDS[kind] else value
+                 for name, value in zip(_SIG_FIELDS, tensor_signature(t)))
+
+
+def dense_order(t: torch.Tensor) -> tuple[int, ...] | None:
+    """How a tensor that can have symbolic sizes lays out its dims: `range(ndim)` for a contiguous tensor, the
+    permutation that makes it contiguous for a permuted view of a contiguous block (`x.transpose(0, 1)`, `x.mT`,
+    `x.permute(...)`: the fake tensor's strides are then products of its sizes, and the guard asks the same
+    permutation of the next input to be contiguous); None for any other layout (a storage offset, gaps,
+    overlaps, an empty dim, not strided: shapes.fake.strided_layout says which have symbolic strides)."""
+    if t.layout != torch.strided or t.storage_offset() != 0:
+        return None
+    if t.is_contiguous():
+        return tuple(range(t.dim()))
+    if 0 in t.shape:
+        return None
+    # dims of size 1 have no meaningful stride (is_contiguous ignores it): they go last
+    order = tuple(sorted(range(t.dim()), key=lambda d: (t.size(d) == 1, -t.stride(d), d)))
+    return order if t.permute(order).is_contiguous() else None
 
 
 def describe_signature(sig: tuple) -> str:
@@ -520,8 +568,12 @@ def signature_difference(expected: tuple, actual) -> str:
     if not isinstance(actual, tuple):
         return f"got {actual}"
     for name, e, a in zip(_SIG_FIELDS, expected, actual):
-        if e != a:
+        if e is not UNCHECKED and e != a:
             show = (lambda v: v.__name__) if name == "type" else repr
+            if name == "dense order":
+                got = ("another layout" if a is None else "a contiguous block" if a == tuple(range(len(a)))
+                       else f"the permutation {a!r}")
+                return f"a permutation {e!r} of a contiguous block expected, got {got}"
             return f"{name} {show(e)} expected, got {show(a)}"
     return "differs"
 

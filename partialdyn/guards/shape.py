@@ -43,6 +43,7 @@ def shape_guards(shapes) -> list[Guard]:
                                  actual=_actuals(shapes, {sym} | resolved.free_symbols), provenance=made))
             continue
         out.extend(_range_guard(shapes, sym, name, read, source))
+    out.extend(_layout_guards(shapes))
     for g in se.guards:
         expr = se.simplify(g.expr)
         if is_true(expr) or _implied_by_range(se, expr):
@@ -52,6 +53,33 @@ def shape_guards(shapes) -> list[Guard]:
                          dims=_dims(shapes, *expr.free_symbols), actual=_actuals(shapes, expr.free_symbols),
                          provenance=provenance_of_sloc(g.sloc)))
     return _dedupe(out)
+
+
+def _layout_guards(shapes):
+    """A strided input's strides and storage offset that are not symbols of their own: each equals its number
+    (TENSOR_MATCH_STATIC: `x.stride(1) == 1`, `x.stride(2) == 0` for an expanded dim) or its expression
+    (SHAPE: `x.stride(0) == x.size(1)*x.stride(1)`); and the non-overlap conditions (`x.stride(0) >
+    x.size(1) - 1`), attributed to no dim: another layout is another entry, not a dim that keeps changing."""
+    se, out = shapes.shape_env, []
+    for read, name, source, expr, made in shapes.layout_relations:
+        expr = se.simplify(expr)
+        if expr.is_number:
+            out.append(Guard(GuardKind.TENSOR_MATCH_STATIC, Check(f"{FIRST} == {_num(expr)!r}", (read,)),
+                             f"{name} == {_num(expr)!r}", source, dims=(name,), actual=read.code, provenance=made))
+            continue
+        printer = _CodePrinter(shapes)
+        template = f"{printer.read(read)} == {printer(expr)}"
+        out.append(Guard(GuardKind.SHAPE, printer.check(template), f"{name} == {shapes.describe(expr)}", source,
+                         dims=(name,), actual=_actuals(shapes, expr.free_symbols, (name, read)), provenance=made))
+    for name, condition, made in shapes.layout_conditions:
+        condition = se.simplify(condition)
+        if is_true(condition):
+            continue
+        printer = _CodePrinter(shapes)
+        out.append(Guard(GuardKind.SHAPE, printer.check(printer(condition)),
+                         f"{name} has no overlapping elements: {shapes.describe(condition)}", name,
+                         actual=_actuals(shapes, condition.free_symbols), provenance=made))
+    return out
 
 
 class _CodePrinter:
@@ -70,6 +98,11 @@ class _CodePrinter:
                 self.marks[sym] = sympy.Symbol(mark(len(self.reads)))
                 self.reads.append(reads[sym])
         return print_python(expr, self.marks)
+
+    def read(self, source) -> str:
+        """The mark of a read that is not a symbol's (a stride the guard compares with an expression)."""
+        self.reads.append(source)
+        return mark(len(self.reads) - 1)
 
     def check(self, template: str) -> Check:
         return Check(template, tuple(self.reads), binds=_BRANCHES.search(template) is None)
@@ -134,13 +167,14 @@ def _dims(shapes, *exprs):
     return tuple(sorted(names))
 
 
-def _actuals(shapes, symbols) -> str:
-    """An expression for the values a failure reports: the one input's value, or a dict of them by name."""
+def _actuals(shapes, symbols, *more) -> str:
+    """An expression for the values a failure reports: the one input's value, or a dict of them by name
+    (`more`: (name, read) pairs that are not symbols, first)."""
     symbols = sorted((s for s in symbols if s in shapes.symbol_reads), key=lambda s: shapes.symbol_names[s])
-    if len(symbols) == 1:
-        return shapes.symbol_reads[symbols[0]].code
-    return PREFIX + "named({" + ", ".join(f"{shapes.symbol_names[s]!r}: {shapes.symbol_reads[s].code}"
-                                          for s in symbols) + "})"
+    named = list(more) + [(shapes.symbol_names[s], shapes.symbol_reads[s]) for s in symbols]
+    if len(named) == 1:
+        return named[0][1].code
+    return PREFIX + "named({" + ", ".join(f"{name!r}: {read.code}" for name, read in named) + "})"
 
 
 def _dedupe(guards):

@@ -20,7 +20,7 @@ from torch.fx.experimental.symbolic_shapes import (DimDynamic, ShapeEnv, Statele
                                                    free_unbacked_symbols)
 
 from ..errors import GraphBreak
-from ..sources import Src, dim_source, size
+from ..sources import Src, dim_source, size, storage_offset, storage_offset_source, stride, stride_source
 
 SYM_TYPES = (torch.SymInt, torch.SymFloat, torch.SymBool)     # the symbolic scalars a ShapeEnv hands out
 
@@ -76,24 +76,66 @@ class Shapes:
         self.fake_mode = FakeTensorMode(shape_env=self.shape_env, allow_non_fake_inputs=True)
         self.symbol_names: dict[sympy.Symbol, str] = {}     # symbol -> `x.size(0)` (what users read)
         self.symbol_reads: dict[sympy.Symbol, Src] = {}     # symbol -> the source guards read (`x.shape[0]`)
-        self.symbol_dims: dict[sympy.Symbol, tuple[str, int | None]] = {}
+        self.symbol_dims: dict[sympy.Symbol, tuple[str, int | str | None]] = {}
+        # (read, name, tensor source code, expr, provenance): a stride or storage offset of a strided input
+        # (`fake_tensor`) that is a number or an expression over other symbols; the guard asks the read to equal it
+        self.layout_relations: list[tuple] = []
+        # (tensor name, sympy condition, provenance): a strided input's elements do not overlap (`strided_layout`)
+        self.layout_conditions: list[tuple] = []
 
     def fake_tensor(self, t: torch.Tensor, source: Src, dynamic_dims: set[int],
-                    unbacked_dims: frozenset = frozenset()) -> torch.Tensor:
+                    unbacked_dims: frozenset = frozenset(), strided: bool = False,
+                    dynamic_strides: frozenset = frozenset()) -> torch.Tensor:
         """`unbacked_dims` (partialdyn.mark_unbacked) get a symbol without a hint: no 0/1 specialization and no
-        guards; Python consuming it graph-breaks."""
+        guards; Python consuming it graph-breaks.
+
+        `strided`: the tensor's layout is not a dense block (a slice, an index, an expand, a storage offset;
+        `strided_layout` says which qualify): its strides and storage offset are symbolic too.  The ShapeEnv
+        writes each stride as a number (0 and 1), as an expression over the sizes and strides of the dims
+        below it where the values agree (`x.stride(0) == x.size(1) * x.stride(1)`, a slice of the last dim),
+        or as a fresh symbol (`x[:, 0]`'s first stride): fresh symbols become inputs like sizes (`x.stride(0)`,
+        `x.storage_offset()`), the rest `layout_relations`; the order in which the dims do not overlap
+        becomes `layout_conditions`.  `dynamic_strides` (dims) get a fresh symbol even where sizes are static
+        (policy `automatic`, a stride seen changing)."""
         dims = [DimDynamic.UNBACKED if d in unbacked_dims else DimDynamic.DYNAMIC if d in dynamic_dims
                 else DimDynamic.STATIC for d in range(t.dim())]
-        if dynamic_dims or unbacked_dims:
+        strides = [DimDynamic.DYNAMIC if d in dynamic_strides else DimDynamic.INFER_STRIDE for d in range(t.dim())]
+        if dynamic_dims or unbacked_dims or dynamic_strides:
             self.symbolic()
-        fake = self.fake_mode.from_tensor(t, source=source,
-                                          symbolic_context=StatelessSymbolicContext(dynamic_sizes=dims))
+        context = StatelessSymbolicContext(dynamic_sizes=dims, dynamic_strides=strides)
+        fake = self.fake_mode.from_tensor(t, source=source, symbolic_context=context)
         for d, s in enumerate(fake.shape):
             if isinstance(s, torch.SymInt) and isinstance(s.node.expr, sympy.Symbol):
                 self.symbol_names.setdefault(s.node.expr, size(source, d))
                 self.symbol_reads.setdefault(s.node.expr, dim_source(source, d))
                 self.symbol_dims.setdefault(s.node.expr, (source.code, d))
+        if strided:
+            for d, s in enumerate(fake.stride()):
+                self._layout_value(s, stride_source(source, d), stride(source, d), source.code, f"stride({d})")
+            self._layout_value(fake.storage_offset(), storage_offset_source(source), storage_offset(source),
+                               source.code, "storage_offset()")
+            self._no_overlap(fake, str(source))
         return fake
+
+    def _layout_value(self, value, read: Src, name: str, tensor: str, what: str) -> None:
+        expr = value.node.expr if isinstance(value, torch.SymInt) else sympy.Integer(value)
+        if isinstance(expr, sympy.Symbol) and expr not in self.symbol_names:
+            self.symbolic()
+            self.symbol_names[expr], self.symbol_reads[expr], self.symbol_dims[expr] = name, read, (tensor, what)
+        else:
+            self.layout_relations.append((read, name, tensor, expr, self._made_here()))
+
+    def _no_overlap(self, fake, name: str) -> None:
+        """The condition `strided_layout` checked on the real tensor, over the fake's symbolic sizes and
+        strides: each dim's stride (in the order of the traced strides) is past the last element the dims
+        below it reach.  Dims of size 1 and of stride 0 (expanded) are left out: the guard pins them (size
+        1, stride 0), so the overlap an expanded dim makes is the same for every input the entry accepts."""
+        reach = sympy.Integer(0)
+        for d in overlap_order([_hint(s) for s in fake.shape], [_hint(s) for s in fake.stride()]):
+            size_, stride_ = _expr(fake.shape[d]), _expr(fake.stride(d))
+            if reach != 0:
+                self.layout_conditions.append((name, sympy.Gt(stride_, reach), self._made_here()))
+            reach = reach + (size_ - 1) * stride_
 
     def symbolic(self) -> None:
         """The trace has symbols: torch's fake-tensor dispatch cache is off from here on.  Making a cache
@@ -101,6 +143,9 @@ class Shapes:
         first trace rarely hits what it stored: GPT-2's symbolic trace spends about a quarter of its time
         there (docs/performance.md).  Results are the same with or without the cache."""
         self.fake_mode.cache_enabled = False
+
+    def _made_here(self):
+        return self.provenance() if self.provenance is not None else None
 
     @property
     def provenance(self):
@@ -153,6 +198,36 @@ class Shapes:
     def describe(self, expr) -> str:
         """A sympy expression over input symbols in the user's terms."""
         return print_python(expr, {s: sympy.Symbol(n) for s, n in self.symbol_names.items()})
+
+
+def _hint(value) -> int:
+    return value.node.hint if isinstance(value, torch.SymInt) else int(value)
+
+
+def _expr(value):
+    return value.node.expr if isinstance(value, torch.SymInt) else sympy.Integer(value)
+
+
+def overlap_order(sizes, strides) -> list[int]:
+    """The dims that can make elements overlap (size > 1, stride > 0), by increasing stride."""
+    return sorted((d for d in range(len(sizes)) if sizes[d] > 1 and strides[d] > 0), key=lambda d: (strides[d], -d))
+
+
+def strided_layout(t: torch.Tensor) -> bool:
+    """Can a tensor that is not a dense block (shapes.fake.Shapes.fake_tensor) have symbolic sizes, strides
+    and storage offset?  A strided tensor without an empty dim whose dims of size > 1 and stride > 0, taken by
+    increasing stride, each step past every element the ones before reach (no two elements share memory,
+    except along expanded dims of stride 0): slices, indexing, `narrow`, `select`, `diagonal`, `expand` and
+    their permutations.  Other overlaps (`unfold`, `as_strided`) are static."""
+    if t.layout != torch.strided or 0 in t.shape:
+        return False
+    sizes, strides = t.shape, t.stride()
+    reach = 0
+    for d in overlap_order(sizes, strides):
+        if reach and strides[d] <= reach:
+            return False
+        reach += (sizes[d] - 1) * strides[d]
+    return True
 
 
 def print_python(expr, symbols: dict) -> str:

@@ -76,6 +76,12 @@ class Policy:
         """Does the input dim or scalar `key` start as a symbol?"""
         return self.symbolic_inputs or (self.learns_dynamic and key in state.changed)
 
+    def stride_starts_dynamic(self, state: FrameShapeState, key: str) -> bool:
+        """Does the stride `key` of a strided (not dense) input get a symbol of its own even where the sizes it
+        could be written in are static?  Only a stride `automatic` saw changing; elsewhere the ShapeEnv infers
+        strides from the sizes (shapes/fake.py)."""
+        return self.learns_dynamic and key in state.changed
+
     def charge_recompile(self, state: FrameShapeState, failed, limit: int) -> list[str]:
         """Account one recompile caused by the `failed` guards; returns the dims that became unstable now.
 
