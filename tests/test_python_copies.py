@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import partialdyn
-from helpers import Compiled, check, outcome, r
+from helpers import Compiled, assert_fell_back, check, outcome, r
 
 B = (2, 3, 5)
 
@@ -83,6 +83,7 @@ def test_a_copy_changed_by_a_call_that_graph_breaks_is_not_changed_twice():
         torch.testing.assert_close(opt(r(b)), r(b) * 4)
     assert CONFIG.layers == 3
     assert partialdyn.stats(opt)["eager_fallbacks"] == len(B)
+    assert_fell_back("a call that graph-broke had already mutated the caller's containers")
 
 
 def test_a_deep_copy_of_a_dict_made_in_the_trace_copies_its_lists():
