@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import partialdyn
-from helpers import check, r
+from helpers import assert_raises_like_eager, check, r
 from partialdyn.runtime import compiler
 
 B = (2, 3, 5)
@@ -492,3 +492,14 @@ def test_an_error_a_fake_kernel_finds_is_traced_again_on_the_next_call(traces):
         with pytest.raises(RuntimeError, match="cannot be multiplied"):
             opt(r(2, n))
     assert len(traces) == 2
+
+
+
+def too_big_a_fill(x):
+    return x + torch.full((2,), 2**70)
+
+
+def test_an_integer_too_big_for_a_torch_op_raises_overflow_error_as_eager_without_an_internal_error():
+    assert_raises_like_eager(too_big_a_fill, OverflowError, r(2))     # was an internal error: eager from then on
+    assert not partialdyn.events("internal_error") and not [e for e in partialdyn.events("eager_fallback")
+                                                           if "internal error" in e["reason"]]

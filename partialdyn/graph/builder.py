@@ -109,7 +109,7 @@ class GraphBuilder:
                                  hint="register a fake kernel (torch.library.register_fake) "
                                       "to keep it in the graph") from e
             raise UserError(e, traceable=False) from e
-        except (TypeError, ValueError, IndexError, AssertionError) as e:
+        except (TypeError, ValueError, IndexError, AssertionError, ArithmeticError) as e:   # the op's own checks
             raise UserError(e, traceable=False) from e
 
     def _unsupported_result(self, target, result):
