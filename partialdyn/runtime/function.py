@@ -176,7 +176,7 @@ class OptimizedFunction:
         so eager does the Python side effects before the failing line and raises from the user's code; or the
         entry's trace raises (`entry.raised`, no `error`)."""
         self.stats.eager_fallbacks += 1
-        reason = f"the traced code raises here: {entry.raised}" if error is None else \
+        reason = f"the traced code raises here: {entry.raised}" if entry.raised is not None else \
             f"the compiled graph raised {type(error).__name__}: {error}; the call re-ran as plain Python"
         self._log("eager_fallback", reason=reason, file=None, line=None)
         return self.fn(*args, **kwargs)

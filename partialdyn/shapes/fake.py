@@ -118,7 +118,7 @@ class Shapes:
         return fake
 
     def _layout_value(self, value, read: Src, name: str, tensor: str, what: str) -> None:
-        expr = value.node.expr if isinstance(value, torch.SymInt) else sympy.Integer(value)
+        expr = _expr(value)
         if isinstance(expr, sympy.Symbol) and expr not in self.symbol_names:
             self.symbolic()
             self.symbol_names[expr], self.symbol_reads[expr], self.symbol_dims[expr] = name, read, (tensor, what)
