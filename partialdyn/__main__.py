@@ -1,4 +1,5 @@
-"""Command line: `python -m partialdyn demo` and `python -m partialdyn log view FILE`.
+"""Command line: `python -m partialdyn demo`, `python -m partialdyn log view FILE` and
+`python -m partialdyn build-native`.
 
 Subcommands import their modules lazily, so `--help` works without touching the engine.
 """
@@ -18,6 +19,10 @@ def _parser() -> argparse.ArgumentParser:
         "demo", add_help=False,
         help="compare partialdyn policies with torch.compile on a small transformer block "
              "(options: --quick; see `demo --help`)")
+
+    sub.add_parser(
+        "build-native",
+        help="build the C++ tensor check guards use (otherwise built in the background on first use)")
 
     log = sub.add_parser("log", help="work with a partialdyn event log (JSON Lines)")
     log_sub = log.add_subparsers(dest="log_command", metavar="ACTION", required=True)
@@ -39,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if rest:
         _parser().error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.command == "build-native":
+        return _build_native()
     if args.command == "log" and args.log_command == "view":
         from partialdyn.logs import viewer
         view_argv = ["view", args.file]
@@ -48,6 +55,18 @@ def main(argv: list[str] | None = None) -> int:
             view_argv.append("--full")
         return viewer.main(view_argv)
     return 2  # unreachable: argparse requires a known subcommand
+
+
+def _build_native() -> int:
+    import subprocess
+
+    from partialdyn.guards import native
+    try:
+        print(native.ensure_built())
+    except subprocess.CalledProcessError as error:
+        print(f"the compiler failed ({' '.join(error.cmd)}):\n{error.stdout}{error.stderr}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -27,6 +27,8 @@ class Config:
     log_file: str | None = None     # JSON Lines event log
     logs: tuple = ()                # topics printed to stderr, like TORCH_LOGS
     fake_reuse: str = "on"          # an op identical to an earlier one in the trace reuses its fake result
+    native_guards: bool = True      # tensor guards checked in C++ once guards/native.py has built it
+    native_dir: str | None = None   # where that library is built (default ~/.cache/partialdyn)
 
     def __setattr__(self, name, value):
         if name not in {f.name for f in fields(self)}:
@@ -47,7 +49,7 @@ def validate(name: str, value):
     elif name == "backend":
         from .backends import check_backend
         check_backend(value)
-    elif name in ("fullgraph", "suppress_errors"):
+    elif name in ("fullgraph", "suppress_errors", "native_guards"):
         if not isinstance(value, bool):
             raise ValueError(f"{name} must be True or False, got {value!r}")
     elif name == "fake_reuse":
@@ -79,6 +81,8 @@ _ENV = {
     "PARTIALDYN_LOG": ("log_file", str),
     "PARTIALDYN_LOGS": ("logs", str),
     "PARTIALDYN_FAKE_REUSE": ("fake_reuse", str),
+    "PARTIALDYN_NATIVE_GUARDS": ("native_guards", _parse_bool),
+    "PARTIALDYN_NATIVE_DIR": ("native_dir", str),
 }
 
 

@@ -3,6 +3,9 @@
 - A skipped test is a failed test: a missing package, a missing ../shared or a missing browser must
   not make tests vanish with the run green.  The one exception is a test that needs hardware this
   kind of machine does not have: it skips with a reason starting "needs hardware:".
+- Guards check tensors with the C++ check (partialdyn/guards/native.py) from the first test: the session
+  builds it first if this machine has no copy for this Python and torch, so no test depends on when a
+  background build finishes (tests/test_native_tensor_check.py also runs the Python terms).
 - BROKEN_PARTIALDYN_ENGINE=identity|fallback|nocache runs the suite against a deliberately broken
   engine (tests/broken_engines.py; only this file reads the variable, not a PARTIALDYN_* name: the engine
   rejects unknown ones); tests/test_meta_broken_engines.py
@@ -30,6 +33,10 @@ def fresh_partialdyn():
 
 
 def pytest_configure(config):
+    import partialdyn
+    from partialdyn.guards import native
+    if partialdyn.config.native_guards:
+        native.ensure_built()
     if BROKEN_ENGINE:
         import broken_engines
         broken_engines.install(BROKEN_ENGINE)

@@ -18,8 +18,9 @@ TEST_COMMAND = "python -m pytest"
 
 
 def clean_env() -> dict:
-    """The current environment without PARTIALDYN_* settings, one intra-op thread."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PARTIALDYN_")}
+    """The current environment without PARTIALDYN_* settings (but where the C++ tensor check is built), one
+    intra-op thread."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PARTIALDYN_") or k == "PARTIALDYN_NATIVE_DIR"}
     env["OMP_NUM_THREADS"] = "1"
     env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env

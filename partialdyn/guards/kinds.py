@@ -21,7 +21,7 @@ import torch
 
 from .. import sources
 from ..names import PREFIX, Constants
-from . import function_fields
+from . import function_fields, native
 from .provenance import Provenance
 
 
@@ -202,39 +202,22 @@ class GuardSet:
         shape and strides; a dynamic one to its rank and contiguity (of its dims permuted by `order` for a
         permuted view of a contiguous block), sizes being guarded per dim; a `strided` one (a slice, an
         index, an expand: symbolic strides) to its rank only, its strides and storage offset being guarded
-        one by one as the ShapeEnv wrote them (guards/shape.py).  With the
-        exact type checked, the dispatch keys of a plain tensor vary only with inference mode (and conj/neg
-        bits for complex dtypes), so those are checked instead of the slower full key set.
-
-        Methods are called through TensorBase's own descriptors (`__pd_is_contiguous(t)`): the same C
-        function, without the method lookup on the instance, which CPython 3.12+ no longer specializes for
-        tensors.  A plain tensor that is not an inference tensor is checked by reading its version counter,
-        which inference tensors refuse to have (the read raises, and a raising guard fails): half the cost
-        of `is_inference()`."""
-        k, c = self.constant, FIRST
-        device = f"{c}.is_cpu" if t.device.type == "cpu" else f"{c}.device == {k(t.device)}"
-        inference = f"{c}._version >= 0" if type(t) is torch.Tensor and not t.is_inference() else \
-            f"{PREFIX}is_inference({c}) is {t.is_inference()}"
-        checks = [f"type({c}) is {k(type(t))}", f"{c}.dtype is {k(t.dtype)}", device,
-                  f"{c}.requires_grad is {t.requires_grad}", inference]
-        if t.is_complex():
-            checks += [f"{c}.is_conj() is {t.is_conj()}", f"{c}.is_neg() is {t.is_neg()}"]
-        if static:
-            checks += [f"{c}.shape == {k(t.shape)}", f"{c}.stride() == {tuple(t.stride())!r}",
-                       f"{PREFIX}storage_offset({c}) == {t.storage_offset()}"]
-        elif strided:
-            checks.append(f"{c}.ndim == {t.dim()}")
+        one by one as the ShapeEnv wrote them (guards/shape.py).  A plain tensor's check runs in C++ when
+        guards/native.py has the library (`tensor_terms` otherwise: the same answers)."""
+        k = self.constant
+        order = None if static or strided else tuple(range(t.dim())) if order is None else tuple(order)
+        kind = "static" if static else "strided" if strided else \
+            "contiguous" if order == tuple(range(t.dim())) else "permuted"
+        checker = native.checker() if kind in NATIVE_KINDS and type(t) in native.PLAIN_TENSOR_TYPES and \
+            t.layout == torch.strided else None
+        if checker is not None:
+            code = f"{k(checker.tensor_ok)}({FIRST}, {k(checker.make_spec(t, NATIVE_KINDS[kind]))})"
         else:
-            order = tuple(range(t.dim())) if order is None else tuple(order)
-            dense = f"{PREFIX}is_contiguous({c})" if order == tuple(range(t.dim())) else \
-                f"{c}.permute({order!r}).is_contiguous()"
-            checks += [f"{c}.ndim == {t.dim()}", dense, f"{PREFIX}storage_offset({c}) == 0"]
+            code = " and ".join(tensor_terms(FIRST, t, kind, order, k))
         text = f"{src}: {describe_signature(tensor_signature(t))}" + (f" shape={tuple(t.shape)}" if static else "")
-        expected = expected_signature(t, "static" if static else "strided" if strided else
-                                      "contiguous" if order == tuple(range(t.dim())) else "permuted")
         self.add(Guard(GuardKind.TENSOR_MATCH_STATIC if static else GuardKind.TENSOR_MATCH_DYNAMIC,
-                       Check(" and ".join(checks), (src,)), text,
-                       str(src), actual=f"{PREFIX}describe_sig({src.code})", expected=k(expected)))
+                       Check(code, (src,)), text,
+                       str(src), actual=f"{PREFIX}describe_sig({src.code})", expected=k(expected_signature(t, kind))))
 
     def absent(self, src, name: str):
         """`src` has no attribute `name` (the trace took the missing branch of getattr/hasattr)."""
@@ -504,6 +487,36 @@ def global_module_hooks() -> tuple:
 
 AUTOCAST_DEVICES = tuple(d for d in ("cpu", "cuda", "xpu", "mps", "hpu", "xla", "ipu", "mtia", "maia", "privateuseone")
                          if torch.amp.autocast_mode.is_autocast_available(d))
+
+
+NATIVE_KINDS = {"static": native.EXACT, "contiguous": native.CONTIGUOUS, "strided": native.RANK}
+
+
+def tensor_terms(c: str, t: torch.Tensor, kind: str, order: tuple | None, k) -> list[str]:
+    """The Python terms of a tensor guard of `kind` for tensors like `t`, on the value written `c` (`k` names a
+    constant).  With the exact type checked, the dispatch keys of a plain tensor vary only with inference mode
+    (and conj/neg bits for complex dtypes), so those are checked instead of the slower full key set.
+
+    Methods are called through TensorBase's own descriptors (`__pd_is_contiguous(t)`): the same C function,
+    without the method lookup on the instance, which CPython 3.12+ no longer specializes for tensors.  A plain
+    tensor that is not an inference tensor is checked by reading its version counter, which inference tensors
+    refuse to have (the read raises, and a raising guard fails): half the cost of `is_inference()`."""
+    device = f"{c}.is_cpu" if t.device.type == "cpu" else f"{c}.device == {k(t.device)}"
+    inference = f"{c}._version >= 0" if type(t) is torch.Tensor and not t.is_inference() else \
+        f"{PREFIX}is_inference({c}) is {t.is_inference()}"
+    checks = [f"type({c}) is {k(type(t))}", f"{c}.dtype is {k(t.dtype)}", device,
+              f"{c}.requires_grad is {t.requires_grad}", inference]
+    if t.is_complex():
+        checks += [f"{c}.is_conj() is {t.is_conj()}", f"{c}.is_neg() is {t.is_neg()}"]
+    if kind == "static":
+        checks += [f"{c}.shape == {k(t.shape)}", f"{c}.stride() == {tuple(t.stride())!r}",
+                   f"{PREFIX}storage_offset({c}) == {t.storage_offset()}"]
+    elif kind == "strided":
+        checks.append(f"{c}.ndim == {t.dim()}")
+    else:
+        dense = f"{PREFIX}is_contiguous({c})" if kind == "contiguous" else f"{c}.permute({order!r}).is_contiguous()"
+        checks += [f"{c}.ndim == {t.dim()}", dense, f"{PREFIX}storage_offset({c}) == 0"]
+    return checks
 
 
 def tensor_signature(t: torch.Tensor) -> tuple:
