@@ -20,10 +20,15 @@ class GradRestore:
         return False
 
 
-def rebuild_plain(cls, fields: dict):
-    """An instance of a plain class with these attributes, without running __init__ again."""
+def rebuild_plain(cls, fields: dict, slots: dict | None = None):
+    """An instance of a plain class (or of a dataclass built by its own __init__) with these attributes, without
+    running __init__ again: `slots` set through the class's slot descriptors (past a frozen dataclass's
+    __setattr__), `fields` into its __dict__."""
     obj = cls.__new__(cls)
-    obj.__dict__.update(fields)
+    if fields:
+        obj.__dict__.update(fields)
+    for name, value in (slots or {}).items():
+        object.__setattr__(obj, name, value)
     return obj
 
 

@@ -350,3 +350,13 @@ def assert_fell_back(because: str):
     design (the engine decided it, for that reason)."""
     reasons = [event["reason"] for event in partialdyn.events("eager_fallback")]
     assert any(because in reason for reason in reasons), f"no eager fallback because {because!r}: {reasons}"
+
+
+def assert_broke(because: str):
+    """A `graph_break` event was logged with `because` in its reason."""
+    reasons = [event["reason"] for event in partialdyn.events("graph_break")]
+    assert any(because in reason for reason in reasons), f"no graph break because {because!r}: {reasons}"
+
+
+# the break a frame makes before a call that mutated what the frame reaches and then broke inside (tracer.BreakBefore)
+BROKE_BEFORE = "after mutating the caller's containers runs whole outside the graph"

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import partialdyn
-from helpers import CountingBackend, assert_compiled, check, outcome, r
+from helpers import CountingBackend, assert_broke, assert_compiled, check, outcome, r
 
 B = (2, 3, 5)
 
@@ -464,3 +464,30 @@ def test_a_cached_method_of_a_module_built_in_the_trace_is_cached_per_module_lik
     assert _TableModule.table.cache_info().currsize == 3
     assert_compiled(opt)
     _TableModule.table.cache_clear()
+
+
+def scan_with_associative_scan(a, b):
+    """Mamba's scan under torch.compiler.is_compiling() (transformers' mamba_selective_scan)."""
+    def combine(left, right):
+        return left[0] * right[0], right[0] * left[1] + right[1]
+    from torch._higher_order_ops.associative_scan import associative_scan
+    _, states = associative_scan(combine, (a.exp(), b), dim=1, combine_mode="generic")
+    return states.sum(1) * 2
+
+
+def doubled_by_vmap(x):
+    return torch.vmap(lambda t: t * 2)(x) + 1
+
+
+def test_higher_order_ops_and_functorch_transforms_run_in_python_at_their_call():
+    """torch's associative_scan (generic mode: torch.vmap over recursive local functions) and torch.vmap were traced
+    into functorch's and pytree's internals: dozens of breaks inside per-call closures, compiles on every call,
+    eager fallbacks (vmap's graph raised).  Their call is now one break in the user's frame, which compiles on
+    either side of it."""
+    stats = check(scan_with_associative_scan, [(r(2, n), r(2, n, seed=1)) for n in (5, 6, 7)], breaks=1)
+    assert stats["compiles"] == 2, stats       # before and after the break, for every length
+    assert_broke("associative_scan (torch._higher_order_ops.associative_scan) runs as plain Python")
+    # the function vmap returns is made anew on every call: the resume function that calls it recompiles per call
+    # (docs/limitations.md, closures created on every call), with no eager fallback
+    check(doubled_by_vmap, [(r(n, 3),) for n in (2, 3, 4)], breaks=None, recompiles=None, rehit=False)
+    assert_broke("vmap (torch._functorch.apis) runs as plain Python")

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import partialdyn
-from helpers import assert_compiled, assert_fell_back, check, compile_events, outcome, r
+from helpers import BROKE_BEFORE, assert_broke, assert_compiled, assert_fell_back, check, compile_events, outcome, r
 
 
 def setup_function():
@@ -256,9 +256,10 @@ def calls_a_callee_that_logs_then_breaks(x):
 
 def test_a_callee_that_changed_global_containers_before_breaking_changes_them_once():
     """The call that broke runs again in Python after the graph: the mutations it made while traced must
-    not also be synced into the globals (they were applied twice: LOG == [3, 3])."""
+    not also be synced into the globals (they were applied twice: LOG == [3, 3]).  The caller is traced again
+    and breaks before that call (it ran eagerly until then); the callee, optimized on its own, changes them."""
     opt = partialdyn.optimize(calls_a_callee_that_logs_then_breaks)
-    for n in (3, 4):
+    for n in (3, 4, 5):
         del LOG[:]
         COUNTS["n"] = 0
         want = calls_a_callee_that_logs_then_breaks(r(n))
@@ -267,7 +268,56 @@ def test_a_callee_that_changed_global_containers_before_breaking_changes_them_on
         COUNTS["n"] = 0
         torch.testing.assert_close(opt(r(n)), want)
         assert (LOG, COUNTS) == want_state
+    assert_compiled(opt, hits=1, fallbacks=0)
+    assert_broke(BROKE_BEFORE)
+
+
+def appends_then_breaks_on_the_last_step(cache, x, i):
+    cache.append(x + i)
+    if i == 2:
+        print(end="")               # a graph break, only in the last call
+    return x * 2
+
+
+def three_steps(x):
+    cache = []
+    for i in range(3):
+        x = appends_then_breaks_on_the_last_step(cache, x, i)
+    return x, cache
+
+
+def test_the_break_before_a_mutating_call_is_at_the_run_of_the_call_that_broke():
+    """The frame is traced again with a break before the third run of the call instruction, the one that broke:
+    the first two calls stay in the graph (a break at the first run would optimize the callee for i=0, 1 and 2).
+    The list gets its three items once each, in order."""
+    opt = partialdyn.optimize(three_steps)
+    for n in (2, 3, 4):
+        x = r(n)
+        got, want = opt(x), three_steps(x)
+        torch.testing.assert_close(got[0], want[0])
+        assert len(got[1]) == 3
+        for a, b in zip(got[1], want[1]):
+            torch.testing.assert_close(a, b)
+    assert_compiled(opt, hits=2, fallbacks=0)
+    assert_broke(BROKE_BEFORE)
+    assert len(compile_events(appends_then_breaks_on_the_last_step)) == 1     # for i == 2 only
+
+
+def test_a_frame_whose_break_before_a_mutating_call_cannot_be_placed_still_runs_eagerly(monkeypatch):
+    """Past tracer.MAX_BREAKS_BEFORE restarts of one compile (none here) the frame runs eagerly, as every such
+    frame did before the restart existed."""
+    from partialdyn.frontend import tracer
+    monkeypatch.setattr(tracer, "MAX_BREAKS_BEFORE", 0)
+    opt = partialdyn.optimize(calls_a_callee_that_logs_then_breaks)
+    del LOG[:]
+    torch.testing.assert_close(opt(r(3)), r(3) * 2 + 1)
+    assert LOG == [3]
     assert_fell_back("a call that graph-broke had already mutated the caller's containers")
+
+
+def test_fullgraph_raises_at_a_call_that_mutated_the_caller_and_broke():
+    with pytest.raises(partialdyn.PartialdynError, match="fullgraph=True: graph break"):
+        partialdyn.optimize(calls_a_callee_that_logs_then_breaks, fullgraph=True)(r(2))
 
 
 def appends_through_a_view_then_breaks(view, x):
@@ -293,14 +343,16 @@ def passes_an_enumerate_to_a_callee_that_breaks(x):
                          ids=["a dict view", "an enumerate"])
 def test_a_list_mutated_through_a_view_or_iterator_before_a_break_is_changed_once(fn):
     """A dict view and a lazy iterator hold their dict or sources: a callee that mutates a list through them and
-    then breaks runs again in Python, so the traced mutation must not be replayed too (it was: [[1, 1]])."""
+    then breaks runs again in Python, so the traced mutation must not be replayed too (it was: [[1, 1]]).  The
+    caller breaks before that call instead (it ran eagerly until then)."""
     opt = partialdyn.optimize(fn)
-    for n in (2, 3):
+    for n in (2, 3, 4):
         want = fn(r(n))
         got = opt(r(n))
         torch.testing.assert_close(got[0], want[0])
         assert got[1] == want[1]
-    assert_fell_back("a call that graph-broke had already mutated the caller's containers")
+    assert_compiled(opt, hits=1, fallbacks=0)
+    assert_broke(BROKE_BEFORE)
 
 
 class Logged(torch.nn.Module):
@@ -320,11 +372,12 @@ def test_a_forward_hook_that_changed_a_global_list_before_breaking_changes_it_on
     def f(x):
         return model(x) - 1
     opt = partialdyn.optimize(f)
-    for n in (2, 3):
+    for n in (2, 3, 4):
         del LOG[:]
         want = f(r(n))
         assert LOG == ["hook"]
         del LOG[:]
         torch.testing.assert_close(opt(r(n)), want)
         assert LOG == ["hook"]
-    assert_fell_back("a call that graph-broke had already mutated the caller's containers")
+    assert_compiled(opt, hits=1, fallbacks=0)     # `- 1` in a graph; the hooked call (hook included) in Python
+    assert_broke(BROKE_BEFORE)

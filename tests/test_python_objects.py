@@ -696,6 +696,102 @@ def test_assignments_eager_refuses_on_a_dataclass_made_in_the_trace_raise_as_in_
     assert len(partialdyn.events("graph_break")) >= 2      # the assignments ran at breaks, not as traced
 
 
+@dataclasses.dataclass(init=False)
+class _OwnInit:
+    a: int
+
+    def __init__(self, x):
+        self.a = x * 2
+
+
+def test_a_dataclass_with_an_init_of_its_own_runs_it():
+    """dataclasses keeps an __init__ the class defines; the trace built the instance from the fields instead, a
+    wrong result (`x * _OwnInit(3).a` was x * 3, eager x * 6).  Its __init__ is traced now."""
+    def f(x):
+        return x * _OwnInit(3).a, _OwnInit(x.shape[0]), _OwnInit(5)
+    check(f, [(r(2),), (r(3),), (r(4),)], breaks=0)
+
+
+@dataclasses.dataclass(init=False, frozen=True, slots=True)
+class _Spec:
+    """The shape of torch.utils._pytree.TreeSpec: frozen, slots, an __init__ of its own setting the fields with
+    object.__setattr__ and calling __post_init__, which computes the rest."""
+    kind: str
+    children: list
+    count: int = dataclasses.field(init=False)
+
+    def __init__(self, kind, children):
+        object.__setattr__(self, "kind", kind)
+        object.__setattr__(self, "children", children)
+        self.__post_init__()
+
+    def __post_init__(self):
+        object.__setattr__(self, "count", 1 + sum(child.count for child in self.children))
+
+
+def test_a_frozen_slotted_dataclass_built_by_its_own_init_is_traced_and_rebuilt():
+    """`_Spec(...)` was a graph break; now its __init__ is traced (object.__setattr__ fills its slots) and the
+    instance outliving the trace is rebuilt through its slots, past the frozen __setattr__."""
+    def f(x):
+        leaf = _Spec("leaf", [])
+        root = _Spec("node", [leaf, _Spec("leaf", [])])
+        return x * root.count, root, root.children[0] is leaf, root == _Spec("node", [leaf, leaf])
+    check(f, [(r(2),), (r(3),), (r(4),)], breaks=0)
+
+
+def test_assigning_or_deleting_a_field_of_a_frozen_dataclass_built_by_its_own_init_raises_as_in_eager():
+    def assign(x):
+        spec = _Spec("leaf", [])
+        spec.kind = "node"
+        return x
+
+    def delete(x):
+        spec = _Spec("leaf", [])
+        del spec.kind
+        return x
+    for fn in (assign, delete):     # at the break (a `del` there runs the rest of the frame in Python)
+        check(fn, [(r(2),)], breaks=1, fallbacks=None, graph_every_call=False)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            partialdyn.optimize(fn)(r(2))
+
+
+@dataclasses.dataclass(init=False, slots=True)
+class _Counter:
+    value: int
+
+    def __init__(self):
+        try:
+            self.value += 1         # the slot is not set yet: AttributeError, as in eager
+        except AttributeError:
+            self.value = 0
+
+
+def test_an_unset_slot_of_a_dataclass_made_in_the_trace_raises_attribute_error():
+    def f(x):
+        return x + _Counter().value, _Counter()
+    check(f, [(r(2),), (r(3),)], breaks=0)
+
+
+@dataclasses.dataclass(eq=False)      # compared by its attributes
+class _Checked:
+    value: torch.Tensor
+    scale: float = 2.0
+    tags: list = dataclasses.field(default_factory=list)
+
+    def __post_init__(self):
+        self.tags.append("checked")
+        self.value = self.value * self.scale
+
+
+def test_a_dataclass_with_a_post_init_is_built_by_its_generated_init():
+    """A __post_init__ was a graph break at the construction (the fields alone cannot say what it does); the
+    generated __init__ is traced, __post_init__ with it."""
+    def f(x):
+        made = _Checked(x + 1)
+        return made.value, made.tags, made, _Checked(x, scale=3.0)
+    check(f, [(r(2),), (r(3),), (r(4),)], breaks=0)
+
+
 def test_a_model_output_built_from_pairs_in_its_first_field_runs_in_python():
     """ModelOutput.__post_init__ sets the fields a first field of (name, value) pairs names when the others are
     None (the trace kept the list as the first field)."""

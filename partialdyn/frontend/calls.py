@@ -128,12 +128,20 @@ def call_known(f, fn_vt, args, kwargs):
         return trackers.NamedTuple(_bind_namedtuple(fn, args, kwargs), cls=fn)
     if dataobjects.is_traceable_dataclass(fn):
         return dataobjects.construct(f, fn, args, kwargs)
-    if dataobjects.is_plain_class(fn):
+    if dataobjects.is_plain_class(fn) or dataobjects.is_record_class(fn):
         return dataobjects.construct_plain(f, fn, args, kwargs)
     if dataobjects.is_torch_module_class(fn):
         return dataobjects.construct_module(f, fn, args, kwargs)
     if dataobjects.is_module_class_with_init(fn):
         return dataobjects.construct_module_with_init(f, fn, args, kwargs)
+    if (fn is object.__setattr__ or fn is object.__delattr__) and args and isinstance(args[0], trackers.DataObject) \
+            and not kwargs and len(args) == (3 if fn is object.__setattr__ else 2):
+        # a frozen dataclass's own __init__ / __post_init__ setting its fields past its __setattr__
+        name = protocol.python_value(f, args[1], fn.__qualname__)
+        if type(name) is not str:
+            raise UserError(TypeError(f"attribute name must be string, not '{type(name).__name__}'"))
+        dataobjects.set_field(f, args[0], name, args[2] if fn is object.__setattr__ else None)
+        return trackers.Known(None)
     if isinstance(fn, (types.BuiltinMethodType, types.MethodWrapperType)) and _pure_receiver(fn):
         return trackers.Known(run_python(fn, *[protocol.python_value(f, a, fn.__name__) for a in args],
                                         **{k: protocol.python_value(f, v, fn.__name__) for k, v in kwargs.items()}))
@@ -599,6 +607,9 @@ def _code_argnames(code) -> list[str]:
 
 @protocol.register("call", trackers.Function)
 def inline_made_function(f, fn: trackers.Function, args, kwargs):
+    module = fn.globals.get("__name__") or ""
+    if escapes.module_runs_in_python(module):       # torch.vmap's wrapper handed to a resume function
+        raise GraphBreak(f"{fn.name} ({module}) runs as plain Python", hint="the call runs in Python between two graphs")
     real = types.FunctionType(fn.code, fn.globals, fn.name, tuple(None for _ in fn.defaults) or None,
                               tuple(types.CellType() for _ in fn.code.co_freevars) or None)
     real.__kwdefaults__ = {k: None for k in fn.kwdefaults} or None

@@ -40,10 +40,35 @@ from ..errors import GraphBreak, UserError, run_python
 
 
 def is_traceable_dataclass(cls) -> bool:
+    """A dataclass `construct` builds from its fields: its `__init__` is the one dataclasses wrote, and it has no
+    `__post_init__`; or a model output (construct models its `__post_init__` and transformers' wrapper of that
+    `__init__`)."""
     if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
         return False
-    post_init = getattr(cls, "__post_init__", None)
-    return post_init is None or _is_mapping_output(cls)
+    return _is_mapping_output(cls) or getattr(cls, "__post_init__", None) is None and _generated_init(cls)
+
+
+def _generated_init(cls) -> bool:
+    """The `__init__` `cls` uses is one dataclasses generated (exec'd source), not one a class wrote: dataclasses
+    keeps an `__init__` the class body defines, and `init=False` keeps the base class's."""
+    init = reads.static_lookup(cls, "__init__")
+    return isinstance(init, types.FunctionType) and init.__code__.co_filename == "<string>"
+
+
+_HEAPTYPE = 1 << 9      # Py_TPFLAGS_HEAPTYPE: a class made by a class statement, not a C type
+
+
+def is_record_class(cls) -> bool:
+    """A dataclass `construct` cannot build (an `__init__` of its own, or a `__post_init__`), frozen or with
+    `__slots__` or not (torch's pytree TreeSpec: frozen, slots, an `__init__` that sets its fields with
+    `object.__setattr__` and calls `__post_init__`): built like a plain class, its `__init__` traced on an empty
+    instance.  Its classes are Python classes (object aside) with Python's own `__new__` and attribute lookup."""
+    if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)) or _is_mapping_output(cls):
+        return False
+    return (type(cls) in (type, abc.ABCMeta) and cls.__new__ is object.__new__
+            and cls.__getattribute__ is object.__getattribute__ and not hasattr(cls, "__getattr__")
+            and isinstance(reads.static_lookup(cls, "__init__"), types.FunctionType)
+            and all(k is object or k.__flags__ & _HEAPTYPE for k in cls.__mro__))
 
 
 def _is_mapping_output(cls) -> bool:
@@ -236,6 +261,30 @@ def init_module(f, module_vt, args, kwargs):
     return trackers.Known(None)
 
 
+def slot(f, cls, name):
+    """The member descriptor of `cls`'s `__slots__` entry `name` (guarded through the class lookup), or None."""
+    if not isinstance(reads.static_lookup(cls, name), types.MemberDescriptorType):
+        return None
+    return reads.class_attribute(f, cls, name).value
+
+
+def set_field(f, obj: trackers.DataObject, name: str, value):
+    """`object.__setattr__(obj, name, value)` (value None: `object.__delattr__`) on an instance made in the trace:
+    its slot or its `__dict__` entry, past any `__setattr__` of its class (a frozen dataclass's); another data
+    descriptor of the class would run its own `__set__`: in Python."""
+    if slot(f, obj.cls, name) is None:
+        if data_descriptor(obj.cls, name) is not None:
+            raise GraphBreak(f"object.__setattr__ through the descriptor {name!r} of a {obj.cls.__name__}",
+                             hint="it runs in Python")
+        if reads.static_lookup(obj.cls, "__dict__") is reads.MISSING:
+            raise UserError(AttributeError(f"{obj.cls.__name__!r} object has no attribute {name!r}"))
+    f.trace.side_effects.mutate(obj)
+    if value is not None:
+        obj.fields[name] = value
+    elif obj.fields.pop(name, None) is None:
+        raise UserError(AttributeError(name))
+
+
 def construct_plain(f, cls, args, kwargs):
     if getattr(cls, "__abstractmethods__", None):
         raise UserError(TypeError(f"Can't instantiate abstract class {cls.__name__}"))
@@ -256,11 +305,20 @@ def data_descriptor(cls, name):
     return attr if hasattr(kind, "__set__") or hasattr(kind, "__delete__") else None
 
 
+_OBJECT_CLASS = vars(object)["__class__"]
+
+
 @protocol.register("attribute", trackers.DataObject)
 def get_attr(f, obj: trackers.DataObject, name: str):
     """An attribute of an instance made in the trace: a data descriptor of the class, else its own field, else
     the class attribute found along the MRO (guarded through that lookup, so a class attribute of None is a
-    value, not a missing one)."""
+    value, not a missing one).  A slot is a field (an unset one raises AttributeError, as in Python)."""
+    if name == "__class__" and reads.static_lookup(obj.cls, name) is _OBJECT_CLASS:
+        return trackers.Known(obj.cls)
+    if slot(f, obj.cls, name) is not None:
+        if name not in obj.fields:
+            raise UserError(AttributeError(f"{obj.cls.__name__!r} object has no attribute {name!r}"))
+        return obj.fields[name]
     if data_descriptor(obj.cls, name) is not None:
         descriptor = reads.class_attribute(f, obj.cls, name).value
         if isinstance(descriptor, property):
@@ -302,6 +360,8 @@ def set_attr(f, obj: trackers.DataObject, name: str, value):
     if not _assignment_modelled(f, obj, name, value):
         raise GraphBreak(f"{'assignment to' if value is not None else 'deletion of'} attribute {name!r} of a "
                          f"{obj.cls.__name__}", hint="it runs in Python")
+    if slot(f, obj.cls, name) is not None:
+        return set_field(f, obj, name, value)
     f.trace.side_effects.mutate(obj)    # a break in the call that wrote it must not rebuild the half-changed object
     descriptor = data_descriptor(obj.cls, name)
     if descriptor is not None:
@@ -330,13 +390,13 @@ def _assignment_modelled(f, obj: trackers.DataObject, name: str, value) -> bool:
     """`obj.name = value` (value None: `del`) does what set_attr does: the class's __setattr__ is object's, or
     ModelOutput's given one of the output's fields; the instance has a __dict__, a slot for the name, or a data
     descriptor of the class takes it."""
-    setter = reads.class_attribute(f, obj.cls, "__setattr__").value     # guarded: a class patched later is seen
+    setter = reads.class_attribute(f, obj.cls, "__setattr__" if value is not None else "__delattr__").value
     if obj.mapping is not None:       # None on a field in the dict part: eager keeps the entry, a rebuild would not
         return (value is not None and name in _field_names(obj.cls) and not (_is_none(value) and name in obj.mapping)
                 and setter is _model_output_base(obj.cls).__setattr__)
     stored = reads.static_lookup(obj.cls, "__dict__") is not reads.MISSING or name in _field_names(obj.cls) or \
         data_descriptor(obj.cls, name) is not None
-    return setter is object.__setattr__ and stored
+    return setter is (object.__setattr__ if value is not None else object.__delattr__) and stored
 
 
 def _field_names(cls) -> set:

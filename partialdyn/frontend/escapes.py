@@ -15,7 +15,10 @@ import functools
 import types
 
 DISABLED_MARKERS = ("_partialdyn_disable", "_torchdynamo_disable")
-PYTHON_ONLY_MODULES = ("logging",)
+# packages whose functions run in Python at a graph break: logging; functorch's transforms (torch.vmap's wrapper
+# pushes interpreter layers in C that a bytecode trace cannot follow) and torch's higher-order operators
+# (associative_scan, scan, cond, ...: their Python entry points are written for Dynamo, which handles each one)
+PYTHON_ONLY_MODULES = ("logging", "torch._functorch", "torch._higher_order_ops")
 
 _ALLOWED_IN_GRAPH: dict[int, object] = {}     # id -> function (kept alive: its id stays unique)
 
@@ -25,10 +28,25 @@ def runs_in_python(fn) -> str | None:
     for marker in DISABLED_MARKERS:
         if _marked(fn, marker):
             return f"{_name(fn)} is disabled ({marker.strip('_').split('_')[0]}), it runs as plain Python"
-    module = getattr(fn, "__module__", None) or ""
-    if module.split(".")[0] in PYTHON_ONLY_MODULES:
+    module = _defining_module(fn)
+    if module_runs_in_python(module):
         return f"{_name(fn)} ({module}) runs as plain Python"
     return None
+
+
+def module_runs_in_python(module: str) -> bool:
+    """The code of `module` (a function's globals' `__name__`) is never traced: PYTHON_ONLY_MODULES."""
+    return any(module == package or module.startswith(package + ".") for package in PYTHON_ONLY_MODULES)
+
+
+def _defining_module(fn) -> str:
+    """The module whose code `fn` runs: a Python function's globals' (`__module__` can say otherwise: torch.vmap
+    is re-exported as `torch.vmap`, and the function it returns copies the user function's through
+    functools.wraps)."""
+    code_owner = fn.__func__ if isinstance(fn, types.MethodType) else fn
+    if isinstance(code_owner, types.FunctionType):
+        return code_owner.__globals__.get("__name__") or ""
+    return _attribute(fn, "__module__") or ""
 
 
 def _marked(fn, marker) -> bool:

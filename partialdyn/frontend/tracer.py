@@ -46,6 +46,7 @@ from .side_effects import SideEffects
 
 MAX_INLINE_DEPTH = 32
 MAX_INSTRUCTIONS = 500_000     # per trace: an endless Python loop or generator stops tracing, never hangs
+MAX_BREAKS_BEFORE = 4          # restarts of one compile (one is enough: a trace is the same up to its first break)
 
 
 @dataclass
@@ -75,6 +76,25 @@ class Checkpoint:
     side_effects: int            # SideEffects.checkpoint()
 
 
+class BreakBefore(Exception):
+    """Trace the frame again and graph-break before the `visit`-th run of the root frame's instruction `index`,
+    tracing nothing of it: the instruction (a call, inlined, that broke inside) had already mutated containers the
+    rest of the frame can reach, so it cannot be cut after its traced part and run again (the mutation would
+    happen twice).  `reason`, `hint`, `inside_callee`: those of the break made before it."""
+
+    def __init__(self, index: int, visit: int, reason: str, hint: str, inside_callee: bool):
+        super().__init__(reason)
+        self.index, self.visit, self.reason, self.hint, self.inside_callee = index, visit, reason, hint, inside_callee
+
+
+class _Forced(GraphBreak):
+    """The break a BreakBefore asked for, raised before its instruction runs."""
+
+    def __init__(self, before: BreakBefore):
+        super().__init__(before.reason, before.hint)
+        self.inside_callee = before.inside_callee
+
+
 @dataclass
 class Result:
     value: trackers.VT | None = None    # the return value, when the frame returned
@@ -85,8 +105,9 @@ class Result:
 class Trace:
     """Everything one compile accumulates."""
 
-    def __init__(self, fn, options, shape_state):
+    def __init__(self, fn, options, shape_state, breaks_before=None):
         self.fn = fn
+        self.breaks_before: dict = breaks_before or {}   # (index, visit) -> BreakBefore: where the root breaks first
         self.globals = fn.__globals__
         self.options = options
         self.shape_state = shape_state
@@ -490,6 +511,7 @@ class Frame:
                                         # whose exception its running handler caught: a break inside the handler
                                         # stops there instead, as if the handler were not traced
         self.saved = None               # root: the checkpoint taken before the current instruction
+        self.visits = collections.Counter()     # root: how many times each instruction index started (BreakBefore)
 
     # ------------------------------------------------------------ stack helpers
     def push(self, vt):
@@ -526,11 +548,16 @@ class Frame:
     def run_root(self) -> Result:
         """Run the traced frame; on a graph break return where it stopped instead of raising."""
         builder = self.trace.builder
+        breaks_before = self.trace.breaks_before
         while True:
             saved = Checkpoint(list(self.stack), dict(self.locals), self.kw_names, _last_node(builder.graph),
                                self.trace.grad_enabled, self.trace.side_effects.checkpoint())
             self.saved = saved
+            self.visits[self.ip] += 1
             try:
+                if breaks_before and (self.ip, self.visits[self.ip]) in breaks_before:
+                    self.current = self.ip
+                    raise _Forced(breaks_before[self.ip, self.visits[self.ip]])
                 if self._execute_next() is RETURN:
                     generators.check_dropped(self.trace)
                     return Result(value=self.return_value)
@@ -614,15 +641,27 @@ class Frame:
         self.child = None
         _erase_after(self.trace.builder.graph, saved.last_node)
         generators.check_dropped(self.trace)
+        file, line, _ = deepest.location()
         if self._mutations_seen_again(mutated, stack, locals_):
-            raise Unsupported("a call that graph-broke had already mutated the caller's containers") from e
+            raise self._break_before(e, file, line, inside_callee=callee_frame is not None) from e
         if self.trace.grad_enabled != saved.grad_enabled:
             self.trace.set_grad_enabled(saved.grad_enabled)
-        file, line, _ = deepest.location()
         self.stack, self.locals = stack, locals_
         return Stop(self.current, stack, locals_, e.reason, e.hint, file, line, kw_names,
-                    inside_callee=callee_frame is not None, chain=chain,
+                    inside_callee=callee_frame is not None or getattr(e, "inside_callee", False), chain=chain,
                     callee_arguments=callee_frame.arguments if callee_frame is not None else {})
+
+    def _break_before(self, e, file, line, inside_callee) -> Exception:
+        """The instruction that broke had already mutated what the rest of the frame reaches: the compile traces
+        again and breaks before it (BreakBefore), so the instruction runs once, whole, in Python.  Past
+        MAX_BREAKS_BEFORE restarts the frame runs eagerly."""
+        key = (self.current, self.visits[self.current])
+        if key in self.trace.breaks_before or len(self.trace.breaks_before) >= MAX_BREAKS_BEFORE:
+            return Unsupported("a call that graph-broke had already mutated the caller's containers")
+        where = f"{file.rsplit('/', 1)[-1]}:{line}"
+        return BreakBefore(*key, f"a call that graph-breaks inside ({where}: {e.reason}) after mutating the "
+                                 f"caller's containers runs whole outside the graph",
+                           "it runs in Python (a Python function is optimized on its own)", inside_callee)
 
     def _mutations_seen_again(self, mutated, stack, locals_) -> bool:
         """The call that broke runs again in Python after the graph, which syncs the containers it mutated

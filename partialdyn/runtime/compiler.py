@@ -27,7 +27,7 @@ from ..frontend.instructions import NULL_AFTER_CALLABLE, stack_effect, cell_writ
 from ..frontend.opcodes import AT_BREAK
 from ..frontend.resume import STACK_PREFIX
 from ..frontend.side_effects import SideEffects
-from ..frontend.tracer import Frame, Result, Trace, shared_storages
+from ..frontend.tracer import BreakBefore, Frame, Result, Trace, shared_storages
 from ..graph.passes import remove_unused_size_arithmetic, share_equal_sizes
 from .rebuild import OUTPUTS
 from ..guards.codegen import GuardFunction
@@ -55,10 +55,12 @@ class Entry:
     raised: object = None            # errors.UserError: the traced code raises; `run` raises RunsEagerly
 
 
-def trace_frame(opt, bound: tuple, break_allowed: bool = True, shared: set = frozenset()) -> tuple[Trace, object]:
-    """`shared`: memory blocks whose tensors are made static (argument tensors sharing memory)."""
+def trace_frame(opt, bound: tuple, break_allowed: bool = True, shared: set = frozenset(),
+                breaks_before: dict | None = None) -> tuple[Trace, object]:
+    """`shared`: memory blocks whose tensors are made static (argument tensors sharing memory); `breaks_before`:
+    the instructions to break before (tracer.BreakBefore)."""
     fn = opt.fn
-    trace = Trace(fn, opt.options, opt.shape_state)
+    trace = Trace(fn, opt.options, opt.shape_state, breaks_before)
     trace.consumer.break_allowed = break_allowed
     trace.shared_storages = shared
     code = fn.__code__
@@ -95,11 +97,8 @@ def _star_names(code):
 def compile_entry(opt, bound: tuple, break_allowed: bool = True) -> Entry:
     """`break_allowed`: an unstable dim may graph-break (else it is specialized)."""
     t0 = time.perf_counter()
-    try:
-        trace, result = trace_frame(opt, bound, break_allowed)
-    except AutocastRestart:
-        opt.shape_state.autocast_breaks = True      # a region could not be traced: autocast calls break
-        trace, result = trace_frame(opt, bound, break_allowed)
+    breaks_before = {}
+    trace, result = _trace(opt, bound, break_allowed, breaks_before)
     if result.raised is not None:
         if not result.raised.traceable:     # found by a fake kernel, whose checks need not all be guards
             raise result.raised
@@ -107,7 +106,7 @@ def compile_entry(opt, bound: tuple, break_allowed: bool = True) -> Entry:
     if trace.builder.effects.writes_inputs and (shared := shared_storages(bound)):
         # the graph writes an input and some argument tensors share memory: aot_autograd rebuilds those from
         # one base, which needs their sizes static; trace again with them static
-        trace, result = trace_frame(opt, bound, break_allowed, shared)
+        trace, result = _trace(opt, bound, break_allowed, breaks_before, shared)
     trace.check_strict_dynamic()
     rebuilder = Rebuilder(trace.owned)
     if result.stop is None:
@@ -131,6 +130,21 @@ def compile_entry(opt, bound: tuple, break_allowed: bool = True) -> Entry:
     run = _make_runner(opt, trace, rebuilder, compiled, body, stop_step)
     return Entry(guard, run, gm.code if has_graph else "", has_graph, result.stop,
                  trace.consumer.specializations, t1 - t0, t2 - t1, trace.builder.reuse.hits)
+
+
+def _trace(opt, bound, break_allowed, breaks_before: dict, shared=frozenset()):
+    """trace_frame, traced again on a restart: with autocast calls as graph breaks (AutocastRestart), or with a
+    break before an instruction that had mutated what the rest of the frame reaches (BreakBefore, added to
+    `breaks_before`)."""
+    while True:
+        try:
+            return trace_frame(opt, bound, break_allowed, shared, breaks_before)
+        except AutocastRestart:
+            if opt.shape_state.autocast_breaks:
+                raise
+            opt.shape_state.autocast_breaks = True      # a region could not be traced: autocast calls break
+        except BreakBefore as restart:
+            breaks_before[restart.index, restart.visit] = restart
 
 
 def _runs_eagerly(*frame_args):

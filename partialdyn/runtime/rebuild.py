@@ -16,6 +16,7 @@ import types
 import torch
 
 from ..frontend import copies
+from ..frontend.reads import static_lookup
 from .. import trackers
 from ..names import PREFIX, Constants
 from ..errors import Unsupported
@@ -200,8 +201,11 @@ class Rebuilder:
     @_built_once
     def _data_object(self, vt) -> str:
         if vt.plain:
-            fields = ", ".join(f"{self.constant(k)}: {self.expr(v)}" for k, v in vt.fields.items())
-            return f"{self.constant(rebuild_plain)}({self.constant(vt.cls)}, {{{fields}}})"
+            slots = {k for k in vt.fields if isinstance(static_lookup(vt.cls, k), types.MemberDescriptorType)}
+            fields, slotted = ({k: v for k, v in vt.fields.items() if (k in slots) is in_slot} for in_slot in (False, True))
+            args = [self.constant(vt.cls)] + ["{" + ", ".join(f"{self.constant(k)}: {self.expr(v)}" for k, v in part.items())
+                                              + "}" for part in ([fields, slotted] if slotted else [fields])]
+            return f"{self.constant(rebuild_plain)}({', '.join(args)})"
         arguments = {fl.name for fl in dataclasses.fields(vt.cls) if fl.init}
         fields = ", ".join(f"{k}={self.expr(v)}" for k, v in vt.fields.items() if k in arguments)
         built = f"{self.constant(vt.cls)}({fields})"
