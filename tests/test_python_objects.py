@@ -1363,3 +1363,28 @@ def test_an_attribute_changed_through_the_instance_dict_or_read_through_it_after
     """The trace replays attribute writes after the graph and syncs a dict it changed after the graph: a read
     through one after a change through the other read the old value (x * 2 where eager gives x * 3)."""
     check(fn, [(r(3), _Record()), (r(4), _Record())], breaks=None, recompiles=None)
+
+
+class _RecordAndItsDict:
+    """A record, and its instance dict kept under another name (a table of the record's fields)."""
+
+    def __init__(self):
+        self.rec = _Record()
+        self.table = vars(self.rec)
+
+
+def _attribute_then_its_dict_reached_another_way(x, holder):
+    holder.rec.k = 4.0
+    return x * holder.table["k"]
+
+
+def test_an_attribute_write_then_a_read_of_the_instance_dict_reached_another_way_is_eager():
+    """The write is replayed after the graph; the dict, reached as holder.table and not as rec.__dict__, was
+    read with the old value (x * 2 where eager gives x * 4)."""
+    opt = Compiled(_attribute_then_its_dict_reached_another_way)
+    for n in (3, 4, 5):
+        eager_holder, holder = _RecordAndItsDict(), _RecordAndItsDict()
+        expected = _attribute_then_its_dict_reached_another_way(r(n), eager_holder)
+        torch.testing.assert_close(opt(r(n), holder), expected)
+        assert holder.rec.k == eager_holder.rec.k == 4.0
+    opt.stats(breaks=1)

@@ -125,12 +125,10 @@ def _instance_dict(f, value):
 def _check_instance_dict(f, obj, name):
     """The trace keeps the attribute writes to an object of the caller's world (replayed after the graph) apart
     from its `__dict__` held as a dict (items changed in the trace, synced after the graph): `obj.name` read after
-    `obj.__dict__[name] = v`, or `obj.__dict__` read after `obj.name = v`, would miss the change (the old value
-    was read), so either read breaks and runs in Python after the change."""
+    `obj.__dict__[name] = v` would miss the change (the old value was read), so it breaks and runs in Python after
+    the change.  The other order, `obj.__dict__` read after `obj.name = v`, breaks where the dict is wrapped
+    (tracer.Trace.wrap), however it is reached."""
     if name == "__dict__":
-        if any(owner.value is obj.value for owner, _, _ in f.trace.side_effects.writes()):
-            raise GraphBreak("__dict__ of an object whose attributes the trace assigned",
-                             hint="it is read in Python, after the assignments")
         return
     held = _instance_dict(f, obj.value)
     if held is not None and any(c is held for c in f.trace.side_effects.mutated()):

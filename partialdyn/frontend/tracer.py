@@ -199,6 +199,10 @@ class Trace:
                 self.guards.alias(source, known.source, same=True)
                 self.wrapped[source.code] = known
                 return known
+        if type(value) is dict and self._instance_dict_of_written_object(value):
+            # the trace's attribute writes are replayed after the graph: this dict would show the old values
+            raise GraphBreak(f"{source}, the __dict__ of an object whose attributes the trace assigned",
+                             hint="it is read in Python, after the assignments")
         vt = self._wrap_new(value, source, frame_input, static)
         self.wrapped[source.code] = vt
         if not isinstance(value, (int, float, str, bool, type(None))):
@@ -206,6 +210,18 @@ class Trace:
             if isinstance(vt, (trackers.List, trackers.Tuple, trackers.Dict, trackers.Opaque)):    # id() reads the object behind them
                 self.caller_objects[source.code] = value
         return vt
+
+    def _instance_dict_of_written_object(self, d: dict) -> bool:
+        """Is `d` the `__dict__` of an object of the caller's world whose attributes the trace assigned, however
+        it is reached (`obj.__dict__`, or kept elsewhere: `holder.table = vars(obj)`)?  A dict the trace held
+        before the assignment makes the assignment break instead (attributes._store_known_attr)."""
+        for owner, _, _ in self.side_effects.writes():
+            try:
+                if object.__getattribute__(owner.value, "__dict__") is d:
+                    return True
+            except AttributeError:
+                pass
+        return False
 
     def _wrap_new(self, value, source, frame_input, static):
         g = self.guards
