@@ -101,3 +101,19 @@ def test_appending_to_a_global_list_guards_its_length_only_when_the_function_rea
         assert traced["LOG"] == eager["LOG"]
     # only appending: eager reads nothing of the list, so one compile serves every length
     compiled.stats(recompiles=recompiles)
+
+
+def test_a_module_attribute_read_through_sys_modules_is_guarded():
+    """`sys` is a library module, read without a source: `sys.modules[name].K` was a constant of the trace with
+    no guard, and the cache kept returning x * 2 after K became 5."""
+    mod = types.ModuleType("pd_guards_registry")
+    mod.K = 2
+    sys.modules["pd_guards_registry"] = mod
+    try:
+        ns = _exec("import sys\ndef f(x):\n    return x * sys.modules['pd_guards_registry'].K\n")
+        stats = check(ns["f"], [(r(2),), (r(2),), (r(2),)], before={2: lambda fn: setattr(mod, "K", 5)},
+                      recompiles=1)
+        assert stats["cache_hits"] == 1
+    finally:
+        del sys.modules["pd_guards_registry"]
+

@@ -12,6 +12,7 @@ caller's world are recorded and replayed after the graph runs.
 from __future__ import annotations
 
 import collections
+import sys
 import types
 
 import torch
@@ -101,6 +102,8 @@ def _known_attr(f, obj, name):
     if _is_backend_flags(value) and isinstance(attr, (bool, int, float, str, type(None))):
         f.trace.guards.backend_flag(value, name, attr)      # torch.backends.cudnn.enabled & co: global state
         return trackers.Known(attr)
+    if attr is sys.modules:
+        return reads.module_registry(f)
     if isinstance(attr, types.MethodType) and (attr.__self__ is value or attr.__self__ is type(value)):
         return reads.bound_method(f, obj, name, attr)
     if isinstance(attr, types.BuiltinMethodType) and getattr(attr, "__self__", None) is value:

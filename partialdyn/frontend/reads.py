@@ -84,8 +84,14 @@ def imported_module(f, name: str):
     module = sys.modules[name]
     if is_library(module):
         return trackers.Known(module)
-    registry = f.trace.constant_source(sys.modules, "sys.modules")
-    return f.trace.wrap(module, sources.item(registry, name))
+    return f.trace.wrap(module, sources.item(module_registry(f).source, name))
+
+
+def module_registry(f):
+    """`sys.modules` itself (`sys` is a library module, read without a source): the dict is never replaced, but
+    the modules in it belong to the caller's world, so what the trace reads through it (`sys.modules[__name__].X`)
+    is wrapped from this source and guarded like a global."""
+    return trackers.Known(sys.modules, f.trace.constant_source(sys.modules, "sys.modules"))
 
 
 # ---------------------------------------------------------------- functions the trace runs
