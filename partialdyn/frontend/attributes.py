@@ -78,7 +78,7 @@ def tensor_size(f, t, dim=None):
 
 @protocol.register("attribute", trackers.Known)
 def _known_attr(f, obj, name):
-    written = f.trace.side_effects.written(obj, name)
+    written = f.trace.side_effects.written(_owner_of_writes(f, obj), name)
     if written is not None:
         if written[2] is SideEffects.DELETED:
             raise UserError(AttributeError(name))
@@ -112,6 +112,15 @@ def _known_attr(f, obj, name):
         return f.trace.wrap(attr, sources.attr(obj.source, name), frame_input=obj.by_contents)
     return reads.known_result(attr) if not isinstance(attr, torch.Tensor) else \
         f.trace.wrap(attr, sources.attr(obj.source, name)) if obj.source else reads.known_result(attr)
+
+
+def _owner_of_writes(f, obj):
+    """The tracker the trace's writes to `obj`'s attributes are logged on: the globals for the module whose
+    globals the traced function has (`global K; K = 5` then `this_module.K`)."""
+    value = obj.value
+    if isinstance(value, types.ModuleType) and vars(value) is f.trace.globals:
+        return f.trace.globals_owner
+    return obj
 
 
 def _instance_dict(f, value):
@@ -261,6 +270,10 @@ def _store_known_attr(f, obj, name, value):
         return
     if obj.source is None or isinstance(obj.value, type) or name.startswith("__"):
         _no_attribute_store(f, obj, name, value)
+    if isinstance(obj.value, types.ModuleType):
+        # its attributes are the globals of its functions, which the trace reads from their globals dict
+        raise GraphBreak(f"assignment to attribute {name!r} of module {obj.value.__name__}",
+                         hint="the assignment runs in Python")
     if isinstance(obj.value, torch.nn.Module) and name in obj.value.__dict__.get("_parameters", {}):
         raise GraphBreak(f"assignment to parameter {name!r}", hint="the assignment runs in Python")
     if dataobjects.data_descriptor(type(obj.value), name) is not None:

@@ -212,10 +212,15 @@ class Trace:
         return vt
 
     def _instance_dict_of_written_object(self, d: dict) -> bool:
-        """Is `d` the `__dict__` of an object of the caller's world whose attributes the trace assigned, however
-        it is reached (`obj.__dict__`, or kept elsewhere: `holder.table = vars(obj)`)?  A dict the trace held
-        before the assignment makes the assignment break instead (attributes._store_known_attr)."""
+        """Is `d` the `__dict__` of an object of the caller's world whose attributes the trace assigned (the
+        globals dict, for global assignments), however it is reached (`obj.__dict__`, kept elsewhere:
+        `holder.table = vars(obj)`, `sys.modules[__name__].__dict__`)?  A dict the trace held before the
+        assignment makes the assignment break instead (attributes._store_known_attr)."""
         for owner, _, _ in self.side_effects.writes():
+            if owner is self.globals_owner:
+                if d is self.globals:
+                    return True
+                continue
             try:
                 if object.__getattribute__(owner.value, "__dict__") is d:
                     return True
