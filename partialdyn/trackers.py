@@ -153,6 +153,7 @@ class Function(VT):
     defaults: tuple = ()
     kwdefaults: dict = field(default_factory=dict)
     closure: tuple = ()        # of Cell
+    source: Any = None         # the caller's function object this stands for (a local function passed in)
 
     def python_type(self):
         return type(lambda: None)

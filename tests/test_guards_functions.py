@@ -6,7 +6,7 @@ import inspect
 import pytest
 import torch
 
-from helpers import check, r
+from helpers import Compiled, check, r
 
 
 pytestmark = pytest.mark.usefixtures("fresh_partialdyn")   # tests/conftest.py
@@ -256,3 +256,45 @@ def test_the_guard_keeps_the_code_it_compares_against_alive():
     assert any(traced_code in snapshot.pointees for snapshot in held)
     torch.testing.assert_close(opt(r(2)), r(2) - 2)
     assert partialdyn.stats(opt)["cache_hits"] == 1
+
+
+def _counter():
+    count = 0
+
+    def step():
+        nonlocal count
+        count += 1
+        return count
+    return step
+
+
+def scales_by_a_passed_closure(x, step):
+    return x * step()
+
+
+def test_a_local_function_passed_in_that_assigns_its_own_cell_changes_it_as_in_eager():
+    """A closure passed as an argument is guarded by its code and cells, not its identity; its `nonlocal`
+    assignment changed a copy of its cell in the trace and was lost: x * 1 on every call where eager counts
+    1, 2, 3.  The assignment now breaks, and the call runs on the caller's own function."""
+    eager_step, step = _counter(), _counter()
+    opt = Compiled(scales_by_a_passed_closure)
+    for n in (3, 4, 5):
+        torch.testing.assert_close(opt(r(n), step), scales_by_a_passed_closure(r(n), eager_step))
+    assert opt.stats(breaks=None, fallbacks=None, recompiles=None)["graph_breaks"] >= 1
+
+
+def returns_the_passed_function(x, fn):
+    return x * 2, fn
+
+
+def test_a_local_function_passed_in_comes_back_as_the_same_object():
+    """It came back as a function rebuilt from its code and a copy of its cells: not `is` the argument, and
+    a counter in it counted apart from the caller's."""
+    opt = Compiled(returns_the_passed_function)
+    for n in (3, 4, 5):
+        step = _counter()
+        out, back = opt(r(n), step)
+        torch.testing.assert_close(out, r(n) * 2)
+        assert back is step
+        assert (back(), step()) == (1, 2)
+    assert opt.stats()["cache_hits"] == 2

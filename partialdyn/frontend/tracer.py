@@ -354,12 +354,17 @@ class Trace:
 
     def _wrap_local_function(self, fn, source):
         """A function made by the traced code's previous part (a lambda or local def passed across a graph break):
-        guarded by its code, not its identity, so a new closure per call does not recompile."""
+        guarded by its code, not its identity, so a new closure per call does not recompile.  It is still the
+        caller's object: rebuilt from its source (the same function, its own cells), and an assignment to one of
+        its cells (`nonlocal`) breaks, as for any function of the caller's world."""
         self.guards.function_match(source, fn)
         defaults = tuple(self.wrap(d, sources.item(sources.attr(source, "__defaults__"), i)) for i, d in enumerate(fn.__defaults__ or ()))
-        cells = tuple(trackers.Cell(self.wrap(c.cell_contents, sources.cell(source, i, name)) if trackers.cell_filled(c) else None)
-                      for i, (c, name) in enumerate(zip(fn.__closure__ or (), fn.__code__.co_freevars)))
-        return trackers.Function(fn.__code__, fn.__globals__, fn.__name__, defaults, dict(fn.__kwdefaults__ or {}), cells)
+        cells = []
+        for i, (c, name) in enumerate(zip(fn.__closure__ or (), fn.__code__.co_freevars)):
+            src = sources.cell(source, i, name)
+            cells.append(trackers.Cell(self.wrap(c.cell_contents, src) if trackers.cell_filled(c) else None, src))
+        return trackers.Function(fn.__code__, fn.__globals__, fn.__name__, defaults, dict(fn.__kwdefaults__ or {}),
+                                 tuple(cells), source)
 
     def _wrap_tensor(self, t, source, static):
         """A tensor input.  Its sizes start symbolic or not by the policy; its layout decides how its strides are

@@ -252,6 +252,8 @@ class Rebuilder:
     @_built_once
     def _function(self, fn: trackers.Function) -> str:
         from .steps import make_function
+        if fn.source is not None:
+            return fn.source.code       # the caller's function itself (its cells are never written in the trace)
         if id(fn) in self._building:
             raise Unsupported(f"a function whose closure holds itself ({fn.name}, a recursive local function) "
                               f"cannot be rebuilt at a graph break")
