@@ -130,12 +130,10 @@ class Shapes:
         strides: each dim's stride (in the order of the traced strides) is past the last element the dims
         below it reach.  Dims of size 1 and of stride 0 (expanded) are left out: the guard pins them (size
         1, stride 0), so the overlap an expanded dim makes is the same for every input the entry accepts."""
-        reach = sympy.Integer(0)
-        for d in overlap_order([_hint(s) for s in fake.shape], [_hint(s) for s in fake.stride()]):
-            size_, stride_ = _expr(fake.shape[d]), _expr(fake.stride(d))
-            if reach != 0:
-                self.layout_conditions.append((name, sympy.Gt(stride_, reach), self._made_here()))
-            reach = reach + (size_ - 1) * stride_
+        order = overlap_order([_hint(s) for s in fake.shape], [_hint(s) for s in fake.stride()])
+        for stride_, reach in strides_and_reaches([_expr(s) for s in fake.shape], [_expr(s) for s in fake.stride()],
+                                                  order):
+            self.layout_conditions.append((name, sympy.Gt(stride_, reach), self._made_here()))
 
     def symbolic(self) -> None:
         """The trace has symbols: torch's fake-tensor dispatch cache is off from here on.  Making a cache
@@ -222,12 +220,19 @@ def strided_layout(t: torch.Tensor) -> bool:
     if t.layout != torch.strided or 0 in t.shape:
         return False
     sizes, strides = t.shape, t.stride()
-    reach = 0
-    for d in overlap_order(sizes, strides):
-        if reach and strides[d] <= reach:
-            return False
-        reach += (sizes[d] - 1) * strides[d]
-    return True
+    return all(stride > reach for stride, reach in strides_and_reaches(sizes, strides, overlap_order(sizes, strides)))
+
+
+def strides_and_reaches(sizes, strides, order):
+    """For each dim of `order` after the first: its stride and how far the elements of the dims before it reach
+    (their sum of (size - 1) * stride).  The layout has no overlap when each stride is past its reach; numbers
+    for a real tensor (`strided_layout`), expressions for a fake one (`Shapes._no_overlap`)."""
+    reach = None
+    for d in order:
+        if reach is not None:
+            yield strides[d], reach
+        extent = (sizes[d] - 1) * strides[d]
+        reach = extent if reach is None else reach + extent
 
 
 def print_python(expr, symbols: dict) -> str:

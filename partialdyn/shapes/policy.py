@@ -136,10 +136,10 @@ class Consumer:
         if not (self.break_allowed and isinstance(relation, sympy.Eq)) or relation.has(sympy.Mod) or \
                 len(relation.free_symbols) != 1:
             return
-        name = self.shapes.symbol_names.get(next(iter(relation.free_symbols)))
-        if name in self.state.unstable:
+        unstable = self._unstable(relation.free_symbols)
+        if unstable:
             self.backoff_break = True
-            raise GraphBreak(f"{self._unstable_text([name])}; {self.shapes.current_op} needs its value, so the call "
+            raise GraphBreak(f"{self._unstable_text(unstable)}; {self.shapes.current_op} needs its value, so the call "
                              f"runs in Python", hint=OP_HINT)
 
     def _check(self, value, use: str, op: str):
@@ -151,12 +151,16 @@ class Consumer:
         if self.policy.consumption_breaks:
             raise GraphBreak(f"policy {self.policy.name!r}: Python {use} of {self._text(value)} ({op})",
                              hint="use policy='partial' to allow guarded specialization")
-        unstable = [shapes.symbol_names[s] for s in shapes.input_symbols(value)
-                    if shapes.symbol_names[s] in self.state.unstable]
+        unstable = self._unstable(shapes.input_symbols(value))
         if unstable and self.break_allowed:
             self.backoff_break = True
             raise GraphBreak(f"{self._unstable_text(unstable)}; its {use} by {op} runs in Python",
                              hint=unstable_hint(use, op))
+
+    def _unstable(self, symbols) -> list[str]:
+        """The names of the unstable input dims among `symbols` (the one test of instability, by name: each frame
+        names its dims, and the state is shared with the frames a break hands them to)."""
+        return [name for s in symbols if (name := self.shapes.symbol_names.get(s)) in self.state.unstable]
 
     def _unstable_text(self, names) -> str:
         """`x.size(1) is unstable (recompiled too often)`, or `h.size(1) is unstable (it follows x.size(1), ...)`."""
@@ -169,8 +173,7 @@ class Consumer:
         is an expression of an unstable dim varies with it, so it starts unstable there.  Each frame names a size
         its own way; backing off again in every frame that receives it would cost that many recompiles more."""
         for name, value in sizes:
-            made_from = sorted(self.state.follows.get(n, n) for s in value.node.expr.free_symbols
-                               if (n := self.shapes.symbol_names.get(s)) in self.state.unstable)
+            made_from = sorted(self.state.follows.get(n, n) for n in self._unstable(value.node.expr.free_symbols))
             if made_from and name not in self.state.unstable:
                 self.state.unstable.add(name)
                 self.state.follows[name] = made_from[0]
