@@ -1319,6 +1319,18 @@ def test_a_module_built_by_its_own_init_is_used_again_after_a_graph_break():
     check(f, [(r(3),), (r(4),)], breaks=1)
 
 
+def test_a_module_built_by_its_own_init_holding_a_builtin_function_is_used_again_after_a_graph_break():
+    """GELUActivation's `self.act = nn.functional.gelu` (a builtin function): rebuilding the values live at the
+    break looked for them inside the module's copy, walking its attributes into the builtin with vars(), an
+    internal error that sent the frame to eager for good."""
+    def f(x):
+        m = GeluWithInit()
+        y = m(x)
+        print(end="")
+        return m(y) + 1
+    check(f, [(r(3),), (r(4),)], breaks=1)
+
+
 def test_eval_on_a_module_built_in_forward_is_traced():
     """`m.eval()` walks the module's children: none, for a module built in the trace (a break before, that made
     the frame run eagerly once the call had set `training`)."""

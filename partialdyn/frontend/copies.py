@@ -211,14 +211,23 @@ def locate(value, roots):
     return None
 
 
+# what a deep copy shares with the original instead of copying (a copy's function, or a method bound to the copy)
+SHARED_BY_DEEPCOPY = (types.FunctionType, types.BuiltinFunctionType, types.MethodType, type, types.ModuleType)
+
+
 def _path_to(holder, value, depth):
     if depth > 12:
         return None
-    steps = ((("attr", k), v) for k, v in vars(holder).items()) if not isinstance(holder, CONTAINERS) else \
-        ((("item", k), v) for k, v in holder.items()) if type(holder) is dict else \
-        ((("item", i), v) for i, v in enumerate(holder)) if type(holder) in (list, tuple) else ()
-    if not isinstance(holder, CONTAINERS) and vars(holder) is value:
-        return [("attr", "__dict__")]
+    if isinstance(holder, CONTAINERS):
+        steps = ((("item", k), v) for k, v in holder.items()) if type(holder) is dict else \
+            ((("item", i), v) for i, v in enumerate(holder)) if type(holder) in (list, tuple) else ()
+    else:
+        state = getattr(holder, "__dict__", None)
+        if not isinstance(state, dict) or isinstance(holder, SHARED_BY_DEEPCOPY):
+            return None         # nothing of it is copied (a module's function, F.gelu held by a module copy)
+        if state is value:
+            return [("attr", "__dict__")]
+        steps = ((("attr", k), v) for k, v in state.items())
     for step, item in steps:
         if item is value:
             return [step]
