@@ -151,14 +151,38 @@ def _sets_a_global_then_reads_the_module_dict(x):
     return x * SELF.__dict__["SCALE"]
 
 
+def _sets_an_item_of_globals_then_reads_the_global(x):
+    x = x + 1
+    globals()["SCALE"] = 7.0        # globals() breaks: the resume function holds the dict
+    return x * SCALE
+
+
+def _holds_globals_then_sets_the_global(x):
+    x = x + 1
+    table = globals()
+    global SCALE
+    SCALE = 8.0
+    return x * table["SCALE"]
+
+
+def _sets_an_item_of_the_module_dict_then_reads_the_global(x):
+    x = x + 1
+    SELF.__dict__["SCALE"] = 9.0
+    return x * SCALE
+
+
 @pytest.mark.parametrize("fn", [_sets_a_module_attribute_then_calls_into_it,
                                 _sets_a_module_attribute_then_reads_it_as_a_global,
                                 _sets_a_global_then_reads_it_as_a_module_attribute,
-                                _sets_a_global_then_reads_the_module_dict])
-def test_a_module_attribute_and_the_global_it_is_are_one_value_in_the_trace(fn):
-    """A module's attributes are its functions' globals.  The trace kept `mod.SCALE = v` (replayed after the
-    graph) apart from the globals dict its functions read, so either read after the other write saw the old
-    value (x * 1 where eager gives x * 3)."""
+                                _sets_a_global_then_reads_the_module_dict,
+                                _sets_an_item_of_globals_then_reads_the_global,
+                                _holds_globals_then_sets_the_global,
+                                _sets_an_item_of_the_module_dict_then_reads_the_global])
+def test_a_module_attribute_the_global_it_is_and_the_globals_dict_are_one_value_in_the_trace(fn):
+    """A module's attributes are its functions' globals, and its __dict__ is their globals dict.  The trace
+    kept `mod.SCALE = v` and `global SCALE; SCALE = v` (replayed after the graph) and the globals dict held as
+    a dict (synced after the graph) apart from each other, so a read through one after a write through another
+    saw the old value (x * 1 where eager gives x * 3)."""
     opt = Compiled(fn)
     for n in (2, 3, 4):
         global SCALE
@@ -169,4 +193,4 @@ def test_a_module_attribute_and_the_global_it_is_are_one_value_in_the_trace(fn):
         torch.testing.assert_close(opt(r(n)), expected)
         assert (SCALE, SETTINGS.SCALE) == written
     SCALE = SETTINGS.SCALE = 1.0
-    opt.stats(breaks=None)
+    opt.stats(breaks=None, fallbacks=None)

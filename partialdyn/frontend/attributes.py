@@ -130,8 +130,7 @@ def _instance_dict(f, value):
         d = object.__getattribute__(value, "__dict__")
     except Exception:
         return None
-    held = f.trace.by_identity.get(id(d)) if type(d) is dict else None
-    return held if isinstance(held, trackers.Dict) else None
+    return reads.held_dict(f, d)
 
 
 def _check_instance_dict(f, obj, name):
@@ -142,8 +141,7 @@ def _check_instance_dict(f, obj, name):
     (tracer.Trace.wrap), however it is reached."""
     if name == "__dict__":
         return
-    held = _instance_dict(f, obj.value)
-    if held is not None and any(c is held for c in f.trace.side_effects.mutated()):
+    if reads.changed_in_trace(f, _instance_dict(f, obj.value)):
         raise GraphBreak(f"attribute {name!r} of an object whose __dict__ the trace changed",
                          hint="it is read in Python, after the change")
 

@@ -483,6 +483,10 @@ def store_global(f, i):
     """Recorded like an attribute write on the module's globals, replayed after the graph."""
     if f.globals is not f.trace.globals:
         raise GraphBreak(f"assignment to the global {i.arg!r} of another module", hint="it runs in Python")
+    if reads.held_dict(f, f.globals) is not None:
+        # the dict the trace holds would not see the assignment (replayed after the graph)
+        raise GraphBreak(f"assignment to the global {i.arg!r} while the trace holds the globals dict as a dict",
+                         hint="it runs in Python")
     f.trace.side_effects.write(f.trace.globals_owner, i.arg, f.pop())
 
 

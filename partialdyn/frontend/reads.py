@@ -44,6 +44,19 @@ LOOKUP = sources.PREFIX + "static_lookup"
 
 
 # ---------------------------------------------------------------- globals and builtins
+def held_dict(f, d):
+    """The tracker of the dict `d` when the trace holds it as a container (an object's `__dict__`, the globals
+    dict handed to a resume function after `globals()` broke), else None.  Its item writes are synced after the
+    graph, apart from the attribute and global assignments the trace replays: a read through one side after a
+    write through the other breaks."""
+    held = f.trace.by_identity.get(id(d)) if type(d) is dict else None
+    return held if isinstance(held, trackers.Dict) else None
+
+
+def changed_in_trace(f, held) -> bool:
+    return held is not None and any(c is held for c in f.trace.side_effects.mutated())
+
+
 def global_name(f, name):
     """LOAD_GLOBAL: the module's global, else the builtin, which stays right only while no global of that
     name appears (ABSENT guard)."""
@@ -53,6 +66,9 @@ def global_name(f, name):
         written = trace.side_effects.written(trace.globals_owner, name)
         if written is not None:
             return written[2]
+        if changed_in_trace(f, held_dict(f, trace.globals)):
+            raise GraphBreak(f"global {name!r} read after the trace changed the globals dict",
+                             hint="it is read in Python, after the change")
     holder = sources.Src(sources.GLOBALS, "G") if own else _foreign_globals(f)
     if name in f.globals:
         value = f.globals[name]
