@@ -62,6 +62,19 @@ def test_where_it_cannot_be_built_guards_check_tensors_in_python_and_no_build_is
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name + ".failed"]   # no second build started
 
 
+def test_with_no_folder_to_build_in_guards_check_tensors_in_python(tmp_path, monkeypatch):
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    monkeypatch.setattr(partialdyn.config, "native_dir", str(not_a_folder / "native"))
+    monkeypatch.setattr(native, "_loaded", None)
+    monkeypatch.setattr(native, "_unusable", False)
+    compiled = Compiled(lambda x: x * 2)
+    for n in (3, 4, 5):
+        torch.testing.assert_close(compiled(torch.ones(n)), torch.full((n,), 2.0))
+    assert compiled.stats()["cache_hits"] == 2
+    assert all(".is_cpu" in entry.guard.source for entry in compiled.opt.entries)
+
+
 def _tensors():
     """Tensors of every property a tensor guard reads: dtypes (complex with conj/neg bits), ranks with 0- and
     1-sized dims, views (transposes, slices, expands, offsets), grad, inference tensors, parameters, sparse and

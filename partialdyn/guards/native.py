@@ -134,11 +134,21 @@ def _self_test(module) -> None:
 
 def checker():
     """The loaded extension, or None while it is not built (a background build is started) or cannot be used."""
-    global _loaded, _unusable
+    global _unusable
     if not config.native_guards:
         return None
     if _loaded is not None or _unusable:
         return _loaded
+    try:
+        return _find_or_build()
+    except OSError as error:        # no cache folder to write (a read-only home): Python terms for this process
+        _unusable = True
+        _log.info("partialdyn: no C++ tensor check (%s); guards check tensors in Python", error)
+        return None
+
+
+def _find_or_build():
+    global _loaded, _unusable
     path = library_path()
     if path.exists():
         try:
