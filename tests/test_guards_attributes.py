@@ -1,6 +1,7 @@
 """Guards on attribute reads: a missing attribute is guarded absent, a method by the function it binds, and
 a class attribute of an instance made in the trace through the class lookup itself."""
 import pytest
+import torch
 
 from helpers import check, r
 
@@ -71,3 +72,64 @@ def test_a_class_attribute_changed_after_the_compile_is_seen_by_instances_made_i
         check(f, [(r(2),), (r(2),)], before={1: lambda fn: setattr(WithDefault, "K", 5)}, recompiles=1)
     finally:
         WithDefault.K = 2
+
+
+class Base:
+    K = 2
+
+
+class Child(Base):
+    pass
+
+
+def test_a_class_attribute_read_through_type_of_an_object_recompiles_when_a_base_class_changes_it():
+    # found by the state fuzzer (objects.class_attr): type(obj) was a constant of the trace, so type(obj).K too
+    obj = Child()
+
+    def f(x):
+        return x + type(obj).K
+    stats = check(f, [(r(2),), (r(2),), (r(2),)], before={2: lambda fn: setattr(Base, "K", 3)}, recompiles=1)
+    assert stats["cache_hits"] == 1
+    Base.K = 2
+
+
+class Before:
+    k = 2
+
+    @property
+    def p(self):
+        return 1
+
+
+class After:
+    k = 3
+    p = 5
+
+
+class ForwardBefore(torch.nn.Module):
+    def forward(self, t):
+        return t + 1
+
+
+class ForwardAfter(ForwardBefore):
+    def forward(self, t):
+        return t * 10
+
+
+SWAPPED = {"isinstance": (Before(), After, lambda obj: lambda x: x + isinstance(obj, After)),
+           "property": (Before(), After, lambda obj: lambda x: x * obj.p),
+           "module forward": (ForwardBefore(), ForwardAfter, lambda obj: lambda x: obj(x))}
+
+
+@pytest.mark.parametrize("use", list(SWAPPED))
+def test_an_object_whose_class_is_reassigned_recompiles(use):
+    # found by the state fuzzer (objects.class_swap, objects.submodules): the object was guarded by identity
+    # only, which `obj.__class__ = Other` keeps
+    obj, other, make = SWAPPED[use]
+    original = type(obj)
+    try:
+        stats = check(make(obj), [(r(2),), (r(2),), (r(2),)], before={2: lambda fn: setattr(obj, "__class__", other)},
+                      recompiles=1)
+        assert stats["cache_hits"] == 1
+    finally:
+        obj.__class__ = original

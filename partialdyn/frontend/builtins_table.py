@@ -29,6 +29,7 @@ from . import generators
 from .. import trackers
 from .attributes import guarded_flag, tensor_size
 from . import protocol
+from . import reads
 from .protocol import binary, iterate, python_value, subscript, truth
 from .values import hashable_values, identical, mutate, unary
 from ..errors import GraphBreak, Unsupported, UserError, run_python
@@ -96,7 +97,7 @@ def b_issubclass(f, a, b):
 
 
 def b_type(f, obj):
-    return trackers.Known(obj.python_type() if not isinstance(obj, trackers.Known) else type(obj.value))
+    return reads.type_of(f, obj)
 
 
 def b_int(f, obj=None, *rest):

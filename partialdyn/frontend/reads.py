@@ -164,6 +164,22 @@ def class_method(f, cls, name: str):
 
 
 # ---------------------------------------------------------------- attributes
+HEAP_TYPE = 1 << 9          # Py_TPFLAGS_HEAPTYPE: a class made by a class statement, whose instances may change class
+
+
+def class_assignable(value) -> bool:
+    """`value.__class__ = other` is allowed (an instance of a user class): its identity does not fix its type."""
+    return bool(type(value).__flags__ & HEAP_TYPE) and not isinstance(value, type)
+
+
+def type_of(f, obj):
+    """`type(obj)`: for an object of the caller's world, its class read through `type(source)` and wrapped like
+    any value there, so what the trace reads from that class is guarded (a class attribute patched later)."""
+    if isinstance(obj, trackers.Known) and obj.source is not None and class_assignable(obj.value):
+        return f.trace.wrap(type(obj.value), sources.derived(obj.source, "type({})", f"type({obj.source})"))
+    return trackers.Known(obj.python_type() if not isinstance(obj, trackers.Known) else type(obj.value))
+
+
 def bound_method(f, obj, name: str, method):
     """`obj.name` found a bound method: guard which function it binds and to what (an instance attribute or
     a class patched later changes either); the call inlines that function."""

@@ -32,7 +32,7 @@ from ..shapes.fake import provenance_of_sloc, strided_layout
 from ..shapes.policy import POLICIES, Consumer
 # the rule modules: importing them registers their rules in protocol.py (tests/test_architecture.py checks the list)
 from . import (attributes, autocast, builtins_table, calls, contexts, dataobjects, dict_views,  # noqa: F401
-               copies, generators, values)
+               copies, generators, reads, values)
 from .dataobjects import is_plain_class
 from .. import sources
 from .. import trackers
@@ -292,6 +292,8 @@ class Trace:
             g.type_match(source, value)
             return trackers.Known(value, source, by_contents=True)
         g.id_match(source, value)
+        if reads.class_assignable(value):
+            g.type_match(source, value)     # `obj.__class__ = Other` keeps its identity: what the trace read of its class
         return trackers.Known(value, source)
 
     def as_object(self, vt):
