@@ -133,3 +133,20 @@ def test_an_object_whose_class_is_reassigned_recompiles(use):
         assert stats["cache_hits"] == 1
     finally:
         obj.__class__ = original
+
+
+class Elsewhere:
+    K = 7
+
+
+def test_isinstance_and_issubclass_recompile_when_the_bases_of_a_class_are_reassigned():
+    # found by the state fuzzer (objects.class_attr): the answer came from the class's MRO, which was not guarded
+    class Mine(Base):
+        pass
+    obj = Mine()
+
+    def f(x):
+        return x + isinstance(obj, Base) * 2 + issubclass(Mine, Base)
+    stats = check(f, [(r(2),), (r(2),), (r(2),)], before={2: lambda fn: setattr(Mine, "__bases__", (Elsewhere,))},
+                  recompiles=1)
+    assert stats["cache_hits"] == 1

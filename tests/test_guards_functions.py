@@ -298,3 +298,16 @@ def test_a_local_function_passed_in_comes_back_as_the_same_object():
         assert back is step
         assert (back(), step()) == (1, 2)
     assert opt.stats()["cache_hits"] == 2
+
+
+def test_reading_a_partials_attributes_leaves_it_flattened_by_a_partial_of_it():
+    # found by the state fuzzer (objects.partials): the trace read the partial's __dict__, which made one, and
+    # functools.partial(p, ...) flattens p only while it has none: P.keywords lost k after the rebinding
+    scope = {"P": functools.partial(_kw_scaled, k=2)}
+
+    def f(x):
+        return x * scope["P"].keywords.get("k", 1) + len(scope["P"].args)
+    stats = check(f, [(r(2),), (r(2),), (r(2),)],
+                  before={2: lambda fn: scope.update(P=functools.partial(scope["P"], shift=3))}, recompiles=1)
+    assert stats["cache_hits"] == 1
+    assert scope["P"].func is _kw_scaled and scope["P"].keywords == {"k": 2, "shift": 3}

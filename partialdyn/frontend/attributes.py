@@ -12,6 +12,7 @@ caller's world are recorded and replayed after the graph runs.
 from __future__ import annotations
 
 import collections
+import ctypes
 import sys
 import types
 
@@ -126,11 +127,21 @@ def _owner_of_writes(f, obj):
 def _instance_dict(f, value):
     """The tracker of `value.__dict__` when the trace holds that dict as a container (read as `obj.__dict__`,
     or handed to a resume function after `vars(obj)` broke), else None."""
+    return reads.held_dict(f, _existing_instance_dict(value))
+
+
+def _existing_instance_dict(value):
+    """`value.__dict__` if it has one, without making one: an object whose dict lives in a slot of its own (a
+    positive `__dictoffset__`: a function, a functools.partial) makes it on the first read, which a partial
+    shows (partial(p, ...) flattens p only while it has none), so the slot is read directly; an instance of a
+    user class (a dict the interpreter manages) is asked, as a dict made on read changes nothing there."""
+    offset = type(value).__dictoffset__
+    if offset > 0 and not ctypes.c_void_p.from_address(id(value) + offset).value:
+        return None
     try:
-        d = object.__getattribute__(value, "__dict__")
+        return object.__getattribute__(value, "__dict__")
     except Exception:
         return None
-    return reads.held_dict(f, d)
 
 
 def _check_instance_dict(f, obj, name):

@@ -83,6 +83,7 @@ def b_id(f, obj):
 
 def b_isinstance(f, obj, classes):
     cls = python_value(f, classes, "isinstance")
+    reads.class_hierarchy(f, reads.type_of(f, obj))
     t = obj.python_type() if not isinstance(obj, trackers.Known) else type(obj.value)
     if isinstance(obj, trackers.Opaque):
         t = obj.cls
@@ -93,6 +94,7 @@ def b_isinstance(f, obj, classes):
 
 
 def b_issubclass(f, a, b):
+    reads.class_hierarchy(f, a)
     return trackers.Known(run_python(issubclass, python_value(f, a, "issubclass"), python_value(f, b, "issubclass")))
 
 

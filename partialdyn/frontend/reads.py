@@ -164,12 +164,12 @@ def class_method(f, cls, name: str):
 
 
 # ---------------------------------------------------------------- attributes
-HEAP_TYPE = 1 << 9          # Py_TPFLAGS_HEAPTYPE: a class made by a class statement, whose instances may change class
+HEAP_TYPE, IMMUTABLE_TYPE = 1 << 9, 1 << 8      # Py_TPFLAGS_*: a class made by a class statement is a mutable heap type
 
 
 def class_assignable(value) -> bool:
     """`value.__class__ = other` is allowed (an instance of a user class): its identity does not fix its type."""
-    return bool(type(value).__flags__ & HEAP_TYPE) and not isinstance(value, type)
+    return type(value).__flags__ & (HEAP_TYPE | IMMUTABLE_TYPE) == HEAP_TYPE and not isinstance(value, type)
 
 
 def type_of(f, obj):
@@ -178,6 +178,13 @@ def type_of(f, obj):
     if isinstance(obj, trackers.Known) and obj.source is not None and class_assignable(obj.value):
         return f.trace.wrap(type(obj.value), sources.derived(obj.source, "type({})", f"type({obj.source})"))
     return trackers.Known(obj.python_type() if not isinstance(obj, trackers.Known) else type(obj.value))
+
+
+def class_hierarchy(f, cls):
+    """A class of the caller's world (a tracker with a source) whose MRO the trace answered a question from
+    (isinstance, issubclass): its `__mro__` is read and guarded, as `C.__bases__ = ...` changes it."""
+    if isinstance(cls, trackers.Known) and cls.source is not None and isinstance(cls.value, type):
+        f.trace.wrap(cls.value.__mro__, sources.attr(cls.source, "__mro__"))
 
 
 def bound_method(f, obj, name: str, method):
