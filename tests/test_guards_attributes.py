@@ -150,3 +150,20 @@ def test_isinstance_and_issubclass_recompile_when_the_bases_of_a_class_are_reass
     stats = check(f, [(r(2),), (r(2),), (r(2),)], before={2: lambda fn: setattr(Mine, "__bases__", (Elsewhere,))},
                   recompiles=1)
     assert stats["cache_hits"] == 1
+
+
+def test_a_class_attribute_a_classmethod_called_through_an_instance_reads_recompiles_when_it_changes():
+    # found by the state fuzzer (objects.methods): the class the method is bound to was a constant of the trace,
+    # so cls.factor was too
+    class Meth:
+        factor = 2
+
+        @classmethod
+        def cm(cls, t):
+            return t * cls.factor
+    obj = Meth()
+
+    def f(x):
+        return obj.cm(x)
+    stats = check(f, [(r(2),), (r(2),), (r(2),)], before={2: lambda fn: setattr(Meth, "factor", 3)}, recompiles=1)
+    assert stats["cache_hits"] == 1

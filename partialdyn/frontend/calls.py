@@ -110,7 +110,10 @@ def call_known(f, fn_vt, args, kwargs):
         rest = list(args) if isinstance(fn, types.MethodType) else list(args[1:])
         return dataobjects.init_module(f, receiver, rest, kwargs)
     if isinstance(fn, types.MethodType):
-        self_vt = f.trace.by_identity.get(id(fn.__self__)) or trackers.Known(fn.__self__)
+        self_vt = f.trace.by_identity.get(id(fn.__self__))
+        if self_vt is None:     # read through the method (a classmethod's class): what the callee reads of it is guarded
+            self_vt = f.trace.wrap(fn.__self__, sources.attr(fn_vt.source, "__self__")) if fn_vt.source is not None \
+                else trackers.Known(fn.__self__)
         if _registers_on_a_built_module(fn, self_vt):
             raise GraphBreak(f"{fn.__name__} on a module built in the trace",
                              hint="it runs in Python, on the module the rest of the frame uses")
