@@ -167,3 +167,42 @@ def test_a_class_attribute_a_classmethod_called_through_an_instance_reads_recomp
         return obj.cm(x)
     stats = check(f, [(r(2),), (r(2),), (r(2),)], before={2: lambda fn: setattr(Meth, "factor", 3)}, recompiles=1)
     assert stats["cache_hits"] == 1
+
+
+def _protocol_object():
+    class Protocol:       # a class per test: the changes patch it
+        def __init__(self):
+            self.items = [1, 2]
+
+        def __len__(self):
+            return len(self.items)
+
+        def __call__(self, t):
+            return t * len(self.items)
+    return Protocol()
+
+
+def _set_bool(obj):
+    type(obj).__bool__ = lambda self: False
+
+
+def _del_call(obj):
+    del type(obj).__call__
+
+
+PROTOCOL_USES = {   # found by the state fuzzer (objects.protocols): the answer was a constant of the trace
+    "truth from __len__ and the object's state": (lambda obj: lambda x: x + (1 if obj else 0),
+                                                 lambda obj: setattr(obj, "items", [])),
+    "truth from a __bool__ the class gains": (lambda obj: lambda x: x + (1 if obj else 0), _set_bool),
+    "__call__ replaced on the class": (lambda obj: lambda x: obj(x),
+                                       lambda obj: setattr(type(obj), "__call__", lambda self, t: t - 1)),
+    "callable() after the class loses __call__": (lambda obj: lambda x: x * callable(obj), _del_call),
+}
+
+
+@pytest.mark.parametrize("use", list(PROTOCOL_USES))
+def test_a_protocol_method_or_the_state_it_reads_changed_after_the_compile_recompiles(use):
+    obj = _protocol_object()
+    make, change = PROTOCOL_USES[use]
+    stats = check(make(obj), [(r(2),), (r(2),), (r(2),)], before={2: lambda fn: change(obj)}, recompiles=1)
+    assert stats["cache_hits"] == 1

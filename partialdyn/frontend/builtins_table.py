@@ -299,6 +299,8 @@ def b_hasattr(f, obj, name):
 
 def b_callable(f, obj):
     if isinstance(obj, trackers.Known):
+        if obj.source is not None and reads.class_assignable(obj.value):
+            reads.class_attribute(f, type(obj.value), "__call__")       # its class may gain or lose __call__
         return trackers.Known(callable(obj.value))
     return trackers.Known(isinstance(obj, (trackers.Function, trackers.Method)))
 

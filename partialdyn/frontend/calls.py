@@ -126,6 +126,8 @@ def call_known(f, fn_vt, args, kwargs):
         return inline_function(f, fn, fn_vt, args, kwargs)
     call_slot = reads.static_lookup(type(fn), "__call__")
     if isinstance(call_slot, types.FunctionType) and not isinstance(fn, type):
+        if fn_vt.source is not None:
+            reads.class_attribute(f, type(fn), "__call__")      # a __call__ replaced on the class later
         return protocol.call(f, trackers.Known(call_slot), [fn_vt] + list(args), kwargs)     # a callable object: its __call__
     if isinstance(fn, type) and issubclass(fn, tuple) and hasattr(fn, "_fields"):
         return trackers.NamedTuple(_bind_namedtuple(fn, args, kwargs), cls=fn)

@@ -130,9 +130,14 @@ def identical(f, a, b) -> bool:
 # ---------------------------------------------------------------- truth
 @protocol.register("truth", trackers.Known)
 def _known_truth(f, vt, op):
-    if vt.by_contents and (hasattr(type(vt.value), "__bool__") or hasattr(type(vt.value), "__len__")):
-        f.trace.as_object(vt)
-    return bool(vt.value)
+    result = bool(vt.value)
+    if vt.source is not None and type(vt.value) not in SCALARS and (
+            reads.class_assignable(vt.value) or hasattr(type(vt.value), "__bool__") or hasattr(type(vt.value), "__len__")):
+        f.trace.guards.truth(vt.source, result)     # its class's __bool__ or __len__ (now or patched in later) decides
+    return result
+
+
+SCALARS = (bool, int, float, complex, str, bytes, type(None))    # guarded by value where read
 
 
 @protocol.register("truth", trackers.Sym)

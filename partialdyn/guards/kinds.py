@@ -276,6 +276,12 @@ class GuardSet:
         check = f"{self.constant(keeps_methods)}({self.constant(cls)}, {self.constant(base)}, {self.constant(names)})"
         self.add(Guard(GuardKind.ID_MATCH, Check(check), f"{cls.__qualname__} uses {base.__qualname__}'s own methods"))
 
+    def truth(self, src, result: bool):
+        """`bool(src)` came out `result` (an object whose class's `__bool__` or `__len__` answers it)."""
+        self._refs(src)
+        self.add(Guard(GuardKind.TYPE_MATCH, Check(f"bool({FIRST}) is {result}", (src,)), f"bool({src}) is {result}",
+                       str(src), actual=f"bool({src.code})"))
+
     def length(self, src, n: int):
         self._refs(src)
         self.add(Guard(GuardKind.TYPE_MATCH, Check(f"len({FIRST}) == {n}", (src,)), f"len({src}) == {n}", str(src),
