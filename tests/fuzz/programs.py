@@ -13,8 +13,10 @@ Generation goes through a `Chooser` (choice / integer / boolean), so the same ge
 from __future__ import annotations
 
 import random
-import textwrap
 from dataclasses import dataclass, replace
+
+from .atom import Atom, block, indent
+from .objects import OBJECT_KINDS
 
 PRELUDE = '''\
 import collections
@@ -22,6 +24,8 @@ import dataclasses
 import enum
 import functools
 import math
+import types
+
 import torch
 from torch import nn
 
@@ -46,19 +50,17 @@ class Tag(str, enum.Enum):
 
 
 _set = {}
+
+
+@torch.compiler.disable
+def _host():
+    return None
+
+
+def _through(t):
+    print(end='')
+    return t
 '''
-
-
-@dataclass(frozen=True)
-class Atom:
-    kind: str                       # "feature.variant", the unit features are enabled by
-    world: str = ""                 # module-level code creating the state
-    cell: str = ""                  # code in the enclosing function: closure variables (each gets a setter)
-    cells: tuple = ()               # names of the closure variables `cell` defines
-    decls: tuple = ()               # `global X` / `nonlocal y` lines at the top of f
-    params: tuple = ()              # keyword-only parameters of f, as "name=default"
-    body: str = ""                  # lines of f; they read and update the tensor `out`
-    mutations: tuple = ()           # module-level statements that change the state between calls
 
 
 @dataclass(frozen=True)
@@ -96,33 +98,50 @@ class Step:
         return text
 
 
+# graph breaks a program may place between the lines of f: a call the tracer cannot trace, a disabled function,
+# a callee that breaks inside (f inlines it, so f breaks at the call)
+BREAKS = {"breaks.print": "print(end='')", "breaks.disabled": "_host()", "breaks.callee": "out = _through(out)"}
+
+
 @dataclass(frozen=True)
 class Program:
     atoms: tuple
     steps: tuple
+    breaks: tuple = ()              # (slot, feature): a BREAKS line before the slot-th place a line can go in f
 
     def kinds(self) -> list[str]:
-        return sorted({atom.kind for atom in self.atoms})
+        return sorted({atom.kind for atom in self.atoms} | {feature for _, feature in self.breaks})
 
     def source(self) -> str:
         world = "\n".join(atom.world for atom in self.atoms if atom.world)
         decls = [d for atom in self.atoms for d in atom.decls]
         params = [p for atom in self.atoms for p in atom.params]
         signature = "x, *, " + ", ".join(params) if params else "x"
-        body = ["out = x * 1"] + [atom.body for atom in self.atoms if atom.body] + ["return out"]
+        body = _with_breaks(["out = x * 1"] + [atom.body for atom in self.atoms if atom.body], self.breaks)
+        body.append("return out")
         cells = [atom.cell for atom in self.atoms if atom.cell]
         setters = [f"def _set_{name}(value):\n    nonlocal {name}\n    {name} = value\n_set[{name!r}] = _set_{name}"
                    for atom in self.atoms for name in atom.cells]
-        fn = f"def f({signature}):\n" + _indent("\n".join(decls + body))
-        make = "def _make():\n" + _indent("\n".join(cells + [fn] + setters + ["return f"]))
+        fn = f"def f({signature}):\n" + indent("\n".join(decls + body))
+        make = "def _make():\n" + indent("\n".join(cells + [fn] + setters + ["return f"]))
         return "\n\n".join(part for part in (PRELUDE, world, make, "f = _make()\n") if part)
 
     def mutation_count(self) -> int:
         return sum(len(step.mutations) for step in self.steps)
 
 
-def _indent(text: str) -> str:
-    return textwrap.indent(text, "    ")
+def _with_breaks(parts, breaks) -> list[str]:
+    """The lines of `parts` with each break's line inserted at its slot (taken modulo the number of slots): before
+    any line after the first that does not continue a compound statement (else, elif, except, finally), with that
+    line's indentation, or at the end."""
+    lines = "\n".join(parts).split("\n")
+    slots = [j for j in range(1, len(lines)) if not lines[j].lstrip().startswith(("else", "elif", "except", "finally"))]
+    slots.append(len(lines))
+    inserts = sorted(((slots[slot % len(slots)], BREAKS[feature]) for slot, feature in breaks), key=lambda p: -p[0])
+    for j, line in inserts:
+        depth = len(lines[j]) - len(lines[j].lstrip()) if j < len(lines) else 0
+        lines.insert(j, " " * depth + line)
+    return lines
 
 
 # ----------------------------------------------------------------------------- choosers
@@ -159,10 +178,6 @@ class HypothesisChooser:
 
 
 # ----------------------------------------------------------------------------- atoms, one function per kind
-def _block(text: str) -> str:
-    return textwrap.dedent(text).strip("\n")
-
-
 def _globals_number(ch, i):
     return Atom("globals.number", world=f"G{i} = {ch.choice([2, 3, 0.5])}",
                 body=ch.choice([f"out = out * G{i}", f"out = out + G{i} * 2"]),
@@ -178,7 +193,7 @@ def _globals_tensor(ch, i):
 
 def _globals_flag(ch, i):
     return Atom("globals.flag", world=f"FLAG{i} = True",
-                body=_block(f"""
+                body=block(f"""
                     if FLAG{i}:
                         out = out + 1
                     else:
@@ -188,7 +203,7 @@ def _globals_flag(ch, i):
 
 def _globals_str(ch, i):
     return Atom("globals.str", world=f"MODE{i} = 'a'",
-                body=_block(f"""
+                body=block(f"""
                     if MODE{i} == 'a':
                         out = out * 2
                     elif MODE{i} == 'b':
@@ -215,7 +230,7 @@ def _cells_number(ch, i):
 
 def _cells_container(ch, i):
     return Atom("cells.container", world=f"CELL{i} = [1, 2]", cell=f"c{i} = CELL{i}", cells=(f"c{i}",),
-                body=ch.choice([_block(f"""
+                body=ch.choice([block(f"""
                     for v in c{i}:
                         out = out + v"""), f"out = out * len(c{i})"]),
                 mutations=(f"CELL{i}.append(3)", f"CELL{i}[0] = 5", f"_set['c{i}']([7])", f"CELL{i}.clear()"))
@@ -240,7 +255,7 @@ def _attributes_instance(ch, i):
 
 def _attributes_optional(ch, i):
     return Atom("attributes.optional", world=f"class Opt{i}:\n    pass\n\n\nopt{i} = Opt{i}()",
-                body=ch.choice([f"out = out * getattr(opt{i}, 'extra', 1)", _block(f"""
+                body=ch.choice([f"out = out * getattr(opt{i}, 'extra', 1)", block(f"""
                     if hasattr(opt{i}, 'extra'):
                         out = out + opt{i}.extra""")]),
                 mutations=(f"opt{i}.extra = 4", f"opt{i}.__dict__.pop('extra', None)", f"Opt{i}.extra = 6",
@@ -249,7 +264,7 @@ def _attributes_optional(ch, i):
 
 def _attributes_none(ch, i):
     return Atom("attributes.none", world=f"class Holder{i}:\n    bias = None\n\n\nh{i} = Holder{i}()",
-                body=_block(f"""
+                body=block(f"""
                     if h{i}.bias is not None:
                         out = out + h{i}.bias"""),
                 mutations=(f"h{i}.bias = torch.ones(4)", f"h{i}.bias = None", f"Holder{i}.bias = torch.full((4,), 2.0)",
@@ -266,7 +281,7 @@ def _attributes_method(ch, i):
 
 def _attributes_property(ch, i):
     return Atom("attributes.property",
-                world=_block(f"""
+                world=block(f"""
                     class Prop{i}:
                         def __init__(self):
                             self._k = 2
@@ -289,14 +304,14 @@ def _attributes_write(ch, i):
 
 def _attributes_new_instance(ch, i):
     return Atom("attributes.new_instance",
-                world=_block(f"""
+                world=block(f"""
                     class Box{i}:
                         K = 2
                         bias = None
 
                         def __init__(self, t):
                             self.t = t"""),
-                body=_block(f"""
+                body=block(f"""
                     box = Box{i}(out)
                     out = box.t * box.K if box.bias is None else box.t + box.bias"""),
                 mutations=(f"Box{i}.K = 3", f"Box{i}.bias = torch.ones(4)", f"Box{i}.bias = None"))
@@ -305,7 +320,7 @@ def _attributes_new_instance(ch, i):
 def _attributes_getitem(ch, i):
     if ch.boolean():
         return Atom("attributes.getitem",
-                    world=_block(f"""
+                    world=block(f"""
                         class Registry{i}:
                             def __init__(self, table):
                                 self.table = table
@@ -319,7 +334,7 @@ def _attributes_getitem(ch, i):
                     mutations=(f"REG{i}.table['scale'] = 3", f"REG{i}.table = {{'scale': 0.5, 'shift': 2}}",
                                f"Registry{i}.__getitem__ = lambda self, key: 7", f"REG{i}.table.pop('shift', None)"))
     return Atom("attributes.getitem",       # like transformers' ACT2FN: a new module per lookup
-                world=_block(f"""
+                world=block(f"""
                     class Acts{i}(dict):
                         def __getitem__(self, key):
                             content = super().__getitem__(key)
@@ -348,7 +363,7 @@ def _modules_sequential(ch, i):
 
 def _modules_modulelist(ch, i):
     return Atom("modules.modulelist", world=f"ml{i} = nn.ModuleList([Scale(2), nn.ReLU()])",
-                body=ch.choice([_block(f"""
+                body=ch.choice([block(f"""
                     for layer in ml{i}:
                         out = layer(out)"""), f"out = ml{i}[0](out) * len(ml{i})"]),
                 mutations=(f"ml{i}.append(Scale(3))", f"if len(ml{i}) > 1:\n    del ml{i}[0]", f"ml{i}[0] = Scale(5)",
@@ -357,9 +372,9 @@ def _modules_modulelist(ch, i):
 
 def _modules_moduledict(ch, i):
     return Atom("modules.moduledict", world=f"md{i} = nn.ModuleDict({{'a': Scale(2)}})",
-                body=ch.choice([_block(f"""
+                body=ch.choice([block(f"""
                     for key, layer in md{i}.items():
-                        out = layer(out)"""), _block(f"""
+                        out = layer(out)"""), block(f"""
                     if 'b' in md{i}:
                         out = md{i}['b'](out)""")]),
                 mutations=(f"md{i}['b'] = Scale(3)", f"if 'b' in md{i}:\n    del md{i}['b']",
@@ -368,16 +383,16 @@ def _modules_moduledict(ch, i):
 
 def _modules_params(ch, i):
     return Atom("modules.params",
-                world=_block(f"""
+                world=block(f"""
                     pm{i} = nn.Module()
                     pm{i}.w = nn.Parameter(torch.ones(4))
                     pm{i}.register_buffer('buf', torch.zeros(4))"""),
-                body=ch.choice([_block(f"""
+                body=ch.choice([block(f"""
                     for p in pm{i}.parameters():
-                        out = out + p"""), _block(f"""
+                        out = out + p"""), block(f"""
                     out = out * pm{i}.w
                     if pm{i}.buf is not None:
-                        out = out + pm{i}.buf"""), _block(f"""
+                        out = out + pm{i}.buf"""), block(f"""
                     for name, b in pm{i}.named_buffers():
                         out = out + b""")]),
                 mutations=(f"pm{i}.v = nn.Parameter(torch.full((4,), 3.0))", f"pm{i}.buf = None",
@@ -403,7 +418,7 @@ def _modules_forward(ch, i):
 
 def _modules_training(ch, i):
     return Atom("modules.training",
-                world=_block(f"""
+                world=block(f"""
                     class Train{i}(nn.Module):
                         def forward(self, t):
                             return t * 2 if self.training else t
@@ -486,7 +501,7 @@ DICT_KEYS = {                       # key kind: (two present keys, one absent ke
 
 def _containers_list(ch, i):
     return Atom("containers.list", world=f"L{i} = [1, 2]",
-                body=ch.choice([_block(f"""
+                body=ch.choice([block(f"""
                     for v in L{i}:
                         out = out + v"""), f"out = out * len(L{i})", f"out = out + sum(L{i})", f"out = out + L{i}[-1]"]),
                 mutations=(f"L{i}.append(3)", f"L{i}[0] = 5", f"if len(L{i}) > 1:\n    L{i}.pop()", f"L{i}.clear()",
@@ -495,7 +510,7 @@ def _containers_list(ch, i):
 
 def _containers_tuple(ch, i):
     return Atom("containers.tuple", world=f"TP{i} = (1, 2)",
-                body=ch.choice([f"out = out * TP{i}[0] + len(TP{i})", _block(f"""
+                body=ch.choice([f"out = out * TP{i}[0] + len(TP{i})", block(f"""
                     for v in TP{i}:
                         out = out - v""")]),
                 mutations=(f"TP{i} = (3, 4, 5)", f"TP{i} = (2.5,)", f"TP{i} = [1, 2]"))
@@ -505,9 +520,9 @@ def _containers_dict(key_kind):
     k1, k2, k3 = DICT_KEYS[key_kind]
 
     def make(ch, i):
-        body = ch.choice([_block(f"""
+        body = ch.choice([block(f"""
             for key, v in D{i}.items():
-                out = out + v"""), f"out = out * D{i}.get({k3}, 1)", _block(f"""
+                out = out + v"""), f"out = out * D{i}.get({k3}, 1)", block(f"""
             if {k3} in D{i}:
                 out = out - D{i}[{k3}]"""), f"out = out + len(D{i})", f"out = out * D{i}[{k1}]"]
                          + ([f"out = out * D{i}.get(out.dtype, 1.0)"] if key_kind == "dtype" else []))
@@ -519,9 +534,9 @@ def _containers_dict(key_kind):
 
 def _containers_set(ch, i):
     return Atom("containers.set", world=f"S{i} = {{1, 2}}",
-                body=ch.choice([_block(f"""
+                body=ch.choice([block(f"""
                     if out.dim() in S{i}:
-                        out = out + 1"""), f"out = out * len(S{i})", _block(f"""
+                        out = out + 1"""), f"out = out * len(S{i})", block(f"""
                     if 3 in S{i}:
                         out = out - 3""")]),
                 mutations=(f"S{i}.add(3)", f"S{i}.discard(1)", f"S{i}.discard(2)", f"S{i} = frozenset({{2}})"))
@@ -529,7 +544,7 @@ def _containers_set(ch, i):
 
 def _containers_deque(ch, i):
     return Atom("containers.deque", world=f"DQ{i} = collections.deque([1, 2], maxlen=3)",
-                body=ch.choice([_block(f"""
+                body=ch.choice([block(f"""
                     for v in DQ{i}:
                         out = out * v"""), f"out = out + DQ{i}[0] * len(DQ{i})"]),
                 mutations=(f"DQ{i}.append(3)", f"DQ{i}.appendleft(5)", f"DQ{i}.rotate(1)",
@@ -538,7 +553,7 @@ def _containers_deque(ch, i):
 
 def _containers_ordereddict(ch, i):
     return Atom("containers.ordereddict", world=f"OD{i} = collections.OrderedDict(a=1, b=2)",
-                body=ch.choice([_block(f"""
+                body=ch.choice([block(f"""
                     for key in OD{i}:
                         out = out * OD{i}[key]"""), f"out = out + next(iter(OD{i}.values()))"]),
                 mutations=(f"OD{i}.move_to_end('a')", f"OD{i}['c'] = 3", f"OD{i}.pop('b', None)", f"OD{i}['a'] = 9"))
@@ -547,11 +562,11 @@ def _containers_ordereddict(ch, i):
 def _containers_ordereddict_reads(ch, i):
     return Atom("containers.ordereddict_reads",
                 world=f"ODR{i} = collections.OrderedDict([('a', 2), ('b', torch.full((4,), 0.5))])",
-                body=ch.choice([f"out = out * ODR{i}['a']", _block(f"""
+                body=ch.choice([f"out = out * ODR{i}['a']", block(f"""
                     for v in ODR{i}.values():
-                        out = out + v"""), _block(f"""
+                        out = out + v"""), block(f"""
                     for k, v in ODR{i}.items():
-                        out = out * v + len(k)"""), _block(f"""
+                        out = out * v + len(k)"""), block(f"""
                     for k in ODR{i}:
                         out = out - ODR{i}[k]"""), f"out = out * len(ODR{i}) + list(ODR{i}.values())[-1]",
                     f"first = next(iter(ODR{i}.items()))\nout = out + first[1]"]),
@@ -565,7 +580,7 @@ def _model_output_class(ch, i):
     fields = "\n    a: object = None\n    b: object = None\n    c: object = None"
     if ch.boolean():
         return "from transformers.utils import ModelOutput\n\n\n" + f"@dataclasses.dataclass\nclass Out{i}(ModelOutput):" + fields
-    return f"@dataclasses.dataclass\nclass Out{i}(collections.OrderedDict):" + fields + "\n\n" + _indent(_block("""
+    return f"@dataclasses.dataclass\nclass Out{i}(collections.OrderedDict):" + fields + "\n\n" + indent(block("""
         def __post_init__(self):
             for field in dataclasses.fields(self):
                 if getattr(self, field.name) is not None:
@@ -575,11 +590,11 @@ def _model_output_class(ch, i):
 def _containers_model_output(ch, i):
     world = _model_output_class(ch, i) + f"\n\n\nMO{i} = Out{i}(a=torch.full((4,), 2.0), b=3)"
     return Atom("containers.model_output", world=world,
-                body=ch.choice([f"out = out * MO{i}['a']", f"out = out + MO{i}.b", _block(f"""
+                body=ch.choice([f"out = out * MO{i}['a']", f"out = out + MO{i}.b", block(f"""
                     for v in MO{i}.values():
-                        out = out + v"""), _block(f"""
+                        out = out + v"""), block(f"""
                     for k, v in MO{i}.items():
-                        out = out * v"""), _block(f"""
+                        out = out * v"""), block(f"""
                     for k in MO{i}:
                         out = out + MO{i}[k]"""), f"out = out * len(MO{i})"]),
                 mutations=(f"MO{i}['c'] = torch.ones(4)", f"MO{i}['b'] = 0.5", f"MO{i}.move_to_end('a')",
@@ -588,7 +603,7 @@ def _containers_model_output(ch, i):
 
 def _containers_nested(ch, i):
     return Atom("containers.nested", world=f"NEST{i} = {{'layers': [1, 2], 'scale': 2}}",
-                body=_block(f"""
+                body=block(f"""
                     for v in NEST{i}['layers']:
                         out = out * v
                     out = out + NEST{i}['scale']"""),
@@ -599,7 +614,7 @@ def _containers_write(ch, i):
     return Atom("containers.write", world=f"LOG{i} = []\nSEEN{i} = {{}}",
                 body=ch.choice([f"LOG{i}.append(out.size(0))\nout = out + len(LOG{i})",
                                 f"SEEN{i}['n'] = SEEN{i}.get('n', 0) + 1\nout = out * SEEN{i}['n']",
-                                _block(f"""
+                                block(f"""
                                     key = tuple(out.shape)
                                     if key not in SEEN{i}:
                                         SEEN{i}[key] = len(SEEN{i})
@@ -608,7 +623,7 @@ def _containers_write(ch, i):
 
 
 def _operators_sequences(ch, i):
-    body = ch.choice([_block(f"""
+    body = ch.choice([block(f"""
         if PAIR{i} == LST{i}:
             out = out + 1
         else:
@@ -620,7 +635,7 @@ def _operators_sequences(ch, i):
         f"RES{i} = PAIR{i} + SUB{i}", f"RES{i} = LST{i} * 2 == list(PAIR{i}) * 2"])
     written = [name for name in (f"RES{i}", f"LST{i}") if body.startswith(name + " ")]
     return Atom("operators.sequences",
-                world=_block(f"""
+                world=block(f"""
                     PAIR{i} = (1, 2)
                     LST{i} = [1, 2]
                     RES{i} = None
@@ -640,7 +655,7 @@ def _operators_sequences(ch, i):
 
 def _operators_number_subclass(ch, i):
     return Atom("operators.number_subclass",
-                world=_block(f"""
+                world=block(f"""
                     class Half{i}(float):
                         def __radd__(self, other):
                             return other * 10 + float(self)
@@ -657,7 +672,7 @@ def _operators_number_subclass(ch, i):
 
 
 def _torch_grad_mode(ch, i):
-    return Atom("torch.grad_mode", body=ch.choice([_block("""
+    return Atom("torch.grad_mode", body=ch.choice([block("""
         if torch.is_grad_enabled():
             out = out + 1"""), "out = out * 2", "out = out.sum(0) + out"]))
 
@@ -668,13 +683,13 @@ def _torch_default_dtype(ch, i):
 
 
 def _torch_deterministic(ch, i):
-    return Atom("torch.deterministic", body=_block("""
+    return Atom("torch.deterministic", body=block("""
         if torch.are_deterministic_algorithms_enabled():
             out = out * 2"""))
 
 
 def _torch_autocast(ch, i):
-    return Atom("torch.autocast", body=ch.choice(["out = out @ torch.ones(4, 4)", _block("""
+    return Atom("torch.autocast", body=ch.choice(["out = out @ torch.ones(4, 4)", block("""
         if torch.is_autocast_enabled('cpu'):
             out = out + 5""")]))
 
@@ -701,13 +716,13 @@ def _torch_state_writes(ch, i):
 
 
 def _shapes_predicate(ch, i):
-    return Atom("shapes.predicate", body=_block(f"""
+    return Atom("shapes.predicate", body=block(f"""
         if out.size(0) > {ch.choice([2, 3])}:
             out = out * 2"""))
 
 
 def _shapes_value(ch, i):
-    return Atom("shapes.value", body=ch.choice([_block("""
+    return Atom("shapes.value", body=ch.choice([block("""
         for _ in range(out.size(0)):
             out = out + 1"""), "out = out * [1, 2, 3, 4, 5, 6, 7, 8][out.size(0)]", "out = out * len(str(out.size(0)))"]))
 
@@ -775,13 +790,14 @@ KINDS = {
     "shapes.predicate": _shapes_predicate,
     "shapes.value": _shapes_value,
     "inputs.inplace": _inputs_inplace,
+    **OBJECT_KINDS,
 }
 
 # features that are not atoms: what a step may vary
 STEP_FEATURES = ("inputs.shapes", "inputs.dtype", "inputs.requires_grad", "inputs.transposed")
 MODE_FEATURES = {"torch.grad_mode": "grad", "torch.default_dtype": "dtype", "torch.deterministic": "deterministic",
                  "torch.autocast": "autocast", "torch.num_threads": "threads"}
-ALL_FEATURES = tuple(KINDS) + STEP_FEATURES
+ALL_FEATURES = tuple(KINDS) + STEP_FEATURES + tuple(BREAKS)
 
 # Features main does not yet handle soundly, with the repro that shows why (see /work/wt/fuzz-findings.md);
 # the default run and the test suite leave them out.  Remove an entry when its fix lands.
@@ -816,7 +832,9 @@ def generate(ch, features) -> Program:
     for index in range(ch.integer(2, 6)):
         step_mutations = tuple(ch.choice(mutations) for _ in range(ch.integer(0, 2) if index and mutations else 0))
         steps.append(replace(ch.choice(inputs), mutations=step_mutations, mode=ch.choice(modes)))
-    return Program(atoms=tuple(atoms), steps=tuple(steps))
+    break_kinds = [name for name in BREAKS if name in features]
+    breaks = tuple((ch.integer(0, 20), ch.choice(break_kinds)) for _ in range(ch.integer(0, 2) if break_kinds else 0))
+    return Program(atoms=tuple(atoms), steps=tuple(steps), breaks=breaks)
 
 
 def _input(ch, features) -> Step:

@@ -64,7 +64,10 @@ def run(fn, x, grad=None, dtype=None, deterministic=None, autocast=None, threads
 def torch_state():
     return {"grad": torch.is_grad_enabled(), "dtype": str(torch.get_default_dtype()).replace("torch.", ""),
             "deterministic": torch.are_deterministic_algorithms_enabled(),
-            "autocast": torch.is_autocast_enabled("cpu"), "threads": torch.get_num_threads()}
+            "autocast": torch.is_autocast_enabled("cpu"), "threads": torch.get_num_threads(),
+            "matmul_precision": torch.get_float32_matmul_precision(), "anomaly": torch.is_anomaly_enabled(),
+            "mkldnn": torch.backends.mkldnn.enabled, "cudnn_deterministic": torch.backends.cudnn.deterministic,
+            "warn_always": torch.is_warn_always_enabled()}
 
 
 def restore(state):
@@ -72,6 +75,11 @@ def restore(state):
     torch.set_default_dtype(getattr(torch, state["dtype"]))
     torch.use_deterministic_algorithms(state["deterministic"])
     torch.set_num_threads(state["threads"])
+    torch.set_float32_matmul_precision(state["matmul_precision"])
+    torch.autograd.set_detect_anomaly(state["anomaly"])
+    torch.backends.mkldnn.enabled = state["mkldnn"]
+    torch.backends.cudnn.deterministic = state["cudnn_deterministic"]
+    torch.set_warn_always(state["warn_always"])
 
 
 def shown(value):
@@ -166,6 +174,10 @@ def describe(value, seen=None):
             return picture(value, seen)
     if hasattr(value, "__dict__"):
         return ("object", type(value).__name__, _describe_items(vars(value).items(), seen))
+    slots = [name for klass in type(value).__mro__ for name in vars(klass).get("__slots__", ())]
+    if slots:
+        return ("slots", type(value).__name__, _describe_items(
+            [(name, getattr(value, name)) for name in slots if hasattr(value, name)], seen))
     return ("opaque", type(value).__name__)
 
 
@@ -213,6 +225,9 @@ _PICTURES = (   # (types, picture); the first match wins
                             _describe_items(vars(v).items(), seen) if hasattr(v, "__dict__") else ())),
     ((list, tuple), lambda v, seen: (type(v).__name__, tuple(describe(i, seen) for i in v))),
     (property, lambda v, seen: ("property", describe(v.fget, seen))),
+    (functools.partial, lambda v, seen: ("partial", describe(v.func, seen), describe(v.args, seen),
+                                         describe(v.keywords, seen))),
+    (types.MethodType, lambda v, seen: ("method", describe(v.__func__, seen), describe(v.__self__, seen))),
     ((staticmethod, classmethod), lambda v, seen: (type(v).__name__, describe(v.__func__, seen))),
 )
 
@@ -365,13 +380,16 @@ def reduce(program: Program, mismatch: Mismatch) -> tuple[Program, Mismatch]:
 
 def _smaller(program: Program):
     steps, atoms = program.steps, program.atoms
+    for b in range(len(program.breaks)):
+        yield replace(program, breaks=program.breaks[:b] + program.breaks[b + 1:])
     for j in reversed(range(len(steps))):
         if len(steps) > 1:
             yield replace(program, steps=steps[:j] + steps[j + 1:])
     for a in range(len(atoms)):
         kept = atoms[:a] + atoms[a + 1:]
         allowed = {m for atom in kept for m in atom.mutations}
-        yield Program(kept, tuple(replace(s, mutations=tuple(m for m in s.mutations if m in allowed)) for s in steps))
+        yield replace(program, atoms=kept,
+                      steps=tuple(replace(s, mutations=tuple(m for m in s.mutations if m in allowed)) for s in steps))
     for j, step in enumerate(steps):
         for k in range(len(step.mutations)):
             yield _with_step(program, j, replace(step, mutations=step.mutations[:k] + step.mutations[k + 1:]))
