@@ -1,11 +1,16 @@
 """numpy values and functions, logging and warnings in traced code: eager's results and eager's semantics."""
 import logging
+import os
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
 
 import partialdyn
+from conftest import BROKEN_ENGINE
 from helpers import CountingBackend, check, r
 
 B = (2, 3, 5)
@@ -127,3 +132,45 @@ def test_transformers_warning_once_warns_once_with_no_graph_break():
     assert records == ["a batch of more than one"]
     stats = partialdyn.stats(opt)
     assert stats["graph_breaks"] == 0 and stats["compiles"] == 1 and stats["cache_hits"] == 2, stats
+
+
+MAIN_MODULE = """
+import os
+import warnings
+
+import torch
+
+import partialdyn
+
+if os.environ.get("BROKEN_PARTIALDYN_ENGINE"):      # the meta-test's broken engine, as in the test process
+    import broken_engines
+    broken_engines.install(os.environ["BROKEN_PARTIALDYN_ENGINE"])
+
+
+def f(x):
+    x = x + 1
+    warnings.warn("careful")
+    return x * 2
+
+
+opt = partialdyn.optimize(f)
+with warnings.catch_warnings(record=True) as seen:
+    warnings.simplefilter("always")
+    results = [opt(torch.ones(2)).tolist() for _ in range(2)]
+stats = partialdyn.stats(opt)
+print(results, [(str(w.message), os.path.basename(w.filename), w.lineno) for w in seen], stats["graph_breaks"],
+      stats["cache_hits"] >= 2)
+"""
+
+
+def test_a_warning_at_a_graph_break_in_a_module_run_with_python_m_warns_instead_of_raising_import_error(tmp_path):
+    # found by the state fuzzer (its runner is `python -m tests.fuzz.state`): the warning was issued with the
+    # user module's globals, whose loader (named for the module, not __main__) raised ImportError for its source
+    (tmp_path / "usermain.py").write_text(MAIN_MODULE)
+    tests = Path(__file__).parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, (tests.parent, tests, tmp_path))),
+           "BROKEN_PARTIALDYN_ENGINE": BROKEN_ENGINE}
+    done = subprocess.run([sys.executable, "-m", "usermain"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    line = MAIN_MODULE.splitlines().index('    warnings.warn("careful")') + 1
+    assert done.stdout.strip() == f"[[4.0, 4.0], [4.0, 4.0]] {[('careful', 'usermain.py', line)] * 2} 1 True"

@@ -85,8 +85,10 @@ def _warn_from(frame, message, category, source=None):
     else:
         filename, line, globals_ = frame.f_code.co_filename, frame.f_lineno, frame.f_globals
     registry = globals_.setdefault("__warningregistry__", {})
+    # no module_globals, as warnings.warn passes none: with them the source line is asked of the module's
+    # loader, which raises ImportError for a `python -m` main module (its loader is named for the module)
     warnings.warn_explicit(message, category, filename, line, globals_.get("__name__", "<string>"), registry,
-                           globals_, source)
+                           source=source)
 
 
 SUBSTITUTES = {warnings.warn: warn_as_user}     # callables a break step runs in their user-faithful form
