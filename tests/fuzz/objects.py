@@ -30,7 +30,8 @@ def _class_swap(ch, i):
                 body=ch.choice([f"out = out * sw{i}.scale()", f"out = out + sw{i}.k", block(f"""
                     if isinstance(sw{i}, SwapB{i}):
                         out = out - 1"""), f"out = out * (2 if type(sw{i}) is SwapA{i} else 5)",
-                    f"out = out + len(sw{i}.__class__.__name__)", f"m = sw{i}.scale\nout = out * m()"]),
+                    f"out = out + len(sw{i}.__class__.__name__)", f"m = sw{i}.scale\nout = out * m()",
+                    f"o = sw{i}\nout = out * o.scale() + isinstance(o, SwapB{i})"]),
                 mutations=(f"sw{i}.__class__ = SwapB{i}", f"sw{i}.__class__ = SwapA{i}", f"sw{i}.k = 7",
                            f"sw{i}.__dict__.pop('k', None)", f"SwapB{i}.k = 0.5",
                            f"SwapA{i}.scale = lambda self: -1", f"sw{i}.scale = lambda: 4"))
@@ -53,7 +54,7 @@ def _dict_direct(ch, i):
                                         out = out + bag{i}.c"""), block(f"""
                                     for key, v in vars(bag{i}).items():
                                         out = out + v"""), f"out = out * sum(bag{i}.__dict__.values())",
-                                f"a = bag{i}.a\nout = out * a"]),
+                                f"a = bag{i}.a\nout = out * a", f"o = bag{i}\nout = out * o.a + len(vars(o))"]),
                 mutations=(f"bag{i}.__dict__['a'] = 5", f"vars(bag{i})['c'] = 4", f"bag{i}.__dict__.update(b=0.5, c=2)",
                            f"bag{i}.__dict__.clear()", f"bag{i}.__dict__ = {{'a': 3, 'b': 2}}", f"setattr(bag{i}, 'a', 9)",
                            f"bag{i}.__dict__.pop('c', None)", f"Bag{i}.c = 6", f"Bag{i}.a = 100",
@@ -118,7 +119,7 @@ def _methods(ch, i):
                     BOUND{i} = me{i}.im"""),
                 body=ch.choice([f"out = me{i}.st(out)", f"out = Meth{i}.cm(out)", f"out = me{i}.cm(out)",
                                 f"out = BOUND{i}(out)", f"fn = me{i}.im\nout = fn(out)", f"out = me{i}.im(out)",
-                                f"out = me{i}.brk(out)"]),
+                                f"out = me{i}.brk(out)", f"o = me{i}\nout = o.cm(out) + o.im(out)"]),
                 mutations=(f"Meth{i}.factor = 3", f"Meth{i}.st = staticmethod(lambda t: t * 4)",
                            f"Meth{i}.cm = classmethod(lambda cls, t: t + cls.factor)", f"me{i}.im = lambda t: t * 0",
                            f"me{i}.factor = 5", f"BOUND{i} = Meth{i}().im", f"Meth{i}.im = lambda self, t: t + 10",
@@ -216,7 +217,8 @@ def _dataclass(ch, i):
                                             out = out * getattr(CONF{i}, field.name)"""),
                                 f"out = out + (CONF{i} == Conf{i}())",
                                 f"c2 = dataclasses.replace(CONF{i}, shift=5)\nout = out * c2.scale + c2.shift",
-                                f"out = out * (FROZEN{i}.k + len(CONF{i}.names))"]),
+                                f"out = out * (FROZEN{i}.k + len(CONF{i}.names))",
+                                f"c = CONF{i}\nout = out * c.scale + len(c.names)"]),
                 mutations=(f"CONF{i}.scale = 3", f"CONF{i}.names.append('b')", f"CONF{i} = Conf{i}(scale=0.5)",
                            f"object.__setattr__(FROZEN{i}, 'k', 5)", f"FROZEN{i} = Frozen{i}(k=3)", f"CONF{i}.shift = -1",
                            f"CONF{i}.names = []", f"Conf{i}.__eq__ = lambda self, other: False"))
@@ -304,7 +306,7 @@ def _descriptors(ch, i):
                     ds{i} = Desc{i}()"""),
                 body=ch.choice([f"out = out * ds{i}.c", f"out = out + ds{i}.d", f"out = out * Desc{i}.c",
                                 f"ds{i}.d = 3\nout = out + ds{i}.d", f"out = out * vars(Desc{i})['c'].v",
-                                f"out = out + ds{i}.c * ds{i}.d"]),
+                                f"out = out + ds{i}.c * ds{i}.d", f"o = ds{i}\nout = out * o.c + o.d"]),
                 mutations=(f"vars(Desc{i})['c'].v = 5", f"ds{i}.__dict__['c'] = 7", f"ds{i}.__dict__['d'] = 9",
                            f"ds{i}.d = 4", f"Desc{i}.c = Const{i}(0.5)", f"Const{i}.__get__ = lambda self, obj, owner=None: 3",
                            f"if '__set__' in vars(Typed{i}):\n    del Typed{i}.__set__", f"ds{i}.__dict__.pop('c', None)",
@@ -342,7 +344,7 @@ def _properties(ch, i):
                     pr{i} = Pr{i}()"""),
                 body=ch.choice([f"out = out * pr{i}.v", f"out = out + pr{i}.cached", f"pr{i}.v = 3\nout = out * pr{i}.v",
                                 f"out = out * Pr{i}.v.fget(pr{i})", f"out = out + pr{i}.cached * pr{i}.v",
-                                f"out = out * pr{i}.slow"]),
+                                f"out = out * pr{i}.slow", f"o = pr{i}\nout = out * o.v + o.cached"]),
                 mutations=(f"SCALE{i} = 3", f"pr{i}._v = 4", f"pr{i}.__dict__.pop('cached', None)",
                            f"pr{i}.__dict__['cached'] = 10", f"Pr{i}.v = property(lambda self: -1)",
                            f"pr{i}.__dict__['v'] = 100", f"Pr{i}.cached = 5", f"pr{i}._v = 0.5"))
@@ -507,7 +509,8 @@ def _protocols(ch, i):
                     for v in pt{i}:
                         out = out + v"""), f"out = pt{i}(out)", f"out = out + (pt{i} == Proto{i}())", block(f"""
                     with pt{i} as n:
-                        out = out * n"""), f"out = out + len(str(pt{i}.items))", f"out = out * callable(pt{i})"]),
+                        out = out * n"""), f"out = out + len(str(pt{i}.items))", f"out = out * callable(pt{i})",
+                    f"o = pt{i}\nout = out * len(o) + (1 if o else 0)"]),
                 mutations=(f"pt{i}.items.append(3)", f"pt{i}.items = []", f"pt{i}.items = [4]",
                            f"Proto{i}.__len__ = lambda self: 7", f"pt{i}.__len__ = lambda: 9",
                            f"Proto{i}.__bool__ = lambda self: False", f"Proto{i}.__contains__ = lambda self, v: True",
