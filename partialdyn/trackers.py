@@ -48,6 +48,7 @@ class Known(VT):
     value: Any
     source: Any = None
     by_contents: bool = False      # guarded by what the trace reads of it (fields, items), not by identity
+    per_call: bool = False         # (by contents) its parts come with each call as arguments do (Trace.wrap_part)
     owned: bool = False            # a plain-data copy made in the trace (copy.deepcopy): rebuilt fresh per call
 
     def python_type(self):

@@ -6,7 +6,7 @@ import inspect
 import pytest
 import torch
 
-from helpers import Compiled, check, r
+from helpers import Compiled, check, entries, r
 
 
 pytestmark = pytest.mark.usefixtures("fresh_partialdyn")   # tests/conftest.py
@@ -311,3 +311,216 @@ def test_reading_a_partials_attributes_leaves_it_flattened_by_a_partial_of_it():
                   before={2: lambda fn: scope.update(P=functools.partial(scope["P"], shift=3))}, recompiles=1)
     assert stats["cache_hits"] == 1
     assert scope["P"].func is _kw_scaled and scope["P"].keywords == {"k": 2, "shift": 3}
+
+
+# ---- a functools.partial read from outside the frame: guarded by its parts unless the trace relies on its identity
+
+def _shifted(a, x, k=1):
+    return x * a + k
+
+
+def calls_the_partial(x, p):
+    return p(x) + 1
+
+
+def _partial_calls(make, n=4):
+    return [(r(3, seed=i), make(i)) for i in range(n)]
+
+
+def _no_identity_guard_on_the_partial(fn):
+    on_p = [g["text"] for entry in entries(fn) for g in entry if g["source"] == "p"]
+    assert on_p == ["type(p) is partial"], on_p
+
+
+def test_a_functools_partial_made_anew_on_every_call_hits_the_cache():
+    """It was guarded by identity (and by its parts): each call made a new partial, so each call recompiled, 5
+    compiles in 5 calls.  Now its exact type and its parts through `p.func`, `p.args[0]`, `p.keywords`."""
+    stats = check(calls_the_partial, _partial_calls(lambda i: functools.partial(_shifted, 2)))
+    assert stats["compiles"] == 1 and stats["cache_hits"] >= 3, stats
+    _no_identity_guard_on_the_partial(calls_the_partial)
+
+
+@pytest.mark.parametrize("make", [
+    lambda i: functools.partial(functools.partial(_shifted, 2), k=3),     # CPython flattens it: one partial
+    lambda i: functools.partial(_shifted, i + 2, k=i),                    # stored numbers: arguments of the call
+    lambda i: functools.partial(_BOUND.scaled, 2.0),                     # of a bound method
+    lambda i: functools.partial(_closure_over(3.0), 2.0),                # of a closure made anew, same code and cells
+], ids=["a partial of a partial", "other stored numbers", "a partial of a bound method",
+        "a partial of a fresh closure"])
+def test_a_partial_made_anew_with_other_parts_of_the_same_kind_hits_the_cache(make):
+    stats = check(calls_the_partial, _partial_calls(make))
+    assert stats["compiles"] == 1 and stats["cache_hits"] >= 3, stats
+
+
+class _Scaler:
+    def __init__(self, s):
+        self.s = s
+
+    def scaled(self, a, x):
+        return x * a * self.s
+
+
+_BOUND = _Scaler(3.0)
+
+
+def _closure_over(c):
+    return lambda a, x: x * a + c
+
+
+def test_a_partial_whose_keywords_or_function_change_recompiles():
+    """The keyword names are guarded (`list(p.keywords)`), and so is the function it calls."""
+    makes = [functools.partial(_shifted, 2), functools.partial(_shifted, 2, k=5), functools.partial(_other, k=5),
+             functools.partial(_shifted, 2), functools.partial(_shifted, 2, k=5)]
+    stats = check(lambda x, p: p(x) + 1, [(r(3), p) for p in makes], recompiles=2)
+    assert stats["compiles"] == 3 and stats["cache_hits"] >= 2, stats
+
+
+def test_a_partial_whose_closure_holds_another_constant_recompiles():
+    """A closure made anew per call is guarded by its code and cell contents: a cell holding another float is
+    another entry (docs/limitations.md)."""
+    stats = check(calls_the_partial, _partial_calls(lambda i: functools.partial(_closure_over(float(i % 2)), 2.0)),
+                  recompiles=1)
+    assert stats["compiles"] == 2 and stats["cache_hits"] >= 2, stats
+
+
+_GLOBAL_PARTIAL = functools.partial(_shifted, 2)
+_CACHE: dict = {}
+
+
+def _as_key(x, p):
+    return p(x), {p: 1}
+
+
+def _with_id(x, p):
+    return p(x), id(p)
+
+
+def _compared_with_a_global(x, p):
+    return p(x) + (1 if p is _GLOBAL_PARTIAL else 2)
+
+
+def _used_in_a_global_dict(x, p):
+    _CACHE[p] = True
+    return p(x) + len(_CACHE)
+
+
+@pytest.mark.parametrize("use", [_as_key, _with_id, _compared_with_a_global, _used_in_a_global_dict],
+                         ids=["a dict key", "id()", "is a global", "a key of a global dict"])
+def test_a_partial_whose_identity_the_trace_uses_is_guarded_by_identity_there_only(use):
+    """Only the calls whose trace uses the identity guard it: the first two calls (no identity use) share an
+    entry, then each new partial recompiles."""
+    def f(x, p, identity):
+        if identity:
+            return use(x, p)
+        return p(x) * 3
+    opt = Compiled(f)
+    partials = [functools.partial(_shifted, 2) for _ in range(4)]
+    for p, identity in zip(partials, (False, False, True, True)):
+        _CACHE.clear()
+        expected = f(r(3), p, identity)
+        _CACHE.clear()
+        _same_result(expected, opt(r(3), p, identity))
+    stats = opt.stats(recompiles=None)
+    assert stats["compiles"] == 3 and stats["cache_hits"] == 1, stats
+
+
+def _same_result(expected, got):
+    """A tensor, or a tensor and the id or the one-key dict of the partial (its key the same object)."""
+    if not isinstance(expected, tuple):
+        torch.testing.assert_close(got, expected)
+        return
+    torch.testing.assert_close(got[0], expected[0])
+    assert type(got[1]) is type(expected[1])
+    assert (list(got[1]) == list(expected[1])) if isinstance(got[1], dict) else got[1] == expected[1]
+
+
+def test_two_partials_compared_with_is_are_guarded_by_their_aliasing():
+    def f(x, p, q):
+        return p(x) + (1 if p is q else 0)
+    opt = Compiled(f)
+    for p, q in [(functools.partial(_shifted, 2), functools.partial(_shifted, 2)),
+                 (functools.partial(_shifted, 2), functools.partial(_shifted, 2))]:
+        torch.testing.assert_close(opt(r(3), p, q), f(r(3), p, q))
+    p = functools.partial(_shifted, 2)
+    torch.testing.assert_close(opt(r(3), p, p), f(r(3), p, p))
+    stats = opt.stats(recompiles=1)
+    assert stats["compiles"] == 2 and stats["cache_hits"] == 1, stats
+
+
+_SEEN: list = []
+
+
+def _returned(x, p):
+    return p(x), p
+
+
+def _stored(x, p):
+    _SEEN.append(p)
+    return p(x), p
+
+
+def _tagged(x, p):
+    p.tag = 5
+    return p(x) * p.tag, p
+
+
+@pytest.mark.parametrize("use", [_returned, _stored, _tagged], ids=["returned", "stored in a global list",
+                                                                  "its attribute assigned"])
+def test_a_partial_returned_stored_or_written_is_the_callers_own_object(use):
+    """Re-read from its source after the graph, as an argument read by contents is: each call's own object,
+    without an identity guard."""
+    _SEEN.clear()
+    opt = Compiled(use)
+    for n in (3, 4, 5):
+        expected, eager_p = use(r(n), functools.partial(_shifted, 2))
+        p = functools.partial(_shifted, 2)
+        out, back = opt(r(n), p)
+        torch.testing.assert_close(out, expected)
+        assert back is p and vars(p) == vars(eager_p)
+        assert _SEEN[-1] is p if use is _stored else not _SEEN
+    _SEEN.clear()
+    assert opt.stats()["cache_hits"] == 2
+
+
+class _PartialActivation(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.act = functools.partial(torch.nn.functional.gelu, approximate="tanh")
+
+    def forward(self, x):
+        return self.act(x)
+
+
+def builds_a_partial_holding_module_then_breaks(x):
+    m = _PartialActivation()
+    y = x * 2
+    print("", end="")
+    return m(y) + 1
+
+
+def test_a_module_built_in_forward_holding_a_partial_alive_at_a_break_hits_the_cache():
+    """The resume function gets a new copy of the module, with a new partial, on every call: 9 compiles and
+    then eager in 10 calls.  The partial is read by contents as its module is."""
+    stats = check(builds_a_partial_holding_module_then_breaks, [(r(3),) for _ in range(5)], breaks=1)
+    assert stats["compiles"] == 2 and stats["backend_graphs"] == 2, stats
+
+
+class _LayerWithPartial(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.act = functools.partial(torch.nn.functional.gelu, approximate="tanh")
+        self.lin = torch.nn.Linear(3, 3)
+
+    def forward(self, x):
+        y = self.lin(x)
+        print("", end="")
+        return self.act(y)
+
+
+def test_layers_each_holding_their_own_partial_share_the_entries_of_a_break_inside_them():
+    """The function after the break takes each layer as `self`, guarded by its type and what the trace reads:
+    its partial was guarded by identity, one recompile per layer."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(*[_LayerWithPartial() for _ in range(4)]).requires_grad_(False)
+    stats = check(model, [(r(2, 3),), (r(5, 3),)], breaks=None)
+    assert stats["recompiles"] == 0 and stats["graph_breaks"] == 4, stats

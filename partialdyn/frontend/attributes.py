@@ -110,7 +110,7 @@ def _known_attr(f, obj, name):
     if isinstance(attr, types.BuiltinMethodType) and getattr(attr, "__self__", None) is value:
         return trackers.Method(obj, name)
     if obj.source is not None and not (isinstance(value, types.ModuleType) and reads.is_library(value)):
-        return f.trace.wrap(attr, sources.attr(obj.source, name), frame_input=obj.by_contents)
+        return f.trace.wrap_part(obj, attr, sources.attr(obj.source, name))
     return reads.known_result(attr) if not isinstance(attr, torch.Tensor) else \
         f.trace.wrap(attr, sources.attr(obj.source, name)) if obj.source else reads.known_result(attr)
 
@@ -181,8 +181,9 @@ def _module_attr(f, obj, name):
         sub = d["_modules"][name]
         return f.trace.wrap(sub, sources.module_entry(obj.source, "_modules", name), frame_input=obj.by_contents) \
             if src is not None else trackers.Known(sub)
-    if name in d:
-        return f.trace.wrap(d[name], src) if src is not None else reads.known_result(d[name])
+    if name in d:       # read by contents as the module is (a partial made anew with it), numbers constants
+        return f.trace.wrap(d[name], src, contents=obj.by_contents) if src is not None else \
+            reads.known_result(d[name])
     if src is None:
         found = _class_attr_of_sourceless_module(f, obj, name)
         if found is not None:

@@ -313,16 +313,17 @@ def _plain_constant(value) -> bool:
 
 def _call_partial_object(f, fn_vt, args, kwargs):
     """Calling a functools.partial made outside the trace: its function with its stored arguments first.
-    With a source, the function, the argument tuple and the keyword dict (its keys too) are guarded."""
+    With a source, the function, the argument tuple and the keyword dict (its keys too) are read through it
+    and guarded as any value read there (as an argument's fields when the partial is read by contents)."""
     partial = fn_vt.value
     if fn_vt.source is None:
         fn = reads.known_result(partial.func)
         stored_args = [reads.known_result(a) for a in partial.args]
         stored_kwargs = {k: reads.known_result(v) for k, v in partial.keywords.items()}
         return protocol.call(f, fn, stored_args + list(args), {**stored_kwargs, **kwargs})
-    fn = f.trace.wrap(partial.func, sources.attr(fn_vt.source, "func"))
-    stored_args = f.trace.wrap(partial.args, sources.attr(fn_vt.source, "args"))
-    stored_kwargs = f.trace.wrap(partial.keywords, sources.attr(fn_vt.source, "keywords"))
+    fields = {name: f.trace.wrap_part(fn_vt, getattr(partial, name), sources.attr(fn_vt.source, name))
+              for name in ("func", "args", "keywords")}
+    fn, stored_args, stored_kwargs = fields["func"], fields["args"], fields["keywords"]
     if not isinstance(stored_args, trackers.Tuple) or not isinstance(stored_kwargs, trackers.Dict):
         raise GraphBreak("call of a functools.partial whose arguments the tracer cannot hold")
     return protocol.call(f, fn, list(stored_args.items) + list(args), {**stored_kwargs.items, **kwargs})

@@ -48,8 +48,8 @@ def _entries(owner, f) -> dict:
     value, source = owner.value, owner.source
     f.trace.guards.keys_match(source, value)
     plain = reads.static_lookup(type(value), "__getitem__") is dict.__getitem__
-    return {k: f.trace.wrap(dict.__getitem__(value, k), sources.item(source, k) if plain else _item(source, k),
-                            frame_input=owner.by_contents) for k in value}
+    return {k: f.trace.wrap_part(owner, dict.__getitem__(value, k),
+                                 sources.item(source, k) if plain else _item(source, k)) for k in value}
 
 
 @_entries.register(trackers.Dict)

@@ -186,8 +186,11 @@ class Trace:
         return provenance_of(op, [f.location() for f in frames], self.caller)
 
     # ------------------------------------------------------------ inputs
-    def wrap(self, value, source, frame_input=False, static=False) -> trackers.VT:
-        """Tracker for a value that lives in the caller's world at `source`, with its guards."""
+    def wrap(self, value, source, frame_input=False, static=False, contents=False) -> trackers.VT:
+        """Tracker for a value that lives in the caller's world at `source`, with its guards.  `frame_input`: it
+        comes with each call (an argument, a part of one): numbers are symbolic, objects read piece by piece are
+        guarded by what the trace reads of them (`_read_by_contents`); `contents`: only the latter (a part of a
+        module read by contents, whose own numbers are constants)."""
         if source.code in self.wrapped:
             return self.wrapped[source.code]
         self.register(source)
@@ -203,7 +206,7 @@ class Trace:
             # the trace's attribute writes are replayed after the graph: this dict would show the old values
             raise GraphBreak(f"{source}, the __dict__ of an object whose attributes the trace assigned",
                              hint="it is read in Python, after the assignments")
-        vt = self._wrap_new(value, source, frame_input, static)
+        vt = self._wrap_new(value, source, frame_input, static, contents)
         self.wrapped[source.code] = vt
         if not isinstance(value, (int, float, str, bool, type(None))):
             self.by_identity.setdefault(id(value), vt)
@@ -228,7 +231,7 @@ class Trace:
                 pass
         return False
 
-    def _wrap_new(self, value, source, frame_input, static):
+    def _wrap_new(self, value, source, frame_input, static, contents):
         g = self.guards
         if isinstance(value, torch.Tensor):
             return self._wrap_tensor(value, source, static)
@@ -251,12 +254,13 @@ class Trace:
             def load():
                 g.type_match(source, value, f"len({{}}) == {len(value)}",
                              actual=PREFIX + "named({{'type': type({0}), 'len': len({0})}})")
-                return [self.wrap(v, sources.item(source, i), frame_input) for i, v in enumerate(value)]
+                return [self.wrap(v, sources.item(source, i), frame_input, contents=contents)
+                        for i, v in enumerate(value)]
             return trackers.CallerList(source, load)
         if isinstance(value, (tuple, list)) and type(value) in (tuple, list, torch.Size) or _is_namedtuple(value):
             g.type_match(source, value, f"len({{}}) == {len(value)}",
                          actual=PREFIX + "named({{'type': type({0}), 'len': len({0})}})")
-            items = [self.wrap(v, sources.item(source, i), frame_input) for i, v in enumerate(value)]
+            items = [self.wrap(v, sources.item(source, i), frame_input, contents=contents) for i, v in enumerate(value)]
             if _is_namedtuple(value):
                 return trackers.NamedTuple(items, source, cls=type(value))
             if isinstance(value, torch.Size):
@@ -268,7 +272,8 @@ class Trace:
                 g.no_instance_attributes(source)
                 if type(value) is not collections.OrderedDict:
                     g.inherits(type(value), collections.OrderedDict, ORDERED_DICT_METHODS)
-            return trackers.Dict({k: self.wrap(v, sources.item(source, k), frame_input) for k, v in value.items()},
+            return trackers.Dict({k: self.wrap(v, sources.item(source, k), frame_input, contents=contents)
+                                  for k, v in value.items()},
                                  source, type(value))
         if is_opaque(value):
             g.type_match(source, value)
@@ -285,16 +290,21 @@ class Trace:
             # what the trace reads (structure, parameters through their sources, attributes), so every layer of a
             # stack shares the entry instead of compiling once per instance
             g.type_match(source, value)
-            return trackers.Known(value, source, by_contents=True)
-        if frame_input and _read_by_contents(value):
+            return trackers.Known(value, source, by_contents=True, per_call=True)
+        if (frame_input or contents) and _read_by_contents(value):
             # a config object or a set passed per call: guarded by what the trace reads of it (its fields,
             # membership, length), so a fresh equal one hits; a use that needs the object itself adds ID_MATCH
             g.type_match(source, value)
-            return trackers.Known(value, source, by_contents=True)
+            return trackers.Known(value, source, by_contents=True, per_call=frame_input)
         g.id_match(source, value)
         if reads.class_assignable(value):
             g.type_match(source, value)     # `obj.__class__ = Other` keeps its identity: what the trace read of its class
         return trackers.Known(value, source)
+
+    def wrap_part(self, owner, value, source) -> trackers.VT:
+        """A part of `owner` (a field, an item, a partial's function or stored arguments) read through `source`:
+        guarded by contents when its owner is, and a frame input when its owner's parts come with each call."""
+        return self.wrap(value, source, frame_input=owner.by_contents and owner.per_call, contents=owner.by_contents)
 
     def as_object(self, vt):
         """The trace relies on the object itself (its identity, or all of it at once): a tracker guarded by
@@ -437,10 +447,11 @@ def shared_storages(arguments) -> set:
 def _read_by_contents(value) -> bool:
     """Objects whose state the trace reads piece by piece: sets, deques, dataclass instances (transformers'
     ModelOutput dicts too), torch.autocast objects (made by a `with` that runs in Python), exceptions (made
-    fresh by every raising call) and instances of user classes whose attribute lookup is Python's own (slots and
-    custom __init__/__new__/__setattr__ allowed).  A resume function gets the objects a break step made as
-    such arguments: guarding them by identity would recompile on every call."""
-    if isinstance(value, (set, frozenset, collections.deque)):
+    fresh by every raising call), functools.partial objects (of that exact type: a call reads `func`, `args`
+    and `keywords`) and instances of user classes whose attribute lookup is Python's own (slots and custom
+    __init__/__new__/__setattr__ allowed).  A resume function gets the objects a break step made as such
+    arguments: guarding them by identity would recompile on every call."""
+    if isinstance(value, (set, frozenset, collections.deque)) or type(value) is functools.partial:
         return True
     if isinstance(value, (type, torch.nn.Module)):
         return False

@@ -691,7 +691,7 @@ def _iterate_source(f, vt, values):
         return [trackers.Known(k) for k in values]
     if isinstance(value, (list, tuple, collections.deque)):
         guards.length(src, len(values))
-        return [f.trace.wrap(v, sources.item(src, i), frame_input=vt.by_contents) for i, v in enumerate(values)]
+        return [f.trace.wrap_part(vt, v, sources.item(src, i)) for i, v in enumerate(values)]
     if isinstance(value, (set, frozenset)) and all(isinstance(v, CONSTANT_ITEMS) for v in values):
         guards.contents_match(src, value, values)
         return [trackers.Known(v) for v in values]
