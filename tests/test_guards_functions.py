@@ -524,3 +524,16 @@ def test_layers_each_holding_their_own_partial_share_the_entries_of_a_break_insi
     model = torch.nn.Sequential(*[_LayerWithPartial() for _ in range(4)]).requires_grad_(False)
     stats = check(model, [(r(2, 3),), (r(5, 3),)], breaks=None)
     assert stats["recompiles"] == 0 and stats["graph_breaks"] == 4, stats
+
+
+class _TenfoldPartial(functools.partial):
+    def __call__(self, *args, **kwargs):
+        return super().__call__(*args, **kwargs) * 10
+
+
+def test_a_partial_subclass_with_its_own_call_runs_that_call():
+    """It was called as a plain partial (x * 2 + 1 where eager gives x * 20 + 1).  Its own __call__ is inlined;
+    partial's, reached through super(), runs in Python at a break."""
+    p = _TenfoldPartial(_shifted, 2, k=0)
+    stats = check(calls_the_partial, [(r(3), p), (r(4), p)], breaks=1, shared=(p,))
+    assert stats["compiles"] == 2, stats

@@ -95,8 +95,8 @@ def call_known(f, fn_vt, args, kwargs):
         return call_module(f, fn_vt, args, kwargs)
     if is_torch_op(fn):
         return torch_call(f, fn, args, kwargs)
-    if isinstance(fn, functools.partial):
-        return _call_partial_object(f, fn_vt, args, kwargs)
+    if isinstance(fn, functools.partial) and type(fn).__call__ is functools.partial.__call__:
+        return _call_partial_object(f, fn_vt, args, kwargs)      # a subclass's own __call__ is inlined below
     if is_autograd_function_apply(fn):
         return autograd_function_call(f, fn, args, kwargs)
     if isinstance(fn, types.MethodType) and environment.is_environ(fn.__self__):
