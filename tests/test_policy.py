@@ -5,6 +5,7 @@ level so specialization events can be matched to their file and line.
 """
 import collections
 import inspect
+import logging
 import math
 import warnings
 
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 
 import partialdyn
 from helpers import entries, guards, outcome
+from partialdyn.errors import GraphBreak
 
 THIS_FILE = __file__
 
@@ -450,6 +452,32 @@ def test_a_size_an_operation_pins_backs_off_into_a_break_before_that_operation()
     assert [e["dim"] for e in partialdyn.events("backoff")] == ["x.size(1)"]
     reason = partialdyn.events("graph_break")[0]["reason"]
     assert "x.size(1) is unstable" in reason and "max_pool1d" in reason, reason
+
+
+@pytest.mark.parametrize("logger, message", [
+    ("torch._subclasses.fake_tensor", "failed while attempting to run meta for %s"),
+    ("torch.fx.experimental.symbolic_shapes.partialdyn", "failed during evaluate_expr(%s)"),
+])
+def test_the_break_before_an_operation_is_not_logged_as_a_failure_of_torch(logger, message):
+    # the backoff break rises through the fake kernel (or the ShapeEnv) that was about to pin the size: torch logs
+    # any exception there, with its traceback, and the user saw an error for a break that is by design
+    seen = []
+    handler = logging.Handler()
+    handler.emit = seen.append
+    logging.getLogger(logger).addHandler(handler)       # torch's loggers do not propagate to "torch"
+    try:
+        import partialdyn.shapes.fake  # noqa: F401  (installs the filters, as any compile does)
+        try:
+            raise GraphBreak("x.size(2) is unstable; aten.mm needs its value, so the call runs in Python")
+        except GraphBreak:
+            logging.getLogger(logger).exception(message, "aten.mm.default")
+        try:
+            raise RuntimeError("a real failure")
+        except RuntimeError:
+            logging.getLogger(logger).exception(message, "aten.mm.default")
+    finally:
+        logging.getLogger(logger).removeHandler(handler)
+    assert [record.exc_info[0] for record in seen] == [RuntimeError]
 
 
 def test_an_operation_may_pin_a_size_that_is_not_unstable():

@@ -31,14 +31,20 @@ class ProvenanceSLoc(SLoc):
     provenance: object = None
 
 
+# what torch logs about an exception that escapes a guard's evaluation or a fake kernel (ShapeEnv warns, the fake
+# tensor mode logs an error with its traceback); a graph break the policy raises there
+# (`TracedShapeEnv.relation_check`) is not a failure, and the user would see a traceback for nothing
+_FAILURE_MESSAGES = ("failed during evaluate_expr", "failed while attempting to run meta")
+
+
 def _not_a_break(record: logging.LogRecord) -> bool:
-    """ShapeEnv warns about any exception raised while it evaluates a guard; a graph break the policy raises
-    there (`TracedShapeEnv.relation_check`) is not a failure."""
-    return not (record.msg.startswith("failed during evaluate_expr") and isinstance(sys.exc_info()[1], GraphBreak))
+    return not (isinstance(record.msg, str) and record.msg.startswith(_FAILURE_MESSAGES)
+                and isinstance(sys.exc_info()[1], GraphBreak))
 
 
 _SHAPE_ENV_LOG = logging.getLogger(ShapeEnv.__module__).getChild("partialdyn")    # propagates to torch's
 _SHAPE_ENV_LOG.addFilter(_not_a_break)
+logging.getLogger(FakeTensorMode.__module__).addFilter(_not_a_break)     # its module's own logger
 
 
 class TracedShapeEnv(ShapeEnv):
