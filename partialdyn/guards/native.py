@@ -59,6 +59,12 @@ def _key() -> str:
                                       _torch_lib_dir().encode()])).hexdigest()[:16]
 
 
+def _beside(path: Path, suffix: str) -> Path:
+    """The build's files next to the library: `.lock` while a background build runs, `.failed` (the compiler's
+    output) once one failed."""
+    return path.with_name(path.name + suffix)
+
+
 def _torch_lib_dir() -> str:
     return str(Path(torch.__file__).parent / "lib")
 
@@ -81,7 +87,7 @@ def build(path: Path | None = None) -> Path:
     partial = path.with_name(f"{path.name}.{os.getpid()}.foreground.tmp")
     subprocess.run(compile_command(partial), check=True, capture_output=True, text=True)
     os.replace(partial, path)
-    path.with_name(path.name + ".failed").unlink(missing_ok=True)
+    _beside(path, ".failed").unlink(missing_ok=True)
     return path
 
 
@@ -90,17 +96,17 @@ def _start_background_build(path: Path) -> None:
     from starting the same build, and a failed build leaves its compiler output beside the library so that
     no later process tries again (`python -m partialdyn build-native` does)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    lock = path.with_name(path.name + ".lock")
+    lock = _beside(path, ".lock")
     try:
         descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
     except FileExistsError:
         if time.time() - lock.stat().st_mtime < STALE_LOCK_SECONDS:
             return
-        lock.unlink(missing_ok=True)
+        lock.unlink(missing_ok=True)      # its build died: the next guard made starts one
         return
     os.close(descriptor)
     partial = path.with_name(f"{path.name}.{os.getpid()}.background.tmp")
-    failed = path.with_name(path.name + ".failed")
+    failed = _beside(path, ".failed")
     q = shlex.quote
     script = (f"( {shlex.join(compile_command(partial))} > {q(str(failed))} 2>&1 && mv -f {q(str(partial))} "
               f"{q(str(path))} && rm -f {q(str(failed))}; rm -f {q(str(partial))} {q(str(lock))} ) "
@@ -158,8 +164,8 @@ def _find_or_build():
             _log.warning("partialdyn: its C++ tensor check at %s is unusable (%s); guards check tensors in "
                          "Python", path, error)
         return _loaded
-    failed = path.with_name(path.name + ".failed")
-    if failed.exists() and not path.with_name(path.name + ".lock").exists():
+    failed = _beside(path, ".failed")
+    if failed.exists() and not _beside(path, ".lock").exists():
         _unusable = True
         _log.info("partialdyn: its C++ tensor check could not be built (the compiler's output: %s); guards "
                   "check tensors in Python. `python -m partialdyn build-native` tries again", failed)
